@@ -1,0 +1,61 @@
+//! Domain logic of claiming a node and unlocking its key: validation, throttling and the
+//! database transactions behind them. No HTTP types live here.
+
+pub mod claim;
+pub mod throttle;
+pub mod unlock;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::store::StoreError;
+
+/// Keeps repeated, attacker-triggerable audit events (rejected claims, throttled unlocks) to
+/// one entry per client per interval, so that a flood cannot grow the log without bound.
+#[derive(Debug, Default)]
+pub struct AuditLimiter {
+    last_recorded: Mutex<HashMap<String, i64>>,
+}
+
+impl AuditLimiter {
+    /// Seconds between two recorded events for the same key.
+    pub const INTERVAL: i64 = 60;
+    const MAX_KEYS: usize = 10_000;
+
+    /// Whether an event for `key` should be recorded at `now`; remembers that it was.
+    pub fn should_record(&self, key: &str, now: i64) -> bool {
+        let mut last = self
+            .last_recorded
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if last.len() >= Self::MAX_KEYS {
+            last.retain(|_, at| now - *at < Self::INTERVAL);
+        }
+        match last.get(key) {
+            Some(at) if now - *at < Self::INTERVAL => false,
+            _ => {
+                last.insert(key.to_owned(), now);
+                true
+            }
+        }
+    }
+}
+
+/// Errors shared by the domain operations: the store failed, which is never the client's fault.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct InternalError(#[from] pub StoreError);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_audit_limiter_records_once_per_interval_and_key() {
+        let limiter = AuditLimiter::default();
+        assert!(limiter.should_record("a", 100));
+        assert!(!limiter.should_record("a", 159));
+        assert!(limiter.should_record("b", 159));
+        assert!(limiter.should_record("a", 160));
+    }
+}

@@ -1,0 +1,146 @@
+//! Unlocking from a new device: publishing the PBES2 parameters, checking the unlock verifier
+//! in constant time under the throttle, and handing out the wrapped key.
+
+use subtle::ConstantTimeEq;
+
+use super::claim::verifier_hash;
+use super::throttle::{self, Scope};
+use super::{AuditLimiter, InternalError};
+use crate::audit::{self, Actor, AuditEvent};
+use crate::jose::jwe::{KEY_ALG, WrappedKey};
+use crate::store::{Store, StoreError, owner, throttle as failures};
+
+/// Why an unlock was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UnlockError {
+    #[error("this node has no owner yet")]
+    NotClaimed,
+    #[error("unlock_verifier {0}")]
+    InvalidVerifier(String),
+    #[error("the unlock verifier is wrong")]
+    WrongVerifier,
+    #[error("too many failed unlocks")]
+    Throttled { retry_after: i64, scope: Scope },
+    #[error(transparent)]
+    Internal(#[from] InternalError),
+}
+
+impl From<StoreError> for UnlockError {
+    fn from(error: StoreError) -> Self {
+        UnlockError::Internal(InternalError(error))
+    }
+}
+
+/// What a new device needs to derive the KEK: the stored JWE's PBES2 header values.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnlockParameters {
+    pub alg: &'static str,
+    pub p2s: String,
+    pub p2c: u32,
+    pub kid: String,
+}
+
+/// The wrapped key, released to a client that proved it knows the password.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Unlocked {
+    pub wrapped_key: String,
+    pub kid: String,
+}
+
+/// The PBES2 parameters of the stored wrapped key.
+pub async fn parameters(store: &Store) -> Result<UnlockParameters, UnlockError> {
+    let record = store
+        .run(|c| owner::find(c))
+        .await?
+        .ok_or(UnlockError::NotClaimed)?;
+    // The key was checked on the way in; a stored key that no longer parses is a server fault.
+    let wrapped = WrappedKey::parse(&record.wrapped_key).map_err(|e| {
+        UnlockError::Internal(InternalError(StoreError::Task(format!(
+            "stored wrapped key is damaged: {e}"
+        ))))
+    })?;
+    Ok(UnlockParameters {
+        alg: KEY_ALG,
+        p2s: wrapped.p2s(),
+        p2c: wrapped.p2c(),
+        kid: record.kid,
+    })
+}
+
+/// Checks an unlock verifier and returns the wrapped key. Throttled per client and node-wide;
+/// every outcome is audited (throttled attempts at most once a minute per client).
+pub async fn unlock(
+    store: &Store,
+    verifier: &str,
+    actor: Actor,
+    limiter: &AuditLimiter,
+    now: i64,
+) -> Result<Unlocked, UnlockError> {
+    let presented_hash = verifier_hash(verifier).map_err(UnlockError::InvalidVerifier)?;
+    let ip = actor.ip.clone().unwrap_or_else(|| "local".into());
+    let record_throttle = limiter.should_record(&format!("unlock:{ip}"), now);
+    store
+        .run(move |c| {
+            let tx = c.transaction().map_err(StoreError::from)?;
+            let record = owner::find(&tx)?.ok_or(UnlockError::NotClaimed)?;
+            if let Some((retry_after, scope)) = throttled(&tx, &ip, now)? {
+                if record_throttle {
+                    let event = AuditEvent::UnlockThrottled {
+                        retry_after,
+                        scope: scope.as_str(),
+                    };
+                    audit::append(&tx, now, &event, &actor)?;
+                    tx.commit().map_err(StoreError::from)?;
+                }
+                return Err(UnlockError::Throttled { retry_after, scope });
+            }
+            if !bool::from(presented_hash.ct_eq(&record.verifier_hash)) {
+                failures::record_failure(&tx, &ip, now)?;
+                failures::prune(&tx, throttle::NODE_WIDE.start(now))?;
+                let from_client =
+                    failures::failure_times(&tx, Some(&ip), throttle::PER_CLIENT.start(now))?.len();
+                let event = AuditEvent::UnlockFailed {
+                    failures_from_client: from_client,
+                };
+                audit::append(&tx, now, &event, &actor)?;
+                tx.commit().map_err(StoreError::from)?;
+                return Err(UnlockError::WrongVerifier);
+            }
+            failures::clear_failures(&tx, &ip)?;
+            let kid = record.kid.clone();
+            audit::append(
+                &tx,
+                now,
+                &AuditEvent::UnlockSucceeded { kid: kid.clone() },
+                &actor,
+            )?;
+            audit::append(&tx, now, &AuditEvent::WrappedKeyServed { kid }, &actor)?;
+            tx.commit().map_err(StoreError::from)?;
+            Ok(Unlocked {
+                wrapped_key: record.wrapped_key,
+                kid: record.kid,
+            })
+        })
+        .await
+}
+
+/// The longer wait of the two windows, if either is full.
+fn throttled(
+    connection: &rusqlite::Connection,
+    ip: &str,
+    now: i64,
+) -> Result<Option<(i64, Scope)>, StoreError> {
+    let client_times =
+        failures::failure_times(connection, Some(ip), throttle::PER_CLIENT.start(now))?;
+    let node_times = failures::failure_times(connection, None, throttle::NODE_WIDE.start(now))?;
+    let client = throttle::PER_CLIENT
+        .retry_after(&client_times, now)
+        .map(|s| (s, Scope::Client));
+    let node = throttle::NODE_WIDE
+        .retry_after(&node_times, now)
+        .map(|s| (s, Scope::Node));
+    Ok(match (client, node) {
+        (Some(c), Some(n)) => Some(if n.0 > c.0 { n } else { c }),
+        (c, n) => c.or(n),
+    })
+}

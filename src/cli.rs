@@ -1,0 +1,414 @@
+//! The command line: `serve`, `claim-url`, `init`, `audit` and `wrapped-key`. Output meant for
+//! scripts goes to stdout; messages for people go to stderr. Exit codes: 0 success, 1 failure,
+//! 2 usage error, 3 the node already has an owner.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::audit::{self, Actor};
+use crate::auth::claim::{self, CheckedClaim, ClaimError, ClaimVia, current_claim_token};
+use crate::clock::{Clock, SystemClock, rfc3339};
+use crate::config::{Overrides, PublicUrl, Settings};
+use crate::jose::jwe::{self, WrappedKey};
+use crate::jose::jwk::{OwnerPrivateKey, OwnerPublicKey};
+use crate::startup::Application;
+use crate::store::audit_rows;
+use crate::store::{Store, StoreError, owner};
+
+/// The shortest password `init` accepts, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// Exit code for "the node already has an owner".
+pub const EXIT_ALREADY_CLAIMED: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "siteid",
+    version,
+    about = "A single-owner identity node for a personal website"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the node.
+    Serve(ServeArgs),
+    /// Print the setup link of an unclaimed node (making its claim token if needed).
+    ClaimUrl(NodeArgs),
+    /// Claim the node from the command line: make a key, wrap it under a password, print the kid.
+    Init(InitArgs),
+    /// Read and check the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Tools for the stored wrapped key.
+    WrappedKey {
+        #[command(subcommand)]
+        command: WrappedKeyCommand,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NodeArgs {
+    /// Directory of the node's database [default: ./data].
+    #[arg(long, env = "SITEID_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Configuration file [default: <data dir>/config.toml when it exists].
+    #[arg(long, env = "SITEID_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Address and port to listen on [default: 127.0.0.1:8080]; port 0 picks a free port.
+    #[arg(long, env = "SITEID_LISTEN")]
+    pub listen: Option<String>,
+    /// The origin the node is reached at, e.g. https://example.com [default: http://<listen>].
+    #[arg(long, env = "SITEID_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Directory of extra files served under /.well-known/ [default: ./well-known].
+    #[arg(long, env = "SITEID_WELL_KNOWN_DIR")]
+    pub well_known_dir: Option<PathBuf>,
+    /// Comma-separated IP addresses of reverse proxies whose X-Forwarded-For is believed.
+    #[arg(long, env = "SITEID_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Read the password from this file (one trailing newline is removed) instead of asking.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// PBKDF2 iterations for the wrapped key.
+    #[arg(long, default_value_t = jwe::DEFAULT_P2C)]
+    pub p2c: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain; exits 1 naming the first bad entry.
+    Verify(NodeArgs),
+    /// Print the log, oldest first, one tab-separated entry per line.
+    List(NodeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WrappedKeyCommand {
+    /// Unwrap the stored key with the password and check it against the stored public key
+    /// and unlock verifier; prints the kid.
+    Check {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// File holding the password (one trailing newline is removed).
+        #[arg(long)]
+        password_file: PathBuf,
+    },
+}
+
+/// A failure to report: a message and an exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub code: u8,
+}
+
+impl Failure {
+    fn new(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            code: 1,
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Failure::new(error.to_string())
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::ClaimUrl(args) => claim_url(&args),
+        Command::Init(args) => init(&args),
+        Command::Audit {
+            command: AuditCommand::Verify(args),
+        } => audit_verify(&args),
+        Command::Audit {
+            command: AuditCommand::List(args),
+        } => audit_list(&args),
+        Command::WrappedKey {
+            command:
+                WrappedKeyCommand::Check {
+                    node,
+                    password_file,
+                },
+        } => wrapped_key_check(&node, &password_file),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("siteid: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn load_settings(node: &NodeArgs, serve: Option<&ServeArgs>) -> Result<Settings, Failure> {
+    let overrides = Overrides {
+        data_dir: node.data_dir.clone(),
+        config: node.config.clone(),
+        listen: serve.and_then(|s| s.listen.clone()),
+        public_url: serve.and_then(|s| s.public_url.clone()),
+        well_known_dir: serve.and_then(|s| s.well_known_dir.clone()),
+        trusted_proxies: serve.and_then(|s| s.trusted_proxies.clone()),
+    };
+    Settings::load(overrides).map_err(|e| Failure::new(e.to_string()))
+}
+
+fn serve(args: ServeArgs) -> Result<(), Failure> {
+    let settings = load_settings(&args.node, Some(&args))?;
+    for name in crate::config::unknown_env_vars() {
+        tracing::warn!(variable = %name, "ignoring an unknown SITEID_ environment variable");
+    }
+    actix_web::rt::System::new().block_on(async move {
+        let application = Application::build(settings)
+            .await
+            .map_err(|e| Failure::new(e.to_string()))?;
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "listening on http://{}", application.address());
+        let _ = stdout.flush();
+        tracing::info!(public_url = %application.public_url(), "serving");
+        let handle = application.handle();
+        actix_web::rt::spawn(async move {
+            wait_for_stop_signal().await;
+            tracing::info!("stopping: finishing requests in flight");
+            handle.stop(true).await;
+        });
+        application
+            .run_until_stopped()
+            .await
+            .map_err(|e| Failure::new(e.to_string()))
+    })
+}
+
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn open_store(node: &NodeArgs) -> Result<(Settings, Store), Failure> {
+    let settings = load_settings(node, None)?;
+    let store = Store::open(&settings.data_dir)?;
+    Ok((settings, store))
+}
+
+fn claim_url(args: &NodeArgs) -> Result<(), Failure> {
+    let (settings, store) = open_store(args)?;
+    let now = SystemClock.now();
+    let token = store.run_blocking(|c| current_claim_token(c, now))?;
+    store.close()?;
+    let Some((token, _)) = token else {
+        return Err(Failure {
+            message: "this node already has an owner".into(),
+            code: EXIT_ALREADY_CLAIMED,
+        });
+    };
+    let public_url = settings
+        .public_url
+        .unwrap_or_else(|| PublicUrl::from_listen_address(settings.listen));
+    println!("{public_url}/setup#{token}");
+    Ok(())
+}
+
+/// Reads a password file as UTF-8, removing exactly one trailing newline (`\n` or `\r\n`).
+pub fn read_password_file(path: &Path) -> Result<Zeroizing<String>, Failure> {
+    let bytes = Zeroizing::new(
+        std::fs::read(path)
+            .map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display())))?,
+    );
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| Failure::new(format!("{} is not UTF-8", path.display())))?;
+    let text = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(text);
+    Ok(Zeroizing::new(text.to_owned()))
+}
+
+fn ask_password() -> Result<Zeroizing<String>, Failure> {
+    let first = Zeroizing::new(
+        rpassword::prompt_password("New password for the owner key: ")
+            .map_err(|e| Failure::new(format!("cannot read the password: {e}")))?,
+    );
+    let second = Zeroizing::new(
+        rpassword::prompt_password("The same password again: ")
+            .map_err(|e| Failure::new(format!("cannot read the password: {e}")))?,
+    );
+    if !bool::from(first.as_bytes().ct_eq(second.as_bytes())) {
+        return Err(Failure::new("the two passwords differ"));
+    }
+    Ok(first)
+}
+
+fn init(args: &InitArgs) -> Result<(), Failure> {
+    let (_, store) = open_store(&args.node)?;
+    if store.run_blocking(|c| owner::exists(c))? {
+        return Err(Failure {
+            message: "this node already has an owner".into(),
+            code: EXIT_ALREADY_CLAIMED,
+        });
+    }
+    let password = match &args.password_file {
+        Some(path) => read_password_file(path)?,
+        None => ask_password()?,
+    };
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(Failure::new(format!(
+            "the password must have at least {MIN_PASSWORD_CHARS} characters; a passphrase of \
+             several words is easier to remember and harder to guess"
+        )));
+    }
+    if !(jwe::MIN_P2C..=jwe::MAX_P2C).contains(&args.p2c) {
+        return Err(Failure::new(format!(
+            "--p2c must be from {} to {}",
+            jwe::MIN_P2C,
+            jwe::MAX_P2C
+        )));
+    }
+    eprintln!(
+        "siteid: deriving the key-encryption key ({} iterations)...",
+        args.p2c
+    );
+    let key = OwnerPrivateKey::generate();
+    let (wrapped_key, verifier) = jwe::wrap_private_key(&key, password.as_bytes(), args.p2c)
+        .map_err(|e| Failure::new(format!("wrapping the key failed: {e}")))?;
+    let checked = CheckedClaim {
+        public_key: key.public_key(),
+        wrapped_key,
+        verifier_hash: Sha256::digest(verifier).into(),
+    };
+    let now = SystemClock.now();
+    let kid = store
+        .run_blocking(|c| {
+            claim::commit(
+                c,
+                None,
+                &checked,
+                ClaimVia::CommandLine,
+                &Actor::local(),
+                now,
+            )
+        })
+        .map_err(|e| match e {
+            ClaimError::AlreadyClaimed => Failure {
+                message: "this node already has an owner".into(),
+                code: EXIT_ALREADY_CLAIMED,
+            },
+            other => Failure::new(other.to_string()),
+        })?;
+    store.close()?;
+    println!("{kid}");
+    Ok(())
+}
+
+fn audit_verify(args: &NodeArgs) -> Result<(), Failure> {
+    let (_, store) = open_store(args)?;
+    let (rows, head) =
+        store.run_blocking(|c| Ok::<_, StoreError>((audit_rows::all(c)?, audit_rows::head(c)?)))?;
+    store.close()?;
+    match audit::verify(&rows, head) {
+        Ok((count, head)) => {
+            let head: String = head.iter().map(|b| format!("{b:02x}")).collect();
+            println!("audit log intact: {count} entries, head {head}");
+            Ok(())
+        }
+        Err(error) => Err(Failure::new(format!("audit log broken: {error}"))),
+    }
+}
+
+fn audit_list(args: &NodeArgs) -> Result<(), Failure> {
+    let (_, store) = open_store(args)?;
+    let rows = store.run_blocking(|c| audit_rows::all(c))?;
+    store.close()?;
+    let mut out = std::io::stdout().lock();
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            row.seq,
+            rfc3339(row.at),
+            row.event,
+            row.ip.as_deref().unwrap_or("-"),
+            row.user_agent
+                .as_deref()
+                .unwrap_or("-")
+                .replace(['\t', '\n'], " "),
+            row.detail
+        );
+    }
+    Ok(())
+}
+
+fn wrapped_key_check(node: &NodeArgs, password_file: &Path) -> Result<(), Failure> {
+    let (_, store) = open_store(node)?;
+    let record = store
+        .run_blocking(|c| owner::find(c))?
+        .ok_or_else(|| Failure::new("this node has no owner yet"))?;
+    store.close()?;
+    let password = read_password_file(password_file)?;
+    let wrapped = WrappedKey::parse(&record.wrapped_key)
+        .map_err(|e| Failure::new(format!("the stored wrapped key {e}")))?;
+    let kek = wrapped.derive_kek(password.as_bytes());
+    let key = wrapped
+        .unwrap_with_kek(&kek)
+        .map_err(|e| Failure::new(format!("the stored wrapped key {e}")))?;
+    let stored_public = OwnerPublicKey::from_json(&record.public_jwk)
+        .map_err(|e| Failure::new(format!("the stored public key {e}")))?;
+    if key.public_key() != stored_public {
+        return Err(Failure::new(
+            "the wrapped key holds a different key from the published public key",
+        ));
+    }
+    let verifier_hash: [u8; 32] = Sha256::digest(kek.unlock_verifier()).into();
+    if !bool::from(verifier_hash.ct_eq(&record.verifier_hash)) {
+        return Err(Failure::new(
+            "the stored unlock verifier does not belong to this password",
+        ));
+    }
+    println!("{}", stored_public.thumbprint());
+    Ok(())
+}

@@ -1,0 +1,332 @@
+//! Settings: built-in defaults, then `<data_dir>/config.toml`, then `SITEID_*` environment
+//! variables, then command-line flags. Passed in explicitly; there is no global configuration.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The environment variables the node reads. Others starting with `SITEID_` earn a warning.
+pub const KNOWN_ENV_VARS: [&str; 6] = [
+    "SITEID_DATA_DIR",
+    "SITEID_LISTEN",
+    "SITEID_PUBLIC_URL",
+    "SITEID_WELL_KNOWN_DIR",
+    "SITEID_TRUSTED_PROXIES",
+    "SITEID_CONFIG",
+];
+
+/// The default listening address: loopback only, for a node behind a reverse proxy.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "data";
+/// The default directory of extra files served under `/.well-known/`.
+pub const DEFAULT_WELL_KNOWN_DIR: &str = "well-known";
+/// The name of the optional configuration file inside the data directory.
+pub const CONFIG_FILE_NAME: &str = "config.toml";
+
+/// Why the settings could not be loaded. Start-up stops with this message.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The node's settings after every layer has been applied.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the SQLite database lives.
+    pub data_dir: PathBuf,
+    /// The socket address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The origin the node is reached at; defaults to `http://` plus the bound address.
+    pub public_url: Option<PublicUrl>,
+    /// Extra files served under `/.well-known/`.
+    pub well_known_dir: PathBuf,
+    /// Peers whose `X-Forwarded-For` header is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+impl Settings {
+    /// Settings for a node in `data_dir` with every other value at its default.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        Settings {
+            well_known_dir: data_dir.join(DEFAULT_WELL_KNOWN_DIR),
+            data_dir,
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| unreachable!("the default address parses")),
+            public_url: None,
+            trusted_proxies: Vec::new(),
+        }
+    }
+
+    /// Applies the configuration file (if any) and then `overrides` (flags and environment).
+    pub fn load(overrides: Overrides) -> Result<Self, ConfigError> {
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let (file, file_path) = match &overrides.config {
+            Some(path) => (Some(FileSettings::read(path)?), path.clone()),
+            None => {
+                let path = data_dir.join(CONFIG_FILE_NAME);
+                if path.exists() {
+                    (Some(FileSettings::read(&path)?), path)
+                } else {
+                    (None, path)
+                }
+            }
+        };
+        let file = file.unwrap_or_default();
+        let listen_text = overrides
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = listen_text.parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "listen address {listen_text:?} is not an IP address and port such as 127.0.0.1:8080"
+            ))
+        })?;
+        let public_url = overrides
+            .public_url
+            .or(file.public_url)
+            .map(|text| PublicUrl::parse(&text))
+            .transpose()?;
+        let well_known_dir = overrides
+            .well_known_dir
+            .or(file.well_known_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_WELL_KNOWN_DIR));
+        let trusted_proxies = match overrides.trusted_proxies {
+            Some(text) => parse_proxy_list(&text)?,
+            None => file
+                .trusted_proxies
+                .iter()
+                .map(|text| parse_proxy(text))
+                .collect::<Result<_, _>>()
+                .map_err(|e| ConfigError::File {
+                    path: file_path.clone(),
+                    message: e.to_string(),
+                })?,
+        };
+        Ok(Settings {
+            data_dir,
+            listen,
+            public_url,
+            well_known_dir,
+            trusted_proxies,
+        })
+    }
+}
+
+/// Values from flags or environment variables, which win over the configuration file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub public_url: Option<String>,
+    pub well_known_dir: Option<PathBuf>,
+    pub trusted_proxies: Option<String>,
+}
+
+/// The optional `config.toml`. Unknown keys are an error, so that typos do not pass silently.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<String>,
+    public_url: Option<String>,
+    well_known_dir: Option<PathBuf>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
+}
+
+impl FileSettings {
+    fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::File {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+}
+
+fn parse_proxy(text: &str) -> Result<IpAddr, ConfigError> {
+    text.trim().parse().map_err(|_| {
+        ConfigError::Invalid(format!(
+            "trusted proxy {text:?} is not an IP address (networks are not supported yet)"
+        ))
+    })
+}
+
+fn parse_proxy_list(text: &str) -> Result<Vec<IpAddr>, ConfigError> {
+    text.split(',')
+        .filter(|part| !part.trim().is_empty())
+        .map(parse_proxy)
+        .collect()
+}
+
+/// Names of `SITEID_*` environment variables the node does not know, to warn about.
+pub fn unknown_env_vars() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| name.starts_with("SITEID_") && !KNOWN_ENV_VARS.contains(&name.as_str()))
+        .collect()
+}
+
+/// The node's public origin: `http` or `https`, a host and an optional port, nothing else.
+/// It is the `aud` of every token and the source of the did:web identifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    origin: String,
+    host: String,
+    port: Option<u16>,
+    https: bool,
+}
+
+impl PublicUrl {
+    /// Parses an origin such as `https://example.com` or `http://127.0.0.1:8080`. A path other
+    /// than `/`, a query, a fragment or credentials are refused: did:web with a path names a
+    /// different document, and the node serves from the root of its origin.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let invalid = |why: &str| {
+            ConfigError::Invalid(format!(
+                "public URL {text:?} {why}; give an origin such as https://example.com"
+            ))
+        };
+        let url = url::Url::parse(text).map_err(|_| invalid("is not a URL"))?;
+        let https = match url.scheme() {
+            "https" => true,
+            "http" => false,
+            _ => return Err(invalid("must use http or https")),
+        };
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid("must not have a path, query or fragment"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid("must not carry credentials"));
+        }
+        let host = url
+            .host_str()
+            .ok_or_else(|| invalid("has no host"))?
+            .to_owned();
+        Ok(PublicUrl {
+            origin: url.origin().ascii_serialization(),
+            host,
+            port: url.port(),
+            https,
+        })
+    }
+
+    /// The public URL of a node reached directly at its listening address.
+    pub fn from_listen_address(address: SocketAddr) -> Self {
+        let origin = format!("http://{address}");
+        PublicUrl::parse(&origin).unwrap_or_else(|_| PublicUrl {
+            host: address.ip().to_string(),
+            port: Some(address.port()),
+            https: false,
+            origin,
+        })
+    }
+
+    /// The origin without a trailing slash, e.g. `https://example.com`.
+    pub fn as_str(&self) -> &str {
+        &self.origin
+    }
+
+    /// Whether the node is reached over TLS (cookies get `Secure`, pages get HSTS).
+    pub fn is_https(&self) -> bool {
+        self.https
+    }
+
+    /// The did:web identifier: the host, with `:port` percent-encoded as `%3A` when present.
+    pub fn did_web(&self) -> String {
+        let host = self.host.replace(':', "%3A");
+        match self.port {
+            Some(port) => format!("did:web:{host}%3A{port}"),
+            None => format!("did:web:{host}"),
+        }
+    }
+}
+
+impl std::fmt::Display for PublicUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.origin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_public_url_is_reduced_to_its_origin() {
+        let url = PublicUrl::parse("https://Example.COM/").expect("valid");
+        assert_eq!(url.as_str(), "https://example.com");
+        assert_eq!(url.did_web(), "did:web:example.com");
+        assert!(url.is_https());
+    }
+
+    #[test]
+    fn a_port_is_percent_encoded_in_the_did() {
+        let url = PublicUrl::parse("http://127.0.0.1:8080").expect("valid");
+        assert_eq!(url.did_web(), "did:web:127.0.0.1%3A8080");
+        assert_eq!(url.as_str(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn a_public_url_with_a_path_query_or_credentials_is_refused() {
+        for bad in [
+            "https://example.com/id",
+            "https://example.com/?a=1",
+            "https://user:pw@example.com",
+            "ftp://example.com",
+            "example.com",
+        ] {
+            assert!(PublicUrl::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn flags_win_over_the_configuration_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join(CONFIG_FILE_NAME),
+            "listen = \"127.0.0.1:9000\"\npublic_url = \"https://a.example\"\n",
+        )
+        .expect("write config");
+        let settings = Settings::load(Overrides {
+            data_dir: Some(dir.path().to_owned()),
+            public_url: Some("https://b.example".into()),
+            ..Overrides::default()
+        })
+        .expect("load");
+        assert_eq!(settings.listen.port(), 9000);
+        assert_eq!(
+            settings.public_url.map(|u| u.as_str().to_owned()),
+            Some("https://b.example".into())
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_configuration_file_is_an_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join(CONFIG_FILE_NAME), "lisen = \"x\"\n").expect("write");
+        let result = Settings::load(Overrides {
+            data_dir: Some(dir.path().to_owned()),
+            ..Overrides::default()
+        });
+        assert!(matches!(result, Err(ConfigError::File { .. })));
+    }
+}

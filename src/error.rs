@@ -1,0 +1,218 @@
+//! The one place that turns errors into HTTP answers: RFC 9457 `application/problem+json`
+//! with a stable problem type per cause. 4xx answers say what was wrong; 5xx answers are
+//! opaque apart from a request id that also appears in the log.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::auth::claim::ClaimError;
+use crate::auth::unlock::UnlockError;
+use crate::telemetry;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+/// Problem types are URNs under this prefix, followed by the problem's slug.
+pub const PROBLEM_TYPE_PREFIX: &str = "urn:siteid:problem:";
+
+/// An RFC 9457 problem details object, plus the headers some problems carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub slug: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    pub field: Option<String>,
+    pub retry_after: Option<i64>,
+    pub request_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    problem_type: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+impl Problem {
+    /// A problem with a status, a slug naming its type, a fixed title and a specific detail.
+    pub fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Problem {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            field: None,
+            retry_after: None,
+            request_id: None,
+        }
+    }
+
+    /// 422: a request member has a value the node cannot accept.
+    pub fn invalid_field(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        let mut problem = Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+            "A request member is not valid",
+            detail,
+        );
+        problem.field = Some(field.into());
+        problem
+    }
+
+    /// 404 for a path the node does not serve.
+    pub fn not_found() -> Self {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            "There is nothing at this address.",
+        )
+    }
+
+    /// 405 for a method a resource does not support.
+    pub fn method_not_allowed() -> Self {
+        Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            "This address does not support the request method.",
+        )
+    }
+
+    /// 404 before the node has an owner.
+    pub fn not_claimed() -> Self {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-claimed",
+            "The node has no owner yet",
+            "This node has not been claimed; its owner finds the claim link in the server log \
+             or with `siteid claim-url`.",
+        )
+    }
+
+    /// 500: logs the cause with the request id and tells the client only the id.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        let request_id = telemetry::current_request_id();
+        tracing::error!(request_id = request_id.as_deref().unwrap_or("-"), error = %cause, "internal error");
+        let mut problem = Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal server error",
+            "The node could not complete the request; its log has the details under this request id.",
+        );
+        problem.request_id = request_id;
+        problem
+    }
+
+    fn body(&self) -> String {
+        let body = ProblemBody {
+            problem_type: format!("{PROBLEM_TYPE_PREFIX}{}", self.slug),
+            title: self.title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            field: self.field.as_deref(),
+            retry_after: self.retry_after,
+            request_id: self.request_id.as_deref(),
+        };
+        serde_json::to_string(&body).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.slug, self.detail)
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        response
+            .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)))
+            .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.body(self.body())
+    }
+}
+
+impl From<ClaimError> for Problem {
+    fn from(error: ClaimError) -> Self {
+        match error {
+            ClaimError::AlreadyClaimed => Problem::new(
+                StatusCode::FORBIDDEN,
+                "already-claimed",
+                "The node already has an owner",
+                "This node has been claimed; a node has exactly one owner.",
+            ),
+            ClaimError::WrongToken => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid-claim-token",
+                "The claim token is not valid",
+                "The claim token is wrong or has been used. The current setup link is printed in \
+                 the server log and by `siteid claim-url`.",
+            ),
+            ClaimError::Invalid { field, message } => {
+                Problem::invalid_field(field, format!("{field} {message}"))
+            }
+            ClaimError::Internal(cause) => Problem::internal(&cause),
+        }
+    }
+}
+
+impl From<UnlockError> for Problem {
+    fn from(error: UnlockError) -> Self {
+        match error {
+            UnlockError::NotClaimed => Problem::not_claimed(),
+            UnlockError::InvalidVerifier(message) => {
+                Problem::invalid_field("unlock_verifier", format!("unlock_verifier {message}"))
+            }
+            UnlockError::WrongVerifier => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "wrong-unlock-verifier",
+                "The password is wrong",
+                "The unlock verifier does not match: the password is wrong.",
+            ),
+            UnlockError::Throttled { retry_after, scope } => {
+                let detail = match scope {
+                    crate::auth::throttle::Scope::Client => format!(
+                        "Too many wrong passwords from this address. Try again in {retry_after} seconds."
+                    ),
+                    crate::auth::throttle::Scope::Node => format!(
+                        "Too many wrong passwords on this node today; password unlock is paused \
+                         for everyone. Try again in {retry_after} seconds."
+                    ),
+                };
+                let mut problem = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too-many-attempts",
+                    "Too many failed attempts",
+                    detail,
+                );
+                problem.retry_after = Some(retry_after);
+                problem
+            }
+            UnlockError::Internal(cause) => Problem::internal(&cause),
+        }
+    }
+}

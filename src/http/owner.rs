@@ -1,0 +1,59 @@
+//! `POST /api/v1/owner`: claiming an unclaimed node.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::AppState;
+use super::client::Client;
+use super::json::StrictJson;
+use crate::auth::claim::{self, ClaimInput, ClaimVia};
+use crate::error::Problem;
+
+/// The claim request. `public_key` is kept as raw JSON so that the JWK parser sees (and
+/// refuses) duplicate members.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimBody {
+    claim_token: String,
+    public_key: Box<RawValue>,
+    wrapped_key: String,
+    unlock_verifier: String,
+    proof: String,
+}
+
+/// 201 `{"kid"}`; 403 once claimed; 401 for a wrong token; 422 naming the field at fault.
+pub async fn claim(
+    state: web::Data<AppState>,
+    client: Client,
+    StrictJson(body): StrictJson<ClaimBody>,
+) -> Result<HttpResponse, Problem> {
+    let now = state.clock.now();
+    let actor = client.actor();
+    claim::check_state(
+        &state.store,
+        &body.claim_token,
+        &actor,
+        &state.audit_limiter,
+        now,
+    )
+    .await?;
+    let checked = claim::check(
+        &ClaimInput {
+            claim_token: &body.claim_token,
+            public_key_json: body.public_key.get(),
+            wrapped_key: &body.wrapped_key,
+            unlock_verifier: &body.unlock_verifier,
+            proof: &body.proof,
+        },
+        state.public_url.as_str(),
+        now,
+    )?;
+    let token = body.claim_token;
+    let kid = state
+        .store
+        .run(move |c| claim::commit(c, Some(&token), &checked, ClaimVia::Http, &actor, now))
+        .await?;
+    tracing::info!(kid = %kid, "node claimed");
+    Ok(HttpResponse::Created().json(serde_json::json!({ "kid": kid })))
+}

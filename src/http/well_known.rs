@@ -1,0 +1,195 @@
+//! `/.well-known/`: the owner's public key as a JWKS and as a did:web DID document, and the
+//! operator's extra files from the well-known directory.
+
+use std::sync::{Arc, RwLock};
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use crate::config::PublicUrl;
+use crate::error::Problem;
+use crate::jose::b64;
+use crate::jose::jwk::{OwnerPublicKey, PublicJwk};
+use crate::store::{Store, StoreError, owner};
+
+/// The media type of the JWKS (RFC 7517 §8.5).
+pub const JWK_SET_JSON: &str = "application/jwk-set+json";
+/// The media type of a DID document in JSON.
+pub const DID_JSON: &str = "application/did+json";
+/// How long caches may keep the public documents.
+pub const PUBLIC_CACHE_CONTROL: &str = "public, max-age=300";
+
+/// A key as published in the JWKS.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct JwksKey {
+    #[serde(flatten)]
+    pub jwk: PublicJwk,
+    pub kid: String,
+    pub alg: &'static str,
+    #[serde(rename = "use")]
+    pub key_use: &'static str,
+}
+
+/// The owner's public key once known. It never changes after the claim, so the node reads it
+/// from the database only until it exists.
+#[derive(Debug, Default)]
+pub struct PublishedKeyCache(RwLock<Option<Arc<OwnerPublicKey>>>);
+
+impl PublishedKeyCache {
+    async fn get(&self, store: &Store) -> Result<Option<Arc<OwnerPublicKey>>, Problem> {
+        if let Some(key) = self.read() {
+            return Ok(Some(key));
+        }
+        let record = store
+            .run(|c| owner::find(c))
+            .await
+            .map_err(|e: StoreError| Problem::internal(&e))?;
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        let key = OwnerPublicKey::from_json(&record.public_jwk)
+            .map_err(|e| Problem::internal(&format!("stored public key is damaged: {e}")))?;
+        let key = Arc::new(key);
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some(key.clone());
+        Ok(Some(key))
+    }
+
+    fn read(&self) -> Option<Arc<OwnerPublicKey>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The JWKS document for `key`.
+pub fn jwks_body(key: &OwnerPublicKey) -> String {
+    let keys = [JwksKey {
+        jwk: key.to_jwk(),
+        kid: key.thumbprint(),
+        alg: "ES384",
+        key_use: "sig",
+    }];
+    serde_json::json!({ "keys": keys }).to_string()
+}
+
+/// The did:web DID document for `key` at `public_url`.
+pub fn did_document_body(key: &OwnerPublicKey, public_url: &PublicUrl) -> String {
+    let did = public_url.did_web();
+    let method_id = format!("{did}#{}", key.thumbprint());
+    serde_json::json!({
+        "@context": [
+            "https://www.w3.org/ns/did/v1",
+            "https://w3id.org/security/suites/jws-2020/v1"
+        ],
+        "id": did,
+        "verificationMethod": [{
+            "id": method_id,
+            "type": "JsonWebKey2020",
+            "controller": did,
+            "publicKeyJwk": key.to_jwk(),
+        }],
+        "authentication": [method_id],
+        "assertionMethod": [method_id],
+    })
+    .to_string()
+}
+
+/// A strong ETag over a body.
+pub fn etag(body: &[u8]) -> String {
+    format!("\"{}\"", b64::encode(&Sha256::digest(body)[..16]))
+}
+
+/// Whether `If-None-Match` names `tag` (or is `*`). Weak comparison, as RFC 9110 §13.1.2 asks.
+fn matches_if_none_match(request: &HttpRequest, tag: &str) -> bool {
+    request
+        .headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|candidate| candidate.trim().trim_start_matches("W/"))
+        .any(|candidate| candidate == "*" || candidate == tag)
+}
+
+/// A public, cacheable, cross-origin readable document with ETag revalidation.
+fn public_document(
+    request: &HttpRequest,
+    content_type: &'static str,
+    body: String,
+) -> HttpResponse {
+    let tag = etag(body.as_bytes());
+    let not_modified = matches_if_none_match(request, &tag);
+    let mut response = if not_modified {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::ETAG, tag))
+        .insert_header((header::CACHE_CONTROL, PUBLIC_CACHE_CONTROL))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"));
+    if not_modified {
+        return response.finish();
+    }
+    response
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(content_type)))
+        .body(body)
+}
+
+/// `GET /.well-known/jwks.json`.
+pub async fn jwks(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, Problem> {
+    let key = state
+        .published_key
+        .get(&state.store)
+        .await?
+        .ok_or_else(Problem::not_claimed)?;
+    Ok(public_document(&request, JWK_SET_JSON, jwks_body(&key)))
+}
+
+/// `GET /.well-known/did.json`.
+pub async fn did_document(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, Problem> {
+    let key = state
+        .published_key
+        .get(&state.store)
+        .await?
+        .ok_or_else(Problem::not_claimed)?;
+    let body = did_document_body(&key, &state.public_url);
+    Ok(public_document(&request, DID_JSON, body))
+}
+
+/// `GET /.well-known/<name>`: a file from the well-known directory, or 404.
+pub async fn directory_file(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    name: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let file = state
+        .well_known_dir
+        .lookup(&name)
+        .ok_or_else(Problem::not_found)?;
+    let not_modified = matches_if_none_match(&request, &file.etag);
+    let mut response = if not_modified {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::ETAG, file.etag.clone()))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'",
+        ));
+    if not_modified {
+        return Ok(response.finish());
+    }
+    Ok(response
+        .insert_header((header::CONTENT_TYPE, file.content_type))
+        .body(file.body.clone()))
+}

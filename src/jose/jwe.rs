@@ -1,0 +1,332 @@
+//! The owner's wrapped key: a PBES2-HS512+A256KW / A256GCM JWE (RFC 7516, RFC 7518 §4.8)
+//! whose plaintext is the private JWK, and the unlock verifier derived from the same KEK.
+//!
+//! The server only parses and checks the structure of these JWEs; unwrapping is for the CLI,
+//! tests and recovery tools, which hold the password.
+
+use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Sha256, Sha512};
+use zeroize::{Zeroize, Zeroizing};
+
+use super::jwk::{JwkError, OwnerPrivateKey};
+use super::{b64, keywrap};
+
+/// The only key-management algorithm accepted.
+pub const KEY_ALG: &str = "PBES2-HS512+A256KW";
+/// The only content-encryption algorithm accepted.
+pub const CONTENT_ENC: &str = "A256GCM";
+/// The content type of the plaintext.
+pub const CONTENT_TYPE: &str = "jwk+json";
+/// The fewest PBKDF2 iterations accepted (OWASP's 2023 floor for PBKDF2-HMAC-SHA512).
+pub const MIN_P2C: u32 = 210_000;
+/// The most PBKDF2 iterations accepted, so that a hostile value cannot stall a client.
+pub const MAX_P2C: u32 = 10_000_000;
+/// The iteration count for new keys.
+pub const DEFAULT_P2C: u32 = 600_000;
+/// The shortest salt input accepted, in bytes.
+pub const MIN_P2S_LEN: usize = 16;
+/// The longest salt input accepted, in bytes.
+pub const MAX_P2S_LEN: usize = 64;
+/// The salt length used for new keys, in bytes.
+pub const NEW_P2S_LEN: usize = 16;
+/// The largest compact JWE accepted, in bytes.
+pub const MAX_COMPACT_LEN: usize = 4096;
+/// The largest ciphertext accepted, in bytes (a P-384 private JWK is about 200).
+pub const MAX_CIPHERTEXT_LEN: usize = 1024;
+/// The message the unlock verifier authenticates.
+pub const VERIFIER_MESSAGE: &[u8] = b"siteid unlock verifier v1";
+
+const ENCRYPTED_KEY_LEN: usize = 40;
+const IV_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+const CEK_LEN: usize = 32;
+
+/// Why a wrapped key was refused. Messages complete the sentence "the wrapped key ...".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JweError {
+    #[error("is longer than {MAX_COMPACT_LEN} bytes")]
+    TooLong,
+    #[error("is not a JWE in compact serialization (five base64url parts separated by dots)")]
+    NotCompact,
+    #[error("has a {0} that {1}")]
+    BadPart(&'static str, String),
+    #[error(
+        "has a protected header that is not a JSON object of alg, enc, cty, p2s, p2c and an optional kid: {0}"
+    )]
+    BadHeader(String),
+    #[error("must use alg {KEY_ALG}, not {0:?}")]
+    WrongAlgorithm(String),
+    #[error("must use enc {CONTENT_ENC}, not {0:?}")]
+    WrongEncryption(String),
+    #[error("must have cty {CONTENT_TYPE}, not {0:?}")]
+    WrongContentType(String),
+    #[error("must have a p2s of {MIN_P2S_LEN} to {MAX_P2S_LEN} bytes")]
+    BadSalt,
+    #[error("must have a p2c from {MIN_P2C} to {MAX_P2C}, not {0}")]
+    BadIterationCount(u64),
+    #[error("could not be decrypted: wrong password or damaged data")]
+    DecryptionFailed,
+    #[error("decrypts to a key that {0}")]
+    BadPlaintext(JwkError),
+}
+
+/// The protected header members. Anything else (zip, crit, jku, ...) is refused.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct ProtectedHeader {
+    alg: String,
+    enc: String,
+    cty: String,
+    p2s: String,
+    p2c: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kid: Option<String>,
+}
+
+/// A structurally valid wrapped key. Holding one says nothing about the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    compact: String,
+    p2s: Vec<u8>,
+    p2c: u32,
+    kid: Option<String>,
+}
+
+impl WrappedKey {
+    /// Checks every structural rule of the format without decrypting anything.
+    pub fn parse(compact: &str) -> Result<Self, JweError> {
+        if compact.len() > MAX_COMPACT_LEN {
+            return Err(JweError::TooLong);
+        }
+        let parts: Vec<&str> = compact.split('.').collect();
+        let [protected, encrypted_key, iv, ciphertext, tag] = parts.as_slice() else {
+            return Err(JweError::NotCompact);
+        };
+        let header_bytes = decode_part("protected header", protected)?;
+        let header: ProtectedHeader = serde_json::from_slice(&header_bytes)
+            .map_err(|e| JweError::BadHeader(e.to_string()))?;
+        if header.alg != KEY_ALG {
+            return Err(JweError::WrongAlgorithm(header.alg));
+        }
+        if header.enc != CONTENT_ENC {
+            return Err(JweError::WrongEncryption(header.enc));
+        }
+        if header.cty != CONTENT_TYPE {
+            return Err(JweError::WrongContentType(header.cty));
+        }
+        let p2s = b64::decode(&header.p2s).map_err(|_| JweError::BadSalt)?;
+        if !(MIN_P2S_LEN..=MAX_P2S_LEN).contains(&p2s.len()) {
+            return Err(JweError::BadSalt);
+        }
+        let p2c = u32::try_from(header.p2c)
+            .ok()
+            .filter(|c| (MIN_P2C..=MAX_P2C).contains(c))
+            .ok_or(JweError::BadIterationCount(header.p2c))?;
+        expect_len("encrypted key", encrypted_key, ENCRYPTED_KEY_LEN)?;
+        expect_len("initialization vector", iv, IV_LEN)?;
+        expect_len("authentication tag", tag, TAG_LEN)?;
+        let ciphertext = decode_part("ciphertext", ciphertext)?;
+        if ciphertext.is_empty() || ciphertext.len() > MAX_CIPHERTEXT_LEN {
+            return Err(JweError::BadPart(
+                "ciphertext",
+                format!("must be 1 to {MAX_CIPHERTEXT_LEN} bytes"),
+            ));
+        }
+        Ok(WrappedKey {
+            compact: compact.to_owned(),
+            p2s,
+            p2c,
+            kid: header.kid,
+        })
+    }
+
+    /// The JWE exactly as received.
+    pub fn compact(&self) -> &str {
+        &self.compact
+    }
+
+    /// The PBES2 salt input, base64url.
+    pub fn p2s(&self) -> String {
+        b64::encode(&self.p2s)
+    }
+
+    /// The PBKDF2 iteration count.
+    pub fn p2c(&self) -> u32 {
+        self.p2c
+    }
+
+    /// The optional kid header member.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// Derives the KEK from the password with this JWE's salt and iteration count.
+    pub fn derive_kek(&self, password: &[u8]) -> Kek {
+        Kek::derive(password, &self.p2s, self.p2c)
+    }
+
+    /// Decrypts the private key with an already derived KEK and checks that it is a
+    /// consistent P-384 private JWK.
+    pub fn unwrap_with_kek(&self, kek: &Kek) -> Result<OwnerPrivateKey, JweError> {
+        let mut parts = self.compact.split('.');
+        let (Some(protected), Some(encrypted_key), Some(iv), Some(ciphertext), Some(tag)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(JweError::NotCompact);
+        };
+        let encrypted_key = decode_part("encrypted key", encrypted_key)?;
+        let cek = Zeroizing::new(
+            keywrap::unwrap(kek.bytes(), &encrypted_key).map_err(|_| JweError::DecryptionFailed)?,
+        );
+        let iv: [u8; IV_LEN] = decode_part("initialization vector", iv)?
+            .try_into()
+            .map_err(|_| JweError::NotCompact)?;
+        let tag: [u8; TAG_LEN] = decode_part("authentication tag", tag)?
+            .try_into()
+            .map_err(|_| JweError::NotCompact)?;
+        let mut plaintext = Zeroizing::new(decode_part("ciphertext", ciphertext)?);
+        let cipher = Aes256Gcm::new_from_slice(&cek).map_err(|_| JweError::DecryptionFailed)?;
+        cipher
+            .decrypt_in_place_detached(
+                &Nonce::from(iv),
+                protected.as_bytes(),
+                &mut *plaintext,
+                &Tag::from(tag),
+            )
+            .map_err(|_| JweError::DecryptionFailed)?;
+        OwnerPrivateKey::from_json(&plaintext).map_err(JweError::BadPlaintext)
+    }
+
+    /// Derives the KEK from the password and decrypts the private key.
+    pub fn unwrap_with_password(&self, password: &[u8]) -> Result<OwnerPrivateKey, JweError> {
+        self.unwrap_with_kek(&self.derive_kek(password))
+    }
+}
+
+fn decode_part(name: &'static str, text: &str) -> Result<Vec<u8>, JweError> {
+    b64::decode(text).map_err(|e| JweError::BadPart(name, e.to_string()))
+}
+
+fn expect_len(name: &'static str, text: &str, len: usize) -> Result<(), JweError> {
+    let bytes = decode_part(name, text)?;
+    if bytes.len() != len {
+        return Err(JweError::BadPart(
+            name,
+            format!("must be {len} bytes, not {}", bytes.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// The PBES2 key-encryption key: 32 bytes, zeroized on drop.
+pub struct Kek(Zeroizing<[u8; 32]>);
+
+impl Kek {
+    /// `PBKDF2-HMAC-SHA-512(password, UTF8(alg) || 0x00 || p2s, p2c, 32)` (RFC 7518 §4.8.1.1).
+    pub fn derive(password: &[u8], p2s: &[u8], p2c: u32) -> Kek {
+        let mut key = Zeroizing::new([0u8; 32]);
+        pbkdf2::pbkdf2_hmac::<Sha512>(password, &pbes2_salt(KEY_ALG, p2s), p2c, &mut *key);
+        Kek(key)
+    }
+
+    /// The raw key bytes.
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// `HMAC-SHA-256(key = KEK, "siteid unlock verifier v1")`: proves knowledge of the password
+    /// to the server without revealing the KEK.
+    pub fn unlock_verifier(&self) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_slice())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(VERIFIER_MESSAGE);
+        mac.finalize().into_bytes().into()
+    }
+}
+
+/// The PBES2 salt: `UTF8(alg) || 0x00 || p2s` (RFC 7518 §4.8.1.1).
+pub fn pbes2_salt(alg: &str, p2s: &[u8]) -> Vec<u8> {
+    let mut salt = Vec::with_capacity(alg.len() + 1 + p2s.len());
+    salt.extend_from_slice(alg.as_bytes());
+    salt.push(0);
+    salt.extend_from_slice(p2s);
+    salt
+}
+
+/// The fixed inputs of a wrap, for known-answer tests. New keys use [`wrap_private_key`].
+pub struct WrapInputs<'a> {
+    pub p2s: &'a [u8],
+    pub p2c: u32,
+    pub cek: &'a [u8; CEK_LEN],
+    pub iv: &'a [u8; IV_LEN],
+}
+
+/// Wraps a private key under a password with a fresh salt, CEK and IV.
+/// Returns the JWE and the unlock verifier, deriving the KEK once.
+pub fn wrap_private_key(
+    key: &OwnerPrivateKey,
+    password: &[u8],
+    p2c: u32,
+) -> Result<(WrappedKey, [u8; 32]), JweError> {
+    let mut rng = rand::rngs::OsRng;
+    let mut p2s = [0u8; NEW_P2S_LEN];
+    let mut cek = Zeroizing::new([0u8; CEK_LEN]);
+    let mut iv = [0u8; IV_LEN];
+    rng.fill_bytes(&mut p2s);
+    rng.fill_bytes(&mut *cek);
+    rng.fill_bytes(&mut iv);
+    let inputs = WrapInputs {
+        p2s: &p2s,
+        p2c,
+        cek: &cek,
+        iv: &iv,
+    };
+    wrap_plaintext(&key.to_json(), password, &inputs)
+}
+
+/// Wraps plaintext bytes with fixed inputs. Only known-answer tests call this directly.
+pub fn wrap_plaintext(
+    plaintext: &[u8],
+    password: &[u8],
+    inputs: &WrapInputs<'_>,
+) -> Result<(WrappedKey, [u8; 32]), JweError> {
+    if !(MIN_P2C..=MAX_P2C).contains(&inputs.p2c) {
+        return Err(JweError::BadIterationCount(inputs.p2c.into()));
+    }
+    let header = ProtectedHeader {
+        alg: KEY_ALG.into(),
+        enc: CONTENT_ENC.into(),
+        cty: CONTENT_TYPE.into(),
+        p2s: b64::encode(inputs.p2s),
+        p2c: inputs.p2c.into(),
+        kid: None,
+    };
+    let protected =
+        b64::encode(&serde_json::to_vec(&header).map_err(|e| JweError::BadHeader(e.to_string()))?);
+    let kek = Kek::derive(password, inputs.p2s, inputs.p2c);
+    let encrypted_key = keywrap::wrap(kek.bytes(), inputs.cek.as_slice())
+        .map_err(|_| JweError::DecryptionFailed)?;
+    let cipher =
+        Aes256Gcm::new_from_slice(inputs.cek.as_slice()).map_err(|_| JweError::DecryptionFailed)?;
+    let mut buffer = plaintext.to_vec();
+    let tag = cipher
+        .encrypt_in_place_detached(&Nonce::from(*inputs.iv), protected.as_bytes(), &mut buffer)
+        .map_err(|_| JweError::DecryptionFailed)?;
+    let compact = format!(
+        "{protected}.{}.{}.{}.{}",
+        b64::encode(&encrypted_key),
+        b64::encode(inputs.iv),
+        b64::encode(&buffer),
+        b64::encode(&tag)
+    );
+    buffer.zeroize();
+    Ok((WrappedKey::parse(&compact)?, kek.unlock_verifier()))
+}

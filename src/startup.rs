@@ -1,0 +1,172 @@
+//! Building and running a node: open the store, make the claim token, bind the listener,
+//! wire state and routes, and shut down cleanly.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{Compress, from_fn};
+use actix_web::{App, HttpServer, web};
+
+use crate::audit::{self, Actor, AuditEvent};
+use crate::auth::AuditLimiter;
+use crate::auth::claim::current_claim_token;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{PublicUrl, Settings};
+use crate::http::{self, AppState};
+use crate::store::{Store, StoreError, owner};
+use crate::telemetry;
+use crate::well_known_dir::WellKnownDir;
+
+/// How long in-flight requests get to finish after a stop signal, in seconds.
+pub const SHUTDOWN_GRACE_SECONDS: u64 = 10;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot watch the well-known directory {path}: {source}")]
+    WellKnownDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A node that is bound and ready to run.
+pub struct Application {
+    server: Server,
+    address: SocketAddr,
+    public_url: PublicUrl,
+    store: Store,
+}
+
+impl Application {
+    /// Builds a node on the system clock.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// Builds a node with the given clock (tests move time by hand).
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
+        let store = Store::open(&settings.data_dir)?;
+        let listener =
+            TcpListener::bind(settings.listen).map_err(|source| StartupError::Listen {
+                address: settings.listen,
+                source,
+            })?;
+        let address = listener
+            .local_addr()
+            .map_err(|source| StartupError::Listen {
+                address: settings.listen,
+                source,
+            })?;
+        let public_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| PublicUrl::from_listen_address(address));
+        announce_owner_state(&store, &public_url, clock.now(), &settings).await?;
+        let well_known_dir = WellKnownDir::watch(&settings.well_known_dir).map_err(|source| {
+            StartupError::WellKnownDir {
+                path: settings.well_known_dir.clone(),
+                source,
+            }
+        })?;
+        let state = web::Data::new(AppState {
+            store: store.clone(),
+            public_url: public_url.clone(),
+            clock,
+            trusted_proxies: settings.trusted_proxies.clone(),
+            audit_limiter: AuditLimiter::default(),
+            well_known_dir,
+            published_key: Default::default(),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(http::routes)
+                .wrap(Compress::default())
+                .wrap(http::default_headers())
+                .wrap(from_fn(telemetry::request_span))
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Listen { address, source })?
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE_SECONDS)
+        .run();
+        Ok(Application {
+            server,
+            address,
+            public_url,
+            store,
+        })
+    }
+
+    /// The bound address (with the real port when port 0 was asked for).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The node's public URL.
+    pub fn public_url(&self) -> &PublicUrl {
+        &self.public_url
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped, then closes the database.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        if let Err(error) = self.store.close() {
+            tracing::error!(%error, "closing the database failed");
+        }
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// Audits the start and tells the operator how to claim an unclaimed node. The setup link is
+/// logged only when its token is new; later starts point at `siteid claim-url` instead.
+async fn announce_owner_state(
+    store: &Store,
+    public_url: &PublicUrl,
+    now: i64,
+    settings: &Settings,
+) -> Result<(), StoreError> {
+    let (token, kid) = store
+        .run(move |c| {
+            let tx = c.transaction()?;
+            let event = AuditEvent::NodeStarted {
+                version: env!("CARGO_PKG_VERSION").into(),
+            };
+            audit::append(&tx, now, &event, &Actor::local())?;
+            let token = current_claim_token(&tx, now)?;
+            let kid = owner::find(&tx)?.map(|o| o.kid);
+            tx.commit()?;
+            Ok::<_, StoreError>((token, kid))
+        })
+        .await?;
+    match (token, kid) {
+        (Some((token, true)), _) => {
+            tracing::info!("this node has no owner yet; claim it at {public_url}/setup#{token}");
+        }
+        (Some((_, false)), _) => tracing::info!(
+            "this node has no owner yet; `siteid claim-url --data-dir {}` prints its setup link",
+            settings.data_dir.display()
+        ),
+        (None, Some(kid)) => tracing::info!(%kid, "serving the owner's identity"),
+        (None, None) => {}
+    }
+    Ok(())
+}

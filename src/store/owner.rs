@@ -1,0 +1,109 @@
+//! The owner row and the claim token: the SQL behind claiming a node and unlocking its key.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::StoreError;
+
+/// The owner's stored identity. Nothing here is secret except that the verifier hash guards
+/// the wrapped key; the wrapped key itself is useless without the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerRecord {
+    pub kid: String,
+    pub public_jwk: String,
+    pub wrapped_key: String,
+    pub verifier_hash: [u8; 32],
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The owner, or `None` on an unclaimed node.
+pub fn find(connection: &Connection) -> Result<Option<OwnerRecord>, StoreError> {
+    let row = connection
+        .query_row(
+            "SELECT kid, public_jwk, wrapped_key, verifier_hash, created_at, updated_at
+             FROM owner WHERE id = 1",
+            [],
+            |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, Vec<u8>>(3)?,
+                    row.get::<_, i64>(4)?,
+                    row.get::<_, i64>(5)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((kid, public_jwk, wrapped_key, hash, created_at, updated_at)) = row else {
+        return Ok(None);
+    };
+    // The table's CHECK constraint keeps the hash at 32 bytes.
+    let verifier_hash = <[u8; 32]>::try_from(hash.as_slice()).map_err(|_| {
+        StoreError::Sqlite(rusqlite::Error::IntegralValueOutOfRange(
+            3,
+            hash.len() as i64,
+        ))
+    })?;
+    Ok(Some(OwnerRecord {
+        kid,
+        public_jwk,
+        wrapped_key,
+        verifier_hash,
+        created_at,
+        updated_at,
+    }))
+}
+
+/// Whether the node has an owner.
+pub fn exists(connection: &Connection) -> Result<bool, StoreError> {
+    Ok(connection
+        .query_row("SELECT 1 FROM owner WHERE id = 1", [], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Stores the owner. Fails if there already is one.
+pub fn insert(connection: &Connection, owner: &OwnerRecord) -> Result<(), StoreError> {
+    connection.execute(
+        "INSERT INTO owner (id, kid, public_jwk, wrapped_key, verifier_hash, created_at, updated_at)
+         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            owner.kid,
+            owner.public_jwk,
+            owner.wrapped_key,
+            owner.verifier_hash.as_slice(),
+            owner.created_at,
+            owner.updated_at
+        ],
+    )?;
+    Ok(())
+}
+
+/// The current claim token, if one has been made.
+pub fn claim_token(connection: &Connection) -> Result<Option<String>, StoreError> {
+    Ok(connection
+        .query_row("SELECT token FROM claim_token WHERE id = 1", [], |row| {
+            row.get(0)
+        })
+        .optional()?)
+}
+
+/// Stores a new claim token unless one exists; returns the token now in force.
+pub fn ensure_claim_token(
+    connection: &Connection,
+    fresh_token: &str,
+    now: i64,
+) -> Result<String, StoreError> {
+    connection.execute(
+        "INSERT OR IGNORE INTO claim_token (id, token, created_at) VALUES (1, ?1, ?2)",
+        params![fresh_token, now],
+    )?;
+    claim_token(connection)?.ok_or(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
+}
+
+/// Deletes the claim token: it is used up.
+pub fn delete_claim_token(connection: &Connection) -> Result<(), StoreError> {
+    connection.execute("DELETE FROM claim_token", [])?;
+    Ok(())
+}

@@ -98,6 +98,10 @@ fn bad_body(detail: &str) -> Problem {
 /// Parses a body as `T`: syntax errors are 400, well-formed JSON of the wrong shape is 422
 /// naming the member at fault.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    // Syntax first, so that a truncated body is a 400 whatever its first members are.
+    if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+        return Err(bad_body(&format!("The body is not valid JSON: {error}.")));
+    }
     match serde_json::from_slice::<T>(body) {
         Ok(value) => Ok(value),
         Err(error) if error.is_data() => {

@@ -1,0 +1,84 @@
+//! Hostile input on every endpoint: malformed JSON, wrong types, unknown and missing members,
+//! oversized bodies and wrong content types all get a 4xx problem+json and change nothing.
+
+use serde_json::json;
+
+use crate::helpers::{TestNode, TestOwner, spawn_node};
+
+/// Sends every kind of bad body to `path` and checks the answers.
+fn assert_bad_bodies_refused(node: &TestNode, path: &str, valid_member: &str) {
+    let cases: Vec<(&str, &str, Vec<u8>, u16)> = vec![
+        ("malformed JSON", "application/json", b"{\"a\":".to_vec(), 400),
+        ("trailing garbage", "application/json", b"{} {}".to_vec(), 400),
+        ("an empty body", "application/json", Vec::new(), 400),
+        ("invalid UTF-8", "application/json", b"{\"\xff\":1}".to_vec(), 400),
+        ("a top-level array", "application/json", b"[]".to_vec(), 422),
+        ("text/plain", "text/plain", b"{}".to_vec(), 415),
+        ("form encoding", "application/x-www-form-urlencoded", b"a=1".to_vec(), 415),
+        ("no content type", "", b"{}".to_vec(), 415),
+        ("a wrong charset", "application/json; charset=latin1", b"{}".to_vec(), 415),
+        ("an oversized body", "application/json", vec![b' '; 64 * 1024], 413),
+    ];
+    for (why, content_type, body, status) in cases {
+        let answer = node.post_raw(path, content_type, &body);
+        let problem = answer.problem(status);
+        assert!(!problem["detail"].as_str().unwrap_or("").is_empty(), "{why}");
+    }
+    let shape_cases = [
+        ("a wrong type", json!({ valid_member: 42 }), valid_member),
+        ("an unknown member", json!({ "surprise": true }), "surprise"),
+        ("a null member", json!({ valid_member: null }), valid_member),
+    ];
+    for (why, body, field) in shape_cases {
+        let answer = node.post_json(path, &body);
+        let problem = answer.problem(422);
+        assert_eq!(problem["field"], field, "{why}: {problem}");
+    }
+    let missing = node.post_json(path, &json!({}));
+    assert_eq!(missing.status, 422, "{}", missing.body);
+    assert!(missing.json()["field"].is_string(), "a missing member is named");
+}
+
+#[test]
+fn the_claim_endpoint_refuses_bad_bodies_and_stays_unclaimed() {
+    let (_dir, node) = spawn_node();
+    assert_bad_bodies_refused(&node, "/api/v1/owner", "claim_token");
+    assert!(!node.is_claimed());
+    // The node can still be claimed afterwards.
+    node.claim(&TestOwner::from_vector());
+}
+
+#[test]
+fn the_unlock_endpoint_refuses_bad_bodies_without_counting_failures() {
+    let (_dir, node) = spawn_node();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    for _ in 0..2 {
+        assert_bad_bodies_refused(&node, "/api/v1/unlock", "unlock_verifier");
+    }
+    let answer = node.post_json(
+        "/api/v1/unlock",
+        &json!({"unlock_verifier": owner.unlock_verifier}),
+    );
+    assert_eq!(answer.status, 200, "bad bodies are not failed unlocks: {}", answer.body);
+}
+
+#[test]
+fn unknown_paths_and_methods_are_problems() {
+    let (_dir, node) = spawn_node();
+    node.get("/api/v1/nothing").problem(404);
+    node.get("/nothing").problem(404);
+    node.get("/api/v1/owner").problem(405);
+    node.post_json("/.well-known/jwks.json", &json!({})).problem(405);
+    node.post_json("/.well-known/security.txt", &json!({})).problem(405);
+}
+
+#[test]
+fn problems_are_not_cached_and_answers_carry_a_request_id() {
+    let (_dir, node) = spawn_node();
+    let answer = node.get("/api/v1/unlock");
+    answer.problem(404);
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    assert_eq!(answer.header("x-content-type-options"), Some("nosniff"));
+    assert!(answer.header("x-request-id").is_some_and(|id| id.len() == 16));
+}

@@ -1,0 +1,381 @@
+//! Test fixtures: starting and stopping nodes, an HTTP client that never treats a status as an
+//! error, and an owner whose key and wrapped key come from the project's test vector.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use siteid::clock::{Clock, ManualClock, SystemClock};
+use siteid::config::Settings;
+use siteid::jose::b64;
+use siteid::jose::jwk::OwnerPrivateKey;
+use siteid::jose::jws::sign_es384;
+use siteid::startup::Application;
+use siteid::store::{Store, StoreError, owner};
+
+/// A node running on its own thread and actix system.
+pub struct TestNode {
+    pub address: SocketAddr,
+    pub base_url: String,
+    pub data_dir: PathBuf,
+    handle: Option<actix_web::dev::ServerHandle>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    agent: ureq::Agent,
+}
+
+/// Options for starting a node.
+#[derive(Clone)]
+pub struct NodeOptions {
+    pub clock: Arc<dyn Clock>,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub public_url: Option<String>,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            clock: Arc::new(SystemClock),
+            trusted_proxies: Vec::new(),
+            public_url: None,
+        }
+    }
+}
+
+/// A fresh node on a new temporary directory. The directory lives as long as the returned guard.
+pub fn spawn_node() -> (tempfile::TempDir, TestNode) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = TestNode::start(dir.path(), NodeOptions::default());
+    (dir, node)
+}
+
+/// A node with a hand-driven clock starting at the real time.
+pub fn spawn_node_with_clock() -> (tempfile::TempDir, TestNode, ManualClock) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = ManualClock::new(SystemClock.now());
+    let node = TestNode::start(
+        dir.path(),
+        NodeOptions {
+            clock: Arc::new(clock.clone()),
+            ..NodeOptions::default()
+        },
+    );
+    (dir, node, clock)
+}
+
+impl TestNode {
+    /// Starts a node on `data_dir`, waiting until it is bound.
+    pub fn start(data_dir: &Path, options: NodeOptions) -> TestNode {
+        if std::env::var_os("TEST_LOG").is_some() {
+            siteid::telemetry::init();
+        }
+        let mut settings = Settings::for_data_dir(data_dir);
+        settings.listen = "127.0.0.1:0".parse().expect("address");
+        settings.trusted_proxies = options.trusted_proxies.clone();
+        settings.public_url = options
+            .public_url
+            .as_deref()
+            .map(|url| siteid::config::PublicUrl::parse(url).expect("public url"));
+        let (sender, receiver) = mpsc::channel();
+        let clock = options.clock.clone();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let application = Application::build_with_clock(settings, clock)
+                    .await
+                    .expect("the node starts");
+                sender
+                    .send((application.address(), application.handle()))
+                    .expect("test is waiting");
+                application.run_until_stopped().await.expect("the node runs");
+            });
+        });
+        let (address, handle) = receiver.recv().expect("the node reports its address");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        TestNode {
+            address,
+            base_url: format!("http://{address}"),
+            data_dir: data_dir.to_owned(),
+            handle: Some(handle),
+            thread: Some(thread),
+            agent,
+        }
+    }
+
+    /// Stops the node gracefully and waits for its database to close.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            actix_web::rt::System::new().block_on(handle.stop(true));
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the node thread ends");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub fn get(&self, path: &str) -> Answer {
+        self.get_with(path, &[])
+    }
+
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut request = self.agent.get(&self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Answer::from(request.call().expect("GET reaches the node"))
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> Answer {
+        self.post_raw(path, "application/json", body.to_string().as_bytes())
+    }
+
+    pub fn post_json_with(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Answer {
+        let mut request = self
+            .agent
+            .post(&self.url(path))
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Answer::from(
+            request
+                .send(body.to_string().as_bytes())
+                .expect("POST reaches the node"),
+        )
+    }
+
+    pub fn post_raw(&self, path: &str, content_type: &str, body: &[u8]) -> Answer {
+        let mut request = self.agent.post(&self.url(path));
+        if !content_type.is_empty() {
+            request = request.header("content-type", content_type);
+        }
+        Answer::from(request.send(body).expect("POST reaches the node"))
+    }
+
+    /// Sends a raw HTTP/1.1 GET with the path exactly as given (no client-side normalisation).
+    pub fn raw_get_status(&self, path: &str) -> u16 {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.address).expect("connect");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.address
+        )
+        .expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        response
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .expect("a status line")
+    }
+
+    /// The node's current claim token, read from its database.
+    pub fn claim_token(&self) -> String {
+        with_store(&self.data_dir, |c| owner::claim_token(c))
+            .expect("the unclaimed node has a claim token")
+    }
+
+    /// Claims the node with `owner`, asserting success; returns the kid.
+    pub fn claim(&self, owner: &TestOwner) -> String {
+        let answer = self.post_json("/api/v1/owner", &owner.claim_body(self, &self.claim_token()));
+        assert_eq!(answer.status, 201, "claim failed: {}", answer.body);
+        answer.json()["kid"].as_str().expect("kid").to_owned()
+    }
+
+    /// Whether the node has an owner, read from its database.
+    pub fn is_claimed(&self) -> bool {
+        with_store(&self.data_dir, |c| owner::exists(c))
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Runs a query on a node's database through a second connection, as another process would.
+pub fn with_store<T>(
+    data_dir: &Path,
+    query: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
+) -> T {
+    let store = Store::open(data_dir).expect("open the node's database");
+    let value = store.run_blocking(|c| query(c)).expect("query");
+    store.close().expect("close");
+    value
+}
+
+/// An HTTP answer, read whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl From<ureq::http::Response<ureq::Body>> for Answer {
+    fn from(mut response: ureq::http::Response<ureq::Body>) -> Self {
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    value.to_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .expect("a text body");
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// Asserts a problem+json answer with `status` and returns its body.
+    pub fn problem(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "unexpected answer: {}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "problem answers are problem+json"
+        );
+        let body = self.json();
+        assert_eq!(body["status"], status);
+        assert!(
+            body["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("urn:siteid:problem:")),
+            "{body}"
+        );
+        assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+        body
+    }
+}
+
+/// Decodes hex from the vector files.
+pub fn hex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// Reads a file from `tests/vectors/`.
+pub fn vector(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("vector file")).expect("JSON")
+}
+
+/// The verifier for a KEK: HMAC-SHA-256(KEK, "siteid unlock verifier v1").
+pub fn verifier_for_kek(kek: &[u8]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(kek).expect("any key length");
+    mac.update(b"siteid unlock verifier v1");
+    mac.finalize().into_bytes().into()
+}
+
+/// The owner of the project vector: a fixed key, its wrapped key and its verifier, so that
+/// tests need no key derivation.
+pub struct TestOwner {
+    pub key: OwnerPrivateKey,
+    pub password: String,
+    pub public_jwk: Value,
+    pub wrapped_key: String,
+    pub unlock_verifier: String,
+    pub d: String,
+}
+
+impl TestOwner {
+    pub fn from_vector() -> TestOwner {
+        let v = vector("project_pbes2_hs512_a256kw_a256gcm_p384.json");
+        let private = v["plaintext_jwk"].to_string();
+        TestOwner {
+            key: OwnerPrivateKey::from_json(private.as_bytes()).expect("vector key"),
+            password: v["password_utf8"].as_str().expect("password").to_owned(),
+            public_jwk: v["public_jwk"].clone(),
+            wrapped_key: v["compact"].as_str().expect("compact").to_owned(),
+            unlock_verifier: b64::encode(&verifier_for_kek(&hex(
+                v["kek_hex"].as_str().expect("kek"),
+            ))),
+            d: v["plaintext_jwk"]["d"].as_str().expect("d").to_owned(),
+        }
+    }
+
+    /// A claim proof with explicit header and claims.
+    pub fn sign(&self, header: Value, claims: Value) -> String {
+        sign_es384(&self.key, &header, &claims)
+    }
+
+    /// A valid proof for `node` and `token` at the current time.
+    pub fn proof(&self, node: &TestNode, token: &str) -> String {
+        let now = now();
+        self.sign(
+            json!({"alg": "ES384", "typ": "siteid-claim+jwt"}),
+            json!({"aud": node.base_url, "nonce": token, "iat": now, "exp": now + 300}),
+        )
+    }
+
+    /// A complete, valid claim body.
+    pub fn claim_body(&self, node: &TestNode, token: &str) -> Value {
+        json!({
+            "claim_token": token,
+            "public_key": self.public_jwk,
+            "wrapped_key": self.wrapped_key,
+            "unlock_verifier": self.unlock_verifier,
+            "proof": self.proof(node, token),
+        })
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    SystemClock.now()
+}
+
+/// Polls `condition` until it holds or `limit` passes. For waiting on file watchers, not for
+/// asserting speed.
+pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    condition()
+}

@@ -1,0 +1,235 @@
+//! The real binary as an operator runs it: the listening line, graceful shutdown on SIGTERM,
+//! the command-line claim, and the zero-knowledge invariant over a whole claim-and-unlock run
+//! (neither the database nor the logs ever hold the password, the KEK or the private scalar).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use siteid::jose::b64;
+use siteid::jose::jwe::{self, WrappedKey};
+use siteid::jose::jwk::OwnerPrivateKey;
+use siteid::jose::jws::sign_es384;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_siteid");
+
+struct RunningBinary {
+    child: Child,
+    base_url: String,
+    log_path: std::path::PathBuf,
+}
+
+impl RunningBinary {
+    fn start(data_dir: &Path, log_path: &Path) -> RunningBinary {
+        let log = std::fs::File::create(log_path).expect("log file");
+        let mut child = Command::new(BINARY)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .arg("--well-known-dir")
+            .arg(data_dir.join("well-known"))
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start siteid serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read stdout");
+        let base_url = line
+            .trim_end()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        assert!(base_url.starts_with("http://127.0.0.1:") && !base_url.ends_with(":0"));
+        RunningBinary {
+            child,
+            base_url,
+            log_path: log_path.to_owned(),
+        }
+    }
+
+    /// Sends SIGTERM and returns whether the process exited successfully.
+    fn terminate(mut self) -> bool {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        self.child.wait().expect("wait").success()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).expect("read log")
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn post(url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let mut response = agent()
+        .post(url)
+        .header("content-type", "application/json")
+        .send(body.to_string().as_bytes())
+        .expect("POST");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(BINARY).args(args).output().expect("run siteid");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+fn all_files(dir: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_file() {
+            bytes.extend(std::fs::read(&path).expect("read file"));
+        }
+    }
+    bytes
+}
+
+#[test]
+fn a_full_claim_and_unlock_run_leaves_no_secret_in_the_database_or_logs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let log_path = dir.path().join("siteid.log");
+    let node = RunningBinary::start(&data_dir, &log_path);
+
+    let password = "zero knowledge ✓ passphrase";
+    let key = OwnerPrivateKey::generate();
+    let (wrapped, verifier) =
+        jwe::wrap_private_key(&key, password.as_bytes(), jwe::MIN_P2C).expect("wrap");
+    let kek = WrappedKey::parse(wrapped.compact())
+        .expect("parse")
+        .derive_kek(password.as_bytes());
+    let (_, url, _) = run(&["claim-url", "--data-dir", data_dir.to_str().expect("path")]);
+    let token = url.trim().rsplit_once('#').expect("a setup link").1.to_owned();
+    let now = siteid::clock::Clock::now(&siteid::clock::SystemClock);
+    let proof = sign_es384(
+        &key,
+        &json!({"alg": "ES384", "typ": "siteid-claim+jwt"}),
+        &json!({"aud": node.base_url, "nonce": token, "iat": now, "exp": now + 300}),
+    );
+    let (status, body) = post(
+        &format!("{}/api/v1/owner", node.base_url),
+        &json!({
+            "claim_token": token,
+            "public_key": serde_json::to_value(key.public_key().to_jwk()).expect("jwk"),
+            "wrapped_key": wrapped.compact(),
+            "unlock_verifier": b64::encode(&verifier),
+            "proof": proof,
+        }),
+    );
+    assert_eq!(status, 201, "{body}");
+    let unlock_url = format!("{}/api/v1/unlock", node.base_url);
+    let (status, _) = post(&unlock_url, &json!({"unlock_verifier": b64::encode(&[1; 32])}));
+    assert_eq!(status, 401);
+    let (status, body) = post(&unlock_url, &json!({"unlock_verifier": b64::encode(&verifier)}));
+    assert_eq!(status, 200);
+    assert_eq!(body["wrapped_key"], wrapped.compact());
+    let log_before_stop = node.log();
+    assert!(node.terminate(), "SIGTERM ends the node with success");
+
+    let log = std::fs::read(&log_path).expect("log");
+    assert!(String::from_utf8_lossy(&log).contains("stopped"));
+    let database = all_files(&data_dir);
+    let scalar = key.scalar_bytes();
+    let d = b64::encode(scalar.as_slice());
+    let verifier_b64 = b64::encode(&verifier);
+    let secrets: [(&str, &[u8]); 6] = [
+        ("the password", password.as_bytes()),
+        ("d (base64url)", d.as_bytes()),
+        ("d (raw)", scalar.as_slice()),
+        ("the KEK", kek.bytes()),
+        ("the verifier (raw)", &verifier),
+        ("the verifier (base64url)", verifier_b64.as_bytes()),
+    ];
+    for (name, secret) in secrets {
+        assert_eq!(count(&database, secret), 0, "the database holds {name}");
+        assert_eq!(count(&log, secret), 0, "the log holds {name}");
+    }
+    assert_eq!(count(&log, wrapped.compact().as_bytes()), 0, "the log holds the wrapped key");
+    assert_eq!(count(&log, proof.as_bytes()), 0, "the log holds the proof");
+    assert_eq!(
+        count(log_before_stop.as_bytes(), token.as_bytes()),
+        1,
+        "the claim token is logged once, at first display"
+    );
+    let verifier_hash: [u8; 32] = Sha256::digest(verifier).into();
+    assert_eq!(count(&database, &verifier_hash), 1, "only the verifier's hash is stored");
+}
+
+#[test]
+fn the_command_line_claims_and_checks_a_node() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let data = data_dir.to_str().expect("path");
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, "a passphrase for init tests\n").expect("write");
+    let password = password_file.to_str().expect("path");
+    let wrong_file = dir.path().join("wrong");
+    std::fs::write(&wrong_file, "a passphrase for init tests\n\n").expect("write");
+    let short_file = dir.path().join("short");
+    std::fs::write(&short_file, "too short\n").expect("write");
+
+    let (code, url, _) = run(&["claim-url", "--data-dir", data]);
+    assert_eq!(code, 0);
+    assert!(url.starts_with("http://127.0.0.1:8080/setup#"), "{url}");
+    let (code, _, err) = run(&["init", "--data-dir", data, "--password-file", short_file.to_str().expect("path")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("at least 12 characters"), "{err}");
+
+    let (code, kid, err) = run(&["init", "--data-dir", data, "--password-file", password, "--p2c", "210000"]);
+    assert_eq!(code, 0, "{err}");
+    let kid = kid.trim();
+    assert_eq!(kid.len(), 43);
+    let (code, checked, err) = run(&["wrapped-key", "check", "--data-dir", data, "--password-file", password]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(checked.trim(), kid);
+    let (code, _, err) = run(&["wrapped-key", "check", "--data-dir", data, "--password-file", wrong_file.to_str().expect("path")]);
+    assert_eq!(code, 1, "only one trailing newline is removed");
+    assert!(err.contains("wrong password"), "{err}");
+
+    let (code, _, _) = run(&["claim-url", "--data-dir", data]);
+    assert_eq!(code, 3, "a claimed node has no setup link");
+    let (code, _, _) = run(&["init", "--data-dir", data, "--password-file", password]);
+    assert_eq!(code, 3, "a node is claimed once");
+    let (code, out, _) = run(&["audit", "verify", "--data-dir", data]);
+    assert_eq!(code, 0);
+    assert!(out.contains("intact"));
+}
+
+#[test]
+fn a_bad_public_url_stops_start_up_with_a_message() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (code, _, err) = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.path().to_str().expect("path"),
+        "--public-url",
+        "https://example.com/id",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("must not have a path"), "{err}");
+}

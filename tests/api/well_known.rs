@@ -1,0 +1,157 @@
+//! `/.well-known/`: the JWKS and DID document with their headers, and the operator's
+//! directory with path-escape refusals and hot reload.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{NodeOptions, TestNode, TestOwner, spawn_node, wait_until};
+
+#[test]
+fn the_public_documents_are_404_before_a_claim() {
+    let (_dir, node) = spawn_node();
+    node.get("/.well-known/jwks.json").problem(404);
+    node.get("/.well-known/did.json").problem(404);
+}
+
+#[test]
+fn the_jwks_publishes_the_owner_key_with_caching_headers() {
+    let (_dir, node) = spawn_node();
+    let owner = TestOwner::from_vector();
+    let kid = node.claim(&owner);
+    let answer = node.get("/.well-known/jwks.json");
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("content-type"), Some("application/jwk-set+json"));
+    assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
+    assert!(answer.header("cache-control").is_some_and(|c| c.contains("max-age")));
+    let jwk = &owner.public_jwk;
+    assert_eq!(
+        answer.json(),
+        json!({"keys": [{"kty": "EC", "crv": "P-384", "x": jwk["x"], "y": jwk["y"],
+                         "kid": kid, "alg": "ES384", "use": "sig"}]})
+    );
+    let etag = answer.header("etag").expect("an ETag").to_owned();
+    let revalidated = node.get_with("/.well-known/jwks.json", &[("if-none-match", &etag)]);
+    assert_eq!(revalidated.status, 304);
+    assert!(revalidated.body.is_empty());
+    assert_eq!(revalidated.header("etag"), Some(etag.as_str()));
+    let other = node.get_with("/.well-known/jwks.json", &[("if-none-match", "\"other\"")]);
+    assert_eq!(other.status, 200);
+}
+
+#[test]
+fn the_did_document_names_the_host_and_port_and_the_owner_key() {
+    let (_dir, node) = spawn_node();
+    let owner = TestOwner::from_vector();
+    let kid = node.claim(&owner);
+    let answer = node.get("/.well-known/did.json");
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("content-type"), Some("application/did+json"));
+    assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
+    assert!(answer.header("etag").is_some());
+    let document = answer.json();
+    let did = format!("did:web:127.0.0.1%3A{}", node.address.port());
+    let method = format!("{did}#{kid}");
+    assert_eq!(document["id"], did.as_str());
+    assert_eq!(document["@context"][0], "https://www.w3.org/ns/did/v1");
+    let vm = &document["verificationMethod"][0];
+    assert_eq!(vm["id"], method.as_str());
+    assert_eq!(vm["type"], "JsonWebKey2020");
+    assert_eq!(vm["controller"], did.as_str());
+    assert_eq!(vm["publicKeyJwk"], owner.public_jwk);
+    assert_eq!(document["authentication"], json!([method]));
+    assert_eq!(document["assertionMethod"], json!([method]));
+}
+
+#[test]
+fn a_public_url_without_a_port_gives_a_plain_did() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = TestNode::start(
+        dir.path(),
+        NodeOptions {
+            public_url: Some("https://id.example.org".into()),
+            ..NodeOptions::default()
+        },
+    );
+    let owner = TestOwner::from_vector();
+    let token = node.claim_token();
+    // The proof's audience is the public URL, not the address the test connects to.
+    let mut body = owner.claim_body(&node, &token);
+    let now = crate::helpers::now();
+    body["proof"] = json!(owner.sign(
+        json!({"alg": "ES384", "typ": "siteid-claim+jwt"}),
+        json!({"aud": "https://id.example.org", "nonce": token, "iat": now, "exp": now + 300}),
+    ));
+    assert_eq!(node.post_json("/api/v1/owner", &body).status, 201);
+    assert_eq!(node.get("/.well-known/did.json").json()["id"], "did:web:id.example.org");
+}
+
+fn well_known_dir(node: &TestNode) -> std::path::PathBuf {
+    node.data_dir.join("well-known")
+}
+
+#[test]
+fn operator_files_are_served_with_a_content_type_and_no_escape() {
+    let (_dir, node) = spawn_node();
+    let dir = well_known_dir(&node);
+    std::fs::write(dir.join("security.txt"), "Contact: mailto:me@example.org\n").expect("write");
+    std::fs::create_dir_all(dir.join("nested")).expect("mkdir");
+    std::fs::write(dir.join("nested/info.json"), "{}").expect("write");
+    let outside = node.data_dir.join("outside-secret.txt");
+    std::fs::write(&outside, "secret").expect("write");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&outside, dir.join("leak.txt")).expect("symlink");
+    assert!(wait_until(Duration::from_secs(10), || {
+        node.get("/.well-known/nested/info.json").status == 200
+    }));
+    let security = node.get("/.well-known/security.txt");
+    assert_eq!(security.status, 200);
+    assert_eq!(security.body, "Contact: mailto:me@example.org\n");
+    assert_eq!(security.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(security.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(
+        node.get("/.well-known/nested/info.json").header("content-type"),
+        Some("application/json")
+    );
+    node.get("/.well-known/leak.txt").problem(404);
+    node.get("/.well-known/nested").problem(404);
+    node.get("/.well-known/").problem(404);
+    for path in [
+        "/.well-known/../outside-secret.txt",
+        "/.well-known/%2e%2e/outside-secret.txt",
+        "/.well-known/%2E%2E%2Foutside-secret.txt",
+        "/.well-known/nested/../../outside-secret.txt",
+        "/.well-known/..%2f..%2fsiteid.sqlite3",
+        "/.well-known//etc/passwd",
+        "/.well-known/%2fetc%2fpasswd",
+    ] {
+        let status = node.raw_get_status(path);
+        assert!(status == 404 || status == 400, "{path} answered {status}");
+    }
+}
+
+#[test]
+fn changes_to_the_directory_take_effect_without_a_restart() {
+    let (_dir, node) = spawn_node();
+    let file = well_known_dir(&node).join("nodeinfo");
+    node.get("/.well-known/nodeinfo").problem(404);
+    std::fs::write(&file, "{\"v\":1}").expect("write");
+    assert!(wait_until(Duration::from_secs(10), || node.get("/.well-known/nodeinfo").body == "{\"v\":1}"));
+    std::fs::write(&file, "{\"v\":2}").expect("write");
+    assert!(wait_until(Duration::from_secs(10), || node.get("/.well-known/nodeinfo").body == "{\"v\":2}"));
+    std::fs::remove_file(&file).expect("delete");
+    assert!(wait_until(Duration::from_secs(10), || node.get("/.well-known/nodeinfo").status == 404));
+}
+
+#[test]
+fn a_file_named_like_a_generated_document_is_ignored() {
+    let (_dir, node) = spawn_node();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let dir = well_known_dir(&node);
+    std::fs::write(dir.join("jwks.json"), "{\"keys\":[]}").expect("write");
+    std::fs::write(dir.join("marker.txt"), "x").expect("write");
+    assert!(wait_until(Duration::from_secs(10), || node.get("/.well-known/marker.txt").status == 200));
+    let jwks = node.get("/.well-known/jwks.json").json();
+    assert_eq!(jwks["keys"][0]["x"], owner.public_jwk["x"]);
+}

@@ -120,9 +120,8 @@ pub fn append(
     event: &AuditEvent,
     actor: &Actor,
 ) -> Result<i64, StoreError> {
-    let (prev_seq, prev_hash) = audit_rows::head(transaction)?
-        .map(|(seq, hash)| (seq, hash))
-        .unwrap_or((0, GENESIS_HASH.to_vec()));
+    let (prev_seq, prev_hash) =
+        audit_rows::head(transaction)?.unwrap_or((0, GENESIS_HASH.to_vec()));
     let mut row = AuditRow {
         seq: prev_seq + 1,
         at,

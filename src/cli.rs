@@ -19,7 +19,7 @@ use crate::jose::jwe::{self, WrappedKey};
 use crate::jose::jwk::{OwnerPrivateKey, OwnerPublicKey};
 use crate::startup::Application;
 use crate::store::audit_rows;
-use crate::store::{Store, StoreError, owner};
+use crate::store::{Store, StoreError, meta, owner};
 
 /// The shortest password `init` accepts, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -60,6 +60,10 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct NodeArgs {
+    /// The origin the node is reached at, e.g. https://example.com [default: http://<listen>
+    /// for `serve`; the URL the node last served at for printed links].
+    #[arg(long, env = "SITEID_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Directory of the node's database [default: ./data].
     #[arg(long, env = "SITEID_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -75,9 +79,6 @@ pub struct ServeArgs {
     /// Address and port to listen on [default: 127.0.0.1:8080]; port 0 picks a free port.
     #[arg(long, env = "SITEID_LISTEN")]
     pub listen: Option<String>,
-    /// The origin the node is reached at, e.g. https://example.com [default: http://<listen>].
-    #[arg(long, env = "SITEID_PUBLIC_URL")]
-    pub public_url: Option<String>,
     /// Directory of extra files served under /.well-known/ [default: ./well-known].
     #[arg(long, env = "SITEID_WELL_KNOWN_DIR")]
     pub well_known_dir: Option<PathBuf>,
@@ -175,7 +176,7 @@ fn load_settings(node: &NodeArgs, serve: Option<&ServeArgs>) -> Result<Settings,
         data_dir: node.data_dir.clone(),
         config: node.config.clone(),
         listen: serve.and_then(|s| s.listen.clone()),
-        public_url: serve.and_then(|s| s.public_url.clone()),
+        public_url: node.public_url.clone(),
         well_known_dir: serve.and_then(|s| s.well_known_dir.clone()),
         trusted_proxies: serve.and_then(|s| s.trusted_proxies.clone()),
     };
@@ -239,7 +240,12 @@ fn open_store(node: &NodeArgs) -> Result<(Settings, Store), Failure> {
 fn claim_url(args: &NodeArgs) -> Result<(), Failure> {
     let (settings, store) = open_store(args)?;
     let now = SystemClock.now();
-    let token = store.run_blocking(|c| current_claim_token(c, now))?;
+    let (token, served_url) = store.run_blocking(|c| {
+        Ok::<_, StoreError>((
+            current_claim_token(c, now)?,
+            meta::get_text(c, meta::SERVED_PUBLIC_URL)?,
+        ))
+    })?;
     store.close()?;
     let Some((token, _)) = token else {
         return Err(Failure {
@@ -247,8 +253,10 @@ fn claim_url(args: &NodeArgs) -> Result<(), Failure> {
             code: EXIT_ALREADY_CLAIMED,
         });
     };
+    // A configured public URL wins; then the one the node last served at; then the default.
     let public_url = settings
         .public_url
+        .or_else(|| served_url.and_then(|url| PublicUrl::parse(&url).ok()))
         .unwrap_or_else(|| PublicUrl::from_listen_address(settings.listen));
     println!("{public_url}/setup#{token}");
     Ok(())

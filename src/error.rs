@@ -16,9 +16,14 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// Problem types are URNs under this prefix, followed by the problem's slug.
 pub const PROBLEM_TYPE_PREFIX: &str = "urn:siteid:problem:";
 
-/// An RFC 9457 problem details object, plus the headers some problems carry.
+/// An RFC 9457 problem details object, plus the headers some problems carry. Boxed, so that
+/// `Result<_, Problem>` stays small on the success path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
+pub struct Problem(Box<ProblemDetails>);
+
+/// The members of a [`Problem`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProblemDetails {
     pub status: StatusCode,
     pub slug: &'static str,
     pub title: &'static str,
@@ -51,7 +56,7 @@ impl Problem {
         title: &'static str,
         detail: impl Into<String>,
     ) -> Self {
-        Problem {
+        Problem(Box::new(ProblemDetails {
             status,
             slug,
             title,
@@ -59,7 +64,7 @@ impl Problem {
             field: None,
             retry_after: None,
             request_id: None,
-        }
+        }))
     }
 
     /// 422: a request member has a value the node cannot accept.
@@ -130,6 +135,20 @@ impl Problem {
             request_id: self.request_id.as_deref(),
         };
         serde_json::to_string(&body).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for Problem {
+    type Target = ProblemDetails;
+
+    fn deref(&self) -> &ProblemDetails {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Problem {
+    fn deref_mut(&mut self) -> &mut ProblemDetails {
+        &mut self.0
     }
 }
 

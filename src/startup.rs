@@ -14,7 +14,7 @@ use crate::auth::claim::current_claim_token;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{PublicUrl, Settings};
 use crate::http::{self, AppState};
-use crate::store::{Store, StoreError, owner};
+use crate::store::{Store, StoreError, meta, owner};
 use crate::telemetry;
 use crate::well_known_dir::WellKnownDir;
 
@@ -144,6 +144,7 @@ async fn announce_owner_state(
     now: i64,
     settings: &Settings,
 ) -> Result<(), StoreError> {
+    let served_url = public_url.to_string();
     let (token, kid) = store
         .run(move |c| {
             let tx = c.transaction()?;
@@ -151,6 +152,7 @@ async fn announce_owner_state(
                 version: env!("CARGO_PKG_VERSION").into(),
             };
             audit::append(&tx, now, &event, &Actor::local())?;
+            meta::set_text(&tx, meta::SERVED_PUBLIC_URL, &served_url)?;
             let token = current_claim_token(&tx, now)?;
             let kid = owner::find(&tx)?.map(|o| o.kid);
             tx.commit()?;

@@ -198,7 +198,7 @@ impl WrappedKey {
             .decrypt_in_place_detached(
                 &Nonce::from(iv),
                 protected.as_bytes(),
-                &mut *plaintext,
+                &mut plaintext,
                 &Tag::from(tag),
             )
             .map_err(|_| JweError::DecryptionFailed)?;

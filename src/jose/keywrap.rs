@@ -17,7 +17,7 @@ pub enum KeyWrapError {
 
 /// Wraps `key` under `kek`. RFC 3394 §2.2.1 needs at least two 64-bit blocks of input.
 pub fn wrap(kek: &[u8], key: &[u8]) -> Result<Vec<u8>, KeyWrapError> {
-    if key.len() < 16 || key.len() % 8 != 0 {
+    if key.len() < 16 || !key.len().is_multiple_of(8) {
         return Err(KeyWrapError::BadKeyLength);
     }
     let mut out = vec![0u8; key.len() + 8];
@@ -35,7 +35,7 @@ pub fn wrap(kek: &[u8], key: &[u8]) -> Result<Vec<u8>, KeyWrapError> {
 
 /// Unwraps `wrapped` under `kek`, checking the RFC 3394 integrity value.
 pub fn unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Vec<u8>, KeyWrapError> {
-    if wrapped.len() < 24 || wrapped.len() % 8 != 0 {
+    if wrapped.len() < 24 || !wrapped.len().is_multiple_of(8) {
         return Err(KeyWrapError::BadWrappedLength);
     }
     let mut out = vec![0u8; wrapped.len() - 8];

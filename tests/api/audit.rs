@@ -26,16 +26,25 @@ fn audited_data_dir() -> tempfile::TempDir {
     let (dir, node) = spawn_node();
     let owner = TestOwner::from_vector();
     node.claim(&owner);
-    node.post_json("/api/v1/unlock", &json!({"unlock_verifier": "A".repeat(43)}));
-    node.post_json("/api/v1/unlock", &json!({"unlock_verifier": owner.unlock_verifier}));
+    node.post_json(
+        "/api/v1/unlock",
+        &json!({"unlock_verifier": "A".repeat(43)}),
+    );
+    node.post_json(
+        "/api/v1/unlock",
+        &json!({"unlock_verifier": owner.unlock_verifier}),
+    );
     node.stop();
     dir
 }
 
 fn tampered_copy(source: &Path, sql: &str) -> tempfile::TempDir {
     let copy = tempfile::tempdir().expect("temp dir");
-    std::fs::copy(source.join(DATABASE_FILE_NAME), copy.path().join(DATABASE_FILE_NAME))
-        .expect("copy the database");
+    std::fs::copy(
+        source.join(DATABASE_FILE_NAME),
+        copy.path().join(DATABASE_FILE_NAME),
+    )
+    .expect("copy the database");
     let connection =
         rusqlite::Connection::open(copy.path().join(DATABASE_FILE_NAME)).expect("open copy");
     connection.execute_batch(sql).expect("tamper");
@@ -54,7 +63,13 @@ fn the_log_lists_the_events_of_a_run_and_verifies() {
         .collect();
     assert_eq!(
         events,
-        ["node.started", "owner.claimed", "unlock.failed", "unlock.succeeded", "wrapped_key.served"]
+        [
+            "node.started",
+            "owner.claimed",
+            "unlock.failed",
+            "unlock.succeeded",
+            "wrapped_key.served"
+        ]
     );
     assert!(list.contains("127.0.0.1"), "client addresses are recorded");
     let (ok, out, err) = siteid(&["audit", "verify", "--data-dir", data_dir]);
@@ -66,9 +81,21 @@ fn the_log_lists_the_events_of_a_run_and_verifies() {
 fn tampering_is_detected_and_the_first_bad_entry_named() {
     let dir = audited_data_dir();
     let cases = [
-        ("a changed entry", "UPDATE audit_log SET ip = '10.9.9.9' WHERE seq = 3", "entry 3"),
-        ("a changed time", "UPDATE audit_log SET at = at + 1 WHERE seq = 2", "entry 2"),
-        ("a deleted entry", "DELETE FROM audit_log WHERE seq = 2", "entry 2"),
+        (
+            "a changed entry",
+            "UPDATE audit_log SET ip = '10.9.9.9' WHERE seq = 3",
+            "entry 3",
+        ),
+        (
+            "a changed time",
+            "UPDATE audit_log SET at = at + 1 WHERE seq = 2",
+            "entry 2",
+        ),
+        (
+            "a deleted entry",
+            "DELETE FROM audit_log WHERE seq = 2",
+            "entry 2",
+        ),
         (
             "two swapped entries",
             "UPDATE audit_log SET seq = 100 WHERE seq = 3;
@@ -76,11 +103,20 @@ fn tampering_is_detected_and_the_first_bad_entry_named() {
              UPDATE audit_log SET seq = 4 WHERE seq = 100;",
             "entry 3",
         ),
-        ("deleted newest entries", "DELETE FROM audit_log WHERE seq >= 4", "entries were deleted"),
+        (
+            "deleted newest entries",
+            "DELETE FROM audit_log WHERE seq >= 4",
+            "entries were deleted",
+        ),
     ];
     for (why, sql, expected) in cases {
         let copy = tampered_copy(dir.path(), sql);
-        let (ok, _, err) = siteid(&["audit", "verify", "--data-dir", copy.path().to_str().expect("path")]);
+        let (ok, _, err) = siteid(&[
+            "audit",
+            "verify",
+            "--data-dir",
+            copy.path().to_str().expect("path"),
+        ]);
         assert!(!ok, "{why} must fail verification");
         assert!(err.contains(expected), "{why}: {err}");
     }

@@ -8,21 +8,54 @@ use crate::helpers::{TestNode, TestOwner, spawn_node};
 /// Sends every kind of bad body to `path` and checks the answers.
 fn assert_bad_bodies_refused(node: &TestNode, path: &str, valid_member: &str) {
     let cases: Vec<(&str, &str, Vec<u8>, u16)> = vec![
-        ("malformed JSON", "application/json", b"{\"a\":".to_vec(), 400),
-        ("trailing garbage", "application/json", b"{} {}".to_vec(), 400),
+        (
+            "malformed JSON",
+            "application/json",
+            b"{\"a\":".to_vec(),
+            400,
+        ),
+        (
+            "trailing garbage",
+            "application/json",
+            b"{} {}".to_vec(),
+            400,
+        ),
         ("an empty body", "application/json", Vec::new(), 400),
-        ("invalid UTF-8", "application/json", b"{\"\xff\":1}".to_vec(), 400),
+        (
+            "invalid UTF-8",
+            "application/json",
+            b"{\"\xff\":1}".to_vec(),
+            400,
+        ),
         ("a top-level array", "application/json", b"[]".to_vec(), 422),
         ("text/plain", "text/plain", b"{}".to_vec(), 415),
-        ("form encoding", "application/x-www-form-urlencoded", b"a=1".to_vec(), 415),
+        (
+            "form encoding",
+            "application/x-www-form-urlencoded",
+            b"a=1".to_vec(),
+            415,
+        ),
         ("no content type", "", b"{}".to_vec(), 415),
-        ("a wrong charset", "application/json; charset=latin1", b"{}".to_vec(), 415),
-        ("an oversized body", "application/json", vec![b' '; 64 * 1024], 413),
+        (
+            "a wrong charset",
+            "application/json; charset=latin1",
+            b"{}".to_vec(),
+            415,
+        ),
+        (
+            "an oversized body",
+            "application/json",
+            vec![b' '; 64 * 1024],
+            413,
+        ),
     ];
     for (why, content_type, body, status) in cases {
         let answer = node.post_raw(path, content_type, &body);
         let problem = answer.problem(status);
-        assert!(!problem["detail"].as_str().unwrap_or("").is_empty(), "{why}");
+        assert!(
+            !problem["detail"].as_str().unwrap_or("").is_empty(),
+            "{why}"
+        );
     }
     let shape_cases = [
         ("a wrong type", json!({ valid_member: 42 }), valid_member),
@@ -36,7 +69,10 @@ fn assert_bad_bodies_refused(node: &TestNode, path: &str, valid_member: &str) {
     }
     let missing = node.post_json(path, &json!({}));
     assert_eq!(missing.status, 422, "{}", missing.body);
-    assert!(missing.json()["field"].is_string(), "a missing member is named");
+    assert!(
+        missing.json()["field"].is_string(),
+        "a missing member is named"
+    );
 }
 
 #[test]
@@ -60,7 +96,11 @@ fn the_unlock_endpoint_refuses_bad_bodies_without_counting_failures() {
         "/api/v1/unlock",
         &json!({"unlock_verifier": owner.unlock_verifier}),
     );
-    assert_eq!(answer.status, 200, "bad bodies are not failed unlocks: {}", answer.body);
+    assert_eq!(
+        answer.status, 200,
+        "bad bodies are not failed unlocks: {}",
+        answer.body
+    );
 }
 
 #[test]
@@ -69,8 +109,10 @@ fn unknown_paths_and_methods_are_problems() {
     node.get("/api/v1/nothing").problem(404);
     node.get("/nothing").problem(404);
     node.get("/api/v1/owner").problem(405);
-    node.post_json("/.well-known/jwks.json", &json!({})).problem(405);
-    node.post_json("/.well-known/security.txt", &json!({})).problem(405);
+    node.post_json("/.well-known/jwks.json", &json!({}))
+        .problem(405);
+    node.post_json("/.well-known/security.txt", &json!({}))
+        .problem(405);
 }
 
 #[test]
@@ -80,5 +122,9 @@ fn problems_are_not_cached_and_answers_carry_a_request_id() {
     answer.problem(404);
     assert_eq!(answer.header("cache-control"), Some("no-store"));
     assert_eq!(answer.header("x-content-type-options"), Some("nosniff"));
-    assert!(answer.header("x-request-id").is_some_and(|id| id.len() == 16));
+    assert!(
+        answer
+            .header("x-request-id")
+            .is_some_and(|id| id.len() == 16)
+    );
 }

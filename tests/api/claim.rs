@@ -64,7 +64,10 @@ fn a_second_claim_is_forbidden_even_with_the_old_token() {
     let token = node.claim_token();
     node.claim(&owner);
     let again = node.post_json("/api/v1/owner", &owner.claim_body(&node, &token));
-    assert_eq!(again.problem(403)["type"], "urn:siteid:problem:already-claimed");
+    assert_eq!(
+        again.problem(403)["type"],
+        "urn:siteid:problem:already-claimed"
+    );
     let other = TestOwner::from_vector();
     let fresh = node.post_json("/api/v1/owner", &other.claim_body(&node, "anything"));
     fresh.problem(403);
@@ -106,8 +109,14 @@ fn every_invalid_public_key_is_422_naming_public_key() {
         ("carries d: null", with(jwk.clone(), "d", Value::Null)),
         ("another curve", p256),
         ("another type", with(jwk.clone(), "kty", json!("RSA"))),
-        ("a point off the curve", with(jwk.clone(), "y", json!(b64::encode(&off_curve_y)))),
-        ("a short coordinate", with(jwk.clone(), "x", json!(&x[..60]))),
+        (
+            "a point off the curve",
+            with(jwk.clone(), "y", json!(b64::encode(&off_curve_y))),
+        ),
+        (
+            "a short coordinate",
+            with(jwk.clone(), "x", json!(&x[..60])),
+        ),
         ("an unknown member", with(jwk.clone(), "extra", json!(1))),
         ("a wrong alg", with(jwk.clone(), "alg", json!("ES256"))),
         ("not an object", json!("a string")),
@@ -138,33 +147,92 @@ fn every_invalid_wrapped_key_is_422_naming_wrapped_key() {
     let other_kid = OwnerPrivateKey::generate().public_key().thumbprint();
     let parts = jwe_parts(&owner);
     let cases: Vec<(&str, String)> = vec![
-        ("alg PBES2-HS256+A128KW", jwe_with_header(&owner, with(header.clone(), "alg", json!("PBES2-HS256+A128KW")))),
-        ("alg dir", jwe_with_header(&owner, with(header.clone(), "alg", json!("dir")))),
-        ("enc A128GCM", jwe_with_header(&owner, with(header.clone(), "enc", json!("A128GCM")))),
-        ("cty jwk", jwe_with_header(&owner, with(header.clone(), "cty", json!("jwk")))),
-        ("zip", jwe_with_header(&owner, with(header.clone(), "zip", json!("DEF")))),
-        ("crit", jwe_with_header(&owner, with(header.clone(), "crit", json!(["exp"])))),
-        ("p2s of 15 bytes", jwe_with_header(&owner, with(header.clone(), "p2s", json!(b64::encode(&[7; 15]))))),
-        ("p2c 209999", jwe_with_header(&owner, with(header.clone(), "p2c", json!(209_999)))),
-        ("p2c 10000001", jwe_with_header(&owner, with(header.clone(), "p2c", json!(10_000_001)))),
-        ("p2c negative", jwe_with_header(&owner, with(header.clone(), "p2c", json!(-1)))),
-        ("p2c a string", jwe_with_header(&owner, with(header.clone(), "p2c", json!("600000")))),
-        ("kid of another key", jwe_with_header(&owner, with(header.clone(), "kid", json!(other_kid)))),
-        ("encrypted key of 32 bytes", jwe_with_part(&owner, 1, &[1; 32])),
-        ("encrypted key of 48 bytes", jwe_with_part(&owner, 1, &[1; 48])),
+        (
+            "alg PBES2-HS256+A128KW",
+            jwe_with_header(
+                &owner,
+                with(header.clone(), "alg", json!("PBES2-HS256+A128KW")),
+            ),
+        ),
+        (
+            "alg dir",
+            jwe_with_header(&owner, with(header.clone(), "alg", json!("dir"))),
+        ),
+        (
+            "enc A128GCM",
+            jwe_with_header(&owner, with(header.clone(), "enc", json!("A128GCM"))),
+        ),
+        (
+            "cty jwk",
+            jwe_with_header(&owner, with(header.clone(), "cty", json!("jwk"))),
+        ),
+        (
+            "zip",
+            jwe_with_header(&owner, with(header.clone(), "zip", json!("DEF"))),
+        ),
+        (
+            "crit",
+            jwe_with_header(&owner, with(header.clone(), "crit", json!(["exp"]))),
+        ),
+        (
+            "p2s of 15 bytes",
+            jwe_with_header(
+                &owner,
+                with(header.clone(), "p2s", json!(b64::encode(&[7; 15]))),
+            ),
+        ),
+        (
+            "p2c 209999",
+            jwe_with_header(&owner, with(header.clone(), "p2c", json!(209_999))),
+        ),
+        (
+            "p2c 10000001",
+            jwe_with_header(&owner, with(header.clone(), "p2c", json!(10_000_001))),
+        ),
+        (
+            "p2c negative",
+            jwe_with_header(&owner, with(header.clone(), "p2c", json!(-1))),
+        ),
+        (
+            "p2c a string",
+            jwe_with_header(&owner, with(header.clone(), "p2c", json!("600000"))),
+        ),
+        (
+            "kid of another key",
+            jwe_with_header(&owner, with(header.clone(), "kid", json!(other_kid))),
+        ),
+        (
+            "encrypted key of 32 bytes",
+            jwe_with_part(&owner, 1, &[1; 32]),
+        ),
+        (
+            "encrypted key of 48 bytes",
+            jwe_with_part(&owner, 1, &[1; 48]),
+        ),
         ("IV of 16 bytes", jwe_with_part(&owner, 2, &[1; 16])),
         ("empty ciphertext", jwe_with_part(&owner, 3, &[])),
         ("tag of 12 bytes", jwe_with_part(&owner, 4, &[1; 12])),
         ("four parts", parts[..4].join(".")),
         ("six parts", format!("{}.x", owner.wrapped_key)),
         ("padding", format!("{}=", owner.wrapped_key)),
-        ("JSON serialization", json!({"protected": parts[0]}).to_string()),
-        ("too long", format!("{}.{}", parts[..3].join("."), "A".repeat(5000)) + "." + &parts[4]),
-        ("a header that is not JSON", format!("{}.{}", b64::encode(b"not json"), parts[1..].join("."))),
+        (
+            "JSON serialization",
+            json!({"protected": parts[0]}).to_string(),
+        ),
+        (
+            "too long",
+            format!("{}.{}", parts[..3].join("."), "A".repeat(5000)) + "." + &parts[4],
+        ),
+        (
+            "a header that is not JSON",
+            format!("{}.{}", b64::encode(b"not json"), parts[1..].join(".")),
+        ),
     ];
     for (why, wrapped_key) in cases {
-        let answer =
-            node.post_json("/api/v1/owner", &with(body.clone(), "wrapped_key", json!(wrapped_key)));
+        let answer = node.post_json(
+            "/api/v1/owner",
+            &with(body.clone(), "wrapped_key", json!(wrapped_key)),
+        );
         let problem = answer.problem(422);
         assert_eq!(problem["field"], "wrapped_key", "{why}: {problem}");
     }
@@ -184,7 +252,11 @@ fn every_invalid_unlock_verifier_is_422_naming_it() {
         "+/+/".repeat(11),
         String::new(),
     ] {
-        assert_refused(&node, &with(body.clone(), "unlock_verifier", json!(verifier)), "unlock_verifier");
+        assert_refused(
+            &node,
+            &with(body.clone(), "unlock_verifier", json!(verifier)),
+            "unlock_verifier",
+        );
     }
 }
 
@@ -203,28 +275,113 @@ fn every_invalid_proof_is_422_naming_proof() {
     let claims = json!({"aud": node.base_url, "nonce": token, "iat": t, "exp": t + 300});
     let good = owner.sign(header.clone(), claims.clone());
     let (signing_input, signature) = good.rsplit_once('.').expect("three parts");
-    let unsigned = format!("{}.{}.", b64::encode(br#"{"alg":"none","typ":"siteid-claim+jwt"}"#), signing_input.split_once('.').expect("parts").1);
+    let unsigned = format!(
+        "{}.{}.",
+        b64::encode(br#"{"alg":"none","typ":"siteid-claim+jwt"}"#),
+        signing_input.split_once('.').expect("parts").1
+    );
     let cases: Vec<(&str, String)> = vec![
-        ("signed by another key", stranger.sign(header.clone(), claims.clone())),
+        (
+            "signed by another key",
+            stranger.sign(header.clone(), claims.clone()),
+        ),
         ("alg none", unsigned),
-        ("typ JWT", owner.sign(with(header.clone(), "typ", json!("JWT")), claims.clone())),
-        ("a login typ", owner.sign(with(header.clone(), "typ", json!("siteid-login+jwt")), claims.clone())),
-        ("a kid header", owner.sign(with(header.clone(), "kid", json!("x")), claims.clone())),
-        ("a jwk header", owner.sign(with(header.clone(), "jwk", owner.public_jwk.clone()), claims.clone())),
-        ("a crit header", owner.sign(with(header.clone(), "crit", json!(["x"])), claims.clone())),
-        ("another audience", owner.sign(header.clone(), with(claims.clone(), "aud", json!("https://elsewhere.example")))),
-        ("another nonce", owner.sign(header.clone(), with(claims.clone(), "nonce", json!("not-the-token")))),
-        ("a lifetime over 300 s", owner.sign(header.clone(), with(claims.clone(), "exp", json!(t + 301)))),
-        ("expired", owner.sign(header.clone(), json!({"aud": node.base_url, "nonce": token, "iat": t - 400, "exp": t - 100}))),
-        ("issued in the future", owner.sign(header.clone(), json!({"aud": node.base_url, "nonce": token, "iat": t + 120, "exp": t + 300}))),
-        ("without exp", owner.sign(header.clone(), json!({"aud": node.base_url, "nonce": token, "iat": t}))),
-        ("exp as a string", owner.sign(header.clone(), with(claims.clone(), "exp", json!((t + 300).to_string())))),
-        ("an unknown claim", owner.sign(header.clone(), with(claims.clone(), "sub", json!("me")))),
-        ("a truncated signature", format!("{signing_input}.{}", &signature[..100])),
-        ("a DER signature", format!("{signing_input}.{}", b64::encode(&[0x30; 104]))),
-        ("a zero signature", format!("{signing_input}.{}", b64::encode(&[0; 96]))),
-        ("JSON serialization", json!({"payload": signing_input}).to_string()),
-        ("over 8 KiB", format!("{signing_input}{}.{signature}", "A".repeat(9000))),
+        (
+            "typ JWT",
+            owner.sign(with(header.clone(), "typ", json!("JWT")), claims.clone()),
+        ),
+        (
+            "a login typ",
+            owner.sign(
+                with(header.clone(), "typ", json!("siteid-login+jwt")),
+                claims.clone(),
+            ),
+        ),
+        (
+            "a kid header",
+            owner.sign(with(header.clone(), "kid", json!("x")), claims.clone()),
+        ),
+        (
+            "a jwk header",
+            owner.sign(
+                with(header.clone(), "jwk", owner.public_jwk.clone()),
+                claims.clone(),
+            ),
+        ),
+        (
+            "a crit header",
+            owner.sign(with(header.clone(), "crit", json!(["x"])), claims.clone()),
+        ),
+        (
+            "another audience",
+            owner.sign(
+                header.clone(),
+                with(claims.clone(), "aud", json!("https://elsewhere.example")),
+            ),
+        ),
+        (
+            "another nonce",
+            owner.sign(
+                header.clone(),
+                with(claims.clone(), "nonce", json!("not-the-token")),
+            ),
+        ),
+        (
+            "a lifetime over 300 s",
+            owner.sign(header.clone(), with(claims.clone(), "exp", json!(t + 301))),
+        ),
+        (
+            "expired",
+            owner.sign(
+                header.clone(),
+                json!({"aud": node.base_url, "nonce": token, "iat": t - 400, "exp": t - 100}),
+            ),
+        ),
+        (
+            "issued in the future",
+            owner.sign(
+                header.clone(),
+                json!({"aud": node.base_url, "nonce": token, "iat": t + 120, "exp": t + 300}),
+            ),
+        ),
+        (
+            "without exp",
+            owner.sign(
+                header.clone(),
+                json!({"aud": node.base_url, "nonce": token, "iat": t}),
+            ),
+        ),
+        (
+            "exp as a string",
+            owner.sign(
+                header.clone(),
+                with(claims.clone(), "exp", json!((t + 300).to_string())),
+            ),
+        ),
+        (
+            "an unknown claim",
+            owner.sign(header.clone(), with(claims.clone(), "sub", json!("me"))),
+        ),
+        (
+            "a truncated signature",
+            format!("{signing_input}.{}", &signature[..100]),
+        ),
+        (
+            "a DER signature",
+            format!("{signing_input}.{}", b64::encode(&[0x30; 104])),
+        ),
+        (
+            "a zero signature",
+            format!("{signing_input}.{}", b64::encode(&[0; 96])),
+        ),
+        (
+            "JSON serialization",
+            json!({"payload": signing_input}).to_string(),
+        ),
+        (
+            "over 8 KiB",
+            format!("{signing_input}{}.{signature}", "A".repeat(9000)),
+        ),
     ];
     for (why, proof) in cases {
         let answer = node.post_json("/api/v1/owner", &with(body.clone(), "proof", json!(proof)));

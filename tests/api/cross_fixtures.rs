@@ -10,7 +10,9 @@ use siteid::jose::jwe::{self, WrappedKey};
 use siteid::jose::jwk::{OwnerPrivateKey, OwnerPublicKey};
 
 fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors")
+        .join(name)
 }
 
 /// Checks a fixture against the Rust implementation.
@@ -18,7 +20,10 @@ fn assert_fixture_holds(fixture: &Value) {
     let password = fixture["password"].as_str().expect("password");
     let wrapped = WrappedKey::parse(fixture["wrapped_key"].as_str().expect("wrapped_key"))
         .expect("the fixture has the exact wrapped-key format");
-    assert_eq!(u64::from(wrapped.p2c()), fixture["p2c"].as_u64().expect("p2c"));
+    assert_eq!(
+        u64::from(wrapped.p2c()),
+        fixture["p2c"].as_u64().expect("p2c")
+    );
     let kek = wrapped.derive_kek(password.as_bytes());
     assert_eq!(
         b64::encode(&kek.unlock_verifier()),
@@ -26,7 +31,10 @@ fn assert_fixture_holds(fixture: &Value) {
         "both implementations derive the same verifier"
     );
     let key = wrapped.unwrap_with_kek(&kek).expect("decrypts");
-    assert_eq!(b64::encode(key.scalar_bytes().as_slice()), fixture["d"].as_str().expect("d"));
+    assert_eq!(
+        b64::encode(key.scalar_bytes().as_slice()),
+        fixture["d"].as_str().expect("d")
+    );
     let public = OwnerPublicKey::from_json(&fixture["public_jwk"].to_string()).expect("public jwk");
     assert_eq!(key.public_key(), public);
     assert_eq!(public.thumbprint(), fixture["kid"].as_str().expect("kid"));
@@ -35,9 +43,8 @@ fn assert_fixture_holds(fixture: &Value) {
 #[test]
 fn a_wrapped_key_made_by_the_browser_module_unwraps_in_rust() {
     let path = fixture_path("js-wrapped-key.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("{} is missing ({e}); `npm test` writes it", path.display())
-    });
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{} is missing ({e}); `npm test` writes it", path.display()));
     assert_fixture_holds(&serde_json::from_str(&text).expect("JSON"));
 }
 

@@ -90,7 +90,10 @@ impl TestNode {
                 sender
                     .send((application.address(), application.handle()))
                     .expect("test is waiting");
-                application.run_until_stopped().await.expect("the node runs");
+                application
+                    .run_until_stopped()
+                    .await
+                    .expect("the node runs");
             });
         });
         let (address, handle) = receiver.recv().expect("the node reports its address");
@@ -187,20 +190,23 @@ impl TestNode {
 
     /// The node's current claim token, read from its database.
     pub fn claim_token(&self) -> String {
-        with_store(&self.data_dir, |c| owner::claim_token(c))
+        with_store(&self.data_dir, owner::claim_token)
             .expect("the unclaimed node has a claim token")
     }
 
     /// Claims the node with `owner`, asserting success; returns the kid.
     pub fn claim(&self, owner: &TestOwner) -> String {
-        let answer = self.post_json("/api/v1/owner", &owner.claim_body(self, &self.claim_token()));
+        let answer = self.post_json(
+            "/api/v1/owner",
+            &owner.claim_body(self, &self.claim_token()),
+        );
         assert_eq!(answer.status, 201, "claim failed: {}", answer.body);
         answer.json()["kid"].as_str().expect("kid").to_owned()
     }
 
     /// Whether the node has an owner, read from its database.
     pub fn is_claimed(&self) -> bool {
-        with_store(&self.data_dir, |c| owner::exists(c))
+        with_store(&self.data_dir, owner::exists)
     }
 }
 
@@ -242,10 +248,7 @@ impl From<ureq::http::Response<ureq::Body>> for Answer {
                 )
             })
             .collect();
-        let body = response
-            .body_mut()
-            .read_to_string()
-            .expect("a text body");
+        let body = response.body_mut().read_to_string().expect("a text body");
         Answer {
             status,
             headers,
@@ -263,8 +266,7 @@ impl Answer {
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 
     /// Asserts a problem+json answer with `status` and returns its body.
@@ -283,7 +285,10 @@ impl Answer {
                 .is_some_and(|t| t.starts_with("urn:siteid:problem:")),
             "{body}"
         );
-        assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+        assert!(
+            body["title"].is_string() && body["detail"].is_string(),
+            "{body}"
+        );
         body
     }
 }
@@ -298,7 +303,9 @@ pub fn hex(text: &str) -> Vec<u8> {
 
 /// Reads a file from `tests/vectors/`.
 pub fn vector(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors")
+        .join(name);
     serde_json::from_str(&std::fs::read_to_string(&path).expect("vector file")).expect("JSON")
 }
 
@@ -313,7 +320,6 @@ pub fn verifier_for_kek(kek: &[u8]) -> [u8; 32] {
 /// tests need no key derivation.
 pub struct TestOwner {
     pub key: OwnerPrivateKey,
-    pub password: String,
     pub public_jwk: Value,
     pub wrapped_key: String,
     pub unlock_verifier: String,
@@ -326,12 +332,11 @@ impl TestOwner {
         let private = v["plaintext_jwk"].to_string();
         TestOwner {
             key: OwnerPrivateKey::from_json(private.as_bytes()).expect("vector key"),
-            password: v["password_utf8"].as_str().expect("password").to_owned(),
             public_jwk: v["public_jwk"].clone(),
             wrapped_key: v["compact"].as_str().expect("compact").to_owned(),
-            unlock_verifier: b64::encode(&verifier_for_kek(&hex(
-                v["kek_hex"].as_str().expect("kek"),
-            ))),
+            unlock_verifier: b64::encode(&verifier_for_kek(&hex(v["kek_hex"]
+                .as_str()
+                .expect("kek")))),
             d: v["plaintext_jwk"]["d"].as_str().expect("d").to_owned(),
         }
     }

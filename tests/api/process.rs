@@ -36,7 +36,9 @@ impl RunningBinary {
             .expect("start siteid serve");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read stdout");
         let base_url = line
             .trim_end()
             .strip_prefix("listening on ")
@@ -80,11 +82,17 @@ fn post(url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
         .expect("POST");
     let status = response.status().as_u16();
     let text = response.body_mut().read_to_string().expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(BINARY).args(args).output().expect("run siteid");
+    let output = Command::new(BINARY)
+        .args(args)
+        .output()
+        .expect("run siteid");
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -93,7 +101,10 @@ fn run(args: &[&str]) -> (i32, String, String) {
 }
 
 fn count(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack.windows(needle.len()).filter(|w| *w == needle).count()
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
 }
 
 fn all_files(dir: &Path) -> Vec<u8> {
@@ -122,7 +133,16 @@ fn a_full_claim_and_unlock_run_leaves_no_secret_in_the_database_or_logs() {
         .expect("parse")
         .derive_kek(password.as_bytes());
     let (_, url, _) = run(&["claim-url", "--data-dir", data_dir.to_str().expect("path")]);
-    let token = url.trim().rsplit_once('#').expect("a setup link").1.to_owned();
+    assert!(
+        url.starts_with(&format!("{}/setup#", node.base_url)),
+        "claim-url uses the served URL: {url}"
+    );
+    let token = url
+        .trim()
+        .rsplit_once('#')
+        .expect("a setup link")
+        .1
+        .to_owned();
     let now = siteid::clock::Clock::now(&siteid::clock::SystemClock);
     let proof = sign_es384(
         &key,
@@ -141,9 +161,15 @@ fn a_full_claim_and_unlock_run_leaves_no_secret_in_the_database_or_logs() {
     );
     assert_eq!(status, 201, "{body}");
     let unlock_url = format!("{}/api/v1/unlock", node.base_url);
-    let (status, _) = post(&unlock_url, &json!({"unlock_verifier": b64::encode(&[1; 32])}));
+    let (status, _) = post(
+        &unlock_url,
+        &json!({"unlock_verifier": b64::encode(&[1; 32])}),
+    );
     assert_eq!(status, 401);
-    let (status, body) = post(&unlock_url, &json!({"unlock_verifier": b64::encode(&verifier)}));
+    let (status, body) = post(
+        &unlock_url,
+        &json!({"unlock_verifier": b64::encode(&verifier)}),
+    );
     assert_eq!(status, 200);
     assert_eq!(body["wrapped_key"], wrapped.compact());
     let log_before_stop = node.log();
@@ -167,7 +193,11 @@ fn a_full_claim_and_unlock_run_leaves_no_secret_in_the_database_or_logs() {
         assert_eq!(count(&database, secret), 0, "the database holds {name}");
         assert_eq!(count(&log, secret), 0, "the log holds {name}");
     }
-    assert_eq!(count(&log, wrapped.compact().as_bytes()), 0, "the log holds the wrapped key");
+    assert_eq!(
+        count(&log, wrapped.compact().as_bytes()),
+        0,
+        "the log holds the wrapped key"
+    );
     assert_eq!(count(&log, proof.as_bytes()), 0, "the log holds the proof");
     assert_eq!(
         count(log_before_stop.as_bytes(), token.as_bytes()),
@@ -175,7 +205,11 @@ fn a_full_claim_and_unlock_run_leaves_no_secret_in_the_database_or_logs() {
         "the claim token is logged once, at first display"
     );
     let verifier_hash: [u8; 32] = Sha256::digest(verifier).into();
-    assert_eq!(count(&database, &verifier_hash), 1, "only the verifier's hash is stored");
+    assert_eq!(
+        count(&database, &verifier_hash),
+        1,
+        "only the verifier's hash is stored"
+    );
 }
 
 #[test]
@@ -194,18 +228,46 @@ fn the_command_line_claims_and_checks_a_node() {
     let (code, url, _) = run(&["claim-url", "--data-dir", data]);
     assert_eq!(code, 0);
     assert!(url.starts_with("http://127.0.0.1:8080/setup#"), "{url}");
-    let (code, _, err) = run(&["init", "--data-dir", data, "--password-file", short_file.to_str().expect("path")]);
+    let (code, _, err) = run(&[
+        "init",
+        "--data-dir",
+        data,
+        "--password-file",
+        short_file.to_str().expect("path"),
+    ]);
     assert_eq!(code, 1);
     assert!(err.contains("at least 12 characters"), "{err}");
 
-    let (code, kid, err) = run(&["init", "--data-dir", data, "--password-file", password, "--p2c", "210000"]);
+    let (code, kid, err) = run(&[
+        "init",
+        "--data-dir",
+        data,
+        "--password-file",
+        password,
+        "--p2c",
+        "210000",
+    ]);
     assert_eq!(code, 0, "{err}");
     let kid = kid.trim();
     assert_eq!(kid.len(), 43);
-    let (code, checked, err) = run(&["wrapped-key", "check", "--data-dir", data, "--password-file", password]);
+    let (code, checked, err) = run(&[
+        "wrapped-key",
+        "check",
+        "--data-dir",
+        data,
+        "--password-file",
+        password,
+    ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(checked.trim(), kid);
-    let (code, _, err) = run(&["wrapped-key", "check", "--data-dir", data, "--password-file", wrong_file.to_str().expect("path")]);
+    let (code, _, err) = run(&[
+        "wrapped-key",
+        "check",
+        "--data-dir",
+        data,
+        "--password-file",
+        wrong_file.to_str().expect("path"),
+    ]);
     assert_eq!(code, 1, "only one trailing newline is removed");
     assert!(err.contains("wrong password"), "{err}");
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use siteid::clock::{ManualClock, SystemClock, Clock};
+use siteid::clock::{Clock, ManualClock, SystemClock};
 use siteid::jose::b64;
 
 use crate::helpers::{NodeOptions, TestNode, TestOwner, spawn_node, spawn_node_with_clock};
@@ -16,8 +16,12 @@ fn wrong_verifier() -> serde_json::Value {
 #[test]
 fn before_a_claim_unlock_is_not_found() {
     let (_dir, node) = spawn_node();
-    assert_eq!(node.get("/api/v1/unlock").problem(404)["type"], "urn:siteid:problem:not-claimed");
-    node.post_json("/api/v1/unlock", &wrong_verifier()).problem(404);
+    assert_eq!(
+        node.get("/api/v1/unlock").problem(404)["type"],
+        "urn:siteid:problem:not-claimed"
+    );
+    node.post_json("/api/v1/unlock", &wrong_verifier())
+        .problem(404);
 }
 
 #[test]
@@ -40,10 +44,19 @@ fn the_right_verifier_gets_the_wrapped_key_and_a_wrong_one_is_401() {
     let owner = TestOwner::from_vector();
     let kid = node.claim(&owner);
     let wrong = node.post_json("/api/v1/unlock", &wrong_verifier());
-    assert_eq!(wrong.problem(401)["type"], "urn:siteid:problem:wrong-unlock-verifier");
-    let right = node.post_json("/api/v1/unlock", &json!({"unlock_verifier": owner.unlock_verifier}));
+    assert_eq!(
+        wrong.problem(401)["type"],
+        "urn:siteid:problem:wrong-unlock-verifier"
+    );
+    let right = node.post_json(
+        "/api/v1/unlock",
+        &json!({"unlock_verifier": owner.unlock_verifier}),
+    );
     assert_eq!(right.status, 200, "{}", right.body);
-    assert_eq!(right.json(), json!({"wrapped_key": owner.wrapped_key, "kid": kid}));
+    assert_eq!(
+        right.json(),
+        json!({"wrapped_key": owner.wrapped_key, "kid": kid})
+    );
     assert_eq!(right.header("cache-control"), Some("no-store"));
 }
 
@@ -102,8 +115,11 @@ fn a_spoofed_forwarded_for_does_not_escape_the_throttle() {
     let (_dir, node, _clock) = spawn_node_with_clock();
     node.claim(&TestOwner::from_vector());
     fail_times(&node, 10, &[("x-forwarded-for", "203.0.113.1")]);
-    let answer =
-        node.post_json_with("/api/v1/unlock", &wrong_verifier(), &[("x-forwarded-for", "203.0.113.2")]);
+    let answer = node.post_json_with(
+        "/api/v1/unlock",
+        &wrong_verifier(),
+        &[("x-forwarded-for", "203.0.113.2")],
+    );
     answer.problem(429);
 }
 
@@ -127,13 +143,26 @@ fn a_hundred_failures_pause_password_unlock_for_everyone_until_the_day_passes() 
         clock.advance(60);
     }
     let right = json!({"unlock_verifier": owner.unlock_verifier});
-    let fresh_client = node.post_json_with("/api/v1/unlock", &right, &[("x-forwarded-for", "192.0.2.200")]);
+    let fresh_client = node.post_json_with(
+        "/api/v1/unlock",
+        &right,
+        &[("x-forwarded-for", "192.0.2.200")],
+    );
     let problem = fresh_client.problem(429);
-    assert!(problem["detail"].as_str().unwrap_or("").contains("everyone"), "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("everyone"),
+        "{problem}"
+    );
     let wait = retry_after(&fresh_client);
     assert!(wait > 900 && wait <= 86_400, "Retry-After {wait}");
     clock.advance(wait);
-    let next_day = node.post_json_with("/api/v1/unlock", &right, &[("x-forwarded-for", "192.0.2.200")]);
+    let next_day = node.post_json_with(
+        "/api/v1/unlock",
+        &right,
+        &[("x-forwarded-for", "192.0.2.200")],
+    );
     assert_eq!(next_day.status, 200, "{}", next_day.body);
-    let _ = SystemClock.now();
 }

@@ -21,9 +21,16 @@ fn the_jwks_publishes_the_owner_key_with_caching_headers() {
     let kid = node.claim(&owner);
     let answer = node.get("/.well-known/jwks.json");
     assert_eq!(answer.status, 200);
-    assert_eq!(answer.header("content-type"), Some("application/jwk-set+json"));
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/jwk-set+json")
+    );
     assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
-    assert!(answer.header("cache-control").is_some_and(|c| c.contains("max-age")));
+    assert!(
+        answer
+            .header("cache-control")
+            .is_some_and(|c| c.contains("max-age"))
+    );
     let jwk = &owner.public_jwk;
     assert_eq!(
         answer.json(),
@@ -83,7 +90,10 @@ fn a_public_url_without_a_port_gives_a_plain_did() {
         json!({"aud": "https://id.example.org", "nonce": token, "iat": now, "exp": now + 300}),
     ));
     assert_eq!(node.post_json("/api/v1/owner", &body).status, 201);
-    assert_eq!(node.get("/.well-known/did.json").json()["id"], "did:web:id.example.org");
+    assert_eq!(
+        node.get("/.well-known/did.json").json()["id"],
+        "did:web:id.example.org"
+    );
 }
 
 fn well_known_dir(node: &TestNode) -> std::path::PathBuf {
@@ -107,10 +117,14 @@ fn operator_files_are_served_with_a_content_type_and_no_escape() {
     let security = node.get("/.well-known/security.txt");
     assert_eq!(security.status, 200);
     assert_eq!(security.body, "Contact: mailto:me@example.org\n");
-    assert_eq!(security.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        security.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
     assert_eq!(security.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(
-        node.get("/.well-known/nested/info.json").header("content-type"),
+        node.get("/.well-known/nested/info.json")
+            .header("content-type"),
         Some("application/json")
     );
     node.get("/.well-known/leak.txt").problem(404);
@@ -136,11 +150,20 @@ fn changes_to_the_directory_take_effect_without_a_restart() {
     let file = well_known_dir(&node).join("nodeinfo");
     node.get("/.well-known/nodeinfo").problem(404);
     std::fs::write(&file, "{\"v\":1}").expect("write");
-    assert!(wait_until(Duration::from_secs(10), || node.get("/.well-known/nodeinfo").body == "{\"v\":1}"));
+    assert!(wait_until(Duration::from_secs(10), || node
+        .get("/.well-known/nodeinfo")
+        .body
+        == "{\"v\":1}"));
     std::fs::write(&file, "{\"v\":2}").expect("write");
-    assert!(wait_until(Duration::from_secs(10), || node.get("/.well-known/nodeinfo").body == "{\"v\":2}"));
+    assert!(wait_until(Duration::from_secs(10), || node
+        .get("/.well-known/nodeinfo")
+        .body
+        == "{\"v\":2}"));
     std::fs::remove_file(&file).expect("delete");
-    assert!(wait_until(Duration::from_secs(10), || node.get("/.well-known/nodeinfo").status == 404));
+    assert!(wait_until(Duration::from_secs(10), || node
+        .get("/.well-known/nodeinfo")
+        .status
+        == 404));
 }
 
 #[test]
@@ -151,7 +174,10 @@ fn a_file_named_like_a_generated_document_is_ignored() {
     let dir = well_known_dir(&node);
     std::fs::write(dir.join("jwks.json"), "{\"keys\":[]}").expect("write");
     std::fs::write(dir.join("marker.txt"), "x").expect("write");
-    assert!(wait_until(Duration::from_secs(10), || node.get("/.well-known/marker.txt").status == 200));
+    assert!(wait_until(Duration::from_secs(10), || node
+        .get("/.well-known/marker.txt")
+        .status
+        == 200));
     let jwks = node.get("/.well-known/jwks.json").json();
     assert_eq!(jwks["keys"][0]["x"], owner.public_jwk["x"]);
 }

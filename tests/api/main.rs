@@ -7,6 +7,7 @@ mod claim;
 mod cross_fixtures;
 mod helpers;
 mod process;
+mod tidy;
 mod unlock;
 mod vectors;
 mod well_known;

@@ -44,6 +44,24 @@ pub enum AuditEvent {
         retry_after: i64,
         scope: &'static str,
     },
+    SessionCreated {
+        session_id: String,
+        kid: String,
+        via: &'static str,
+    },
+    SessionEnded {
+        session_id: String,
+        reason: &'static str,
+    },
+    SessionSteppedUp {
+        session_id: String,
+    },
+    LoginFailed {
+        reason: String,
+    },
+    LoginThrottled {
+        retry_after: i64,
+    },
 }
 
 impl AuditEvent {
@@ -57,6 +75,11 @@ impl AuditEvent {
             AuditEvent::WrappedKeyServed { .. } => "wrapped_key.served",
             AuditEvent::UnlockFailed { .. } => "unlock.failed",
             AuditEvent::UnlockThrottled { .. } => "unlock.throttled",
+            AuditEvent::SessionCreated { .. } => "session.created",
+            AuditEvent::SessionEnded { .. } => "session.ended",
+            AuditEvent::SessionSteppedUp { .. } => "session.stepped_up",
+            AuditEvent::LoginFailed { .. } => "login.failed",
+            AuditEvent::LoginThrottled { .. } => "login.throttled",
         }
     }
 
@@ -75,6 +98,17 @@ impl AuditEvent {
             AuditEvent::UnlockThrottled { retry_after, scope } => {
                 json!({ "retry_after": retry_after, "scope": scope })
             }
+            AuditEvent::SessionCreated {
+                session_id,
+                kid,
+                via,
+            } => json!({ "session_id": session_id, "kid": kid, "via": via }),
+            AuditEvent::SessionEnded { session_id, reason } => {
+                json!({ "session_id": session_id, "reason": reason })
+            }
+            AuditEvent::SessionSteppedUp { session_id } => json!({ "session_id": session_id }),
+            AuditEvent::LoginFailed { reason } => json!({ "reason": reason }),
+            AuditEvent::LoginThrottled { retry_after } => json!({ "retry_after": retry_after }),
         }
     }
 }

@@ -52,6 +52,10 @@ pub struct Settings {
     pub well_known_dir: PathBuf,
     /// Peers whose `X-Forwarded-For` header is believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Session lifetimes.
+    pub session_policy: crate::auth::sessions::SessionPolicy,
+    /// Open WebSockets allowed per client address.
+    pub websocket_max_per_client: usize,
 }
 
 impl Settings {
@@ -66,6 +70,8 @@ impl Settings {
                 .unwrap_or_else(|_| unreachable!("the default address parses")),
             public_url: None,
             trusted_proxies: Vec::new(),
+            session_policy: Default::default(),
+            websocket_max_per_client: crate::ws::DEFAULT_MAX_PER_CLIENT,
         }
     }
 
@@ -117,12 +123,23 @@ impl Settings {
                     message: e.to_string(),
                 })?,
         };
+        let mut session_policy = crate::auth::sessions::SessionPolicy::default();
+        if let Some(minutes) = file.session_idle_minutes {
+            session_policy.idle_seconds = i64::from(minutes.max(1)) * 60;
+        }
+        if let Some(hours) = file.session_lifetime_hours {
+            session_policy.absolute_seconds = i64::from(hours.max(1)) * 3600;
+        }
         Ok(Settings {
             data_dir,
             listen,
             public_url,
             well_known_dir,
             trusted_proxies,
+            session_policy,
+            websocket_max_per_client: file
+                .websocket_max_per_client
+                .unwrap_or(crate::ws::DEFAULT_MAX_PER_CLIENT),
         })
     }
 }
@@ -147,6 +164,9 @@ struct FileSettings {
     well_known_dir: Option<PathBuf>,
     #[serde(default)]
     trusted_proxies: Vec<String>,
+    session_idle_minutes: Option<u32>,
+    session_lifetime_hours: Option<u32>,
+    websocket_max_per_client: Option<usize>,
 }
 
 impl FileSettings {
@@ -163,11 +183,14 @@ impl FileSettings {
 }
 
 fn parse_proxy(text: &str) -> Result<IpAddr, ConfigError> {
-    text.trim().parse().map_err(|_| {
-        ConfigError::Invalid(format!(
-            "trusted proxy {text:?} is not an IP address (networks are not supported yet)"
-        ))
-    })
+    text.trim()
+        .parse::<IpAddr>()
+        .map(|a| a.to_canonical())
+        .map_err(|_| {
+            ConfigError::Invalid(format!(
+                "trusted proxy {text:?} is not an IP address (networks are not supported yet)"
+            ))
+        })
 }
 
 fn parse_proxy_list(text: &str) -> Result<Vec<IpAddr>, ConfigError> {

@@ -8,6 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::auth::claim::ClaimError;
+use crate::auth::login::LoginError;
 use crate::auth::unlock::UnlockError;
 use crate::telemetry;
 
@@ -232,6 +233,32 @@ impl From<UnlockError> for Problem {
                 problem
             }
             UnlockError::Internal(cause) => Problem::internal(&cause),
+        }
+    }
+}
+
+impl From<LoginError> for Problem {
+    fn from(error: LoginError) -> Self {
+        match error {
+            LoginError::Rejected(reason) => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid-assertion",
+                "Sign-in refused",
+                format!("The assertion {reason}."),
+            ),
+            LoginError::Throttled { retry_after } => {
+                let mut problem = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too-many-attempts",
+                    "Too many failed attempts",
+                    format!(
+                        "Too many failed sign-ins from this address. Try again in {retry_after} seconds."
+                    ),
+                );
+                problem.retry_after = Some(retry_after);
+                problem
+            }
+            LoginError::Internal(cause) => Problem::internal(&cause),
         }
     }
 }

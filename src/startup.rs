@@ -10,7 +10,10 @@ use actix_web::{App, HttpServer, web};
 
 use crate::audit::{self, Actor, AuditEvent};
 use crate::auth::AuditLimiter;
+use crate::auth::challenge::Challenges;
 use crate::auth::claim::current_claim_token;
+use crate::auth::keys::RegisteredKeys;
+use crate::auth::sessions::Sessions;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{PublicUrl, Settings};
 use crate::http::{self, AppState};
@@ -73,25 +76,35 @@ impl Application {
             .public_url
             .clone()
             .unwrap_or_else(|| PublicUrl::from_listen_address(address));
-        announce_owner_state(&store, &public_url, clock.now(), &settings).await?;
         let well_known_dir = WellKnownDir::watch(&settings.well_known_dir).map_err(|source| {
             StartupError::WellKnownDir {
                 path: settings.well_known_dir.clone(),
                 source,
             }
         })?;
+        announce_owner_state(&store, &public_url, clock.now(), &settings).await?;
+        let sessions = Arc::new(Sessions::load(
+            &store,
+            settings.session_policy,
+            clock.now(),
+        )?);
         let state = web::Data::new(AppState {
             store: store.clone(),
             public_url: public_url.clone(),
-            clock,
+            clock: clock.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),
             audit_limiter: AuditLimiter::default(),
             well_known_dir,
-            published_key: Default::default(),
+            keys: RegisteredKeys::default(),
+            challenges: Challenges::default(),
+            sessions: sessions.clone(),
+            websockets: crate::ws::Limits::new(settings.websocket_max_per_client),
         });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(http::query_config())
+                .app_data(http::path_config())
                 .configure(http::routes)
                 .wrap(Compress::default())
                 .wrap(http::default_headers())
@@ -102,6 +115,7 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_GRACE_SECONDS)
         .run();
+        actix_web::rt::spawn(sweep_sessions(sessions, store.clone(), clock));
         Ok(Application {
             server,
             address,
@@ -171,4 +185,17 @@ async fn announce_owner_state(
         (None, None) => {}
     }
     Ok(())
+}
+
+/// Ends expired sessions once a second, so their sockets close and the audit log records it.
+async fn sweep_sessions(sessions: Arc<Sessions>, store: Store, clock: Arc<dyn Clock>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        match sessions.sweep(&store, clock.now()).await {
+            Ok(_) => {}
+            Err(StoreError::Closed) => return,
+            Err(error) => tracing::warn!(%error, "ending expired sessions failed"),
+        }
+    }
 }

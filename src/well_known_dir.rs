@@ -136,6 +136,17 @@ fn scan_dir(root: &Path, dir: &Path, prefix: &str, depth: usize, index: &mut Ind
             }
             continue;
         }
+        if !metadata.is_file() {
+            tracing::warn!(file = %key, "ignoring a well-known entry that is not a regular file");
+            continue;
+        }
+        let hidden_target = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden_target {
+            continue;
+        }
         if depth == 0 && RESERVED_NAMES.contains(&name.as_str()) {
             tracing::warn!(file = %key, "ignoring a well-known file whose name the node generates itself");
             continue;
@@ -150,7 +161,8 @@ fn scan_dir(root: &Path, dir: &Path, prefix: &str, depth: usize, index: &mut Ind
             );
             return;
         }
-        let Ok(body) = std::fs::read(&path) else {
+        let Some(body) = read_bounded(&path) else {
+            tracing::warn!(file = %key, "ignoring a well-known file that cannot be read or is over 1 MiB");
             continue;
         };
         let file = StaticFile {
@@ -160,6 +172,19 @@ fn scan_dir(root: &Path, dir: &Path, prefix: &str, depth: usize, index: &mut Ind
         };
         index.insert(key, Arc::new(file));
     }
+}
+
+/// Reads at most [`MAX_FILE_SIZE`] bytes; `None` if the file is larger (it may have grown
+/// since its size was checked) or unreadable.
+fn read_bounded(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut body = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut body)
+        .ok()?;
+    (body.len() as u64 <= MAX_FILE_SIZE).then_some(body)
 }
 
 /// The canonical path of `path` if it lies inside `root`.

@@ -1,7 +1,11 @@
-//! Domain logic of claiming a node and unlocking its key: validation, throttling and the
-//! database transactions behind them. No HTTP types live here.
+//! Domain logic of claiming a node, unlocking its key, signing in and sessions: validation,
+//! throttling and the database transactions behind them. No HTTP types live here.
 
+pub mod challenge;
 pub mod claim;
+pub mod keys;
+pub mod login;
+pub mod sessions;
 pub mod throttle;
 pub mod unlock;
 
@@ -15,12 +19,17 @@ use crate::store::StoreError;
 #[derive(Debug, Default)]
 pub struct AuditLimiter {
     last_recorded: Mutex<HashMap<String, i64>>,
+    /// The current minute and how many events were recorded in it, across all keys.
+    minute: Mutex<(i64, usize)>,
 }
 
 impl AuditLimiter {
     /// Seconds between two recorded events for the same key.
     pub const INTERVAL: i64 = 60;
     const MAX_KEYS: usize = 10_000;
+    /// At most this many limited events are recorded per minute in all, however many
+    /// addresses an attacker uses.
+    pub const MAX_PER_MINUTE: usize = 60;
 
     /// Whether an event for `key` should be recorded at `now`; remembers that it was.
     pub fn should_record(&self, key: &str, now: i64) -> bool {
@@ -31,13 +40,19 @@ impl AuditLimiter {
         if last.len() >= Self::MAX_KEYS {
             last.retain(|_, at| now - *at < Self::INTERVAL);
         }
-        match last.get(key) {
-            Some(at) if now - *at < Self::INTERVAL => false,
-            _ => {
-                last.insert(key.to_owned(), now);
-                true
-            }
+        if last.get(key).is_some_and(|at| now - *at < Self::INTERVAL) {
+            return false;
         }
+        let mut minute = self.minute.lock().unwrap_or_else(|p| p.into_inner());
+        if minute.0 != now / 60 {
+            *minute = (now / 60, 0);
+        }
+        if minute.1 >= Self::MAX_PER_MINUTE {
+            return false;
+        }
+        minute.1 += 1;
+        last.insert(key.to_owned(), now);
+        true
     }
 }
 

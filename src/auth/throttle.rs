@@ -1,6 +1,22 @@
 //! The password-unlock throttle: sliding windows over failed attempts, per client and for the
 //! whole node. Failures are rows in the database, so the throttle survives a restart.
 
+/// The throttle bucket of a client address: an IPv4 address as is, an IPv6 address by its /64
+/// (one customer's network), since an IPv6 client can change its low bits at will.
+pub fn client_key(ip: Option<&str>) -> String {
+    let Some(ip) = ip else {
+        return "local".into();
+    };
+    match ip.parse::<std::net::IpAddr>().map(|a| a.to_canonical()) {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.to_owned(),
+    }
+}
+
 /// A limit of `limit` failures within `seconds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
@@ -59,6 +75,20 @@ impl Window {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_share_a_bucket_per_64() {
+        assert_eq!(
+            client_key(Some("2001:db8:1:2:aaaa::1")),
+            client_key(Some("2001:db8:1:2:bbbb::2"))
+        );
+        assert_ne!(
+            client_key(Some("2001:db8:1:2::1")),
+            client_key(Some("2001:db8:1:3::1"))
+        );
+        assert_eq!(client_key(Some("::ffff:192.0.2.1")), "192.0.2.1");
+        assert_eq!(client_key(Some("192.0.2.1")), "192.0.2.1");
+    }
 
     #[test]
     fn fewer_failures_than_the_limit_are_allowed() {

@@ -8,6 +8,7 @@ use super::throttle::{self, Scope};
 use super::{AuditLimiter, InternalError};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::jwe::{KEY_ALG, WrappedKey};
+use crate::store::throttle::FailureKind::Unlock;
 use crate::store::{Store, StoreError, owner, throttle as failures};
 
 /// Why an unlock was refused.
@@ -77,28 +78,26 @@ pub async fn unlock(
     now: i64,
 ) -> Result<Unlocked, UnlockError> {
     let presented_hash = verifier_hash(verifier).map_err(UnlockError::InvalidVerifier)?;
-    let ip = actor.ip.clone().unwrap_or_else(|| "local".into());
-    let record_throttle = limiter.should_record(&format!("unlock:{ip}"), now);
-    store
+    let ip = throttle::client_key(actor.ip.as_deref());
+    let limiter_key = format!("unlock:{ip}");
+    let audit_actor = actor.clone();
+    let outcome = store
         .run(move |c| {
             let tx = c.transaction().map_err(StoreError::from)?;
             let record = owner::find(&tx)?.ok_or(UnlockError::NotClaimed)?;
             if let Some((retry_after, scope)) = throttled(&tx, &ip, now)? {
-                if record_throttle {
-                    let event = AuditEvent::UnlockThrottled {
-                        retry_after,
-                        scope: scope.as_str(),
-                    };
-                    audit::append(&tx, now, &event, &actor)?;
-                    tx.commit().map_err(StoreError::from)?;
-                }
                 return Err(UnlockError::Throttled { retry_after, scope });
             }
             if !bool::from(presented_hash.ct_eq(&record.verifier_hash)) {
-                failures::record_failure(&tx, &ip, now)?;
-                failures::prune(&tx, throttle::NODE_WIDE.start(now))?;
-                let from_client =
-                    failures::failure_times(&tx, Some(&ip), throttle::PER_CLIENT.start(now))?.len();
+                failures::record_failure(&tx, Unlock, &ip, now)?;
+                failures::prune(&tx, Unlock, throttle::NODE_WIDE.start(now))?;
+                let from_client = failures::failure_times(
+                    &tx,
+                    Unlock,
+                    Some(&ip),
+                    throttle::PER_CLIENT.start(now),
+                )?
+                .len();
                 let event = AuditEvent::UnlockFailed {
                     failures_from_client: from_client,
                 };
@@ -106,7 +105,7 @@ pub async fn unlock(
                 tx.commit().map_err(StoreError::from)?;
                 return Err(UnlockError::WrongVerifier);
             }
-            failures::clear_failures(&tx, &ip)?;
+            failures::clear_failures(&tx, Unlock, &ip)?;
             let kid = record.kid.clone();
             audit::append(
                 &tx,
@@ -121,7 +120,24 @@ pub async fn unlock(
                 kid: record.kid,
             })
         })
-        .await
+        .await;
+    if let Err(UnlockError::Throttled { retry_after, scope }) = &outcome
+        && limiter.should_record(&limiter_key, now)
+    {
+        let event = AuditEvent::UnlockThrottled {
+            retry_after: *retry_after,
+            scope: scope.as_str(),
+        };
+        store
+            .run(move |c| {
+                let tx = c.transaction()?;
+                audit::append(&tx, now, &event, &audit_actor)?;
+                tx.commit()?;
+                Ok::<_, StoreError>(())
+            })
+            .await?;
+    }
+    outcome
 }
 
 /// The longer wait of the two windows, if either is full.
@@ -130,9 +146,14 @@ fn throttled(
     ip: &str,
     now: i64,
 ) -> Result<Option<(i64, Scope)>, StoreError> {
-    let client_times =
-        failures::failure_times(connection, Some(ip), throttle::PER_CLIENT.start(now))?;
-    let node_times = failures::failure_times(connection, None, throttle::NODE_WIDE.start(now))?;
+    let client_times = failures::failure_times(
+        connection,
+        Unlock,
+        Some(ip),
+        throttle::PER_CLIENT.start(now),
+    )?;
+    let node_times =
+        failures::failure_times(connection, Unlock, None, throttle::NODE_WIDE.start(now))?;
     let client = throttle::PER_CLIENT
         .retry_after(&client_times, now)
         .map(|s| (s, Scope::Client));

@@ -34,7 +34,10 @@ impl FromRequest for Client {
             .app_data::<web::Data<AppState>>()
             .map(|state| state.trusted_proxies.as_slice())
             .unwrap_or(&[]);
-        let Some(peer) = request.peer_addr().map(|address| address.ip()) else {
+        let Some(peer) = request
+            .peer_addr()
+            .map(|address| address.ip().to_canonical())
+        else {
             return ready(Err(Problem::internal(&"request without a peer address")));
         };
         let forwarded: Vec<&str> = request
@@ -66,7 +69,7 @@ pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpAddr]) -> Ip
         .map(str::trim)
         .collect::<Vec<_>>();
     for hop in hops.into_iter().rev() {
-        let Ok(address) = hop.parse::<IpAddr>() else {
+        let Ok(address) = hop.parse::<IpAddr>().map(|a| a.to_canonical()) else {
             return client;
         };
         client = address;

@@ -13,6 +13,8 @@ use crate::error::Problem;
 
 /// The largest JSON body accepted, in bytes. The biggest request, a claim, needs about 13 KiB.
 pub const MAX_JSON_BODY: usize = 16 * 1024;
+/// How long a client may take to send its body.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A request body parsed strictly as `T`.
 #[derive(Debug)]
@@ -27,11 +29,22 @@ impl<T: DeserializeOwned + 'static> FromRequest for StrictJson<T> {
         let body = web::Payload::from_request(request, payload);
         Box::pin(async move {
             headers_ok?;
-            let body = body
+            let payload = body
                 .await
-                .map_err(|_| bad_body("The request body could not be read."))?
-                .to_bytes_limited(MAX_JSON_BODY)
+                .map_err(|_| bad_body("The request body could not be read."))?;
+            let body = tokio::time::timeout(BODY_TIMEOUT, payload.to_bytes_limited(MAX_JSON_BODY))
                 .await
+                .map_err(|_| {
+                    Problem::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "body-timeout",
+                        "The request body was too slow",
+                        format!(
+                            "The whole body must arrive within {} seconds.",
+                            BODY_TIMEOUT.as_secs()
+                        ),
+                    )
+                })?
                 .map_err(|_| too_large())?
                 .map_err(|_| bad_body("The request body could not be read."))?;
             parse(&body).map(StrictJson)
@@ -102,6 +115,14 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
         return Err(bad_body(&format!("The body is not valid JSON: {error}.")));
     }
+    if !crate::jose::is_json_object(body) {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-body",
+            "The body does not have the expected shape",
+            "The body must be a JSON object.",
+        ));
+    }
     match serde_json::from_slice::<T>(body) {
         Ok(value) => Ok(value),
         Err(error) if error.is_data() => {
@@ -159,6 +180,13 @@ mod tests {
     #[test]
     fn a_good_body_parses() {
         assert!(parse::<Body>(br#"{"name":"a","count":1}"#).is_ok());
+    }
+
+    #[test]
+    fn an_array_is_not_an_object() {
+        let problem = parse::<Body>(br#"["a", 1]"#).expect_err("refused");
+        assert_eq!(problem.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(problem.slug, "invalid-body");
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //! into calls on `auth`, `store` and `jose`, and domain errors into problem+json; they never
 //! run SQL themselves.
 
+pub mod auth;
 pub mod client;
 pub mod json;
 pub mod owner;
+pub mod session_auth;
+pub mod sessions;
 pub mod unlock;
 pub mod well_known;
 
@@ -16,6 +19,9 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpResponse, web};
 
 use crate::auth::AuditLimiter;
+use crate::auth::challenge::Challenges;
+use crate::auth::keys::RegisteredKeys;
+use crate::auth::sessions::Sessions;
 use crate::clock::Clock;
 use crate::config::PublicUrl;
 use crate::error::Problem;
@@ -30,7 +36,10 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpAddr>,
     pub audit_limiter: AuditLimiter,
     pub well_known_dir: WellKnownDir,
-    pub published_key: well_known::PublishedKeyCache,
+    pub keys: RegisteredKeys,
+    pub challenges: Challenges,
+    pub sessions: Arc<Sessions>,
+    pub websockets: crate::ws::Limits,
 }
 
 /// Registers every route. Unknown paths and unsupported methods answer with problem+json.
@@ -48,6 +57,44 @@ pub fn routes(config: &mut web::ServiceConfig) {
                     web::resource("/unlock")
                         .route(web::get().to(unlock::parameters))
                         .route(web::post().to(unlock::unlock))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(post_only("/auth/challenge", auth::challenge))
+                .service(post_only("/auth/login", auth::login))
+                .service(post_only("/auth/reauth", auth::reauth))
+                .service(
+                    web::resource("/session")
+                        .route(web::get().to(sessions::current))
+                        .route(web::delete().to(sessions::sign_out))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/sessions")
+                        .route(web::get().to(sessions::list))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(post_only(
+                    "/sessions/revoke-others",
+                    sessions::revoke_others,
+                ))
+                .service(
+                    web::resource("/sessions/{id}")
+                        .route(web::delete().to(sessions::revoke))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/audit")
+                        .route(web::get().to(sessions::audit))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/ws")
+                        .route(web::get().to(crate::ws::handshake))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/health")
+                        .route(web::get().to(health))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .default_service(web::to(not_found)),
@@ -74,6 +121,41 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 ),
         )
         .default_service(web::to(not_found));
+}
+
+/// A resource that answers POST only.
+fn post_only<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::post().to(handler))
+        .default_service(web::to(method_not_allowed))
+}
+
+/// Query strings that do not parse are 422 problems naming the parameter when serde does.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|error, _| {
+        let message = error.to_string();
+        let field = message
+            .split('`')
+            .nth(1)
+            .map(str::to_owned)
+            .unwrap_or_else(|| "query".into());
+        Problem::invalid_field(field, format!("The query string is not valid: {message}.")).into()
+    })
+}
+
+/// Path segments that do not parse are 404s.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_, _| Problem::not_found().into())
+}
+
+/// `GET /api/v1/health` → 204. Does nothing, so it doubles as the benchmarks' baseline.
+async fn health() -> HttpResponse {
+    HttpResponse::NoContent().finish()
 }
 
 /// Headers every response carries.

@@ -1,8 +1,6 @@
 //! `/.well-known/`: the owner's public key as a JWKS and as a did:web DID document, and the
 //! operator's extra files from the well-known directory.
 
-use std::sync::{Arc, RwLock};
-
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
@@ -13,7 +11,6 @@ use crate::config::PublicUrl;
 use crate::error::Problem;
 use crate::jose::b64;
 use crate::jose::jwk::{OwnerPublicKey, PublicJwk};
-use crate::store::{Store, StoreError, owner};
 
 /// The media type of the JWKS (RFC 7517 §8.5).
 pub const JWK_SET_JSON: &str = "application/jwk-set+json";
@@ -31,35 +28,6 @@ pub struct JwksKey {
     pub alg: &'static str,
     #[serde(rename = "use")]
     pub key_use: &'static str,
-}
-
-/// The owner's public key once known. It never changes after the claim, so the node reads it
-/// from the database only until it exists.
-#[derive(Debug, Default)]
-pub struct PublishedKeyCache(RwLock<Option<Arc<OwnerPublicKey>>>);
-
-impl PublishedKeyCache {
-    async fn get(&self, store: &Store) -> Result<Option<Arc<OwnerPublicKey>>, Problem> {
-        if let Some(key) = self.read() {
-            return Ok(Some(key));
-        }
-        let record = store
-            .run(|c| owner::find(c))
-            .await
-            .map_err(|e: StoreError| Problem::internal(&e))?;
-        let Some(record) = record else {
-            return Ok(None);
-        };
-        let key = OwnerPublicKey::from_json(&record.public_jwk)
-            .map_err(|e| Problem::internal(&format!("stored public key is damaged: {e}")))?;
-        let key = Arc::new(key);
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some(key.clone());
-        Ok(Some(key))
-    }
-
-    fn read(&self) -> Option<Arc<OwnerPublicKey>> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
 }
 
 /// The JWKS document for `key`.
@@ -142,11 +110,16 @@ pub async fn jwks(
     request: HttpRequest,
 ) -> Result<HttpResponse, Problem> {
     let key = state
-        .published_key
-        .get(&state.store)
-        .await?
+        .keys
+        .owner(&state.store)
+        .await
+        .map_err(|e| Problem::internal(&e))?
         .ok_or_else(Problem::not_claimed)?;
-    Ok(public_document(&request, JWK_SET_JSON, jwks_body(&key)))
+    Ok(public_document(
+        &request,
+        JWK_SET_JSON,
+        jwks_body(&key.public),
+    ))
 }
 
 /// `GET /.well-known/did.json`.
@@ -155,11 +128,12 @@ pub async fn did_document(
     request: HttpRequest,
 ) -> Result<HttpResponse, Problem> {
     let key = state
-        .published_key
-        .get(&state.store)
-        .await?
+        .keys
+        .owner(&state.store)
+        .await
+        .map_err(|e| Problem::internal(&e))?
         .ok_or_else(Problem::not_claimed)?;
-    let body = did_document_body(&key, &state.public_url);
+    let body = did_document_body(&key.public, &state.public_url);
     Ok(public_document(&request, DID_JSON, body))
 }
 

@@ -107,6 +107,9 @@ impl WrappedKey {
             return Err(JweError::NotCompact);
         };
         let header_bytes = decode_part("protected header", protected)?;
+        if !super::is_json_object(&header_bytes) {
+            return Err(JweError::BadHeader("not a JSON object".into()));
+        }
         let header: ProtectedHeader = serde_json::from_slice(&header_bytes)
             .map_err(|e| JweError::BadHeader(e.to_string()))?;
         if header.alg != KEY_ALG {

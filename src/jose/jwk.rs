@@ -246,6 +246,9 @@ impl OwnerPrivateKey {
     /// Parses a private JWK (as found inside the JWE, or in a key file), checking that d
     /// belongs to x and y.
     pub fn from_json(text: &[u8]) -> Result<Self, JwkError> {
+        if !super::is_json_object(text) {
+            return Err(JwkError::Shape("not a JSON object".into()));
+        }
         let members: JwkMembers =
             serde_json::from_slice(text).map_err(|e| JwkError::Shape(e.to_string()))?;
         let public = OwnerPublicKey::from_members(&members)?;

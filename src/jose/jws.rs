@@ -115,19 +115,47 @@ impl<'a> CompactJws<'a> {
 
     /// Checks the ES384 signature with `key`, then parses the claims strictly.
     pub fn verify<C: DeserializeOwned>(&self, key: &OwnerPublicKey) -> Result<C, JwsError> {
-        let decoding_key = DecodingKey::from_ec_der(&key.sec1_uncompressed());
+        self.verify_with(&VerifyingKey::new(key.clone()))
+    }
+
+    /// Like [`CompactJws::verify`] with a key prepared once for many checks.
+    pub fn verify_with<C: DeserializeOwned>(&self, key: &VerifyingKey) -> Result<C, JwsError> {
         let signature_b64 = b64::encode(&self.signature);
         let valid = jsonwebtoken::crypto::verify(
             &signature_b64,
             self.signing_input.as_bytes(),
-            &decoding_key,
+            &key.decoding,
             Algorithm::ES384,
         )
         .unwrap_or(false);
         if !valid {
             return Err(JwsError::BadSignature);
         }
+        if !super::is_json_object(&self.payload) {
+            return Err(JwsError::BadClaims("not a JSON object".into()));
+        }
         serde_json::from_slice(&self.payload).map_err(|e| JwsError::BadClaims(e.to_string()))
+    }
+}
+
+/// A public key ready for repeated ES384 checks.
+#[derive(Clone)]
+pub struct VerifyingKey {
+    pub public: OwnerPublicKey,
+    decoding: DecodingKey,
+}
+
+impl VerifyingKey {
+    /// Prepares `public` for signature checks.
+    pub fn new(public: OwnerPublicKey) -> Self {
+        let decoding = DecodingKey::from_ec_der(&public.sec1_uncompressed());
+        VerifyingKey { public, decoding }
+    }
+}
+
+impl std::fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VerifyingKey({:?})", self.public)
     }
 }
 
@@ -148,8 +176,8 @@ fn parse_header(bytes: &[u8]) -> Result<JwsHeader, JwsError> {
 }
 
 /// A JWT NumericDate (RFC 7519 §2): a JSON number of seconds, possibly fractional.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NumericDate(pub i64);
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NumericDate(pub f64);
 
 impl<'de> Deserialize<'de> for NumericDate {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -157,7 +185,7 @@ impl<'de> Deserialize<'de> for NumericDate {
         if !seconds.is_finite() || seconds.abs() > 1e15 {
             return Err(serde::de::Error::custom("a date out of range"));
         }
-        Ok(NumericDate(seconds.floor() as i64))
+        Ok(NumericDate(seconds))
     }
 }
 
@@ -178,14 +206,19 @@ pub const PROOF_LIFETIME: LifetimeRules = LifetimeRules {
 
 impl LifetimeRules {
     /// Checks `iat` and `exp` against `now` (seconds since the epoch).
+    /// Dates are compared as given (fractions included), so rounding cannot stretch a lifetime.
     pub fn check(&self, iat: NumericDate, exp: NumericDate, now: i64) -> Result<(), JwsError> {
+        let now = now as f64;
         if exp.0 <= now {
             return Err(JwsError::Expired);
         }
-        if iat.0 > now + self.max_future_iat {
+        if iat.0 > now + self.max_future_iat as f64 {
             return Err(JwsError::IssuedInFuture);
         }
-        if exp.0 - iat.0 > self.max_lifetime {
+        if exp.0 <= iat.0 {
+            return Err(JwsError::BadClaims("exp is not after iat".into()));
+        }
+        if exp.0 - iat.0 > self.max_lifetime as f64 {
             return Err(JwsError::LifetimeTooLong(self.max_lifetime));
         }
         Ok(())
@@ -325,19 +358,31 @@ mod tests {
         let now = 1_000_000;
         assert!(
             rules
-                .check(NumericDate(now), NumericDate(now + 300), now)
+                .check(
+                    NumericDate(now as f64),
+                    NumericDate((now + 300) as f64),
+                    now
+                )
                 .is_ok()
         );
         assert_eq!(
-            rules.check(NumericDate(now), NumericDate(now + 301), now),
+            rules.check(
+                NumericDate(now as f64),
+                NumericDate((now + 301) as f64),
+                now
+            ),
             Err(JwsError::LifetimeTooLong(300))
         );
         assert_eq!(
-            rules.check(NumericDate(now - 10), NumericDate(now), now),
+            rules.check(NumericDate((now - 10) as f64), NumericDate(now as f64), now),
             Err(JwsError::Expired)
         );
         assert_eq!(
-            rules.check(NumericDate(now + 61), NumericDate(now + 100), now),
+            rules.check(
+                NumericDate((now + 61) as f64),
+                NumericDate((now + 100) as f64),
+                now
+            ),
             Err(JwsError::IssuedInFuture)
         );
     }

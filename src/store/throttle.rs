@@ -1,15 +1,59 @@
-//! Failed-unlock rows: recording, counting and pruning them for the sliding-window throttle.
+//! Failed-attempt rows: recording, counting and pruning them for the sliding-window throttles
+//! of password unlock and of sign-in.
 
 use rusqlite::{Connection, params};
 
 use super::StoreError;
 
-/// Records one failed unlock from `ip` at `at`.
-pub fn record_failure(connection: &Connection, ip: &str, at: i64) -> Result<(), StoreError> {
-    connection.execute(
-        "INSERT INTO unlock_failure (ip, at) VALUES (?1, ?2)",
-        params![ip, at],
-    )?;
+/// Which attempts a row counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    Unlock,
+    Login,
+}
+
+impl FailureKind {
+    fn insert_sql(self) -> &'static str {
+        match self {
+            FailureKind::Unlock => "INSERT INTO unlock_failure (ip, at) VALUES (?1, ?2)",
+            FailureKind::Login => "INSERT INTO login_failure (ip, at) VALUES (?1, ?2)",
+        }
+    }
+
+    fn select_sql(self) -> &'static str {
+        match self {
+            FailureKind::Unlock => {
+                "SELECT at FROM unlock_failure WHERE at >= ?1 AND (?2 IS NULL OR ip = ?2) ORDER BY at"
+            }
+            FailureKind::Login => {
+                "SELECT at FROM login_failure WHERE at >= ?1 AND (?2 IS NULL OR ip = ?2) ORDER BY at"
+            }
+        }
+    }
+
+    fn clear_sql(self) -> &'static str {
+        match self {
+            FailureKind::Unlock => "DELETE FROM unlock_failure WHERE ip = ?1",
+            FailureKind::Login => "DELETE FROM login_failure WHERE ip = ?1",
+        }
+    }
+
+    fn prune_sql(self) -> &'static str {
+        match self {
+            FailureKind::Unlock => "DELETE FROM unlock_failure WHERE at < ?1",
+            FailureKind::Login => "DELETE FROM login_failure WHERE at < ?1",
+        }
+    }
+}
+
+/// Records one failure of `kind` from `ip` at `at`.
+pub fn record_failure(
+    connection: &Connection,
+    kind: FailureKind,
+    ip: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    connection.execute(kind.insert_sql(), params![ip, at])?;
     Ok(())
 }
 
@@ -17,26 +61,29 @@ pub fn record_failure(connection: &Connection, ip: &str, at: i64) -> Result<(), 
 /// oldest first.
 pub fn failure_times(
     connection: &Connection,
+    kind: FailureKind,
     ip: Option<&str>,
     since: i64,
 ) -> Result<Vec<i64>, StoreError> {
-    let mut statement = connection.prepare_cached(
-        "SELECT at FROM unlock_failure WHERE at >= ?1 AND (?2 IS NULL OR ip = ?2) ORDER BY at",
-    )?;
+    let mut statement = connection.prepare_cached(kind.select_sql())?;
     let times = statement
         .query_map(params![since, ip], |row| row.get(0))?
         .collect::<Result<Vec<i64>, _>>()?;
     Ok(times)
 }
 
-/// Forgets the failures of one client, after it proved it knows the password.
-pub fn clear_failures(connection: &Connection, ip: &str) -> Result<(), StoreError> {
-    connection.execute("DELETE FROM unlock_failure WHERE ip = ?1", params![ip])?;
+/// Forgets the failures of one client, after it succeeded.
+pub fn clear_failures(
+    connection: &Connection,
+    kind: FailureKind,
+    ip: &str,
+) -> Result<(), StoreError> {
+    connection.execute(kind.clear_sql(), params![ip])?;
     Ok(())
 }
 
 /// Deletes failures older than `before`: no window looks that far back.
-pub fn prune(connection: &Connection, before: i64) -> Result<(), StoreError> {
-    connection.execute("DELETE FROM unlock_failure WHERE at < ?1", params![before])?;
+pub fn prune(connection: &Connection, kind: FailureKind, before: i64) -> Result<(), StoreError> {
+    connection.execute(kind.prune_sql(), params![before])?;
     Ok(())
 }

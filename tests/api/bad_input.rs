@@ -28,6 +28,13 @@ fn assert_bad_bodies_refused(node: &TestNode, path: &str, valid_member: &str) {
             400,
         ),
         ("a top-level array", "application/json", b"[]".to_vec(), 422),
+        (
+            "a non-empty array",
+            "application/json",
+            b"[\"AAAA\", 1]".to_vec(),
+            422,
+        ),
+        ("a string", "application/json", b"\"x\"".to_vec(), 422),
         ("text/plain", "text/plain", b"{}".to_vec(), 415),
         (
             "form encoding",
@@ -126,5 +133,18 @@ fn problems_are_not_cached_and_answers_carry_a_request_id() {
         answer
             .header("x-request-id")
             .is_some_and(|id| id.len() == 16)
+    );
+}
+
+#[test]
+fn an_array_in_place_of_the_unlock_object_is_refused_even_with_the_right_verifier() {
+    let (_dir, node) = spawn_node();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let body = format!("[\"{}\"]", owner.unlock_verifier);
+    let answer = node.post_raw("/api/v1/unlock", "application/json", body.as_bytes());
+    assert_eq!(
+        answer.problem(422)["type"],
+        "urn:siteid:problem:invalid-body"
     );
 }

@@ -169,6 +169,75 @@ impl TestNode {
         Answer::from(request.send(body).expect("POST reaches the node"))
     }
 
+    /// Sends `method` to `path` with optional bearer token, JSON body and extra headers.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let url = self.url(path);
+        let mut all: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        if let Some(token) = bearer {
+            all.push(("authorization".into(), format!("Bearer {token}")));
+        }
+        let response = match method {
+            "GET" | "DELETE" => {
+                let mut request = if method == "GET" {
+                    self.agent.get(&url)
+                } else {
+                    self.agent.delete(&url)
+                };
+                for (name, value) in &all {
+                    request = request.header(name, value);
+                }
+                request.call()
+            }
+            _ => {
+                let mut request = match method {
+                    "PUT" => self.agent.put(&url),
+                    _ => self.agent.post(&url),
+                };
+                for (name, value) in &all {
+                    request = request.header(name, value);
+                }
+                match body {
+                    Some(body) => request
+                        .header("content-type", "application/json")
+                        .send(body.to_string().as_bytes()),
+                    None => request.send_empty(),
+                }
+            }
+        };
+        Answer::from(response.expect("the request reaches the node"))
+    }
+
+    /// A fresh sign-in challenge nonce.
+    pub fn challenge(&self) -> String {
+        let answer = self.post_raw("/api/v1/auth/challenge", "", b"");
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let body = answer.json();
+        assert_eq!(body["expires_in"], 120);
+        body["nonce"].as_str().expect("nonce").to_owned()
+    }
+
+    /// Signs in as `owner`; returns the access token and session id.
+    pub fn login(&self, owner: &TestOwner) -> (String, String) {
+        let assertion = owner.login_assertion(self, &self.challenge());
+        let answer = self.post_json("/api/v1/auth/login", &json!({ "assertion": assertion }));
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let body = answer.json();
+        (
+            body["access_token"].as_str().expect("token").to_owned(),
+            body["session_id"].as_str().expect("session").to_owned(),
+        )
+    }
+
     /// Sends a raw HTTP/1.1 GET with the path exactly as given (no client-side normalisation).
     pub fn raw_get_status(&self, path: &str) -> u16 {
         use std::io::{Read, Write};
@@ -352,6 +421,15 @@ impl TestOwner {
         self.sign(
             json!({"alg": "ES384", "typ": "siteid-claim+jwt"}),
             json!({"aud": node.base_url, "nonce": token, "iat": now, "exp": now + 300}),
+        )
+    }
+
+    /// A login assertion over `nonce` for `node`, valid now.
+    pub fn login_assertion(&self, node: &TestNode, nonce: &str) -> String {
+        let now = now();
+        self.sign(
+            json!({"alg": "ES384", "typ": "siteid-login+jwt", "kid": self.key.public_key().thumbprint()}),
+            json!({"aud": node.base_url, "nonce": nonce, "iat": now, "exp": now + 300}),
         )
     }
 

@@ -7,6 +7,8 @@ mod claim;
 mod cross_fixtures;
 mod helpers;
 mod process;
+mod sessions;
+mod signin;
 mod tidy;
 mod unlock;
 mod vectors;

@@ -100,6 +100,14 @@ fn ten_failures_throttle_the_client_even_with_the_right_password_and_across_a_re
     assert_eq!(problem["type"], "urn:siteid:problem:too-many-attempts");
     let wait = retry_after(&throttled);
     assert!((1..=900).contains(&wait), "Retry-After {wait}");
+    let events = crate::helpers::with_store(dir.path(), siteid::store::audit_rows::all);
+    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(names.iter().filter(|e| **e == "unlock.failed").count(), 10);
+    assert_eq!(
+        names.last(),
+        Some(&"unlock.throttled"),
+        "the first 429 is audited"
+    );
     node.stop();
 
     let node = TestNode::start(dir.path(), options);

@@ -56,6 +56,13 @@ fn the_did_document_names_the_host_and_port_and_the_owner_key() {
     assert_eq!(answer.header("content-type"), Some("application/did+json"));
     assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
     assert!(answer.header("etag").is_some());
+    assert_eq!(answer.header("cache-control"), Some("public, max-age=300"));
+    let etag = answer.header("etag").expect("etag").to_owned();
+    assert_eq!(
+        node.get_with("/.well-known/did.json", &[("if-none-match", &etag)])
+            .status,
+        304
+    );
     let document = answer.json();
     let did = format!("did:web:127.0.0.1%3A{}", node.address.port());
     let method = format!("{did}#{kid}");

@@ -1,0 +1,152 @@
+//! Sign-in challenges: stateless nonces (random bytes, an expiry and a MAC under a per-process
+//! key) that are remembered only once used, so a flood of challenge requests costs no memory
+//! and every nonce is accepted at most once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::jose::b64;
+
+/// How long a challenge may be answered, in seconds.
+pub const CHALLENGE_LIFETIME: i64 = 120;
+/// Random bytes in a nonce.
+pub const NONCE_RANDOM_LEN: usize = 32;
+const EXPIRY_LEN: usize = 8;
+const TAG_LEN: usize = 16;
+const NONCE_LEN: usize = NONCE_RANDOM_LEN + EXPIRY_LEN + TAG_LEN;
+
+/// Why a nonce was refused. Messages complete the sentence "the nonce ...".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ChallengeError {
+    #[error("was not issued by this node")]
+    Unknown,
+    #[error("has expired")]
+    Expired,
+    #[error("has already been used")]
+    Used,
+}
+
+/// Issues and redeems challenges. One per node; the key changes at every start, which ends
+/// every outstanding challenge.
+pub struct Challenges {
+    key: Zeroizing<[u8; 32]>,
+    used: Mutex<HashMap<[u8; NONCE_RANDOM_LEN], i64>>,
+}
+
+impl Default for Challenges {
+    fn default() -> Self {
+        let mut key = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(&mut *key);
+        Challenges {
+            key,
+            used: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Challenges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Challenges(..)")
+    }
+}
+
+impl Challenges {
+    /// A new nonce, valid until `now + CHALLENGE_LIFETIME`.
+    pub fn issue(&self, now: i64) -> String {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce[..NONCE_RANDOM_LEN]);
+        let expires_at = now + CHALLENGE_LIFETIME;
+        nonce[NONCE_RANDOM_LEN..NONCE_RANDOM_LEN + EXPIRY_LEN]
+            .copy_from_slice(&expires_at.to_be_bytes());
+        let tag = self.tag(&nonce[..NONCE_RANDOM_LEN + EXPIRY_LEN]);
+        nonce[NONCE_RANDOM_LEN + EXPIRY_LEN..].copy_from_slice(&tag);
+        b64::encode(&nonce)
+    }
+
+    /// Checks that `nonce` was issued here and has not expired, without using it up.
+    pub fn check(&self, nonce: &str, now: i64) -> Result<[u8; NONCE_RANDOM_LEN], ChallengeError> {
+        let bytes = b64::decode_array::<NONCE_LEN>(nonce).map_err(|_| ChallengeError::Unknown)?;
+        let (signed, tag) = bytes.split_at(NONCE_RANDOM_LEN + EXPIRY_LEN);
+        if !bool::from(self.tag(signed).ct_eq(tag)) {
+            return Err(ChallengeError::Unknown);
+        }
+        let mut expiry = [0u8; EXPIRY_LEN];
+        expiry.copy_from_slice(&signed[NONCE_RANDOM_LEN..]);
+        if i64::from_be_bytes(expiry) <= now {
+            return Err(ChallengeError::Expired);
+        }
+        let mut random = [0u8; NONCE_RANDOM_LEN];
+        random.copy_from_slice(&signed[..NONCE_RANDOM_LEN]);
+        Ok(random)
+    }
+
+    /// Uses up a valid nonce. A second redemption of the same nonce fails, whatever token
+    /// carried it, so replay protection keys on the nonce and not on signature bytes.
+    pub fn redeem(&self, nonce: &str, now: i64) -> Result<(), ChallengeError> {
+        let random = self.check(nonce, now)?;
+        let expires_at = now + CHALLENGE_LIFETIME;
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        if used.len() > 1024 {
+            used.retain(|_, until| *until > now);
+        }
+        if used.insert(random, expires_at).is_some() {
+            return Err(ChallengeError::Used);
+        }
+        Ok(())
+    }
+
+    fn tag(&self, data: &[u8]) -> [u8; TAG_LEN] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.as_slice())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(b"siteid challenge v1");
+        mac.update(data);
+        let full = mac.finalize().into_bytes();
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(&full[..TAG_LEN]);
+        tag
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nonce_is_redeemed_once() {
+        let challenges = Challenges::default();
+        let nonce = challenges.issue(1000);
+        assert_eq!(challenges.redeem(&nonce, 1001), Ok(()));
+        assert_eq!(challenges.redeem(&nonce, 1002), Err(ChallengeError::Used));
+    }
+
+    #[test]
+    fn an_expired_nonce_is_refused() {
+        let challenges = Challenges::default();
+        let nonce = challenges.issue(1000);
+        assert_eq!(
+            challenges.redeem(&nonce, 1000 + CHALLENGE_LIFETIME),
+            Err(ChallengeError::Expired)
+        );
+    }
+
+    #[test]
+    fn a_nonce_from_another_node_or_altered_is_unknown() {
+        let ours = Challenges::default();
+        let theirs = Challenges::default();
+        let nonce = theirs.issue(1000);
+        assert_eq!(ours.redeem(&nonce, 1001), Err(ChallengeError::Unknown));
+        let mut bytes = b64::decode(&ours.issue(1000)).expect("b64");
+        bytes[NONCE_RANDOM_LEN + 7] ^= 1;
+        assert_eq!(
+            ours.redeem(&b64::encode(&bytes), 1001),
+            Err(ChallengeError::Unknown)
+        );
+        assert_eq!(ours.redeem("short", 1001), Err(ChallengeError::Unknown));
+    }
+}

@@ -1,0 +1,374 @@
+//! Sessions after sign-in: an in-memory registry (the authority for every request, so that
+//! revocation and expiry take effect at once) written through to the database (so sessions
+//! survive a restart). Bearer tokens are 32 random bytes known to the node only by SHA-256.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::broadcast;
+
+use crate::audit::{self, Actor, AuditEvent};
+use crate::jose::b64;
+use crate::store::sessions::{self as rows, SessionRow};
+use crate::store::{Store, StoreError};
+
+/// How long a session lives without use, and at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    pub idle_seconds: i64,
+    pub absolute_seconds: i64,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        SessionPolicy {
+            idle_seconds: 30 * 60,
+            absolute_seconds: 12 * 60 * 60,
+        }
+    }
+}
+
+/// How long a step-up (re-authentication) lasts.
+pub const STEP_UP_SECONDS: i64 = 5 * 60;
+/// How often a session's last use is written to the database at most.
+const TOUCH_INTERVAL: i64 = 60;
+
+/// A session as the rest of the node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionInfo {
+    pub id: String,
+    pub kid: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+    pub fresh_until: i64,
+    pub ip: String,
+    pub user_agent: Option<String>,
+}
+
+impl SessionInfo {
+    /// When the session ends if unused: the earlier of its idle and absolute limits.
+    pub fn ends_at(&self, policy: &SessionPolicy) -> i64 {
+        (self.last_seen_at + policy.idle_seconds).min(self.expires_at)
+    }
+
+    /// Whether the session is within its step-up window.
+    pub fn is_fresh(&self, now: i64) -> bool {
+        now < self.fresh_until
+    }
+}
+
+/// Why a session ended, for events and the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    SignedOut,
+    Revoked,
+    Expired,
+}
+
+impl EndReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            EndReason::SignedOut => "signed_out",
+            EndReason::Revoked => "revoked",
+            EndReason::Expired => "expired",
+        }
+    }
+}
+
+/// What happened to sessions, for open WebSockets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    Created(SessionInfo),
+    Ended { id: String, reason: EndReason },
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    by_id: HashMap<String, SessionInfo>,
+    by_token: HashMap<[u8; 32], String>,
+    persisted_seen: HashMap<String, i64>,
+}
+
+/// The node's sessions.
+#[derive(Debug)]
+pub struct Sessions {
+    registry: Mutex<Registry>,
+    events: broadcast::Sender<SessionEvent>,
+    pub policy: SessionPolicy,
+}
+
+fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn random_b64(len: usize) -> String {
+    let mut bytes = vec![0u8; len];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    b64::encode(&bytes)
+}
+
+impl Sessions {
+    /// Loads the stored sessions, dropping those that have ended.
+    pub fn load(store: &Store, policy: SessionPolicy, now: i64) -> Result<Self, StoreError> {
+        let stored = store.run_blocking(|c| rows::all(c))?;
+        let mut registry = Registry::default();
+        let mut ended = Vec::new();
+        for row in stored {
+            let info = SessionInfo {
+                id: row.id.clone(),
+                kid: row.kid,
+                created_at: row.created_at,
+                last_seen_at: row.last_seen_at,
+                expires_at: row.expires_at,
+                fresh_until: row.fresh_until,
+                ip: row.ip,
+                user_agent: row.user_agent,
+            };
+            if info.ends_at(&policy) <= now {
+                ended.push(row.id);
+                continue;
+            }
+            registry.by_token.insert(row.token_hash, row.id.clone());
+            registry
+                .persisted_seen
+                .insert(row.id.clone(), info.last_seen_at);
+            registry.by_id.insert(row.id, info);
+        }
+        if !ended.is_empty() {
+            store.run_blocking(|c| rows::delete(c, &ended))?;
+        }
+        let (events, _) = broadcast::channel(1024);
+        Ok(Sessions {
+            registry: Mutex::new(registry),
+            events,
+            policy,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Subscribes to session events.
+    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+        self.events.subscribe()
+    }
+
+    /// Starts a session for `kid`; returns it with its bearer token. Audited as `session.created`.
+    pub async fn create(
+        &self,
+        store: &Store,
+        kid: &str,
+        actor: &Actor,
+        via: &'static str,
+        now: i64,
+    ) -> Result<(SessionInfo, String), StoreError> {
+        let token = random_b64(32);
+        let info = SessionInfo {
+            id: random_b64(16),
+            kid: kid.to_owned(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + self.policy.absolute_seconds,
+            fresh_until: now + STEP_UP_SECONDS,
+            ip: actor.ip.clone().unwrap_or_else(|| "local".into()),
+            user_agent: actor.user_agent.clone(),
+        };
+        let row = SessionRow {
+            id: info.id.clone(),
+            token_hash: token_hash(&token),
+            kid: info.kid.clone(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: info.expires_at,
+            fresh_until: info.fresh_until,
+            ip: info.ip.clone(),
+            user_agent: info.user_agent.clone(),
+        };
+        let actor = actor.clone();
+        let event = AuditEvent::SessionCreated {
+            session_id: info.id.clone(),
+            kid: kid.to_owned(),
+            via,
+        };
+        store
+            .run(move |c| {
+                let tx = c.transaction()?;
+                rows::insert(&tx, &row)?;
+                audit::append(&tx, now, &event, &actor)?;
+                tx.commit()?;
+                Ok::<_, StoreError>(())
+            })
+            .await?;
+        {
+            let mut registry = self.lock();
+            registry
+                .by_token
+                .insert(token_hash(&token), info.id.clone());
+            registry.persisted_seen.insert(info.id.clone(), now);
+            registry.by_id.insert(info.id.clone(), info.clone());
+        }
+        let _ = self.events.send(SessionEvent::Created(info.clone()));
+        Ok((info, token))
+    }
+
+    /// The live session for a bearer token, marking it used. Returns whether the last use should
+    /// be written to the database now.
+    pub fn authenticate(&self, token: &str, now: i64) -> Option<(SessionInfo, bool)> {
+        let hash = token_hash(token);
+        let mut registry = self.lock();
+        let id = registry.by_token.get(&hash)?.clone();
+        let session = registry.by_id.get_mut(&id)?;
+        if session.ends_at(&self.policy) <= now {
+            return None;
+        }
+        session.last_seen_at = session.last_seen_at.max(now);
+        let info = session.clone();
+        let persisted = registry.persisted_seen.get(&id).copied().unwrap_or(0);
+        let due = now - persisted >= TOUCH_INTERVAL;
+        if due {
+            registry.persisted_seen.insert(id, now);
+        }
+        Some((info, due))
+    }
+
+    /// Writes a session's last use to the database.
+    pub async fn persist_last_seen(&self, store: &Store, id: &str, at: i64) {
+        let id = id.to_owned();
+        if let Err(error) = store.run(move |c| rows::touch(c, &id, at)).await {
+            tracing::warn!(%error, "recording a session's last use failed");
+        }
+    }
+
+    /// Marks a session as used without a token (WebSocket traffic).
+    pub fn touch(&self, id: &str, now: i64) {
+        if let Some(session) = self.lock().by_id.get_mut(id) {
+            session.last_seen_at = session.last_seen_at.max(now);
+        }
+    }
+
+    /// Whether the session exists and has not ended at `now`.
+    pub fn is_active(&self, id: &str, now: i64) -> bool {
+        self.lock()
+            .by_id
+            .get(id)
+            .is_some_and(|s| s.ends_at(&self.policy) > now)
+    }
+
+    /// A session by id.
+    pub fn get(&self, id: &str) -> Option<SessionInfo> {
+        self.lock().by_id.get(id).cloned()
+    }
+
+    /// Every live session, newest first.
+    pub fn list(&self, now: i64) -> Vec<SessionInfo> {
+        let mut sessions: Vec<SessionInfo> = self
+            .lock()
+            .by_id
+            .values()
+            .filter(|s| s.ends_at(&self.policy) > now)
+            .cloned()
+            .collect();
+        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        sessions
+    }
+
+    /// Marks a session freshly authenticated for [`STEP_UP_SECONDS`]. Audited as `session.stepped_up`.
+    pub async fn step_up(
+        &self,
+        store: &Store,
+        id: &str,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let fresh_until = now + STEP_UP_SECONDS;
+        let session_id = id.to_owned();
+        let actor = actor.clone();
+        store
+            .run(move |c| {
+                let tx = c.transaction()?;
+                rows::set_fresh_until(&tx, &session_id, fresh_until)?;
+                let event = AuditEvent::SessionSteppedUp {
+                    session_id: session_id.clone(),
+                };
+                audit::append(&tx, now, &event, &actor)?;
+                tx.commit()?;
+                Ok::<_, StoreError>(())
+            })
+            .await?;
+        if let Some(session) = self.lock().by_id.get_mut(id) {
+            session.fresh_until = fresh_until;
+        }
+        Ok(())
+    }
+
+    /// Ends sessions: removed from memory first (so no later request passes), then from the
+    /// database with one audit entry each, then announced. Returns how many ended.
+    pub async fn end(
+        &self,
+        store: &Store,
+        ids: Vec<String>,
+        reason: EndReason,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        let ended: Vec<String> = {
+            let mut registry = self.lock();
+            let ended: Vec<String> = ids
+                .into_iter()
+                .filter(|id| registry.by_id.remove(id).is_some())
+                .collect();
+            registry.by_token.retain(|_, id| !ended.contains(id));
+            for id in &ended {
+                registry.persisted_seen.remove(id);
+            }
+            ended
+        };
+        if ended.is_empty() {
+            return Ok(0);
+        }
+        let count = ended.len();
+        let ids = ended.clone();
+        let actor = actor.clone();
+        store
+            .run(move |c| {
+                let tx = c.transaction()?;
+                rows::delete(&tx, &ids)?;
+                for id in &ids {
+                    let event = AuditEvent::SessionEnded {
+                        session_id: id.clone(),
+                        reason: reason.as_str(),
+                    };
+                    audit::append(&tx, now, &event, &actor)?;
+                }
+                tx.commit()?;
+                Ok::<_, StoreError>(())
+            })
+            .await?;
+        for id in ended {
+            let _ = self.events.send(SessionEvent::Ended { id, reason });
+        }
+        Ok(count)
+    }
+
+    /// Ends every session that has expired by `now`.
+    pub async fn sweep(&self, store: &Store, now: i64) -> Result<usize, StoreError> {
+        let expired: Vec<String> = self
+            .lock()
+            .by_id
+            .values()
+            .filter(|s| s.ends_at(&self.policy) <= now)
+            .map(|s| s.id.clone())
+            .collect();
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        self.end(store, expired, EndReason::Expired, &Actor::local(), now)
+            .await
+    }
+}

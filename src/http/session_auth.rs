@@ -1,0 +1,142 @@
+//! Who is signed in: the session behind a bearer token or the session cookie, with the CSRF
+//! rule for cookies (a state-changing request must come from the node's own origin) and the
+//! step-up check for sensitive operations.
+
+use std::future::{Ready, ready};
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::{FromRequest, HttpRequest, dev, web};
+
+use super::AppState;
+use crate::auth::sessions::SessionInfo;
+use crate::config::PublicUrl;
+use crate::error::Problem;
+
+/// The session cookie's name: with the `__Host-` prefix when the node is served over https.
+pub fn cookie_name(public_url: &PublicUrl) -> &'static str {
+    if public_url.is_https() {
+        "__Host-siteid-session"
+    } else {
+        "siteid-session"
+    }
+}
+
+/// A session cookie holding `token`, or an expired one when `token` is `None` (sign-out).
+pub fn session_cookie(public_url: &PublicUrl, token: Option<&str>) -> Cookie<'static> {
+    let mut cookie = Cookie::build(cookie_name(public_url), token.unwrap_or("").to_owned())
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(public_url.is_https())
+        .finish();
+    if token.is_none() {
+        cookie.make_removal();
+    }
+    cookie
+}
+
+/// The signed-in session of a request.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub session: SessionInfo,
+    pub via_cookie: bool,
+}
+
+impl SignedIn {
+    /// Refuses unless the session stepped up (or signed in) within the last five minutes.
+    pub fn require_step_up(&self, now: i64) -> Result<(), Problem> {
+        if self.session.is_fresh(now) {
+            return Ok(());
+        }
+        Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "step-up-required",
+            "Fresh authentication required",
+            "This operation needs a fresh sign-in: POST a new assertion to /api/v1/auth/reauth and retry.",
+        ))
+    }
+}
+
+/// 401 for a request without a live session.
+pub fn unauthenticated() -> Problem {
+    Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+        "Not signed in",
+        "This needs a session: send `Authorization: Bearer <access_token>` or the session cookie. \
+         The session may have ended, been revoked, or never existed.",
+    )
+}
+
+/// The bearer token or session cookie of a request, and whether it came from the cookie.
+pub fn presented_token(request: &HttpRequest, public_url: &PublicUrl) -> Option<(String, bool)> {
+    if let Some(value) = request.headers().get(header::AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return None;
+        }
+        return Some((token.trim().to_owned(), false));
+    }
+    request
+        .cookie(cookie_name(public_url))
+        .map(|cookie| (cookie.value().to_owned(), true))
+        .filter(|(token, _)| !token.is_empty())
+}
+
+/// Whether a cookie-authenticated request may change state: safe methods always, others only
+/// with an `Origin` equal to the node's own.
+fn origin_allowed(request: &HttpRequest, public_url: &PublicUrl) -> bool {
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return true;
+    }
+    request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|origin| origin == public_url.as_str())
+}
+
+impl FromRequest for SignedIn {
+    type Error = Problem;
+    type Future = Ready<Result<Self, Problem>>;
+
+    fn from_request(request: &HttpRequest, _: &mut dev::Payload) -> Self::Future {
+        let Some(state) = request.app_data::<web::Data<AppState>>() else {
+            return ready(Err(Problem::internal(&"application state missing")));
+        };
+        let Some((token, via_cookie)) = presented_token(request, &state.public_url) else {
+            return ready(Err(unauthenticated()));
+        };
+        if via_cookie && !origin_allowed(request, &state.public_url) {
+            return ready(Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "cross-origin-request",
+                "Cross-origin request refused",
+                "A request that changes state with the session cookie must come from this node's own origin.",
+            )));
+        }
+        let now = state.clock.now();
+        let Some((session, persist)) = state.sessions.authenticate(&token, now) else {
+            return ready(Err(unauthenticated()));
+        };
+        if persist {
+            let state = state.clone();
+            let id = session.id.clone();
+            actix_web::rt::spawn(async move {
+                state
+                    .sessions
+                    .persist_last_seen(&state.store, &id, now)
+                    .await;
+            });
+        }
+        ready(Ok(SignedIn {
+            session,
+            via_cookie,
+        }))
+    }
+}

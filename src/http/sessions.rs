@@ -1,0 +1,193 @@
+//! `/api/v1/session`, `/api/v1/sessions` and `/api/v1/audit`: the signed-in owner's sessions
+//! and audit log.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::client::Client;
+use super::session_auth::{SignedIn, session_cookie};
+use crate::auth::sessions::EndReason;
+use crate::error::Problem;
+use crate::store::StoreError;
+use crate::store::audit_rows;
+
+/// `GET /api/v1/session` → `{"session_id","kid","created_at","expires_at"}`.
+pub async fn current(state: web::Data<AppState>, signed_in: SignedIn) -> HttpResponse {
+    let session = signed_in.session;
+    HttpResponse::Ok().json(serde_json::json!({
+        "session_id": session.id,
+        "kid": session.kid,
+        "created_at": session.created_at,
+        "expires_at": session.ends_at(&state.sessions.policy),
+    }))
+}
+
+/// `DELETE /api/v1/session` → 204: signs out and clears the cookie.
+pub async fn sign_out(
+    state: web::Data<AppState>,
+    client: Client,
+    signed_in: SignedIn,
+) -> Result<HttpResponse, Problem> {
+    let now = state.clock.now();
+    state
+        .sessions
+        .end(
+            &state.store,
+            vec![signed_in.session.id],
+            EndReason::SignedOut,
+            &client.actor(),
+            now,
+        )
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let mut response = HttpResponse::NoContent();
+    if signed_in.via_cookie {
+        response.cookie(session_cookie(&state.public_url, None));
+    }
+    Ok(response.finish())
+}
+
+/// One entry of the session list.
+#[derive(Debug, Serialize)]
+struct SessionEntry {
+    id: String,
+    kid: String,
+    created_at: i64,
+    last_seen_at: i64,
+    ip: String,
+    user_agent: Option<String>,
+    current: bool,
+}
+
+/// `GET /api/v1/sessions` → `{"sessions":[...]}`, newest first.
+pub async fn list(state: web::Data<AppState>, signed_in: SignedIn) -> HttpResponse {
+    let sessions: Vec<SessionEntry> = state
+        .sessions
+        .list(state.clock.now())
+        .into_iter()
+        .map(|s| SessionEntry {
+            current: s.id == signed_in.session.id,
+            id: s.id,
+            kid: s.kid,
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            ip: s.ip,
+            user_agent: s.user_agent,
+        })
+        .collect();
+    HttpResponse::Ok().json(serde_json::json!({ "sessions": sessions }))
+}
+
+/// `DELETE /api/v1/sessions/{id}` → 204; 404 for an unknown id.
+pub async fn revoke(
+    state: web::Data<AppState>,
+    client: Client,
+    _signed_in: SignedIn,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let now = state.clock.now();
+    let ended = state
+        .sessions
+        .end(
+            &state.store,
+            vec![id.into_inner()],
+            EndReason::Revoked,
+            &client.actor(),
+            now,
+        )
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    if ended == 0 {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "session-not-found",
+            "No such session",
+            "There is no live session with this id.",
+        ));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/v1/sessions/revoke-others` → `{"revoked": n}`.
+pub async fn revoke_others(
+    state: web::Data<AppState>,
+    client: Client,
+    signed_in: SignedIn,
+) -> Result<HttpResponse, Problem> {
+    let now = state.clock.now();
+    let others: Vec<String> = state
+        .sessions
+        .list(now)
+        .into_iter()
+        .map(|s| s.id)
+        .filter(|id| *id != signed_in.session.id)
+        .collect();
+    let revoked = state
+        .sessions
+        .end(
+            &state.store,
+            others,
+            EndReason::Revoked,
+            &client.actor(),
+            now,
+        )
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "revoked": revoked })))
+}
+
+/// The audit page query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    limit: Option<u32>,
+    before: Option<i64>,
+}
+
+/// The default and largest page of audit entries.
+pub const AUDIT_PAGE: u32 = 50;
+pub const MAX_AUDIT_PAGE: u32 = 500;
+
+/// `GET /api/v1/audit?limit=&before=` → `{"entries":[...],"next_before"}`, newest first.
+pub async fn audit(
+    state: web::Data<AppState>,
+    _signed_in: SignedIn,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, Problem> {
+    let limit = query.limit.unwrap_or(AUDIT_PAGE);
+    if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
+        return Err(Problem::invalid_field(
+            "limit",
+            format!("limit must be from 1 to {MAX_AUDIT_PAGE}"),
+        ));
+    }
+    let before = query.before;
+    let rows = state
+        .store
+        .run(move |c| audit_rows::page(c, limit, before))
+        .await
+        .map_err(|e: StoreError| Problem::internal(&e))?;
+    let next_before = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| r.seq))
+        .flatten();
+    let entries: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|row| {
+            serde_json::json!({
+                "seq": row.seq,
+                "at": row.at,
+                "event": row.event,
+                "ip": row.ip,
+                "user_agent": row.user_agent,
+                "detail": serde_json::from_str::<serde_json::Value>(&row.detail)
+                    .unwrap_or(serde_json::Value::Null),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "entries": entries,
+        "next_before": next_before,
+    })))
+}

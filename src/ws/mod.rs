@@ -1,0 +1,115 @@
+//! The WebSocket at `/api/v1/ws`: the handshake checks (origin, per-client connection cap) and
+//! the per-socket loop in [`socket`]. Message schema in [`protocol`].
+
+pub mod protocol;
+pub mod socket;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::error::Problem;
+use crate::http::AppState;
+use crate::http::client::Client;
+
+/// The largest frame (and reassembled message) accepted, in bytes.
+pub const MAX_FRAME_SIZE: usize = 64 * 1024;
+/// The default number of open sockets per client address.
+pub const DEFAULT_MAX_PER_CLIENT: usize = 32;
+
+/// Open-socket counts per client address.
+#[derive(Debug)]
+pub struct Limits {
+    max_per_client: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Limits {
+    pub fn new(max_per_client: usize) -> Self {
+        Limits {
+            max_per_client,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn acquire(&self, ip: IpAddr) -> bool {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.max_per_client {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    fn release(&self, ip: IpAddr) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&ip);
+            }
+        }
+    }
+}
+
+/// Holds one open-socket slot; gives it back when the socket ends.
+pub struct Slot {
+    state: web::Data<AppState>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.state.websockets.release(self.ip);
+    }
+}
+
+/// `GET /api/v1/ws`: upgrades to a WebSocket. A browser `Origin` other than the node's own is
+/// 403; clients without `Origin` (not browsers) are allowed.
+pub async fn handshake(
+    state: web::Data<AppState>,
+    client: Client,
+    request: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    if let Some(origin) = request.headers().get(header::ORIGIN)
+        && origin.to_str().ok() != Some(state.public_url.as_str())
+    {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "cross-origin-websocket",
+            "Cross-origin WebSocket refused",
+            "WebSockets from browsers are accepted only from this node's own origin.",
+        ));
+    }
+    if !state.websockets.acquire(client.ip) {
+        return Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-websockets",
+            "Too many open WebSockets",
+            "This address has too many open WebSockets; close one and retry.",
+        ));
+    }
+    let slot = Slot {
+        state: state.clone(),
+        ip: client.ip,
+    };
+    let (response, session, stream) = actix_ws::handle(&request, body).map_err(|_| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "websocket-upgrade-required",
+            "Not a WebSocket handshake",
+            "This address speaks WebSocket only (RFC 6455 upgrade with version 13).",
+        )
+    })?;
+    let stream = stream
+        .max_frame_size(MAX_FRAME_SIZE)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_FRAME_SIZE);
+    actix_web::rt::spawn(socket::run(state, client, session, stream, slot));
+    Ok(response)
+}

@@ -1,0 +1,219 @@
+//! One WebSocket's life: send a challenge, wait up to 10 s for authentication, then serve
+//! pings and session events until the socket or its session ends. One `select!` loop per
+//! socket; a one-second tick enforces deadlines, session expiry and the heartbeat.
+
+use std::time::{Duration, Instant};
+
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use futures_util::StreamExt;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::Slot;
+use super::protocol::{
+    self, CLOSE_BAD_MESSAGE, CLOSE_HEARTBEAT_TIMEOUT, CLOSE_THROTTLED, CLOSE_UNAUTHORIZED,
+    ClientMessage, Event, ServerMessage,
+};
+use crate::auth::challenge::CHALLENGE_LIFETIME;
+use crate::auth::login::{self, LoginError};
+use crate::auth::sessions::{EndReason, SessionEvent};
+use crate::http::AppState;
+use crate::http::client::Client;
+
+/// How long a client has to authenticate.
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the server pings.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+/// How long the server waits for any frame before giving up on the client.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+enum Next {
+    Continue,
+    Close(u16, &'static str),
+}
+
+/// Runs the socket until it closes.
+pub async fn run(
+    state: actix_web::web::Data<AppState>,
+    client: Client,
+    mut session: Session,
+    mut stream: AggregatedMessageStream,
+    _slot: Slot,
+) {
+    let nonce = state.challenges.issue(state.clock.now());
+    let challenge = ServerMessage::Challenge {
+        nonce: nonce.clone(),
+        expires_in: CHALLENGE_LIFETIME,
+    };
+    if send(&mut session, &challenge).await.is_err() {
+        return;
+    }
+    let mut events = state.sessions.subscribe();
+    let started = Instant::now();
+    let mut last_heard = Instant::now();
+    let mut last_ping = Instant::now();
+    let mut ready: Option<String> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let outcome = loop {
+        tokio::select! {
+            message = stream.next() => {
+                let Some(message) = message else { break None };
+                last_heard = Instant::now();
+                let next = match message {
+                    Ok(AggregatedMessage::Text(text)) => {
+                        handle_text(&state, &client, &mut session, &nonce, &mut ready, &text).await
+                    }
+                    Ok(AggregatedMessage::Binary(_)) => Next::Close(CLOSE_BAD_MESSAGE, "binary frames are not part of the protocol"),
+                    Ok(AggregatedMessage::Ping(bytes)) => {
+                        if session.pong(&bytes).await.is_err() { break None; }
+                        Next::Continue
+                    }
+                    Ok(AggregatedMessage::Pong(_)) => Next::Continue,
+                    Ok(AggregatedMessage::Close(_)) => break Some((1000, "goodbye")),
+                    Err(_) => Next::Close(CLOSE_BAD_MESSAGE, "protocol error or frame over 64 KiB"),
+                };
+                if let Next::Close(code, why) = next { break Some((code, why)); }
+                if let Some(id) = &ready { state.sessions.touch(id, state.clock.now()); }
+            }
+            _ = tick.tick() => {
+                let now = state.clock.now();
+                match &ready {
+                    None if started.elapsed() >= AUTH_TIMEOUT => break Some((CLOSE_UNAUTHORIZED, "authentication timed out")),
+                    Some(id) if !state.sessions.is_active(id, now) => break Some((CLOSE_UNAUTHORIZED, "the session has ended")),
+                    _ => {}
+                }
+                if last_heard.elapsed() >= CLIENT_TIMEOUT {
+                    break Some((CLOSE_HEARTBEAT_TIMEOUT, "no answer to pings"));
+                }
+                if last_ping.elapsed() >= HEARTBEAT_INTERVAL {
+                    last_ping = Instant::now();
+                    if session.ping(b"").await.is_err() { break None; }
+                }
+            }
+            event = events.recv() => {
+                let Some(current) = &ready else { continue };
+                let frame = match event {
+                    Ok(SessionEvent::Ended { id, .. }) if id == *current => {
+                        break Some((CLOSE_UNAUTHORIZED, "the session has ended"));
+                    }
+                    Ok(SessionEvent::Ended { id, reason: EndReason::Revoked }) => {
+                        Event::SessionRevoked { session_id: id }
+                    }
+                    Ok(SessionEvent::Ended { id, reason }) => Event::SessionEnded {
+                        session_id: id,
+                        reason: serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                    },
+                    Ok(SessionEvent::Created(info)) => Event::SessionCreated {
+                        session_id: info.id,
+                        created_at: info.created_at,
+                        ip: info.ip,
+                        user_agent: info.user_agent,
+                    },
+                    Err(RecvError::Lagged(_)) => {
+                        // Missed events may include this session's end; check directly.
+                        if !state.sessions.is_active(current, state.clock.now()) {
+                            break Some((CLOSE_UNAUTHORIZED, "the session has ended"));
+                        }
+                        continue;
+                    }
+                    Err(RecvError::Closed) => break Some((1001, "the node is stopping")),
+                };
+                if send(&mut session, &ServerMessage::Event(frame)).await.is_err() { break None; }
+            }
+        }
+    };
+    if let Some((code, description)) = outcome {
+        let _ = session
+            .close(Some(CloseReason {
+                code: CloseCode::from(code),
+                description: Some(description.into()),
+            }))
+            .await;
+    }
+}
+
+async fn send(session: &mut Session, message: &ServerMessage) -> Result<(), actix_ws::Closed> {
+    let text = serde_json::to_string(message).unwrap_or_default();
+    session.text(text).await
+}
+
+async fn handle_text(
+    state: &AppState,
+    client: &Client,
+    session: &mut Session,
+    nonce: &str,
+    ready: &mut Option<String>,
+    text: &str,
+) -> Next {
+    let message = match protocol::parse(text) {
+        Ok(message) => message,
+        Err(_) => return Next::Close(CLOSE_BAD_MESSAGE, "not a valid message"),
+    };
+    match message {
+        ClientMessage::Ping { id } => match send(session, &ServerMessage::Pong { id }).await {
+            Ok(()) => Next::Continue,
+            Err(_) => Next::Close(1011, "send failed"),
+        },
+        ClientMessage::Auth { .. } if ready.is_some() => {
+            Next::Close(CLOSE_BAD_MESSAGE, "already authenticated")
+        }
+        ClientMessage::Auth {
+            assertion,
+            access_token,
+        } => {
+            let now = state.clock.now();
+            let session_id = match (assertion, access_token) {
+                (Some(assertion), None) => {
+                    match sign_in(state, client, nonce, &assertion, now).await {
+                        Ok(id) => id,
+                        Err(close) => return close,
+                    }
+                }
+                (None, Some(token)) => match state.sessions.authenticate(&token, now) {
+                    Some((info, _)) => info.id,
+                    None => {
+                        return Next::Close(CLOSE_UNAUTHORIZED, "the access token is not valid");
+                    }
+                },
+                _ => {
+                    return Next::Close(
+                        CLOSE_BAD_MESSAGE,
+                        "auth needs exactly one of assertion and access_token",
+                    );
+                }
+            };
+            let frame = ServerMessage::Ready {
+                session_id: session_id.clone(),
+            };
+            *ready = Some(session_id);
+            match send(session, &frame).await {
+                Ok(()) => Next::Continue,
+                Err(_) => Next::Close(1011, "send failed"),
+            }
+        }
+    }
+}
+
+async fn sign_in(
+    state: &AppState,
+    client: &Client,
+    nonce: &str,
+    assertion: &str,
+    now: i64,
+) -> Result<String, Next> {
+    let actor = client.actor();
+    let context = crate::http::auth::login_context(state);
+    match login::sign_in(&context, assertion, Some(nonce), &actor, now).await {
+        Ok(kid) => state
+            .sessions
+            .create(&state.store, &kid, &actor, "websocket", now)
+            .await
+            .map(|(info, _token)| info.id)
+            .map_err(|_| Next::Close(1011, "the node could not store the session")),
+        Err(LoginError::Throttled { .. }) => {
+            Err(Next::Close(CLOSE_THROTTLED, "too many failed sign-ins"))
+        }
+        Err(_) => Err(Next::Close(CLOSE_UNAUTHORIZED, "sign-in refused")),
+    }
+}

@@ -62,6 +62,10 @@ pub enum AuditEvent {
     LoginThrottled {
         retry_after: i64,
     },
+    WrappedKeyReplaced {
+        kid: String,
+        session_id: String,
+    },
 }
 
 impl AuditEvent {
@@ -80,6 +84,7 @@ impl AuditEvent {
             AuditEvent::SessionSteppedUp { .. } => "session.stepped_up",
             AuditEvent::LoginFailed { .. } => "login.failed",
             AuditEvent::LoginThrottled { .. } => "login.throttled",
+            AuditEvent::WrappedKeyReplaced { .. } => "wrapped_key.replaced",
         }
     }
 
@@ -109,6 +114,9 @@ impl AuditEvent {
             AuditEvent::SessionSteppedUp { session_id } => json!({ "session_id": session_id }),
             AuditEvent::LoginFailed { reason } => json!({ "reason": reason }),
             AuditEvent::LoginThrottled { retry_after } => json!({ "retry_after": retry_after }),
+            AuditEvent::WrappedKeyReplaced { kid, session_id } => {
+                json!({ "kid": kid, "session_id": session_id })
+            }
         }
     }
 }

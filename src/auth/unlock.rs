@@ -165,3 +165,46 @@ fn throttled(
         (c, n) => c.or(n),
     })
 }
+
+/// Replaces the wrapped key and verifier after a password change. The JWE is checked like a
+/// claim's; one naming another kid is refused, and the owner key itself never changes here.
+pub async fn replace_wrapped_key(
+    store: &Store,
+    wrapped_key: &str,
+    verifier: &str,
+    session_id: &str,
+    actor: Actor,
+    now: i64,
+) -> Result<(), super::claim::ClaimError> {
+    use super::claim::ClaimError;
+    let invalid = |field: &'static str, message: String| ClaimError::Invalid { field, message };
+    let wrapped =
+        WrappedKey::parse(wrapped_key).map_err(|e| invalid("wrapped_key", e.to_string()))?;
+    let verifier_hash = verifier_hash(verifier).map_err(|e| invalid("unlock_verifier", e))?;
+    let session_id = session_id.to_owned();
+    store
+        .run(move |c| {
+            let tx = c.transaction().map_err(StoreError::from)?;
+            let Some(record) = owner::find(&tx)? else {
+                return Err(invalid(
+                    "wrapped_key",
+                    "cannot replace a key on an unclaimed node".into(),
+                ));
+            };
+            if wrapped.kid().is_some_and(|kid| kid != record.kid) {
+                return Err(invalid(
+                    "wrapped_key",
+                    "has a kid that is not the owner's key".into(),
+                ));
+            }
+            owner::replace_wrapped_key(&tx, wrapped.compact(), &verifier_hash, now)?;
+            let event = AuditEvent::WrappedKeyReplaced {
+                kid: record.kid,
+                session_id,
+            };
+            audit::append(&tx, now, &event, &actor)?;
+            tx.commit().map_err(StoreError::from)?;
+            Ok(())
+        })
+        .await
+}

@@ -59,6 +59,11 @@ pub fn routes(config: &mut web::ServiceConfig) {
                         .route(web::post().to(unlock::unlock))
                         .default_service(web::to(method_not_allowed)),
                 )
+                .service(
+                    web::resource("/owner/wrapped-key")
+                        .route(web::put().to(owner::replace_wrapped_key))
+                        .default_service(web::to(method_not_allowed)),
+                )
                 .service(post_only("/auth/challenge", auth::challenge))
                 .service(post_only("/auth/login", auth::login))
                 .service(post_only("/auth/reauth", auth::reauth))

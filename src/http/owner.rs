@@ -1,4 +1,5 @@
-//! `POST /api/v1/owner`: claiming an unclaimed node.
+//! `POST /api/v1/owner` (claiming an unclaimed node) and `PUT /api/v1/owner/wrapped-key`
+//! (a password change: a new wrapped key and verifier for the same key).
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -7,6 +8,7 @@ use serde_json::value::RawValue;
 use super::AppState;
 use super::client::Client;
 use super::json::StrictJson;
+use super::session_auth::SignedIn;
 use crate::auth::claim::{self, ClaimInput, ClaimVia};
 use crate::error::Problem;
 
@@ -56,4 +58,33 @@ pub async fn claim(
         .await?;
     tracing::info!(kid = %kid, "node claimed");
     Ok(HttpResponse::Created().json(serde_json::json!({ "kid": kid })))
+}
+
+/// The password-change request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceWrappedKeyBody {
+    wrapped_key: String,
+    unlock_verifier: String,
+}
+
+/// `PUT /api/v1/owner/wrapped-key` → 204. Needs a session within its step-up window.
+pub async fn replace_wrapped_key(
+    state: web::Data<AppState>,
+    client: Client,
+    signed_in: SignedIn,
+    StrictJson(body): StrictJson<ReplaceWrappedKeyBody>,
+) -> Result<HttpResponse, Problem> {
+    let now = state.clock.now();
+    signed_in.require_step_up(now)?;
+    crate::auth::unlock::replace_wrapped_key(
+        &state.store,
+        &body.wrapped_key,
+        &body.unlock_verifier,
+        &signed_in.session.id,
+        client.actor(),
+        now,
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -107,3 +107,17 @@ pub fn delete_claim_token(connection: &Connection) -> Result<(), StoreError> {
     connection.execute("DELETE FROM claim_token", [])?;
     Ok(())
 }
+
+/// Replaces the wrapped key and verifier hash (a password change); the key itself stays.
+pub fn replace_wrapped_key(
+    connection: &Connection,
+    wrapped_key: &str,
+    verifier_hash: &[u8; 32],
+    now: i64,
+) -> Result<bool, StoreError> {
+    let changed = connection.execute(
+        "UPDATE owner SET wrapped_key = ?1, verifier_hash = ?2, updated_at = ?3 WHERE id = 1",
+        params![wrapped_key, verifier_hash.as_slice(), now],
+    )?;
+    Ok(changed == 1)
+}

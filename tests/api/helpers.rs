@@ -228,7 +228,12 @@ impl TestNode {
 
     /// Signs in as `owner`; returns the access token and session id.
     pub fn login(&self, owner: &TestOwner) -> (String, String) {
-        let assertion = owner.login_assertion(self, &self.challenge());
+        self.login_at(owner, now())
+    }
+
+    /// Signs in with an assertion issued at `at` (for nodes on a hand-driven clock).
+    pub fn login_at(&self, owner: &TestOwner, at: i64) -> (String, String) {
+        let assertion = owner.login_assertion_at(self, &self.challenge(), at);
         let answer = self.post_json("/api/v1/auth/login", &json!({ "assertion": assertion }));
         assert_eq!(answer.status, 200, "{}", answer.body);
         let body = answer.json();
@@ -426,7 +431,11 @@ impl TestOwner {
 
     /// A login assertion over `nonce` for `node`, valid now.
     pub fn login_assertion(&self, node: &TestNode, nonce: &str) -> String {
-        let now = now();
+        self.login_assertion_at(node, nonce, now())
+    }
+
+    /// A login assertion issued at `now`.
+    pub fn login_assertion_at(&self, node: &TestNode, nonce: &str, now: i64) -> String {
         self.sign(
             json!({"alg": "ES384", "typ": "siteid-login+jwt", "kid": self.key.public_key().thumbprint()}),
             json!({"aud": node.base_url, "nonce": nonce, "iat": now, "exp": now + 300}),

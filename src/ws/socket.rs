@@ -104,6 +104,7 @@ pub async fn run(
                         session_id: id,
                         reason: serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
                     },
+                    Ok(SessionEvent::Created(info)) if info.id == *current => continue,
                     Ok(SessionEvent::Created(info)) => Event::SessionCreated {
                         session_id: info.id,
                         created_at: info.created_at,

@@ -34,6 +34,7 @@ pub struct NodeOptions {
     pub clock: Arc<dyn Clock>,
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub public_url: Option<String>,
+    pub websocket_max_per_client: Option<usize>,
 }
 
 impl Default for NodeOptions {
@@ -42,6 +43,7 @@ impl Default for NodeOptions {
             clock: Arc::new(SystemClock),
             trusted_proxies: Vec::new(),
             public_url: None,
+            websocket_max_per_client: None,
         }
     }
 }
@@ -80,6 +82,9 @@ impl TestNode {
             .public_url
             .as_deref()
             .map(|url| siteid::config::PublicUrl::parse(url).expect("public url"));
+        if let Some(max) = options.websocket_max_per_client {
+            settings.websocket_max_per_client = max;
+        }
         let (sender, receiver) = mpsc::channel();
         let clock = options.clock.clone();
         let thread = std::thread::spawn(move || {

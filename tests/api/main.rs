@@ -12,4 +12,5 @@ mod signin;
 mod tidy;
 mod unlock;
 mod vectors;
+mod websocket;
 mod well_known;

@@ -1,0 +1,285 @@
+//! The WebSocket: origin check at the handshake, challenge and authentication, schema checks,
+//! pings, the per-client cap, and sockets closing when their session is revoked or expires.
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use siteid::clock::Clock;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::WebSocket;
+use tungstenite::{Error, Message};
+
+use crate::helpers::{NodeOptions, TestNode, TestOwner, spawn_node, spawn_node_with_clock};
+
+type Socket = WebSocket<TcpStream>;
+
+fn connect(node: &TestNode, origin: Option<&str>) -> Result<Socket, Error> {
+    let mut request = format!("ws://{}/api/v1/ws", node.address)
+        .into_client_request()
+        .expect("request");
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().expect("header value"));
+    }
+    let stream = TcpStream::connect(node.address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    tungstenite::client::client(request, stream)
+        .map(|(socket, _)| socket)
+        .map_err(|e| match e {
+            tungstenite::HandshakeError::Failure(error) => error,
+            tungstenite::HandshakeError::Interrupted(_) => Error::ConnectionClosed,
+        })
+}
+
+fn read_json(socket: &mut Socket) -> Value {
+    loop {
+        match socket.read().expect("a frame") {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON frame"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// Reads until the server closes; returns the close code.
+fn close_code(socket: &mut Socket) -> u16 {
+    loop {
+        match socket.read() {
+            Ok(Message::Close(Some(frame))) => return u16::from(frame.code),
+            Ok(Message::Close(None)) => return 1005,
+            Ok(_) => continue,
+            Err(error) => panic!("the socket ended without a close frame: {error}"),
+        }
+    }
+}
+
+fn send(socket: &mut Socket, value: Value) {
+    socket.send(Message::text(value.to_string())).expect("send");
+}
+
+fn claimed_node() -> (tempfile::TempDir, TestNode, TestOwner) {
+    let (dir, node) = spawn_node();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    (dir, node, owner)
+}
+
+/// Opens a socket and signs in on it with a fresh assertion; returns it with its session id.
+fn signed_in_socket(node: &TestNode, owner: &TestOwner) -> (Socket, String) {
+    let mut socket = connect(node, None).expect("handshake");
+    let challenge = read_json(&mut socket);
+    let nonce = challenge["nonce"].as_str().expect("nonce");
+    send(
+        &mut socket,
+        json!({"type": "auth", "assertion": owner.login_assertion(node, nonce)}),
+    );
+    let ready = read_json(&mut socket);
+    assert_eq!(ready["type"], "ready", "{ready}");
+    (
+        socket,
+        ready["session_id"].as_str().expect("session").to_owned(),
+    )
+}
+
+#[test]
+fn a_foreign_origin_is_refused_at_the_handshake() {
+    let (_dir, node, _owner) = claimed_node();
+    match connect(&node, Some("https://evil.example")) {
+        Err(Error::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("expected 403, got {:?}", other.map(|_| "a socket")),
+    }
+    let own = node.base_url.clone();
+    assert!(
+        connect(&node, Some(&own)).is_ok(),
+        "the node's own origin is accepted"
+    );
+    assert!(
+        connect(&node, None).is_ok(),
+        "non-browser clients send no Origin"
+    );
+}
+
+#[test]
+fn a_socket_signs_in_over_its_challenge_and_answers_pings() {
+    let (_dir, node, owner) = claimed_node();
+    let mut socket = connect(&node, None).expect("handshake");
+    let challenge = read_json(&mut socket);
+    assert_eq!(challenge["type"], "challenge");
+    assert_eq!(challenge["expires_in"], 120);
+    let nonce = challenge["nonce"].as_str().expect("nonce").to_owned();
+    send(
+        &mut socket,
+        json!({"type": "auth", "assertion": owner.login_assertion(&node, &nonce)}),
+    );
+    let ready = read_json(&mut socket);
+    assert_eq!(ready["type"], "ready");
+    let session_id = ready["session_id"].as_str().expect("session id");
+    send(&mut socket, json!({"type": "ping", "id": 42}));
+    assert_eq!(read_json(&mut socket), json!({"type": "pong", "id": 42}));
+    let (token, _) = node.login(&owner);
+    let sessions = node
+        .call("GET", "/api/v1/sessions", Some(&token), None, &[])
+        .json();
+    assert!(
+        sessions["sessions"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|s| s["id"] == session_id),
+        "the socket's sign-in made a session"
+    );
+}
+
+#[test]
+fn an_assertion_over_another_challenge_closes_with_4401() {
+    let (_dir, node, owner) = claimed_node();
+    let mut socket = connect(&node, None).expect("handshake");
+    read_json(&mut socket);
+    let other_nonce = node.challenge();
+    send(
+        &mut socket,
+        json!({"type": "auth", "assertion": owner.login_assertion(&node, &other_nonce)}),
+    );
+    assert_eq!(close_code(&mut socket), 4401);
+}
+
+#[test]
+fn an_access_token_attaches_the_socket_to_its_session() {
+    let (_dir, node, owner) = claimed_node();
+    let (token, session_id) = node.login(&owner);
+    let mut socket = connect(&node, None).expect("handshake");
+    read_json(&mut socket);
+    send(&mut socket, json!({"type": "auth", "access_token": token}));
+    assert_eq!(
+        read_json(&mut socket),
+        json!({"type": "ready", "session_id": session_id})
+    );
+    let mut bad = connect(&node, None).expect("handshake");
+    read_json(&mut bad);
+    send(&mut bad, json!({"type": "auth", "access_token": "nope"}));
+    assert_eq!(close_code(&mut bad), 4401);
+}
+
+#[test]
+fn a_socket_that_never_authenticates_is_closed_with_4401() {
+    let (_dir, node, _owner) = claimed_node();
+    let mut socket = connect(&node, None).expect("handshake");
+    read_json(&mut socket);
+    assert_eq!(close_code(&mut socket), 4401);
+}
+
+#[test]
+fn messages_outside_the_schema_close_with_4400() {
+    let (_dir, node, owner) = claimed_node();
+    let cases: Vec<Message> = vec![
+        Message::text(r#"{"type":"shout"}"#),
+        Message::text(r#"{"type":"ping","id":1,"extra":true}"#),
+        Message::text(r#"{"type":"ping","id":"1"}"#),
+        Message::text("not json"),
+        Message::binary(vec![1, 2, 3]),
+        Message::text(format!(
+            r#"{{"type":"ping","id":1,"pad":"{}"}}"#,
+            "x".repeat(70 * 1024)
+        )),
+    ];
+    for message in cases {
+        let (mut socket, _) = signed_in_socket(&node, &owner);
+        let description = format!("{message:?}").chars().take(60).collect::<String>();
+        socket.send(message).expect("send");
+        assert_eq!(close_code(&mut socket), 4400, "{description}");
+    }
+    let mut unauthenticated = connect(&node, None).expect("handshake");
+    read_json(&mut unauthenticated);
+    send(&mut unauthenticated, json!({"type": "auth"}));
+    assert_eq!(
+        close_code(&mut unauthenticated),
+        4400,
+        "auth needs a credential"
+    );
+}
+
+#[test]
+fn revoking_a_session_closes_its_sockets_and_tells_the_others() {
+    let (_dir, node, owner) = claimed_node();
+    let (watcher, watcher_id) = signed_in_socket(&node, &owner);
+    let mut watcher = watcher;
+    let (mut doomed, doomed_id) = signed_in_socket(&node, &owner);
+    assert_eq!(
+        read_json(&mut watcher)["event"],
+        "session.created",
+        "the watcher sees the new sign-in"
+    );
+    let (token, _) = node.login(&owner);
+    let created = read_json(&mut watcher);
+    assert_eq!(created["event"], "session.created");
+    let answer = node.call(
+        "DELETE",
+        &format!("/api/v1/sessions/{doomed_id}"),
+        Some(&token),
+        None,
+        &[],
+    );
+    assert_eq!(answer.status, 204);
+    assert_eq!(close_code(&mut doomed), 4401);
+    let event = read_json(&mut watcher);
+    assert_eq!(
+        event,
+        json!({"type": "event", "event": "session.revoked", "session_id": doomed_id})
+    );
+    let others = node.call(
+        "POST",
+        "/api/v1/sessions/revoke-others",
+        Some(&token),
+        None,
+        &[],
+    );
+    assert_eq!(
+        others.json()["revoked"],
+        1,
+        "the watcher's session, not the caller's"
+    );
+    assert_eq!(close_code(&mut watcher), 4401);
+    let _ = watcher_id;
+}
+
+#[test]
+fn an_expired_session_closes_its_socket() {
+    let (_dir, node, clock) = spawn_node_with_clock();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let (token, _) = node.login(&owner);
+    let mut socket = connect(&node, None).expect("handshake");
+    read_json(&mut socket);
+    send(&mut socket, json!({"type": "auth", "access_token": token}));
+    assert_eq!(read_json(&mut socket)["type"], "ready");
+    clock.advance(13 * 60 * 60);
+    assert_eq!(close_code(&mut socket), 4401);
+    let _ = clock.now();
+}
+
+#[test]
+fn open_sockets_per_client_are_capped() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = TestNode::start(
+        dir.path(),
+        NodeOptions {
+            websocket_max_per_client: Some(2),
+            ..NodeOptions::default()
+        },
+    );
+    let first = connect(&node, None).expect("first");
+    let _second = connect(&node, None).expect("second");
+    match connect(&node, None) {
+        Err(Error::Http(response)) => assert_eq!(response.status(), 429),
+        other => panic!("expected 429, got {:?}", other.map(|_| "a socket")),
+    }
+    drop(first);
+    assert!(
+        crate::helpers::wait_until(Duration::from_secs(10), || connect(&node, None).is_ok()),
+        "a closed socket frees its slot"
+    );
+}

@@ -50,7 +50,13 @@ impl Connection {
         })
     }
 
-    fn request(&mut self, method: &str, path: &str, headers: &str, body: &[u8]) -> Result<(u16, Vec<u8>)> {
+    fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &str,
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>)> {
         let head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n{headers}\r\n",
             self.address,
@@ -80,10 +86,20 @@ impl Connection {
         Ok((status, body))
     }
 
-    fn json(&mut self, method: &str, path: &str, headers: &str, body: &Value) -> Result<(u16, Value)> {
+    fn json(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &str,
+        body: &Value,
+    ) -> Result<(u16, Value)> {
         let headers = format!("{headers}Content-Type: application/json\r\n");
         let (status, bytes) = self.request(method, path, &headers, body.to_string().as_bytes())?;
-        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes)? };
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)?
+        };
         Ok((status, value))
     }
 }
@@ -114,12 +130,26 @@ impl Server {
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot run {}: {e} (build it with cargo build --release)", binary.display()))?;
+            .map_err(|e| {
+                format!(
+                    "cannot run {}: {e} (build it with cargo build --release)",
+                    binary.display()
+                )
+            })?;
         let mut line = String::new();
         BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
-        let base_url = line.trim().strip_prefix("listening on ").ok_or("no listening line")?.to_owned();
+        let base_url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .ok_or("no listening line")?
+            .to_owned();
         let address: SocketAddr = base_url.trim_start_matches("http://").parse()?;
-        Ok(Server { child, address, base_url, _dir: dir })
+        Ok(Server {
+            child,
+            address,
+            base_url,
+            _dir: dir,
+        })
     }
 
     fn resident_kib(&self) -> u64 {
@@ -144,12 +174,21 @@ impl Drop for Server {
 }
 
 fn claim(server: &Server, key: &OwnerPrivateKey) -> Result<String> {
-    let output = Command::new(std::env::var_os("SITEID_BIN").map(PathBuf::from).unwrap_or_else(|| "target/release/siteid".into()))
-        .args(["claim-url", "--data-dir"])
-        .arg(server._dir.path())
-        .output()?;
+    let output = Command::new(
+        std::env::var_os("SITEID_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "target/release/siteid".into()),
+    )
+    .args(["claim-url", "--data-dir"])
+    .arg(server._dir.path())
+    .output()?;
     let url = String::from_utf8(output.stdout)?;
-    let token = url.trim().rsplit_once('#').ok_or("no claim link")?.1.to_owned();
+    let token = url
+        .trim()
+        .rsplit_once('#')
+        .ok_or("no claim link")?
+        .1
+        .to_owned();
     let (wrapped, verifier) = jwe::wrap_private_key(key, b"benchmark password", jwe::MIN_P2C)?;
     let now = now();
     let proof = sign_es384(
@@ -158,13 +197,18 @@ fn claim(server: &Server, key: &OwnerPrivateKey) -> Result<String> {
         &json!({"aud": server.base_url, "nonce": token, "iat": now, "exp": now + 300}),
     );
     let mut connection = Connection::open(server.address)?;
-    let (status, body) = connection.json("POST", "/api/v1/owner", "", &json!({
-        "claim_token": token,
-        "public_key": key.public_key().to_jwk(),
-        "wrapped_key": wrapped.compact(),
-        "unlock_verifier": b64::encode(&verifier),
-        "proof": proof,
-    }))?;
+    let (status, body) = connection.json(
+        "POST",
+        "/api/v1/owner",
+        "",
+        &json!({
+            "claim_token": token,
+            "public_key": key.public_key().to_jwk(),
+            "wrapped_key": wrapped.compact(),
+            "unlock_verifier": b64::encode(&verifier),
+            "proof": proof,
+        }),
+    )?;
     if status != 201 {
         return Err(format!("claim failed: {status} {body}").into());
     }
@@ -191,7 +235,12 @@ fn sign_in(server: &Server, key: &OwnerPrivateKey, kid: &str) -> Result<String> 
     let mut connection = Connection::open(server.address)?;
     let (_, challenge) = connection.json("POST", "/api/v1/auth/challenge", "", &json!({}))?;
     let nonce = challenge["nonce"].as_str().ok_or("no nonce")?;
-    let (status, body) = connection.json("POST", "/api/v1/auth/login", "", &json!({"assertion": assertion(key, kid, &server.base_url, nonce)}))?;
+    let (status, body) = connection.json(
+        "POST",
+        "/api/v1/auth/login",
+        "",
+        &json!({"assertion": assertion(key, kid, &server.base_url, nonce)}),
+    )?;
     if status != 200 {
         return Err(format!("sign-in failed: {status} {body}").into());
     }
@@ -223,7 +272,10 @@ fn rate(address: SocketAddr, path: &str, headers: &str, duration: Duration) -> R
     std::thread::sleep(duration);
     stop.store(true, Ordering::Relaxed);
     for thread in threads {
-        thread.join().map_err(|_| "client thread panicked")?.map_err(|e| e.to_string())?;
+        thread
+            .join()
+            .map_err(|_| "client thread panicked")?
+            .map_err(|e| e.to_string())?;
     }
     Ok(count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
 }
@@ -236,7 +288,12 @@ fn verification_rate(key: &OwnerPrivateKey, kid: &str, duration: Duration) -> f6
     let stop = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = (0..CLIENT_THREADS)
         .map(|_| {
-            let (count, stop, verifying, token) = (count.clone(), stop.clone(), verifying.clone(), token.clone());
+            let (count, stop, verifying, token) = (
+                count.clone(),
+                stop.clone(),
+                verifying.clone(),
+                token.clone(),
+            );
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let jws = CompactJws::parse(&token, "siteid-login+jwt").expect("parses");
@@ -265,19 +322,33 @@ fn sign_in_rate(server: &Server, key: &OwnerPrivateKey, kid: &str) -> Result<f64
         let started = Instant::now();
         let mut nonces = Vec::with_capacity(SIGN_IN_BATCH);
         for _ in 0..SIGN_IN_BATCH {
-            let (_, challenge) = connection.json("POST", "/api/v1/auth/challenge", "", &json!({}))?;
+            let (_, challenge) =
+                connection.json("POST", "/api/v1/auth/challenge", "", &json!({}))?;
             nonces.push(challenge["nonce"].as_str().ok_or("no nonce")?.to_owned());
         }
         timed += started.elapsed();
-        let assertions: Vec<String> = nonces.iter().map(|n| assertion(key, kid, &server.base_url, n)).collect();
+        let assertions: Vec<String> = nonces
+            .iter()
+            .map(|n| assertion(key, kid, &server.base_url, n))
+            .collect();
         let started = Instant::now();
         for assertion in assertions {
-            let (status, body) = connection.json("POST", "/api/v1/auth/login", "", &json!({"assertion": assertion}))?;
+            let (status, body) = connection.json(
+                "POST",
+                "/api/v1/auth/login",
+                "",
+                &json!({"assertion": assertion}),
+            )?;
             if status != 200 {
                 return Err(format!("sign-in failed: {status} {body}").into());
             }
             let token = body["access_token"].as_str().ok_or("no token")?;
-            let (status, _) = connection.request("GET", "/api/v1/session", &format!("Authorization: Bearer {token}\r\n"), b"")?;
+            let (status, _) = connection.request(
+                "GET",
+                "/api/v1/session",
+                &format!("Authorization: Bearer {token}\r\n"),
+                b"",
+            )?;
             if status != 200 {
                 return Err(format!("session read failed: {status}").into());
             }
@@ -293,9 +364,12 @@ type Socket = tungstenite::WebSocket<TcpStream>;
 fn open_socket(server: &Server, token: &str) -> Result<Socket> {
     let request = format!("ws://{}/api/v1/ws", server.address).into_client_request()?;
     let stream = TcpStream::connect(server.address)?;
-    let (mut socket, _) = tungstenite::client::client(request, stream).map_err(|e| format!("handshake: {e}"))?;
+    let (mut socket, _) =
+        tungstenite::client::client(request, stream).map_err(|e| format!("handshake: {e}"))?;
     let _challenge = socket.read()?;
-    socket.send(Message::text(json!({"type": "auth", "access_token": token}).to_string()))?;
+    socket.send(Message::text(
+        json!({"type": "auth", "access_token": token}).to_string(),
+    ))?;
     match socket.read()? {
         Message::Text(text) if text.contains("\"ready\"") => {}
         other => return Err(format!("no ready frame: {other:?}").into()),
@@ -341,7 +415,14 @@ fn main() -> Result<()> {
     let kid = claim(&server, &key)?;
     let token = sign_in(&server, &key, &kid)?;
     let bearer = format!("Authorization: Bearer {token}\r\n");
-    println!("siteid benchmark: server pid {}, {} client threads, {} cores", server.child.id(), CLIENT_THREADS, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "siteid benchmark: server pid {}, {} client threads, {} cores",
+        server.child.id(),
+        CLIENT_THREADS,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
 
     let mut totals = [0.0f64; 3];
     for _ in 0..ROUNDS {
@@ -350,27 +431,46 @@ fn main() -> Result<()> {
         totals[2] += rate(server.address, "/.well-known/jwks.json", "", ROUND)?;
     }
     let [health, session, jwks] = totals.map(|t| t / ROUNDS as f64);
-    println!("\n## Request rates ({ROUNDS} interleaved rounds of {} s)", ROUND.as_secs());
+    println!(
+        "\n## Request rates ({ROUNDS} interleaved rounds of {} s)",
+        ROUND.as_secs()
+    );
     println!("| endpoint | requests/s | ratio to do-nothing |");
     println!("|---|---:|---:|");
     println!("| GET /api/v1/health (do-nothing) | {health:.0} | 1.00 |");
-    println!("| GET /api/v1/session (bearer) | {session:.0} | {:.2} |", session / health);
-    println!("| GET /.well-known/jwks.json | {jwks:.0} | {:.2} |", jwks / health);
+    println!(
+        "| GET /api/v1/session (bearer) | {session:.0} | {:.2} |",
+        session / health
+    );
+    println!(
+        "| GET /.well-known/jwks.json | {jwks:.0} | {:.2} |",
+        jwks / health
+    );
 
     let verifications = verification_rate(&key, &kid, Duration::from_secs(3));
     let sign_ins = sign_in_rate(&server, &key, &kid)?;
     println!("\n## Sign-in");
     println!("| measure | per second | ratio |");
     println!("|---|---:|---:|");
-    println!("| raw ES384 verification ({CLIENT_THREADS} threads, aws-lc-rs) | {verifications:.0} | 1.00 |");
-    println!("| complete sign-ins (challenge + login + session), 1 client | {sign_ins:.0} | {:.3} |", sign_ins / verifications);
+    println!(
+        "| raw ES384 verification ({CLIENT_THREADS} threads, aws-lc-rs) | {verifications:.0} | 1.00 |"
+    );
+    println!(
+        "| complete sign-ins (challenge + login + session), 1 client | {sign_ins:.0} | {:.3} |",
+        sign_ins / verifications
+    );
 
-    let tokens: Vec<String> = (0..SOCKET_SESSIONS).map(|_| sign_in(&server, &key, &kid)).collect::<Result<_>>()?;
+    let tokens: Vec<String> = (0..SOCKET_SESSIONS)
+        .map(|_| sign_in(&server, &key, &kid))
+        .collect::<Result<_>>()?;
     let before = server.resident_kib();
     let opened = Instant::now();
     let mut sockets: Vec<Option<Socket>> = Vec::with_capacity(SOCKETS);
     for index in 0..SOCKETS {
-        sockets.push(Some(open_socket(&server, &tokens[index % SOCKET_SESSIONS])?));
+        sockets.push(Some(open_socket(
+            &server,
+            &tokens[index % SOCKET_SESSIONS],
+        )?));
         if index % 500 == 499 {
             drain(&mut sockets);
         }
@@ -380,7 +480,12 @@ fn main() -> Result<()> {
     let after = server.resident_kib();
     let revoked = Instant::now();
     let mut connection = Connection::open(server.address)?;
-    let (status, body) = connection.json("POST", "/api/v1/sessions/revoke-others", &bearer, &json!({}))?;
+    let (status, body) = connection.json(
+        "POST",
+        "/api/v1/sessions/revoke-others",
+        &bearer,
+        &json!({}),
+    )?;
     if status != 200 {
         return Err(format!("revoke-others failed: {status} {body}").into());
     }
@@ -394,12 +499,31 @@ fn main() -> Result<()> {
     println!("\n## {SOCKETS} authenticated WebSockets ({SOCKET_SESSIONS} sessions)");
     println!("| measure | value |");
     println!("|---|---:|");
-    println!("| time to open and authenticate all | {:.2} s |", open_time.as_secs_f64());
-    println!("| server resident memory before | {:.1} MiB |", before as f64 / 1024.0);
-    println!("| server resident memory with all open | {:.1} MiB |", after as f64 / 1024.0);
-    println!("| per socket | {:.1} KiB |", (after.saturating_sub(before)) as f64 / SOCKETS as f64);
-    println!("| revoke-others answered ({} sessions revoked) | {:.0} ms |", body["revoked"], answered.as_secs_f64() * 1000.0);
-    println!("| until all {closed} sockets had their close frame | {:.0} ms |", all_closed.as_secs_f64() * 1000.0);
+    println!(
+        "| time to open and authenticate all | {:.2} s |",
+        open_time.as_secs_f64()
+    );
+    println!(
+        "| server resident memory before | {:.1} MiB |",
+        before as f64 / 1024.0
+    );
+    println!(
+        "| server resident memory with all open | {:.1} MiB |",
+        after as f64 / 1024.0
+    );
+    println!(
+        "| per socket | {:.1} KiB |",
+        (after.saturating_sub(before)) as f64 / SOCKETS as f64
+    );
+    println!(
+        "| revoke-others answered ({} sessions revoked) | {:.0} ms |",
+        body["revoked"],
+        answered.as_secs_f64() * 1000.0
+    );
+    println!(
+        "| until all {closed} sockets had their close frame | {:.0} ms |",
+        all_closed.as_secs_f64() * 1000.0
+    );
     if closed < SOCKETS {
         return Err(format!("only {closed} of {SOCKETS} sockets closed within 60 s").into());
     }

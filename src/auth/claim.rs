@@ -2,7 +2,6 @@
 //! verifier and proof, and storing the owner in one transaction.
 
 use rand::RngCore;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -11,7 +10,7 @@ use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::b64;
 use crate::jose::jwe::WrappedKey;
 use crate::jose::jwk::OwnerPublicKey;
-use crate::jose::jws::{CompactJws, NumericDate, PROOF_LIFETIME};
+use crate::jose::jws::{CompactJws, NonceClaims, PROOF_LIFETIME};
 use crate::store::{Store, StoreError, owner};
 
 /// The `typ` of a claim proof.
@@ -65,16 +64,6 @@ pub struct CheckedClaim {
     pub public_key: OwnerPublicKey,
     pub wrapped_key: WrappedKey,
     pub verifier_hash: [u8; 32],
-}
-
-/// The claims of a proof. Exactly these members; anything else is refused.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProofClaims {
-    aud: String,
-    nonce: String,
-    iat: NumericDate,
-    exp: NumericDate,
 }
 
 /// Makes a fresh claim token: 32 random bytes, base64url.
@@ -149,7 +138,7 @@ fn check_proof(
     if jws.header.kid.is_some() {
         return Err("must not have a kid header (the key is public_key)".into());
     }
-    let claims: ProofClaims = jws.verify(key).map_err(|e| e.to_string())?;
+    let claims: NonceClaims = jws.verify(key).map_err(|e| e.to_string())?;
     if claims.aud != audience {
         return Err(format!(
             "has aud {:?}, but this node is {audience:?}",

@@ -1,15 +1,13 @@
 //! Signing in with a key: checking a login assertion (an ES384 JWT over a server challenge)
 //! against every rule of RFC 8725 and the protocol, under a per-client throttle.
 
-use serde::Deserialize;
-
 use super::challenge::Challenges;
 use super::claim::secrets_match;
 use super::keys::RegisteredKeys;
 use super::throttle::Window;
 use super::{AuditLimiter, InternalError};
 use crate::audit::{self, Actor, AuditEvent};
-use crate::jose::jws::{CompactJws, NumericDate, PROOF_LIFETIME};
+use crate::jose::jws::{CompactJws, NonceClaims, PROOF_LIFETIME};
 use crate::store::throttle::{self as failures, FailureKind};
 use crate::store::{Store, StoreError};
 
@@ -38,16 +36,6 @@ impl From<StoreError> for LoginError {
     fn from(error: StoreError) -> Self {
         LoginError::Internal(InternalError(error))
     }
-}
-
-/// The claims of a login assertion: exactly these members.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AssertionClaims {
-    aud: String,
-    nonce: String,
-    iat: NumericDate,
-    exp: NumericDate,
 }
 
 /// What checking an assertion needs from the node.
@@ -79,7 +67,7 @@ pub async fn check_assertion(
         .find(context.store, &kid)
         .await?
         .ok_or_else(|| rejected("has a kid that is not a registered key".into()))?;
-    let claims: AssertionClaims = jws.verify_with(&key).map_err(|e| rejected(e.to_string()))?;
+    let claims: NonceClaims = jws.verify_with(&key).map_err(|e| rejected(e.to_string()))?;
     if claims.aud != context.audience {
         return Err(rejected("is for another audience (aud)".into()));
     }

@@ -189,6 +189,16 @@ impl<'de> Deserialize<'de> for NumericDate {
     }
 }
 
+/// The claims of a claim proof or login assertion: exactly these members, nothing else.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NonceClaims {
+    pub aud: String,
+    pub nonce: String,
+    pub iat: NumericDate,
+    pub exp: NumericDate,
+}
+
 /// The time rules shared by every short-lived token the node accepts.
 #[derive(Debug, Clone, Copy)]
 pub struct LifetimeRules {

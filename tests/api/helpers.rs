@@ -248,6 +248,19 @@ impl TestNode {
         )
     }
 
+    /// The event names of the newest audit entries (up to 500), newest first, read over the API.
+    pub fn audit_events(&self, token: &str) -> Vec<String> {
+        let audit = self
+            .call("GET", "/api/v1/audit?limit=500", Some(token), None, &[])
+            .json();
+        audit["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter_map(|e| e["event"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// Sends a raw HTTP/1.1 GET with the path exactly as given (no client-side normalisation).
     pub fn raw_get_status(&self, path: &str) -> u16 {
         use std::io::{Read, Write};

@@ -128,6 +128,7 @@ impl Server {
             .arg("--well-known-dir")
             .arg(dir.path().join("well-known"))
             .env("RUST_LOG", "warn")
+            .env_remove("SITEID_BIN")
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| {
@@ -215,6 +216,12 @@ fn claim(server: &Server, key: &OwnerPrivateKey) -> Result<String> {
     Ok(body["kid"].as_str().ok_or("no kid")?.to_owned())
 }
 
+/// Asks for a challenge (with no body, so the connection stays reusable).
+fn challenge(connection: &mut Connection) -> Result<(u16, Value)> {
+    let (status, body) = connection.request("POST", "/api/v1/auth/challenge", "", b"")?;
+    Ok((status, serde_json::from_slice(&body)?))
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -233,7 +240,7 @@ fn assertion(key: &OwnerPrivateKey, kid: &str, audience: &str, nonce: &str) -> S
 
 fn sign_in(server: &Server, key: &OwnerPrivateKey, kid: &str) -> Result<String> {
     let mut connection = Connection::open(server.address)?;
-    let (_, challenge) = connection.json("POST", "/api/v1/auth/challenge", "", &json!({}))?;
+    let (_, challenge) = challenge(&mut connection)?;
     let nonce = challenge["nonce"].as_str().ok_or("no nonce")?;
     let (status, body) = connection.json(
         "POST",
@@ -323,7 +330,7 @@ fn sign_in_rate(server: &Server, key: &OwnerPrivateKey, kid: &str) -> Result<f64
         let mut nonces = Vec::with_capacity(SIGN_IN_BATCH);
         for _ in 0..SIGN_IN_BATCH {
             let (_, challenge) =
-                connection.json("POST", "/api/v1/auth/challenge", "", &json!({}))?;
+                challenge(&mut connection)?;
             nonces.push(challenge["nonce"].as_str().ok_or("no nonce")?.to_owned());
         }
         timed += started.elapsed();
@@ -410,10 +417,10 @@ fn drain(sockets: &mut [Option<Socket>]) -> usize {
 }
 
 fn main() -> Result<()> {
-    let server = Server::start()?;
+    let server = Server::start().map_err(|e| format!("starting the server: {e}"))?;
     let key = OwnerPrivateKey::generate();
-    let kid = claim(&server, &key)?;
-    let token = sign_in(&server, &key, &kid)?;
+    let kid = claim(&server, &key).map_err(|e| format!("claiming: {e}"))?;
+    let token = sign_in(&server, &key, &kid).map_err(|e| format!("signing in: {e}"))?;
     let bearer = format!("Authorization: Bearer {token}\r\n");
     println!(
         "siteid benchmark: server pid {}, {} client threads, {} cores",

@@ -5,7 +5,6 @@
 //! (sequence, hash) pair is kept beside the log, so deleting entries at the end is caught too.
 //! The chain shows tampering by anyone who cannot rewrite the whole chain and its head.
 
-use rusqlite::Transaction;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -155,9 +154,10 @@ fn truncate_utf8(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// Appends an event inside `transaction`, chaining it to the current head.
+/// Appends an event, chaining it to the current head. Call inside a transaction (or savepoint),
+/// so that the entry and the head move together.
 pub fn append(
-    transaction: &Transaction<'_>,
+    transaction: &rusqlite::Connection,
     at: i64,
     event: &AuditEvent,
     actor: &Actor,

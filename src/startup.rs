@@ -97,6 +97,7 @@ impl Application {
             well_known_dir,
             keys: RegisteredKeys::default(),
             challenges: Challenges::default(),
+            login_throttle: crate::auth::login::LoginThrottle::load(&store, clock.now())?,
             sessions: sessions.clone(),
             websockets: crate::ws::Limits::new(settings.websocket_max_per_client),
         });

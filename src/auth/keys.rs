@@ -36,10 +36,7 @@ impl RegisteredKeys {
         store: &Store,
         kid: &str,
     ) -> Result<Option<Arc<VerifyingKey>>, StoreError> {
-        Ok(self
-            .owner(store)
-            .await?
-            .filter(|key| crate::auth::claim::secrets_match(&key.public.thumbprint(), kid)))
+        Ok(self.owner(store).await?.filter(|key| key.kid == kid))
     }
 
     fn cached(&self) -> Option<Arc<VerifyingKey>> {

@@ -38,9 +38,63 @@ impl From<StoreError> for LoginError {
     }
 }
 
+/// Recent failed sign-ins per client, mirrored in memory so that the sign-in path reads no
+/// database. Every change is also written to the database, which seeds the mirror at start-up.
+#[derive(Debug, Default)]
+pub struct LoginThrottle {
+    failures: std::sync::Mutex<std::collections::HashMap<String, Vec<i64>>>,
+}
+
+impl LoginThrottle {
+    const MAX_CLIENTS: usize = 100_000;
+
+    /// Loads the failures still inside the window.
+    pub fn load(store: &Store, now: i64) -> Result<Self, StoreError> {
+        let since = LOGIN_PER_CLIENT.start(now);
+        let rows = store.run_blocking(|c| failures::recent(c, FailureKind::Login, since))?;
+        let throttle = LoginThrottle::default();
+        {
+            let mut map = throttle.lock();
+            for (client, at) in rows {
+                map.entry(client).or_default().push(at);
+            }
+        }
+        Ok(throttle)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Vec<i64>>> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Seconds until `client` may try again, if it is throttled; and whether it has failures.
+    fn check(&self, client: &str, now: i64) -> (Option<i64>, bool) {
+        let since = LOGIN_PER_CLIENT.start(now);
+        let mut map = self.lock();
+        let Some(times) = map.get_mut(client) else {
+            return (None, false);
+        };
+        times.retain(|at| *at >= since);
+        (LOGIN_PER_CLIENT.retry_after(times, now), !times.is_empty())
+    }
+
+    fn record(&self, client: &str, now: i64) {
+        let mut map = self.lock();
+        if map.len() >= Self::MAX_CLIENTS {
+            let since = LOGIN_PER_CLIENT.start(now);
+            map.retain(|_, times| times.iter().any(|at| *at >= since));
+        }
+        map.entry(client.to_owned()).or_default().push(now);
+    }
+
+    fn clear(&self, client: &str) {
+        self.lock().remove(client);
+    }
+}
+
 /// What checking an assertion needs from the node.
 pub struct LoginContext<'a> {
     pub store: &'a Store,
+    pub throttle: &'a LoginThrottle,
     pub keys: &'a RegisteredKeys,
     pub challenges: &'a Challenges,
     pub audience: &'a str,
@@ -96,13 +150,8 @@ pub async fn sign_in(
     now: i64,
 ) -> Result<String, LoginError> {
     let ip = super::throttle::client_key(actor.ip.as_deref());
-    let since = LOGIN_PER_CLIENT.start(now);
-    let query_ip = ip.clone();
-    let times = context
-        .store
-        .run(move |c| failures::failure_times(c, FailureKind::Login, Some(&query_ip), since))
-        .await?;
-    if let Some(retry_after) = LOGIN_PER_CLIENT.retry_after(&times, now) {
+    let (throttled, had_failures) = context.throttle.check(&ip, now);
+    if let Some(retry_after) = throttled {
         if context.limiter.should_record(&format!("login:{ip}"), now) {
             record(
                 context.store,
@@ -117,7 +166,8 @@ pub async fn sign_in(
     }
     match check_assertion(context, token, expected_nonce, now).await {
         Ok(kid) => {
-            if !times.is_empty() {
+            if had_failures {
+                context.throttle.clear(&ip);
                 let ip = ip.clone();
                 context
                     .store
@@ -130,6 +180,7 @@ pub async fn sign_in(
             let event = AuditEvent::LoginFailed {
                 reason: reason.clone(),
             };
+            context.throttle.record(&ip, now);
             record(context.store, actor, now, event, Some(ip)).await?;
             Err(LoginError::Rejected(reason))
         }

@@ -197,12 +197,10 @@ impl Sessions {
             via,
         };
         store
-            .run(move |c| {
-                let tx = c.transaction()?;
-                rows::insert(&tx, &row)?;
-                audit::append(&tx, now, &event, &actor)?;
-                tx.commit()?;
-                Ok::<_, StoreError>(())
+            .run_grouped(move |c| {
+                rows::insert(c, &row)?;
+                audit::append(c, now, &event, &actor)?;
+                Ok(())
             })
             .await?;
         {

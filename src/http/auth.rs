@@ -47,6 +47,7 @@ pub struct ReauthBody {
 pub(crate) fn login_context(state: &AppState) -> LoginContext<'_> {
     LoginContext {
         store: &state.store,
+        throttle: &state.login_throttle,
         keys: &state.keys,
         challenges: &state.challenges,
         audience: state.public_url.as_str(),

@@ -38,6 +38,7 @@ pub struct AppState {
     pub well_known_dir: WellKnownDir,
     pub keys: RegisteredKeys,
     pub challenges: Challenges,
+    pub login_throttle: crate::auth::login::LoginThrottle,
     pub sessions: Arc<Sessions>,
     pub websockets: crate::ws::Limits,
 }

@@ -142,6 +142,8 @@ impl<'a> CompactJws<'a> {
 #[derive(Clone)]
 pub struct VerifyingKey {
     pub public: OwnerPublicKey,
+    /// The key's RFC 7638 thumbprint, computed once.
+    pub kid: String,
     decoding: DecodingKey,
 }
 
@@ -149,7 +151,12 @@ impl VerifyingKey {
     /// Prepares `public` for signature checks.
     pub fn new(public: OwnerPublicKey) -> Self {
         let decoding = DecodingKey::from_ec_der(&public.sec1_uncompressed());
-        VerifyingKey { public, decoding }
+        let kid = public.thumbprint();
+        VerifyingKey {
+            public,
+            kid,
+            decoding,
+        }
     }
 }
 

@@ -22,11 +22,8 @@ pub struct AuditRow {
 /// The sequence number and hash of the newest entry, as recorded beside the log.
 pub fn head(connection: &Connection) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
     let value: Option<Vec<u8>> = connection
-        .query_row(
-            "SELECT value FROM meta WHERE name = ?1",
-            [HEAD_NAME],
-            |row| row.get(0),
-        )
+        .prepare_cached("SELECT value FROM meta WHERE name = ?1")?
+        .query_row([HEAD_NAME], |row| row.get(0))
         .optional()?;
     Ok(value.and_then(|bytes| {
         let (seq, hash) = bytes.split_at_checked(8)?;
@@ -37,10 +34,12 @@ pub fn head(connection: &Connection) -> Result<Option<(i64, Vec<u8>)>, StoreErro
 
 /// Inserts an entry and moves the head to it. Call inside a transaction.
 pub fn insert(connection: &Connection, row: &AuditRow) -> Result<(), StoreError> {
-    connection.execute(
-        "INSERT INTO audit_log (seq, at, event, ip, user_agent, detail, prev_hash, hash)
+    connection
+        .prepare_cached(
+            "INSERT INTO audit_log (seq, at, event, ip, user_agent, detail, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
+        )?
+        .execute(params![
             row.seq,
             row.at,
             row.event,
@@ -49,15 +48,15 @@ pub fn insert(connection: &Connection, row: &AuditRow) -> Result<(), StoreError>
             row.detail,
             row.prev_hash,
             row.hash
-        ],
-    )?;
+        ])?;
     let mut head = row.seq.to_be_bytes().to_vec();
     head.extend_from_slice(&row.hash);
-    connection.execute(
-        "INSERT INTO meta (name, value) VALUES (?1, ?2)
+    connection
+        .prepare_cached(
+            "INSERT INTO meta (name, value) VALUES (?1, ?2)
          ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-        params![HEAD_NAME, head],
-    )?;
+        )?
+        .execute(params![HEAD_NAME, head])?;
     Ok(())
 }
 

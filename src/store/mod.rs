@@ -49,11 +49,23 @@ pub enum StoreError {
     Task(String),
 }
 
+/// A write that may share its transaction (and its fsync) with other writes.
+type GroupedWrite = Box<dyn FnOnce(&Connection) -> Result<(), StoreError> + Send>;
+
+struct GroupedRequest {
+    write: GroupedWrite,
+    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The most writes committed together.
+const MAX_GROUP: usize = 256;
+
 /// The node's database: one connection, used by one task at a time on a blocking thread.
 #[derive(Clone)]
 pub struct Store {
     connection: Arc<Mutex<Option<Connection>>>,
     path: PathBuf,
+    grouped: tokio::sync::mpsc::UnboundedSender<GroupedRequest>,
 }
 
 impl std::fmt::Debug for Store {
@@ -71,10 +83,36 @@ impl Store {
         restrict_file_permissions(&path)?;
         configure(&connection)?;
         migrate(&mut connection, &path)?;
+        let connection = Arc::new(Mutex::new(Some(connection)));
+        let (grouped, requests) = tokio::sync::mpsc::unbounded_channel();
+        let writer_connection = connection.clone();
+        std::thread::Builder::new()
+            .name("store-group-writer".into())
+            .spawn(move || write_groups(&writer_connection, requests))
+            .map_err(|e| StoreError::Task(format!("cannot start the group writer: {e}")))?;
         Ok(Store {
-            connection: Arc::new(Mutex::new(Some(connection))),
+            connection,
             path,
+            grouped,
         })
+    }
+
+    /// Runs `write` in a transaction shared with whatever other grouped writes are waiting, so
+    /// that concurrent writers share one commit (and one fsync) instead of queueing for their
+    /// own. Each write runs in its own savepoint: a failing write is rolled back alone. Returns
+    /// once the commit is durable.
+    pub async fn run_grouped<F>(&self, write: F) -> Result<(), StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+    {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        self.grouped
+            .send(GroupedRequest {
+                write: Box::new(write),
+                done,
+            })
+            .map_err(|_| StoreError::Closed)?;
+        finished.await.map_err(|_| StoreError::Closed)?
     }
 
     /// The database file.
@@ -124,6 +162,76 @@ impl Store {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// The group writer's loop: take one request, add every other request already waiting, run
+/// them in one transaction, answer them all. Ends when every `Store` handle is gone.
+fn write_groups(
+    connection: &Mutex<Option<Connection>>,
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<GroupedRequest>,
+) {
+    while let Some(first) = requests.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match requests.try_recv() {
+                Ok(request) => group.push(request),
+                Err(_) => break,
+            }
+        }
+        let mut guard = connection.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(connection) = guard.as_mut() else {
+            for request in group {
+                let _ = request.done.send(Err(StoreError::Closed));
+            }
+            continue;
+        };
+        let (results, committed) = commit_group(
+            connection,
+            group
+                .iter_mut()
+                .map(|r| std::mem::replace(&mut r.write, Box::new(|_| Ok(())))),
+        );
+        drop(guard);
+        for (request, result) in group.into_iter().zip(results) {
+            let outcome = match (&committed, result) {
+                (Ok(()), result) => result,
+                (Err(error), _) => Err(StoreError::Task(format!("group commit failed: {error}"))),
+            };
+            let _ = request.done.send(outcome);
+        }
+    }
+}
+
+fn commit_group(
+    connection: &mut Connection,
+    writes: impl Iterator<Item = GroupedWrite>,
+) -> (Vec<Result<(), StoreError>>, Result<(), String>) {
+    let mut results = Vec::new();
+    let mut transaction = match connection.transaction() {
+        Ok(transaction) => transaction,
+        Err(error) => {
+            let message = error.to_string();
+            return (
+                writes
+                    .map(|_| Err(StoreError::Task(message.clone())))
+                    .collect(),
+                Err(message),
+            );
+        }
+    };
+    for write in writes {
+        let result = match transaction.savepoint() {
+            Ok(savepoint) => match write(&savepoint) {
+                Ok(()) => savepoint.commit().map_err(StoreError::from),
+                // Dropping the savepoint rolls this write back and keeps the others.
+                Err(error) => Err(error),
+            },
+            Err(error) => Err(StoreError::from(error)),
+        };
+        results.push(result);
+    }
+    let committed = transaction.commit().map_err(|e| e.to_string());
+    (results, committed)
 }
 
 fn configure(connection: &Connection) -> Result<(), StoreError> {
@@ -220,6 +328,41 @@ mod tests {
             Store::open(dir.path()),
             Err(StoreError::NewerSchema { .. })
         ));
+    }
+
+    #[test]
+    fn grouped_writes_commit_together_and_fail_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let results = runtime.block_on(async {
+            let good = store.run_grouped(|c| {
+                c.execute("INSERT INTO meta (name, value) VALUES ('a', x'01')", [])?;
+                Ok(())
+            });
+            let bad = store.run_grouped(|c| {
+                c.execute("INSERT INTO meta (name, value) VALUES ('b', x'01')", [])?;
+                Err(StoreError::Task("refused".into()))
+            });
+            let also_good = store.run_grouped(|c| {
+                c.execute("INSERT INTO meta (name, value) VALUES ('c', x'01')", [])?;
+                Ok(())
+            });
+            (good.await, bad.await, also_good.await)
+        });
+        assert!(results.0.is_ok() && results.1.is_err() && results.2.is_ok());
+        let names: Vec<String> = store
+            .run_blocking(|c| {
+                let mut statement = c.prepare("SELECT name FROM meta ORDER BY name")?;
+                let names = statement
+                    .query_map([], |row| row.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok::<_, StoreError>(names)
+            })
+            .expect("read");
+        assert_eq!(names, ["a", "c"]);
     }
 
     #[test]

@@ -20,11 +20,13 @@ pub struct SessionRow {
 
 /// Stores a new session.
 pub fn insert(connection: &Connection, row: &SessionRow) -> Result<(), StoreError> {
-    connection.execute(
-        "INSERT INTO session (id, token_hash, kid, created_at, last_seen_at, expires_at,
+    connection
+        .prepare_cached(
+            "INSERT INTO session (id, token_hash, kid, created_at, last_seen_at, expires_at,
                               fresh_until, ip, user_agent)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
+        )?
+        .execute(params![
             row.id,
             row.token_hash.as_slice(),
             row.kid,
@@ -34,8 +36,7 @@ pub fn insert(connection: &Connection, row: &SessionRow) -> Result<(), StoreErro
             row.fresh_until,
             row.ip,
             row.user_agent
-        ],
-    )?;
+        ])?;
     Ok(())
 }
 
@@ -67,10 +68,9 @@ pub fn all(connection: &Connection) -> Result<Vec<SessionRow>, StoreError> {
 
 /// Records when a session was last used.
 pub fn touch(connection: &Connection, id: &str, last_seen_at: i64) -> Result<(), StoreError> {
-    connection.execute(
-        "UPDATE session SET last_seen_at = ?2 WHERE id = ?1",
-        params![id, last_seen_at],
-    )?;
+    connection
+        .prepare_cached("UPDATE session SET last_seen_at = ?2 WHERE id = ?1")?
+        .execute(params![id, last_seen_at])?;
     Ok(())
 }
 
@@ -80,10 +80,9 @@ pub fn set_fresh_until(
     id: &str,
     fresh_until: i64,
 ) -> Result<(), StoreError> {
-    connection.execute(
-        "UPDATE session SET fresh_until = ?2 WHERE id = ?1",
-        params![id, fresh_until],
-    )?;
+    connection
+        .prepare_cached("UPDATE session SET fresh_until = ?2 WHERE id = ?1")?
+        .execute(params![id, fresh_until])?;
     Ok(())
 }
 

@@ -31,6 +31,13 @@ impl FailureKind {
         }
     }
 
+    fn recent_sql(self) -> &'static str {
+        match self {
+            FailureKind::Unlock => "SELECT ip, at FROM unlock_failure WHERE at >= ?1 ORDER BY at",
+            FailureKind::Login => "SELECT ip, at FROM login_failure WHERE at >= ?1 ORDER BY at",
+        }
+    }
+
     fn clear_sql(self) -> &'static str {
         match self {
             FailureKind::Unlock => "DELETE FROM unlock_failure WHERE ip = ?1",
@@ -53,7 +60,9 @@ pub fn record_failure(
     ip: &str,
     at: i64,
 ) -> Result<(), StoreError> {
-    connection.execute(kind.insert_sql(), params![ip, at])?;
+    connection
+        .prepare_cached(kind.insert_sql())?
+        .execute(params![ip, at])?;
     Ok(())
 }
 
@@ -78,12 +87,29 @@ pub fn clear_failures(
     kind: FailureKind,
     ip: &str,
 ) -> Result<(), StoreError> {
-    connection.execute(kind.clear_sql(), params![ip])?;
+    connection
+        .prepare_cached(kind.clear_sql())?
+        .execute(params![ip])?;
     Ok(())
 }
 
 /// Deletes failures older than `before`: no window looks that far back.
 pub fn prune(connection: &Connection, kind: FailureKind, before: i64) -> Result<(), StoreError> {
-    connection.execute(kind.prune_sql(), params![before])?;
+    connection
+        .prepare_cached(kind.prune_sql())?
+        .execute(params![before])?;
     Ok(())
+}
+
+/// Every failure of `kind` at or after `since` as (client, time), oldest first.
+pub fn recent(
+    connection: &Connection,
+    kind: FailureKind,
+    since: i64,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut statement = connection.prepare(kind.recent_sql())?;
+    let rows = statement
+        .query_map(params![since], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }

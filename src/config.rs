@@ -56,6 +56,31 @@ pub struct Settings {
     pub session_policy: crate::auth::sessions::SessionPolicy,
     /// Open WebSockets allowed per client address.
     pub websocket_max_per_client: usize,
+    /// What the public home page shows about the owner.
+    pub profile: Profile,
+}
+
+/// The owner's public profile on the home page, rendered as an h-card.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// The owner's display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A short line about the owner.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Profiles elsewhere, linked with `rel="me"`.
+    #[serde(default)]
+    pub links: Vec<ProfileLink>,
+}
+
+/// One `rel="me"` link.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileLink {
+    pub name: String,
+    pub url: String,
 }
 
 impl Settings {
@@ -72,6 +97,7 @@ impl Settings {
             trusted_proxies: Vec::new(),
             session_policy: Default::default(),
             websocket_max_per_client: crate::ws::DEFAULT_MAX_PER_CLIENT,
+            profile: Profile::default(),
         }
     }
 
@@ -140,6 +166,7 @@ impl Settings {
             websocket_max_per_client: file
                 .websocket_max_per_client
                 .unwrap_or(crate::ws::DEFAULT_MAX_PER_CLIENT),
+            profile: check_profile(file.profile, &file_path)?,
         })
     }
 }
@@ -164,6 +191,8 @@ struct FileSettings {
     well_known_dir: Option<PathBuf>,
     #[serde(default)]
     trusted_proxies: Vec<String>,
+    #[serde(default)]
+    profile: Profile,
     session_idle_minutes: Option<u32>,
     session_lifetime_hours: Option<u32>,
     websocket_max_per_client: Option<usize>,
@@ -180,6 +209,20 @@ impl FileSettings {
             message: e.to_string(),
         })
     }
+}
+
+/// Refuses profile links that are not http(s) URLs, so the page never carries `javascript:`.
+fn check_profile(profile: Profile, path: &Path) -> Result<Profile, ConfigError> {
+    for link in &profile.links {
+        let ok = url::Url::parse(&link.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        if !ok {
+            return Err(ConfigError::File {
+                path: path.to_owned(),
+                message: format!("profile link {:?} is not an http or https URL", link.url),
+            });
+        }
+    }
+    Ok(profile)
 }
 
 fn parse_proxy(text: &str) -> Result<IpAddr, ConfigError> {
@@ -340,6 +383,21 @@ mod tests {
             settings.public_url.map(|u| u.as_str().to_owned()),
             Some("https://b.example".into())
         );
+    }
+
+    #[test]
+    fn profile_links_must_be_web_urls() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join(CONFIG_FILE_NAME),
+            "[profile]\nname = \"A\"\nlinks = [{ name = \"x\", url = \"javascript:alert(1)\" }]\n",
+        )
+        .expect("write");
+        let result = Settings::load(Overrides {
+            data_dir: Some(dir.path().to_owned()),
+            ..Overrides::default()
+        });
+        assert!(matches!(result, Err(ConfigError::File { .. })));
     }
 
     #[test]

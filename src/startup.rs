@@ -100,6 +100,7 @@ impl Application {
             login_throttle: crate::auth::login::LoginThrottle::load(&store, clock.now())?,
             sessions: sessions.clone(),
             websockets: crate::ws::Limits::new(settings.websocket_max_per_client),
+            profile: settings.profile.clone(),
         });
         let server = HttpServer::new(move || {
             App::new()

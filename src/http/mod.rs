@@ -2,10 +2,12 @@
 //! into calls on `auth`, `store` and `jose`, and domain errors into problem+json; they never
 //! run SQL themselves.
 
+pub mod assets;
 pub mod auth;
 pub mod client;
 pub mod json;
 pub mod owner;
+pub mod pages;
 pub mod session_auth;
 pub mod sessions;
 pub mod unlock;
@@ -41,6 +43,7 @@ pub struct AppState {
     pub login_throttle: crate::auth::login::LoginThrottle,
     pub sessions: Arc<Sessions>,
     pub websockets: crate::ws::Limits,
+    pub profile: crate::config::Profile,
 }
 
 /// Registers every route. Unknown paths and unsupported methods answer with problem+json.
@@ -126,7 +129,30 @@ pub fn routes(config: &mut web::ServiceConfig) {
                         .default_service(web::to(method_not_allowed)),
                 ),
         )
+        .service(page("/", pages::home))
+        .service(page("/setup", pages::setup))
+        .service(page("/login", pages::login))
+        .service(page("/account", pages::account))
+        .service(
+            web::resource("/assets/{version}/{path:.+}")
+                .route(web::get().to(assets::asset))
+                .route(web::head().to(assets::asset))
+                .default_service(web::to(method_not_allowed)),
+        )
         .default_service(web::to(not_found));
+}
+
+/// A page: GET and HEAD.
+fn page<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args> + Clone,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
+        .default_service(web::to(method_not_allowed))
 }
 
 /// A resource that answers POST only.

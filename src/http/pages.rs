@@ -1,0 +1,138 @@
+//! The browser app's HTML pages, rendered with askama: the public home page (an h-card that
+//! works without JavaScript), and the shells of the setup, login and account pages, whose
+//! scripts are ES modules under `/assets/`. Every page carries the security headers.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+
+use super::AppState;
+use super::assets;
+use crate::config::ProfileLink;
+use crate::error::Problem;
+
+/// The Content-Security-Policy of every page: scripts, styles and connections from this origin
+/// only; no inline code, no plugins, no framing, no `<base>`.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; \
+     frame-ancestors 'none'; object-src 'none'; base-uri 'none'";
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage<'a> {
+    title: String,
+    css: String,
+    name: Option<&'a str>,
+    note: Option<&'a str>,
+    links: &'a [ProfileLink],
+    public_url: &'a str,
+    kid: Option<String>,
+}
+
+/// The fields every app page shares.
+struct AppFields {
+    title: &'static str,
+    css: String,
+    script: String,
+    page: &'static str,
+    public_url: String,
+    assets: String,
+}
+
+#[derive(Template)]
+#[template(path = "setup.html")]
+struct SetupPage {
+    app: AppFields,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    app: AppFields,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    app: AppFields,
+}
+
+/// An HTML answer with the page security headers.
+pub fn html(state: &AppState, body: String) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .insert_header(("cross-origin-opener-policy", "same-origin"))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"));
+    if state.public_url.is_https() {
+        response.insert_header((header::STRICT_TRANSPORT_SECURITY, "max-age=63072000"));
+    }
+    response.body(body)
+}
+
+fn render(template: &impl Template) -> Result<String, Problem> {
+    template
+        .render()
+        .map_err(|e| Problem::internal(&format!("rendering a page failed: {e}")))
+}
+
+/// `GET /`: the owner's public page.
+pub async fn home(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let kid = state
+        .keys
+        .owner(&state.store)
+        .await
+        .map_err(|e| Problem::internal(&e))?
+        .map(|key| key.kid.clone());
+    let profile = &state.profile;
+    let page = HomePage {
+        title: profile
+            .name
+            .clone()
+            .unwrap_or_else(|| state.public_url.as_str().to_owned()),
+        css: assets::url("css/app.css"),
+        name: profile.name.as_deref(),
+        note: profile.note.as_deref(),
+        links: &profile.links,
+        public_url: state.public_url.as_str(),
+        kid,
+    };
+    Ok(html(&state, render(&page)?))
+}
+
+fn app_fields(state: &AppState, title: &'static str, page: &'static str) -> AppFields {
+    AppFields {
+        title,
+        css: assets::url("css/app.css"),
+        script: assets::url(&format!("js/{page}.mjs")),
+        page,
+        public_url: state.public_url.as_str().to_owned(),
+        assets: assets::url(""),
+    }
+}
+
+/// `GET /setup`: the claim wizard (the claim token travels in the URL fragment).
+pub async fn setup(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let page = SetupPage {
+        app: app_fields(&state, "Set up your identity", "setup"),
+    };
+    Ok(html(&state, render(&page)?))
+}
+
+/// `GET /login`: sign in on this device.
+pub async fn login(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let page = LoginPage {
+        app: app_fields(&state, "Sign in", "login"),
+    };
+    Ok(html(&state, render(&page)?))
+}
+
+/// `GET /account`: sessions, audit log, password, this device.
+pub async fn account(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let page = AccountPage {
+        app: app_fields(&state, "Your account", "account"),
+    };
+    Ok(html(&state, render(&page)?))
+}

@@ -76,6 +76,13 @@ impl TestNode {
             siteid::telemetry::init();
         }
         let mut settings = Settings::for_data_dir(data_dir);
+        // The profile comes from the data directory's config.toml, when a test writes one.
+        settings.profile = Settings::load(siteid::config::Overrides {
+            data_dir: Some(data_dir.to_owned()),
+            ..Default::default()
+        })
+        .expect("the test configuration loads")
+        .profile;
         settings.listen = "127.0.0.1:0".parse().expect("address");
         settings.trusted_proxies = options.trusted_proxies.clone();
         settings.public_url = options

@@ -6,6 +6,7 @@ mod bad_input;
 mod claim;
 mod cross_fixtures;
 mod helpers;
+mod pages;
 mod process;
 mod sessions;
 mod signin;

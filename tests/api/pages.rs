@@ -1,0 +1,166 @@
+//! The browser app's pages and assets: security headers on every page, no inline script,
+//! the h-card home page, versioned immutable assets, and the size budget.
+
+use crate::helpers::{Answer, TestNode, TestOwner, spawn_node};
+
+const PAGES: [&str; 4] = ["/", "/setup", "/login", "/account"];
+
+fn assert_page_headers(answer: &Answer) {
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let csp = answer.header("content-security-policy").expect("a CSP");
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(csp.contains(directive), "CSP lacks {directive}: {csp}");
+    }
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    assert_eq!(answer.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(answer.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(
+        answer.header("cross-origin-opener-policy"),
+        Some("same-origin")
+    );
+}
+
+/// Every `<script` tag has a `src`, and no tag has an `on...=` handler or a `style=` attribute.
+fn assert_no_inline_code(html: &str) {
+    let lower = html.to_ascii_lowercase();
+    for (index, _) in lower.match_indices("<script") {
+        let tag_end = lower[index..]
+            .find('>')
+            .map(|e| index + e)
+            .expect("closed tag");
+        assert!(
+            lower[index..tag_end].contains(" src="),
+            "inline script: {}",
+            &html[index..tag_end]
+        );
+    }
+    for tag in lower.split('<').skip(1) {
+        let tag = tag.split('>').next().unwrap_or("");
+        for attribute in tag.split_whitespace().skip(1) {
+            assert!(!attribute.starts_with("on"), "inline handler in <{tag}>");
+            assert!(!attribute.starts_with("style="), "inline style in <{tag}>");
+        }
+    }
+}
+
+#[test]
+fn every_page_has_the_security_headers_and_no_inline_code() {
+    let (_dir, node) = spawn_node();
+    for page in PAGES {
+        let answer = node.get(page);
+        assert_page_headers(&answer);
+        assert_no_inline_code(&answer.body);
+    }
+    node.claim(&TestOwner::from_vector());
+    for page in PAGES {
+        assert_page_headers(&node.get(page));
+    }
+}
+
+#[test]
+fn an_https_node_sends_hsts_on_pages() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = TestNode::start(
+        dir.path(),
+        crate::helpers::NodeOptions {
+            public_url: Some("https://id.example.org".into()),
+            ..Default::default()
+        },
+    );
+    let answer = node.get("/");
+    assert!(
+        answer
+            .header("strict-transport-security")
+            .is_some_and(|v| v.contains("max-age="))
+    );
+    assert!(
+        spawn_node()
+            .1
+            .get("/")
+            .header("strict-transport-security")
+            .is_none()
+    );
+}
+
+#[test]
+fn the_home_page_is_an_h_card_with_the_profile_and_the_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[profile]\nname = \"Ada <Lovelace>\"\nnote = \"Engines & notes\"\nlinks = [{ name = \"Code\", url = \"https://code.example/ada\" }]\n",
+    )
+    .expect("config");
+    let settings_dir = dir.path().to_owned();
+    let node = TestNode::start(&settings_dir, Default::default());
+    let unclaimed = node.get("/").body;
+    assert!(
+        unclaimed.contains("no owner yet") && unclaimed.contains("claim-url"),
+        "{unclaimed}"
+    );
+    let owner = TestOwner::from_vector();
+    let kid = node.claim(&owner);
+    let page = node.get("/").body;
+    assert!(page.contains("class=\"h-card\""));
+    assert!(
+        page.contains("Lovelace") && !page.contains("<Lovelace>"),
+        "names are escaped: {page}"
+    );
+    assert!(page.contains("Engines &#38; notes") || page.contains("Engines &amp; notes"));
+    assert!(
+        page.contains("rel=\"me\" class=\"u-url\" href=\"https://code.example/ada\""),
+        "{page}"
+    );
+    assert!(page.contains(&kid));
+    assert!(page.contains("/.well-known/jwks.json") && page.contains("/.well-known/did.json"));
+}
+
+#[test]
+fn assets_are_versioned_cached_for_a_year_and_revalidate() {
+    let (_dir, node) = spawn_node();
+    let page = node.get("/login").body;
+    let start = page.find("/assets/").expect("an asset URL");
+    let css = &page[start..start + page[start..].find('"').expect("end of URL")];
+    assert!(css.ends_with("css/app.css"), "{css}");
+    let answer = node.get(css);
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.header("content-type"),
+        Some("text/css; charset=utf-8")
+    );
+    assert_eq!(
+        answer.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    let etag = answer.header("etag").expect("etag").to_owned();
+    assert_eq!(node.get_with(css, &[("if-none-match", &etag)]).status, 304);
+    node.get("/assets/old-version/css/app.css").problem(404);
+    let version = css.split('/').nth(2).expect("version");
+    node.get(&format!("/assets/{version}/../Cargo.toml"))
+        .problem(404);
+    assert!(node.raw_get_status(&format!("/assets/{version}/%2e%2e/%2e%2e/Cargo.toml")) == 404);
+}
+
+#[test]
+fn scripts_and_styles_stay_under_sixty_kilobytes() {
+    let total: usize = siteid::http::assets::sizes()
+        .iter()
+        .filter(|(name, _)| {
+            name.ends_with(".mjs") || name.ends_with(".js") || name.ends_with(".css")
+        })
+        .map(|(_, size)| size)
+        .sum();
+    assert!(total < 60 * 1024, "JS + CSS is {total} bytes");
+}

@@ -1,0 +1,68 @@
+// This device's copy of the owner key: one non-extractable CryptoKey with its kid and public JWK in IndexedDB.
+
+const DB = 'siteid';
+const STORE = 'keys';
+const ID = 'owner';
+
+function done(request) {
+  return new Promise((resolve, reject) => {
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+async function open() {
+  const request = indexedDB.open(DB, 1);
+  request.onupgradeneeded = () => request.result.createObjectStore(STORE);
+  const db = await done(request);
+  // Let "forget this device" in another tab delete the database instead of waiting for us.
+  db.onversionchange = () => db.close();
+  return db;
+}
+
+async function withStore(mode, use) {
+  const db = await open();
+  try {
+    const tx = db.transaction(STORE, mode);
+    const finished = new Promise((resolve, reject) => {
+      tx.oncomplete = resolve;
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error ?? new Error('the IndexedDB transaction was aborted'));
+    });
+    const result = await done(use(tx.objectStore(STORE)));
+    await finished;
+    return result;
+  } finally {
+    db.close();
+  }
+}
+
+/** The stored {signingKey, kid, publicJwk}, or null when this device holds no usable key. */
+export async function loadKey() {
+  const databases = indexedDB.databases ? await indexedDB.databases() : null;
+  if (databases && !databases.some((d) => d.name === DB)) return null;
+  const record = await withStore('readonly', (s) => s.get(ID));
+  if (!record || !(record.signingKey instanceof CryptoKey) || typeof record.kid !== 'string') return null;
+  return record;
+}
+
+/** Stores the owner key; refuses an extractable key so raw material can never be read back out. */
+export async function saveKey({ signingKey, kid, publicJwk }) {
+  if (!(signingKey instanceof CryptoKey) || signingKey.extractable || signingKey.type !== 'private') {
+    throw new TypeError('only a non-extractable private CryptoKey may be stored');
+  }
+  const { kty, crv, x, y } = publicJwk;
+  await withStore('readwrite', (s) => s.put({ signingKey, kid, publicJwk: { kty, crv, x, y } }, ID));
+}
+
+/** Deletes the stored key and then the whole database, leaving nothing of siteid in IndexedDB. */
+export async function deleteKey() {
+  await withStore('readwrite', (s) => s.delete(ID));
+  await new Promise((resolve, reject) => {
+    const request = indexedDB.deleteDatabase(DB);
+    request.onsuccess = resolve;
+    request.onerror = () => reject(request.error);
+    // Another tab still has it open: the record is already gone, and the deletion completes when it closes.
+    request.onblocked = resolve;
+  });
+}

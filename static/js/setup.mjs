@@ -1,0 +1,126 @@
+// The /setup#<claim token> page: choose a password, make and wrap the owner key here, claim the node, keep the key, sign in.
+
+import { ApiError, api } from './api.mjs';
+import { audience, signIn } from './auth.mjs';
+import { claimProof } from './jws.mjs';
+import { saveKey } from './keystore.mjs';
+import { estimate, refusal, renderStrength } from './strength.mjs';
+import { $, clearMessages, describe, setBusy, showError, showStatus } from './ui.mjs';
+import { generateOwnerKey, importSigningKey, jwkThumbprint, wrapPrivateKey } from './wrapped-key.mjs';
+
+const CLAIM = 'siteid.claim_token';
+const NO_TOKEN =
+  'This page needs the setup link with its claim token (…/setup#…). The node printed it in its log when it first started; on the server, siteid claim-url prints it again.';
+
+/** Takes the claim token out of the address bar (kept for this tab only, so a reload still works). */
+function takeClaimToken() {
+  const fromHash = decodeURIComponent(location.hash.slice(1));
+  if (fromHash) {
+    sessionStorage.setItem(CLAIM, fromHash);
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+  return sessionStorage.getItem(CLAIM);
+}
+
+function showStrength() {
+  const password = $('password').value;
+  const { score } = estimate(password);
+  // The meter runs 0-5 so that even a very weak password shows a (red) sliver.
+  $('strength').value = password ? score + 1 : 0;
+  renderStrength($('strength-text'), password);
+}
+
+function claimRefusal(error) {
+  if (error instanceof ApiError && error.status === 401) {
+    sessionStorage.removeItem(CLAIM);
+    return 'This setup link is wrong or was already used. On the server, siteid claim-url prints the current link.';
+  }
+  if (error instanceof ApiError && error.status === 403) {
+    sessionStorage.removeItem(CLAIM);
+    return 'This node already has an owner. If that is you, sign in instead.';
+  }
+  return describe(error);
+}
+
+async function claim(claimToken, password) {
+  showStatus('Making your key and encrypting it under your password…');
+  const { privateJwk, publicJwk } = await generateOwnerKey();
+  const { wrappedKey, unlockVerifier } = await wrapPrivateKey(privateJwk, password);
+  // From here on the private scalar exists only inside this non-extractable CryptoKey.
+  const signingKey = await importSigningKey(privateJwk);
+  const kid = await jwkThumbprint(publicJwk);
+  const proof = await claimProof(signingKey, { audience: audience(), claimToken });
+  showStatus('Claiming this node…');
+  const answer = await api('POST', '/owner', { claim_token: claimToken, public_key: publicJwk, wrapped_key: wrappedKey, unlock_verifier: unlockVerifier, proof });
+  sessionStorage.removeItem(CLAIM);
+  if (answer.kid !== kid) throw new Error('the node answered with another key id than this key’s');
+  await saveKey({ signingKey, kid, publicJwk });
+  showStatus('Signing in…');
+  await signIn({ signingKey, kid });
+  return { kid, wrappedKey };
+}
+
+function finish({ kid, wrappedKey }) {
+  $('setup-form-section').hidden = true;
+  $('setup-kid').textContent = kid;
+  const link = $('download-wrapped-key');
+  link.href = URL.createObjectURL(new Blob([wrappedKey], { type: 'application/jose' }));
+  link.download = 'siteid-wrapped-key.jwe';
+  $('setup-done').hidden = false;
+  showStatus('Done: this node is yours, and this browser keeps your key and is signed in.');
+  const heading = $('setup-done').querySelector('h2');
+  heading.tabIndex = -1;
+  heading.focus();
+}
+
+async function main() {
+  const form = $('setup-form');
+  const claimToken = takeClaimToken();
+  // A setup link pasted into this tab only changes the fragment: start over with it.
+  addEventListener('hashchange', () => location.reload());
+  $('password').addEventListener('input', showStrength);
+  // A complaint about the password goes away as soon as it is being fixed.
+  form.addEventListener('input', () => claimToken && showError(''));
+  showStrength();
+  if (!claimToken) {
+    showError(NO_TOKEN);
+    $('setup-form-section').hidden = true;
+  }
+  // A claimed node answers GET /unlock; say so before anyone types a password.
+  api('GET', '/unlock').then(
+    () => {
+      sessionStorage.removeItem(CLAIM);
+      $('setup-form-section').hidden = true;
+      showError('This node already has an owner. If that is you, ');
+      $('error').append(Object.assign(document.createElement('a'), { href: '/login', textContent: 'sign in' }), ' instead.');
+    },
+    () => {},
+  );
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearMessages();
+    const password = $('password').value;
+    const problem = refusal(password, $('password-again').value);
+    if (problem) {
+      showError(problem);
+      $(problem.includes('differ') ? 'password-again' : 'password').focus();
+      return;
+    }
+    setBusy(true, form);
+    let done = null;
+    try {
+      done = await claim(claimToken, password);
+    } catch (error) {
+      showStatus('');
+      showError(claimRefusal(error));
+    } finally {
+      setBusy(false, form);
+    }
+    if (done) {
+      form.reset();
+      finish(done);
+    }
+  });
+}
+
+main();

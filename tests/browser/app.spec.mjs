@@ -1,0 +1,244 @@
+// The owner's journey in Chromium against the real node: claim, unlock on new devices, live sessions, password change, forgetting a device.
+// The scenarios run in order on one node and share browser contexts A (claims), B (second device) and C (phone-sized).
+
+import { expect, test } from '@playwright/test';
+import { databases, shot, startNode, storedKeys, watch } from './helpers.mjs';
+
+const PASSWORD = 'Grüße, café ☃ 🔑 correct horse battery';
+const NEW_PASSWORD = 'lantern orbit pebble mosaic 47';
+
+test.describe.configure({ mode: 'serial' });
+
+let node;
+const contexts = {};
+const pages = {};
+const problems = [];
+
+async function open(browser, name, options = {}) {
+  const context = await browser.newContext(options);
+  contexts[name] = context;
+  pages[name] = watch(await context.newPage(), problems);
+  return pages[name];
+}
+
+
+test.beforeAll(async () => {
+  node = await startNode();
+});
+
+test.afterEach(async ({}, testInfo) => {
+  if (testInfo.status !== testInfo.expectedStatus) {
+    for (const [name, page] of Object.entries(pages)) await shot(page, testInfo, `failure-${name}`).catch(() => {});
+  }
+  const seen = problems.splice(0);
+  expect(seen, 'no uncaught errors, CSP violations or console errors in any page').toEqual([]);
+});
+
+test.afterAll(async () => {
+  for (const context of Object.values(contexts)) await context.close();
+  await node?.stop();
+});
+
+test('claim in context A and land signed in', async ({ browser, request }, testInfo) => {
+  const page = await open(browser, 'A');
+  const token = await node.claimToken();
+  await page.goto(`${node.base}/setup#${token}`);
+  await expect(page, 'the claim token leaves the address bar').toHaveURL(`${node.base}/setup`);
+  await expect(page.locator('#setup-submit')).toBeEnabled();
+  await shot(page, testInfo, 'setup');
+
+  await page.fill('#password', 'password1234');
+  await expect(page.locator('#strength-text')).toContainText('Very weak');
+  await page.fill('#password-again', 'password1234');
+  await page.click('#setup-submit');
+  await expect(page.locator('#error')).toContainText('too easy to guess');
+  await shot(page, testInfo, 'setup-weak-password');
+
+  await page.fill('#password', PASSWORD);
+  await page.fill('#password-again', PASSWORD);
+  await expect(page.locator('#strength-text')).toContainText('Very strong');
+  await expect(page.locator('#error')).toBeHidden();
+  await page.click('#setup-submit');
+  await expect(page.locator('#setup-done')).toBeVisible({ timeout: 30_000 });
+  await expect(page.locator('#setup-form-section')).toBeHidden();
+
+  const jwks = await (await request.get(`${node.base}/.well-known/jwks.json`)).json();
+  const kid = jwks.keys[0].kid;
+  await expect(page.locator('#setup-kid')).toHaveText(kid);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-wrapped-key')]);
+  expect(download.suggestedFilename()).toBe('siteid-wrapped-key.jwe');
+  const jwe = await (await download.createReadStream()).toArray().then((chunks) => Buffer.concat(chunks).toString());
+  expect(jwe.split('.')).toHaveLength(5);
+  expect(JSON.parse(Buffer.from(jwe.split('.')[0], 'base64url'))).toMatchObject({ alg: 'PBES2-HS512+A256KW', enc: 'A256GCM', p2c: 600000 });
+  await shot(page, testInfo, 'setup-done');
+
+  const stored = await storedKeys(page);
+  expect(stored).toHaveLength(1);
+  expect(stored[0]).toMatchObject({ kid, members: ['kid', 'publicJwk', 'signingKey'], key: { type: 'private', extractable: false, usages: ['sign'] } });
+  expect(Object.keys(stored[0].publicJwk).sort()).toEqual(['crv', 'kty', 'x', 'y']);
+  expect(await page.evaluate(() => Object.keys(sessionStorage))).toEqual(['siteid.access_token']);
+
+  await page.click('text=Go to your account');
+  await expect(page).toHaveURL(`${node.base}/account`);
+  await expect(page.locator('#sessions li')).toHaveCount(1);
+  await expect(page.locator('#sessions li.current')).toContainText('this device');
+  await expect(page.locator('#audit tbody tr').first()).toBeVisible();
+  await expect(page.locator('#audit tbody')).toContainText('owner.claimed');
+  await expect(page.locator('#app')).toHaveAttribute('data-live', 'true');
+  await shot(page, testInfo, 'account');
+});
+
+test('a fresh context B unlocks with the password and signs in', async ({ browser }, testInfo) => {
+  const page = await open(browser, 'B');
+  await page.goto(`${node.base}/login`);
+  await expect(page.locator('#unlock-form')).toBeVisible();
+  await expect(page.locator('#login-device')).toBeHidden();
+  await expect(page.locator('#password')).toBeFocused();
+  await shot(page, testInfo, 'login-new-device');
+  await page.fill('#password', PASSWORD);
+  await page.click('#unlock-submit');
+  await expect(page).toHaveURL(`${node.base}/account`, { timeout: 30_000 });
+  await expect(page.locator('#sessions li')).toHaveCount(2);
+  expect((await storedKeys(page))[0].key.extractable).toBe(false);
+
+  // A's page shows the new sign-in without a reload.
+  await expect(pages.A.locator('#sessions li')).toHaveCount(2);
+  await expect(pages.A.locator('#status')).toContainText('New sign-in');
+  await shot(pages.A, testInfo, 'account-after-new-sign-in');
+});
+
+test('a wrong password shows the error and stores no key', async ({ browser }, testInfo) => {
+  const page = await open(browser, 'W');
+  await page.goto(`${node.base}/login`);
+  // Hold the answer a little, so that the progress indicator is surely seen while the page works.
+  await page.route('**/api/v1/unlock', async (route) => {
+    if (route.request().method() === 'POST') await new Promise((resolve) => setTimeout(resolve, 500));
+    await route.continue();
+  });
+  await page.fill('#password', 'not the password at all, sorry');
+  await page.press('#password', 'Enter');
+  await expect(page.locator('#progress')).toBeVisible();
+  await expect(page.locator('#unlock-submit')).toBeDisabled();
+  await expect(page.locator('#error')).toContainText('Wrong password', { timeout: 30_000 });
+  await expect(page.locator('#progress')).toBeHidden();
+  await expect(page.locator('#unlock-submit')).toBeEnabled();
+  await expect(page).toHaveURL(`${node.base}/login`);
+  expect(await databases(page)).toEqual([]);
+  expect(await storedKeys(page)).toBeNull();
+  expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+  await shot(page, testInfo, 'login-wrong-password');
+});
+
+test("A revokes B's session and B's page goes to /login without reload", async ({}, testInfo) => {
+  const a = pages.A;
+  const b = pages.B;
+  const bSession = await b.locator('#sessions li.current').getAttribute('data-session-id');
+  expect(bSession).toBeTruthy();
+  await expect(b.locator('#app')).toHaveAttribute('data-live', 'true');
+  await a.click(`#sessions li[data-session-id="${bSession}"] button`);
+  await expect(b).toHaveURL(`${node.base}/login`, { timeout: 5_000 });
+  await expect(a.locator('#sessions li')).toHaveCount(1);
+  // B still holds the key, but does not sign straight back in after being signed out elsewhere.
+  await expect(b.locator('#login-device')).toBeVisible();
+  await expect(b.locator('#unlock-form')).toBeHidden();
+  await expect(b.locator('#status')).toContainText('Your session was ended');
+  expect(await b.evaluate(() => sessionStorage.getItem('siteid.access_token'))).toBeNull();
+  await shot(b, testInfo, 'login-after-revocation');
+
+  await b.click('#login-button');
+  await expect(b).toHaveURL(`${node.base}/account`);
+  await expect(a.locator('#sessions li')).toHaveCount(2);
+});
+
+test('A changes the password; B still signs in with its key; C needs the new password', async ({ browser }, testInfo) => {
+  const a = pages.A;
+  await a.fill('#current-password', 'a wrong current password');
+  await a.fill('#new-password', NEW_PASSWORD);
+  await a.fill('#new-password-again', NEW_PASSWORD);
+  await a.click('#password-submit');
+  await expect(a.locator('#error')).toContainText('current password is wrong', { timeout: 30_000 });
+
+  await a.fill('#current-password', PASSWORD);
+  await a.click('#password-submit');
+  await expect(a.locator('#status')).toContainText('Password changed', { timeout: 30_000 });
+  await expect(a.locator('#error')).toBeHidden();
+  await expect(a.locator('#current-password')).toHaveValue('');
+  await expect(a.locator('#audit tbody')).toContainText('wrapped_key.replaced');
+  await shot(a, testInfo, 'account-password-changed');
+
+  // B signs out and back in with the key it keeps: no password involved.
+  const b = pages.B;
+  await b.click('#sign-out');
+  await expect(b).toHaveURL(`${node.base}/login`);
+  await expect(b.locator('#status')).toContainText('You signed out');
+  await b.click('#login-button');
+  await expect(b).toHaveURL(`${node.base}/account`);
+  await expect(b.locator('#sessions li.current')).toHaveCount(1);
+
+  // C, a new phone-sized device: the old password no longer unlocks, the new one does.
+  const c = await open(browser, 'C', { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, colorScheme: 'dark' });
+  await c.goto(`${node.base}/login`);
+  await c.fill('#password', PASSWORD);
+  await c.click('#unlock-submit');
+  await expect(c.locator('#error')).toContainText('Wrong password', { timeout: 30_000 });
+  expect(await databases(c)).toEqual([]);
+  await shot(c, testInfo, 'phone-login-old-password');
+  await c.fill('#password', NEW_PASSWORD);
+  await c.click('#unlock-submit');
+  await expect(c).toHaveURL(`${node.base}/account`, { timeout: 30_000 });
+  await expect(c.locator('#sessions li.current')).toContainText('this device');
+  await expect(c.locator('#audit tbody tr').first()).toBeVisible();
+  const overflow = await c.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  expect(overflow, 'nothing sticks out sideways on a phone').toBeLessThanOrEqual(0);
+  await shot(c, testInfo, 'phone-account');
+});
+
+test('"forget this device" in B leaves nothing in its IndexedDB', async ({}, testInfo) => {
+  const b = pages.B;
+  expect(await storedKeys(b)).toHaveLength(1);
+  const sessionsBefore = await pages.A.locator('#sessions li').count();
+  await b.click('#forget-device');
+  await expect(b).toHaveURL(`${node.base}/login`);
+  await expect(b.locator('#unlock-form')).toBeVisible();
+  await expect(b.locator('#status')).toContainText('no longer holds your key');
+  expect(await databases(b)).toEqual([]);
+  expect(await b.evaluate(() => sessionStorage.getItem('siteid.access_token'))).toBeNull();
+  await expect(pages.A.locator('#sessions li')).toHaveCount(sessionsBefore - 1);
+  await shot(b, testInfo, 'login-after-forget');
+});
+
+test('the key stored in IndexedDB is not extractable', async () => {
+  const result = await pages.A.evaluate(async () => {
+    const db = await new Promise((resolve, reject) => {
+      const request = indexedDB.open('siteid');
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    });
+    const record = await new Promise((resolve, reject) => {
+      const request = db.transaction('keys').objectStore('keys').get('owner');
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    });
+    db.close();
+    const key = record.signingKey;
+    const attempt = (format) => crypto.subtle.exportKey(format, key).then(() => 'exported', (e) => e.name);
+    return { extractable: key.extractable, jwk: await attempt('jwk'), pkcs8: await attempt('pkcs8'), record: JSON.stringify(record) };
+  });
+  expect(result.extractable).toBe(false);
+  expect(result.jwk).toBe('InvalidAccessError');
+  expect(result.pkcs8).toBe('InvalidAccessError');
+  expect(result.record).not.toContain('"d"');
+});
+
+test('the audit log pages back with "Older entries"', async ({}, testInfo) => {
+  const a = pages.A;
+  await a.reload();
+  await expect(a.locator('#audit tbody tr')).toHaveCount(20);
+  await expect(a.locator('#audit-more')).toBeVisible();
+  await a.click('#audit-more');
+  await expect.poll(() => a.locator('#audit tbody tr').count()).toBeGreaterThan(20);
+  const seqs = await a.locator('#audit tbody tr').evaluateAll((rows) => rows.map((r) => Number(r.dataset.seq)));
+  expect(seqs).toEqual([...seqs].sort((x, y) => y - x));
+  expect(new Set(seqs).size).toBe(seqs.length);
+  await shot(a, testInfo, 'account-audit-paged');
+});

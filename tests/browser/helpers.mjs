@@ -1,0 +1,145 @@
+// Browser test helpers: a real siteid node on a temp data dir, page problem watching, screenshots and IndexedDB probes.
+
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+export const BIN = process.env.SITEID_BIN || path.join(repoRoot, 'target', 'debug', 'siteid');
+
+/** The exact Content-Security-Policy every page must carry. */
+export const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'";
+
+/** Runs the binary to completion; resolves {code, stdout, stderr}. */
+export function run(args) {
+  return new Promise((resolve) => {
+    execFile(BIN, args, { timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * Starts `siteid serve` on 127.0.0.1:0 with a fresh data dir. Resolves {base, dataDir, claimToken(), init(password), stop()}.
+ */
+export async function startNode() {
+  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run cargo build first (or set SITEID_BIN)`);
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'siteid-browser-'));
+  const wellKnown = path.join(dataDir, 'wk');
+  await mkdir(wellKnown);
+  const child = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--well-known-dir', wellKnown], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  const base = await new Promise((resolve, reject) => {
+    let stdout = '';
+    const timer = setTimeout(() => reject(new Error(`siteid serve printed no listening line within 30 s; stderr:\n${stderr}`)), 30_000);
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`siteid serve exited early (${code ?? signal}); stderr:\n${stderr}`));
+    });
+  });
+  return {
+    base,
+    dataDir,
+    stderr: () => stderr,
+    /** The claim token: the fragment of `siteid claim-url`. */
+    async claimToken() {
+      const { code, stdout, stderr: err } = await run(['claim-url', '--data-dir', dataDir]);
+      if (code !== 0) throw new Error(`siteid claim-url exited ${code}: ${err}`);
+      return stdout.trim().split('#')[1];
+    },
+    /** Claims the node from the command line with a cheap p2c (for tests that only need an owner). */
+    async init(password) {
+      const file = path.join(dataDir, 'password.txt');
+      await writeFile(file, `${password}\n`, { mode: 0o600 });
+      const { code, stdout, stderr: err } = await run(['init', '--data-dir', dataDir, '--password-file', file, '--p2c', '210000']);
+      if (code !== 0) throw new Error(`siteid init exited ${code}: ${err}`);
+      return stdout.trim();
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Collects what goes wrong in a page: uncaught errors and console errors (CSP violations show up there),
+ * except the browser's own lines about API answers with an error status or a cut network, which tests cause.
+ */
+export function watch(page, problems) {
+  page.on('pageerror', (error) => problems.push(`${page.url()}: uncaught ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() !== 'error') return;
+    const text = message.text();
+    if (/^Failed to load resource: (the server responded with a status of (401|403|404|429)|net::ERR_INTERNET_DISCONNECTED)/.test(text)) return;
+    problems.push(`${page.url()}: console error ${text}`);
+  });
+  return page;
+}
+
+/** Saves a full-page screenshot into the test's output directory and attaches it to the report. */
+export async function shot(page, testInfo, name) {
+  const file = testInfo.outputPath(`${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  await testInfo.attach(name, { path: file, contentType: 'image/png' });
+}
+
+/** The IndexedDB databases of the page's origin, by name. */
+export function databases(page) {
+  return page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name));
+}
+
+/** What the page's IndexedDB holds for siteid: null without the database, else the records of its stores. */
+export function storedKeys(page) {
+  return page.evaluate(async () => {
+    if (!(await indexedDB.databases()).some((d) => d.name === 'siteid')) return null;
+    const db = await new Promise((resolve, reject) => {
+      const request = indexedDB.open('siteid');
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    });
+    const out = [];
+    for (const name of db.objectStoreNames) {
+      const records = await new Promise((resolve, reject) => {
+        const request = db.transaction(name).objectStore(name).getAll();
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+      });
+      for (const r of records) {
+        out.push({
+          store: name,
+          members: Object.keys(r).sort(),
+          kid: r.kid,
+          publicJwk: r.publicJwk,
+          key: r.signingKey instanceof CryptoKey ? { type: r.signingKey.type, extractable: r.signingKey.extractable, usages: r.signingKey.usages, algorithm: r.signingKey.algorithm } : null,
+        });
+      }
+    }
+    db.close();
+    return out;
+  });
+}

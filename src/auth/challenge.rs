@@ -18,8 +18,19 @@ pub const CHALLENGE_LIFETIME: i64 = 120;
 /// Random bytes in a nonce.
 pub const NONCE_RANDOM_LEN: usize = 32;
 const EXPIRY_LEN: usize = 8;
+const PURPOSE_LEN: usize = 1;
 const TAG_LEN: usize = 16;
-const NONCE_LEN: usize = NONCE_RANDOM_LEN + EXPIRY_LEN + TAG_LEN;
+const SIGNED_LEN: usize = NONCE_RANDOM_LEN + EXPIRY_LEN + PURPOSE_LEN;
+const NONCE_LEN: usize = SIGNED_LEN + TAG_LEN;
+
+/// Where a challenge was issued, and so the only place it can be answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `POST /api/v1/auth/challenge`, answered at login or reauth.
+    Rest = 1,
+    /// A WebSocket's first frame, answered on that socket.
+    WebSocket = 2,
+}
 
 /// Why a nonce was refused. Messages complete the sentence "the nonce ...".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +41,8 @@ pub enum ChallengeError {
     Expired,
     #[error("has already been used")]
     Used,
+    #[error("was issued for another channel")]
+    WrongPurpose,
 }
 
 /// Issues and redeems challenges. One per node; the key changes at every start, which ends
@@ -58,26 +71,35 @@ impl std::fmt::Debug for Challenges {
 
 impl Challenges {
     /// A new nonce, valid until `now + CHALLENGE_LIFETIME`.
-    pub fn issue(&self, now: i64) -> String {
+    pub fn issue(&self, now: i64, purpose: Purpose) -> String {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce[..NONCE_RANDOM_LEN]);
         let expires_at = now + CHALLENGE_LIFETIME;
         nonce[NONCE_RANDOM_LEN..NONCE_RANDOM_LEN + EXPIRY_LEN]
             .copy_from_slice(&expires_at.to_be_bytes());
-        let tag = self.tag(&nonce[..NONCE_RANDOM_LEN + EXPIRY_LEN]);
-        nonce[NONCE_RANDOM_LEN + EXPIRY_LEN..].copy_from_slice(&tag);
+        nonce[NONCE_RANDOM_LEN + EXPIRY_LEN] = purpose as u8;
+        let tag = self.tag(&nonce[..SIGNED_LEN]);
+        nonce[SIGNED_LEN..].copy_from_slice(&tag);
         b64::encode(&nonce)
     }
 
     /// Checks that `nonce` was issued here and has not expired, without using it up.
-    pub fn check(&self, nonce: &str, now: i64) -> Result<[u8; NONCE_RANDOM_LEN], ChallengeError> {
+    pub fn check(
+        &self,
+        nonce: &str,
+        now: i64,
+        purpose: Purpose,
+    ) -> Result<[u8; NONCE_RANDOM_LEN], ChallengeError> {
         let bytes = b64::decode_array::<NONCE_LEN>(nonce).map_err(|_| ChallengeError::Unknown)?;
-        let (signed, tag) = bytes.split_at(NONCE_RANDOM_LEN + EXPIRY_LEN);
+        let (signed, tag) = bytes.split_at(SIGNED_LEN);
         if !bool::from(self.tag(signed).ct_eq(tag)) {
             return Err(ChallengeError::Unknown);
         }
+        if signed[NONCE_RANDOM_LEN + EXPIRY_LEN] != purpose as u8 {
+            return Err(ChallengeError::WrongPurpose);
+        }
         let mut expiry = [0u8; EXPIRY_LEN];
-        expiry.copy_from_slice(&signed[NONCE_RANDOM_LEN..]);
+        expiry.copy_from_slice(&signed[NONCE_RANDOM_LEN..NONCE_RANDOM_LEN + EXPIRY_LEN]);
         if i64::from_be_bytes(expiry) <= now {
             return Err(ChallengeError::Expired);
         }
@@ -88,8 +110,8 @@ impl Challenges {
 
     /// Uses up a valid nonce. A second redemption of the same nonce fails, whatever token
     /// carried it, so replay protection keys on the nonce and not on signature bytes.
-    pub fn redeem(&self, nonce: &str, now: i64) -> Result<(), ChallengeError> {
-        let random = self.check(nonce, now)?;
+    pub fn redeem(&self, nonce: &str, now: i64, purpose: Purpose) -> Result<(), ChallengeError> {
+        let random = self.check(nonce, now, purpose)?;
         let expires_at = now + CHALLENGE_LIFETIME;
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
         if used.len() > 1024 {
@@ -120,17 +142,31 @@ mod tests {
     #[test]
     fn a_nonce_is_redeemed_once() {
         let challenges = Challenges::default();
-        let nonce = challenges.issue(1000);
-        assert_eq!(challenges.redeem(&nonce, 1001), Ok(()));
-        assert_eq!(challenges.redeem(&nonce, 1002), Err(ChallengeError::Used));
+        let nonce = challenges.issue(1000, Purpose::Rest);
+        assert_eq!(challenges.redeem(&nonce, 1001, Purpose::Rest), Ok(()));
+        assert_eq!(
+            challenges.redeem(&nonce, 1002, Purpose::Rest),
+            Err(ChallengeError::Used)
+        );
+    }
+
+    #[test]
+    fn a_nonce_answers_only_its_own_channel() {
+        let challenges = Challenges::default();
+        let nonce = challenges.issue(1000, Purpose::WebSocket);
+        assert_eq!(
+            challenges.redeem(&nonce, 1001, Purpose::Rest),
+            Err(ChallengeError::WrongPurpose)
+        );
+        assert_eq!(challenges.redeem(&nonce, 1001, Purpose::WebSocket), Ok(()));
     }
 
     #[test]
     fn an_expired_nonce_is_refused() {
         let challenges = Challenges::default();
-        let nonce = challenges.issue(1000);
+        let nonce = challenges.issue(1000, Purpose::Rest);
         assert_eq!(
-            challenges.redeem(&nonce, 1000 + CHALLENGE_LIFETIME),
+            challenges.redeem(&nonce, 1000 + CHALLENGE_LIFETIME, Purpose::Rest),
             Err(ChallengeError::Expired)
         );
     }
@@ -139,14 +175,20 @@ mod tests {
     fn a_nonce_from_another_node_or_altered_is_unknown() {
         let ours = Challenges::default();
         let theirs = Challenges::default();
-        let nonce = theirs.issue(1000);
-        assert_eq!(ours.redeem(&nonce, 1001), Err(ChallengeError::Unknown));
-        let mut bytes = b64::decode(&ours.issue(1000)).expect("b64");
-        bytes[NONCE_RANDOM_LEN + 7] ^= 1;
+        let nonce = theirs.issue(1000, Purpose::Rest);
         assert_eq!(
-            ours.redeem(&b64::encode(&bytes), 1001),
+            ours.redeem(&nonce, 1001, Purpose::Rest),
             Err(ChallengeError::Unknown)
         );
-        assert_eq!(ours.redeem("short", 1001), Err(ChallengeError::Unknown));
+        let mut bytes = b64::decode(&ours.issue(1000, Purpose::Rest)).expect("b64");
+        bytes[NONCE_RANDOM_LEN + 7] ^= 1;
+        assert_eq!(
+            ours.redeem(&b64::encode(&bytes), 1001, Purpose::Rest),
+            Err(ChallengeError::Unknown)
+        );
+        assert_eq!(
+            ours.redeem("short", 1001, Purpose::Rest),
+            Err(ChallengeError::Unknown)
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Signing in with a key: checking a login assertion (an ES384 JWT over a server challenge)
 //! against every rule of RFC 8725 and the protocol, under a per-client throttle.
 
-use super::challenge::Challenges;
+use super::challenge::{Challenges, Purpose};
 use super::claim::secrets_match;
 use super::keys::RegisteredKeys;
 use super::throttle::Window;
@@ -110,6 +110,12 @@ pub async fn check_assertion(
     now: i64,
 ) -> Result<String, LoginError> {
     let rejected = |why: String| LoginError::Rejected(why);
+    // A socket's challenge is answered on that socket; REST challenges only over REST.
+    let purpose = if expected_nonce.is_some() {
+        Purpose::WebSocket
+    } else {
+        Purpose::Rest
+    };
     let jws = CompactJws::parse(token, LOGIN_TYPE).map_err(|e| rejected(e.to_string()))?;
     let kid = jws
         .header
@@ -135,7 +141,7 @@ pub async fn check_assertion(
     }
     context
         .challenges
-        .redeem(&claims.nonce, now)
+        .redeem(&claims.nonce, now, purpose)
         .map_err(|e| rejected(format!("has a nonce that {e}")))?;
     Ok(kid)
 }
@@ -157,7 +163,7 @@ pub async fn sign_in(
                 context.store,
                 actor,
                 now,
-                AuditEvent::LoginThrottled { retry_after },
+                Some(AuditEvent::LoginThrottled { retry_after }),
                 None,
             )
             .await?;
@@ -177,10 +183,13 @@ pub async fn sign_in(
             Ok(kid)
         }
         Err(LoginError::Rejected(reason)) => {
-            let event = AuditEvent::LoginFailed {
-                reason: reason.clone(),
-            };
             context.throttle.record(&ip, now);
+            // The reason can quote attacker text (an alg, a typ): keep it short.
+            let short: String = reason.chars().take(200).collect();
+            let event = context
+                .limiter
+                .should_record_failure(now)
+                .then_some(AuditEvent::LoginFailed { reason: short });
             record(context.store, actor, now, event, Some(ip)).await?;
             Err(LoginError::Rejected(reason))
         }
@@ -188,12 +197,13 @@ pub async fn sign_in(
     }
 }
 
-/// Appends an audit event, and a failure row when `failure_ip` is given, in one transaction.
+/// Appends an audit event (when given) and a failure row (when `failure_ip` is), in one
+/// transaction.
 async fn record(
     store: &Store,
     actor: &Actor,
     now: i64,
-    event: AuditEvent,
+    event: Option<AuditEvent>,
     failure_ip: Option<String>,
 ) -> Result<(), StoreError> {
     let actor = actor.clone();
@@ -204,7 +214,9 @@ async fn record(
                 failures::record_failure(&tx, FailureKind::Login, ip, now)?;
                 failures::prune(&tx, FailureKind::Login, LOGIN_PER_CLIENT.start(now))?;
             }
-            audit::append(&tx, now, &event, &actor)?;
+            if let Some(event) = &event {
+                audit::append(&tx, now, event, &actor)?;
+            }
             tx.commit()?;
             Ok(())
         })

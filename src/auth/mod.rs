@@ -21,6 +21,8 @@ pub struct AuditLimiter {
     last_recorded: Mutex<HashMap<String, i64>>,
     /// The current minute and how many events were recorded in it, across all keys.
     minute: Mutex<(i64, usize)>,
+    /// The same for failure events, which have their own, higher cap.
+    failures_minute: Mutex<(i64, usize)>,
 }
 
 impl AuditLimiter {
@@ -30,6 +32,23 @@ impl AuditLimiter {
     /// At most this many limited events are recorded per minute in all, however many
     /// addresses an attacker uses.
     pub const MAX_PER_MINUTE: usize = 60;
+
+    /// Failure events (each already limited per client by a throttle) recorded per minute in all.
+    pub const MAX_FAILURES_PER_MINUTE: usize = 300;
+
+    /// Whether another failure event may be recorded this minute, however many addresses the
+    /// failures come from.
+    pub fn should_record_failure(&self, now: i64) -> bool {
+        let mut minute = self
+            .failures_minute
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if minute.0 != now / 60 {
+            *minute = (now / 60, 0);
+        }
+        minute.1 += 1;
+        minute.1 <= Self::MAX_FAILURES_PER_MINUTE
+    }
 
     /// Whether an event for `key` should be recorded at `now`; remembers that it was.
     pub fn should_record(&self, key: &str, now: i64) -> bool {

@@ -140,7 +140,20 @@ impl Sessions {
             registry.by_id.insert(row.id, info);
         }
         if !ended.is_empty() {
-            store.run_blocking(|c| rows::delete(c, &ended))?;
+            // Sessions that expired while the node was down are ended and audited like any other.
+            store.run_blocking(|c| {
+                let tx = c.transaction()?;
+                rows::delete(&tx, &ended)?;
+                for id in &ended {
+                    let event = AuditEvent::SessionEnded {
+                        session_id: id.clone(),
+                        reason: EndReason::Expired.as_str(),
+                    };
+                    audit::append(&tx, now, &event, &Actor::local())?;
+                }
+                tx.commit()?;
+                Ok::<_, StoreError>(())
+            })?;
         }
         let (events, _) = broadcast::channel(1024);
         Ok(Sessions {

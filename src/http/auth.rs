@@ -20,7 +20,9 @@ pub struct ChallengeBody {
 
 /// `POST /api/v1/auth/challenge` → 200 `{"nonce","expires_in"}`.
 pub async fn challenge(state: web::Data<AppState>) -> HttpResponse {
-    let nonce = state.challenges.issue(state.clock.now());
+    let nonce = state
+        .challenges
+        .issue(state.clock.now(), crate::auth::challenge::Purpose::Rest);
     HttpResponse::Ok().json(ChallengeBody {
         nonce,
         expires_in: CHALLENGE_LIFETIME,

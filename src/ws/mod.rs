@@ -1,11 +1,11 @@
 //! The WebSocket at `/api/v1/ws`: the handshake checks (origin, per-client connection cap) and
 //! the per-socket loop in [`socket`]. Message schema in [`protocol`].
 
+pub mod frame_guard;
 pub mod protocol;
 pub mod socket;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Mutex;
 
 use actix_web::http::{StatusCode, header};
@@ -17,40 +17,49 @@ use crate::http::client::Client;
 
 /// The largest frame (and reassembled message) accepted, in bytes.
 pub const MAX_FRAME_SIZE: usize = 64 * 1024;
-/// The default number of open sockets per client address.
+/// The default number of open sockets per client (an IPv4 address or an IPv6 /64).
 pub const DEFAULT_MAX_PER_CLIENT: usize = 32;
+/// The most open sockets in all.
+pub const MAX_TOTAL: usize = 20_000;
 
-/// Open-socket counts per client address.
+/// Open-socket counts per client and in all.
 #[derive(Debug)]
 pub struct Limits {
     max_per_client: usize,
-    open: Mutex<HashMap<IpAddr, usize>>,
+    open: Mutex<(HashMap<String, usize>, usize)>,
 }
 
 impl Limits {
     pub fn new(max_per_client: usize) -> Self {
         Limits {
             max_per_client,
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new((HashMap::new(), 0)),
         }
     }
 
-    fn acquire(&self, ip: IpAddr) -> bool {
+    fn acquire(&self, client: &str) -> bool {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let count = open.entry(ip).or_insert(0);
+        let (per_client, total) = &mut *open;
+        if *total >= MAX_TOTAL {
+            return false;
+        }
+        let count = per_client.entry(client.to_owned()).or_insert(0);
         if *count >= self.max_per_client {
             return false;
         }
         *count += 1;
+        *total += 1;
         true
     }
 
-    fn release(&self, ip: IpAddr) {
+    fn release(&self, client: &str) {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = open.get_mut(&ip) {
+        let (per_client, total) = &mut *open;
+        if let Some(count) = per_client.get_mut(client) {
             *count = count.saturating_sub(1);
+            *total = total.saturating_sub(1);
             if *count == 0 {
-                open.remove(&ip);
+                per_client.remove(client);
             }
         }
     }
@@ -59,12 +68,12 @@ impl Limits {
 /// Holds one open-socket slot; gives it back when the socket ends.
 pub struct Slot {
     state: web::Data<AppState>,
-    ip: IpAddr,
+    client: String,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.state.websockets.release(self.ip);
+        self.state.websockets.release(&self.client);
     }
 }
 
@@ -86,7 +95,8 @@ pub async fn handshake(
             "WebSockets from browsers are accepted only from this node's own origin.",
         ));
     }
-    if !state.websockets.acquire(client.ip) {
+    let client_key = crate::auth::throttle::client_key(Some(&client.ip.to_string()));
+    if !state.websockets.acquire(&client_key) {
         return Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too-many-websockets",
@@ -96,8 +106,22 @@ pub async fn handshake(
     }
     let slot = Slot {
         state: state.clone(),
-        ip: client.ip,
+        client: client_key,
     };
+    let guarded: std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<
+                    Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>,
+                >,
+        >,
+    > = Box::pin(frame_guard::GuardedPayload::new(
+        body.into_inner(),
+        MAX_FRAME_SIZE,
+    ));
+    let mut payload = actix_web::dev::Payload::from(guarded);
+    let body = <web::Payload as actix_web::FromRequest>::from_request(&request, &mut payload)
+        .await
+        .map_err(|e| Problem::internal(&e))?;
     let (response, session, stream) = actix_ws::handle(&request, body).map_err(|_| {
         Problem::new(
             StatusCode::BAD_REQUEST,

@@ -39,7 +39,10 @@ pub async fn run(
     mut stream: AggregatedMessageStream,
     _slot: Slot,
 ) {
-    let nonce = state.challenges.issue(state.clock.now());
+    let nonce = state.challenges.issue(
+        state.clock.now(),
+        crate::auth::challenge::Purpose::WebSocket,
+    );
     let challenge = ServerMessage::Challenge {
         nonce: nonce.clone(),
         expires_in: CHALLENGE_LIFETIME,
@@ -52,6 +55,7 @@ pub async fn run(
     let mut last_heard = Instant::now();
     let mut last_ping = Instant::now();
     let mut ready: Option<String> = None;
+    let mut created_here = false;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -62,11 +66,15 @@ pub async fn run(
                 last_heard = Instant::now();
                 let next = match message {
                     Ok(AggregatedMessage::Text(text)) => {
-                        handle_text(&state, &client, &mut session, &nonce, &mut ready, &text).await
+                        let next = handle_text(&state, &client, &mut session, &nonce, &mut ready, &mut created_here, &text).await;
+                        // Only application messages count as use of the session; the browser
+                        // answers pings by itself, so an unattended tab still goes idle.
+                        if let Some(id) = &ready { state.sessions.touch(id, state.clock.now()); }
+                        next
                     }
                     Ok(AggregatedMessage::Binary(_)) => Next::Close(CLOSE_BAD_MESSAGE, "binary frames are not part of the protocol"),
                     Ok(AggregatedMessage::Ping(bytes)) => {
-                        if session.pong(&bytes).await.is_err() { break None; }
+                        if !within_deadline(session.pong(&bytes)).await { break None; }
                         Next::Continue
                     }
                     Ok(AggregatedMessage::Pong(_)) => Next::Continue,
@@ -74,7 +82,6 @@ pub async fn run(
                     Err(_) => Next::Close(CLOSE_BAD_MESSAGE, "protocol error or frame over 64 KiB"),
                 };
                 if let Next::Close(code, why) = next { break Some((code, why)); }
-                if let Some(id) = &ready { state.sessions.touch(id, state.clock.now()); }
             }
             _ = tick.tick() => {
                 let now = state.clock.now();
@@ -88,7 +95,7 @@ pub async fn run(
                 }
                 if last_ping.elapsed() >= HEARTBEAT_INTERVAL {
                     last_ping = Instant::now();
-                    if session.ping(b"").await.is_err() { break None; }
+                    if !within_deadline(session.ping(b"")).await { break None; }
                 }
             }
             event = events.recv() => {
@@ -125,18 +132,45 @@ pub async fn run(
         }
     };
     if let Some((code, description)) = outcome {
-        let _ = session
-            .close(Some(CloseReason {
-                code: CloseCode::from(code),
-                description: Some(description.into()),
-            }))
+        let close = session.close(Some(CloseReason {
+            code: CloseCode::from(code),
+            description: Some(description.into()),
+        }));
+        let _ = tokio::time::timeout(SEND_DEADLINE, close).await;
+    }
+    // A session this socket signed in has no token anyone holds: it ends with the socket.
+    if created_here && let Some(id) = ready {
+        let now = state.clock.now();
+        let _ = state
+            .sessions
+            .end(
+                &state.store,
+                vec![id],
+                EndReason::SignedOut,
+                &client.actor(),
+                now,
+            )
             .await;
     }
 }
 
+/// How long a send may wait for a client that does not read before the socket is dropped.
+pub const SEND_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Whether `send` completed in time and without error.
+async fn within_deadline<F>(send: F) -> bool
+where
+    F: std::future::Future<Output = Result<(), actix_ws::Closed>>,
+{
+    matches!(tokio::time::timeout(SEND_DEADLINE, send).await, Ok(Ok(())))
+}
+
 async fn send(session: &mut Session, message: &ServerMessage) -> Result<(), actix_ws::Closed> {
     let text = serde_json::to_string(message).unwrap_or_default();
-    session.text(text).await
+    match tokio::time::timeout(SEND_DEADLINE, session.text(text)).await {
+        Ok(result) => result,
+        Err(_) => Err(actix_ws::Closed),
+    }
 }
 
 async fn handle_text(
@@ -145,6 +179,7 @@ async fn handle_text(
     session: &mut Session,
     nonce: &str,
     ready: &mut Option<String>,
+    created_here: &mut bool,
     text: &str,
 ) -> Next {
     let message = match protocol::parse(text) {
@@ -167,7 +202,10 @@ async fn handle_text(
             let session_id = match (assertion, access_token) {
                 (Some(assertion), None) => {
                     match sign_in(state, client, nonce, &assertion, now).await {
-                        Ok(id) => id,
+                        Ok(id) => {
+                            *created_here = true;
+                            id
+                        }
                         Err(close) => return close,
                     }
                 }

@@ -192,18 +192,20 @@ fn a_cookie_session_refuses_cross_origin_changes() {
         if let Some(origin) = origin {
             headers.push(("origin", origin));
         }
-        let answer = node.call(
-            "POST",
-            "/api/v1/sessions/revoke-others",
-            None,
-            None,
-            &headers,
-        );
-        assert_eq!(
-            answer.problem(403)["type"],
-            "urn:siteid:problem:cross-origin-request",
-            "{origin:?}"
-        );
+        let body = json!({"assertion": "x"});
+        for (method, path, body) in [
+            ("POST", "/api/v1/sessions/revoke-others", None),
+            ("DELETE", "/api/v1/sessions/someone", None),
+            ("POST", "/api/v1/auth/reauth", Some(&body)),
+            ("PUT", "/api/v1/owner/wrapped-key", Some(&body)),
+        ] {
+            let answer = node.call(method, path, None, body, &headers);
+            assert_eq!(
+                answer.problem(403)["type"],
+                "urn:siteid:problem:cross-origin-request",
+                "{method} {path} {origin:?}"
+            );
+        }
     }
     let own = node.base_url.clone();
     let signed_out = node.call(

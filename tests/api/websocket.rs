@@ -283,3 +283,80 @@ fn open_sockets_per_client_are_capped() {
         "a closed socket frees its slot"
     );
 }
+
+#[test]
+fn a_frame_declaring_a_huge_payload_closes_at_its_header() {
+    use std::io::Write;
+    let (_dir, node, owner) = claimed_node();
+    let (mut socket, _) = signed_in_socket(&node, &owner);
+    // A masked text frame declaring 2^40 bytes, then a little of it: the server must not wait
+    // for (and buffer) the rest.
+    let mut frame = vec![0x81, 0xff];
+    frame.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    frame.extend_from_slice(&[1, 2, 3, 4]);
+    frame.extend_from_slice(&[0u8; 4096]);
+    socket.get_mut().write_all(&frame).expect("write");
+    assert_eq!(close_code(&mut socket), 4400);
+}
+
+#[test]
+fn a_socket_challenge_cannot_sign_in_over_rest() {
+    let (_dir, node, owner) = claimed_node();
+    let mut socket = connect(&node, None).expect("handshake");
+    let nonce = read_json(&mut socket)["nonce"]
+        .as_str()
+        .expect("nonce")
+        .to_owned();
+    let answer = node.post_json(
+        "/api/v1/auth/login",
+        &json!({"assertion": owner.login_assertion(&node, &nonce)}),
+    );
+    answer.problem(401);
+}
+
+#[test]
+fn a_session_signed_in_on_a_socket_ends_with_the_socket() {
+    let (_dir, node, owner) = claimed_node();
+    let (token, _) = node.login(&owner);
+    let (mut socket, socket_session) = signed_in_socket(&node, &owner);
+    socket.close(None).expect("close");
+    let _ = socket.read();
+    let gone = crate::helpers::wait_until(Duration::from_secs(10), || {
+        let list = node
+            .call("GET", "/api/v1/sessions", Some(&token), None, &[])
+            .json();
+        !list["sessions"]
+            .as_array()
+            .expect("sessions")
+            .iter()
+            .any(|s| s["id"] == socket_session.as_str())
+    });
+    assert!(gone, "the socket's own session ended when it closed");
+}
+
+#[test]
+fn ipv6_clients_share_the_socket_cap_per_64() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = TestNode::start(
+        dir.path(),
+        NodeOptions {
+            websocket_max_per_client: Some(2),
+            trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
+            ..NodeOptions::default()
+        },
+    );
+    let open = |address: &str| {
+        let mut request = format!("ws://{}/api/v1/ws", node.address)
+            .into_client_request()
+            .expect("request");
+        request
+            .headers_mut()
+            .insert("x-forwarded-for", address.parse().expect("header"));
+        let stream = TcpStream::connect(node.address).expect("connect");
+        tungstenite::client::client(request, stream).map(|(socket, _)| socket)
+    };
+    let _a = open("2001:db8:1:2::1").expect("first");
+    let _b = open("2001:db8:1:2::2").expect("second");
+    assert!(open("2001:db8:1:2::3").is_err(), "the /64 is full");
+    assert!(open("2001:db8:1:3::1").is_ok(), "another /64 is not");
+}

@@ -196,11 +196,11 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         let _ = writeln!(stdout, "listening on http://{}", application.address());
         let _ = stdout.flush();
         tracing::info!(public_url = %application.public_url(), "serving");
-        let handle = application.handle();
+        let stopper = application.stopper();
         actix_web::rt::spawn(async move {
             wait_for_stop_signal().await;
             tracing::info!("stopping: finishing requests in flight");
-            handle.stop(true).await;
+            stopper.stop().await;
         });
         application
             .run_until_stopped()

@@ -44,6 +44,7 @@ pub enum StartupError {
 /// A node that is bound and ready to run.
 pub struct Application {
     server: Server,
+    sessions: Arc<Sessions>,
     address: SocketAddr,
     public_url: PublicUrl,
     store: Store,
@@ -117,9 +118,10 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_GRACE_SECONDS)
         .run();
-        actix_web::rt::spawn(sweep_sessions(sessions, store.clone(), clock));
+        actix_web::rt::spawn(sweep_sessions(sessions.clone(), store.clone(), clock));
         Ok(Application {
             server,
+            sessions: sessions.clone(),
             address,
             public_url,
             store,
@@ -136,9 +138,12 @@ impl Application {
         &self.public_url
     }
 
-    /// A handle to stop the server gracefully.
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
+    /// A handle to stop the node gracefully.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            server: self.server.handle(),
+            sessions: self.sessions.clone(),
+        }
     }
 
     /// Serves until stopped, then closes the database.
@@ -149,6 +154,21 @@ impl Application {
         }
         tracing::info!("stopped");
         result
+    }
+}
+
+/// Stops a running node: open WebSockets are closed with 1001 first, then requests in flight
+/// get up to [`SHUTDOWN_GRACE_SECONDS`] to finish.
+#[derive(Clone)]
+pub struct Stopper {
+    server: ServerHandle,
+    sessions: Arc<Sessions>,
+}
+
+impl Stopper {
+    pub async fn stop(self) {
+        self.sessions.announce_stopping();
+        self.server.stop(true).await;
     }
 }
 

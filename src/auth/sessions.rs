@@ -84,7 +84,12 @@ impl EndReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionEvent {
     Created(SessionInfo),
-    Ended { id: String, reason: EndReason },
+    Ended {
+        id: String,
+        reason: EndReason,
+    },
+    /// The node is shutting down: sockets close with 1001.
+    Stopping,
 }
 
 #[derive(Debug, Default)]
@@ -165,6 +170,11 @@ impl Sessions {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells every open socket that the node is stopping.
+    pub fn announce_stopping(&self) {
+        let _ = self.events.send(SessionEvent::Stopping);
     }
 
     /// Subscribes to session events.

@@ -99,6 +99,9 @@ pub async fn run(
                 }
             }
             event = events.recv() => {
+                if matches!(event, Ok(SessionEvent::Stopping)) {
+                    break Some((1001, "the node is stopping"));
+                }
                 let Some(current) = &ready else { continue };
                 let frame = match event {
                     Ok(SessionEvent::Ended { id, .. }) if id == *current => {
@@ -125,7 +128,9 @@ pub async fn run(
                         }
                         continue;
                     }
-                    Err(RecvError::Closed) => break Some((1001, "the node is stopping")),
+                    Ok(SessionEvent::Stopping) | Err(RecvError::Closed) => {
+                        break Some((1001, "the node is stopping"));
+                    }
                 };
                 if send(&mut session, &ServerMessage::Event(frame)).await.is_err() { break None; }
             }

@@ -23,7 +23,7 @@ pub struct TestNode {
     pub address: SocketAddr,
     pub base_url: String,
     pub data_dir: PathBuf,
-    handle: Option<actix_web::dev::ServerHandle>,
+    stopper: Option<siteid::startup::Stopper>,
     thread: Option<std::thread::JoinHandle<()>>,
     agent: ureq::Agent,
 }
@@ -100,7 +100,7 @@ impl TestNode {
                     .await
                     .expect("the node starts");
                 sender
-                    .send((application.address(), application.handle()))
+                    .send((application.address(), application.stopper()))
                     .expect("test is waiting");
                 application
                     .run_until_stopped()
@@ -108,7 +108,7 @@ impl TestNode {
                     .expect("the node runs");
             });
         });
-        let (address, handle) = receiver.recv().expect("the node reports its address");
+        let (address, stopper) = receiver.recv().expect("the node reports its address");
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
@@ -118,7 +118,7 @@ impl TestNode {
             address,
             base_url: format!("http://{address}"),
             data_dir: data_dir.to_owned(),
-            handle: Some(handle),
+            stopper: Some(stopper),
             thread: Some(thread),
             agent,
         }
@@ -130,8 +130,8 @@ impl TestNode {
     }
 
     fn shutdown(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            actix_web::rt::System::new().block_on(handle.stop(true));
+        if let Some(stopper) = self.stopper.take() {
+            actix_web::rt::System::new().block_on(stopper.stop());
         }
         if let Some(thread) = self.thread.take() {
             thread.join().expect("the node thread ends");

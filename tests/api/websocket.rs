@@ -362,3 +362,12 @@ fn ipv6_clients_share_the_socket_cap_per_64() {
     assert!(open("2001:db8:1:2::3").is_none(), "the /64 is full");
     assert!(open("2001:db8:1:3::1").is_some(), "another /64 is not");
 }
+
+#[test]
+fn stopping_the_node_closes_sockets_with_1001() {
+    let (_dir, node, owner) = claimed_node();
+    let (mut socket, _) = signed_in_socket(&node, &owner);
+    let stopping = std::thread::spawn(move || node.stop());
+    assert_eq!(close_code(&mut socket), 1001);
+    stopping.join().expect("the node stops");
+}

@@ -9,7 +9,7 @@ mod helpers;
 mod pages;
 mod process;
 mod sessions;
-mod signin;
+pub mod signin;
 mod tidy;
 mod unlock;
 mod vectors;

@@ -73,20 +73,15 @@ fn a_valid_assertion_signs_in_and_the_session_answers() {
     assert!(session["expires_at"].as_i64() > session["created_at"].as_i64());
 }
 
-#[test]
-fn every_bad_assertion_is_401_and_never_signs_in() {
-    // Each case comes from its own address (through a trusted proxy) so the throttle stays out
-    // of the way.
-    let dir = tempfile::tempdir().expect("temp dir");
-    let node = TestNode::start(
-        dir.path(),
-        NodeOptions {
-            trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
-            ..NodeOptions::default()
-        },
-    );
-    let owner = TestOwner::from_vector();
-    node.claim(&owner);
+/// Every way a login assertion can break the rules, each over a nonce from `next_nonce`.
+/// `jku` is a URL that no request may ever reach.
+pub fn bad_assertions(
+    node: &TestNode,
+    owner: &TestOwner,
+    jku: &str,
+    mut next_nonce: impl FnMut() -> String,
+) -> Vec<(String, String)> {
+    let jku = jku.to_owned();
     let kid = owner.key.public_key().thumbprint();
     let t = now();
     let header = json!({"alg": "ES384", "typ": "siteid-login+jwt", "kid": kid});
@@ -94,15 +89,9 @@ fn every_bad_assertion_is_401_and_never_signs_in() {
         key: OwnerPrivateKey::generate(),
         ..TestOwner::from_vector()
     };
-    let jku_listener = TcpListener::bind("127.0.0.1:0").expect("listener");
-    jku_listener.set_nonblocking(true).expect("nonblocking");
-    let jku = format!(
-        "http://{}/jwks.json",
-        jku_listener.local_addr().expect("addr")
-    );
     let mut cases: Vec<(String, String)> = Vec::new();
     let mut case = |why: &str, make: &dyn Fn(&str) -> String| {
-        let nonce = node.challenge();
+        let nonce = next_nonce();
         cases.push((why.to_owned(), make(&nonce)));
     };
     let claims =
@@ -305,6 +294,30 @@ fn every_bad_assertion_is_401_and_never_signs_in() {
             with(claims(n), "pad", json!("x".repeat(9000))),
         )
     });
+    cases
+}
+
+#[test]
+fn every_bad_assertion_is_401_and_never_signs_in() {
+    // Each case comes from its own address (through a trusted proxy) so the throttle stays out
+    // of the way.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = TestNode::start(
+        dir.path(),
+        NodeOptions {
+            trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
+            ..NodeOptions::default()
+        },
+    );
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let jku_listener = TcpListener::bind("127.0.0.1:0").expect("listener");
+    jku_listener.set_nonblocking(true).expect("nonblocking");
+    let jku = format!(
+        "http://{}/jwks.json",
+        jku_listener.local_addr().expect("addr")
+    );
+    let cases = bad_assertions(&node, &owner, &jku, || node.challenge());
     for (index, (why, assertion)) in cases.into_iter().enumerate() {
         let ip = format!("198.18.0.{index}");
         let answer = node.post_json_with(

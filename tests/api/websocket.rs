@@ -371,3 +371,90 @@ fn stopping_the_node_closes_sockets_with_1001() {
     assert_eq!(close_code(&mut socket), 1001);
     stopping.join().expect("the node stops");
 }
+
+#[test]
+fn every_bad_assertion_over_a_socket_closes_it_with_4401() {
+    // Each socket comes from its own address (through a trusted proxy) so the throttle stays
+    // out of the way.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = TestNode::start(
+        dir.path(),
+        NodeOptions {
+            trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
+            ..NodeOptions::default()
+        },
+    );
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let jku = format!("http://{}/jwks.json", listener.local_addr().expect("addr"));
+    let mut sockets = Vec::new();
+    let cases = crate::signin::bad_assertions(&node, &owner, &jku, || {
+        let mut request = format!("ws://{}/api/v1/ws", node.address)
+            .into_client_request()
+            .expect("request");
+        let ip = format!("198.19.0.{}", sockets.len());
+        request
+            .headers_mut()
+            .insert("x-forwarded-for", ip.parse().expect("header"));
+        let stream = TcpStream::connect(node.address).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let (mut socket, _) = tungstenite::client::client(request, stream).expect("handshake");
+        let nonce = read_json(&mut socket)["nonce"]
+            .as_str()
+            .expect("nonce")
+            .to_owned();
+        sockets.push(socket);
+        nonce
+    });
+    assert_eq!(cases.len(), sockets.len());
+    for ((why, assertion), mut socket) in cases.into_iter().zip(sockets) {
+        send(&mut socket, json!({"type": "auth", "assertion": assertion}));
+        assert_eq!(close_code(&mut socket), 4401, "{why}");
+    }
+    assert!(
+        listener.accept().is_err(),
+        "no header made the node fetch anything"
+    );
+}
+
+#[test]
+fn a_second_auth_on_a_socket_closes_it_with_4400() {
+    let (_dir, node, owner) = claimed_node();
+    let (token, _) = node.login(&owner);
+    let (mut socket, _) = signed_in_socket(&node, &owner);
+    send(&mut socket, json!({"type": "auth", "access_token": token}));
+    assert_eq!(close_code(&mut socket), 4400);
+}
+
+#[test]
+fn failed_sign_ins_on_sockets_are_throttled_with_4429() {
+    let (_dir, node, owner) = claimed_node();
+    let stranger = TestOwner {
+        key: siteid::jose::jwk::OwnerPrivateKey::generate(),
+        ..TestOwner::from_vector()
+    };
+    let attempt = |signer: &TestOwner| {
+        let mut socket = connect(&node, None).expect("handshake");
+        let nonce = read_json(&mut socket)["nonce"]
+            .as_str()
+            .expect("nonce")
+            .to_owned();
+        send(
+            &mut socket,
+            json!({"type": "auth", "assertion": signer.login_assertion(&node, &nonce)}),
+        );
+        close_code(&mut socket)
+    };
+    for _ in 0..10 {
+        assert_eq!(attempt(&stranger), 4401);
+    }
+    assert_eq!(
+        attempt(&owner),
+        4429,
+        "even the right key waits out the throttle"
+    );
+}

@@ -55,6 +55,20 @@ pub fn spawn_node() -> (tempfile::TempDir, TestNode) {
     (dir, node)
 }
 
+/// A fresh node that believes `X-Forwarded-For` from 127.0.0.1, so that a test can play many
+/// clients.
+pub fn spawn_node_behind_proxy() -> (tempfile::TempDir, TestNode) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = TestNode::start(
+        dir.path(),
+        NodeOptions {
+            trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
+            ..NodeOptions::default()
+        },
+    );
+    (dir, node)
+}
+
 /// A node with a hand-driven clock starting at the real time.
 pub fn spawn_node_with_clock() -> (tempfile::TempDir, TestNode, ManualClock) {
     let dir = tempfile::tempdir().expect("temp dir");

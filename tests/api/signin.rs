@@ -301,14 +301,7 @@ pub fn bad_assertions(
 fn every_bad_assertion_is_401_and_never_signs_in() {
     // Each case comes from its own address (through a trusted proxy) so the throttle stays out
     // of the way.
-    let dir = tempfile::tempdir().expect("temp dir");
-    let node = TestNode::start(
-        dir.path(),
-        NodeOptions {
-            trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
-            ..NodeOptions::default()
-        },
-    );
+    let (_dir, node) = crate::helpers::spawn_node_behind_proxy();
     let owner = TestOwner::from_vector();
     node.claim(&owner);
     let jku_listener = TcpListener::bind("127.0.0.1:0").expect("listener");

@@ -376,14 +376,7 @@ fn stopping_the_node_closes_sockets_with_1001() {
 fn every_bad_assertion_over_a_socket_closes_it_with_4401() {
     // Each socket comes from its own address (through a trusted proxy) so the throttle stays
     // out of the way.
-    let dir = tempfile::tempdir().expect("temp dir");
-    let node = TestNode::start(
-        dir.path(),
-        NodeOptions {
-            trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
-            ..NodeOptions::default()
-        },
-    );
+    let (_dir, node) = crate::helpers::spawn_node_behind_proxy();
     let owner = TestOwner::from_vector();
     node.claim(&owner);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");

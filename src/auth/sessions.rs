@@ -281,11 +281,6 @@ impl Sessions {
             .is_some_and(|s| s.ends_at(&self.policy) > now)
     }
 
-    /// A session by id.
-    pub fn get(&self, id: &str) -> Option<SessionInfo> {
-        self.lock().by_id.get(id).cloned()
-    }
-
     /// Every live session, newest first.
     pub fn list(&self, now: i64) -> Vec<SessionInfo> {
         let mut sessions: Vec<SessionInfo> = self

@@ -168,11 +168,6 @@ impl OwnerPublicKey {
     pub fn sec1_uncompressed(&self) -> Vec<u8> {
         self.key.to_encoded_point(false).as_bytes().to_vec()
     }
-
-    /// The p384 key, for signature checks.
-    pub fn p384(&self) -> &p384::PublicKey {
-        &self.key
-    }
 }
 
 fn check_optional_members(members: &JwkMembers, key: &OwnerPublicKey) -> Result<(), JwkError> {

@@ -115,11 +115,6 @@ impl Store {
         finished.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Runs `task` with the connection on a blocking thread, so no executor thread waits on
     /// SQLite.
     pub async fn run<T, E, F>(&self, task: F) -> Result<T, E>

@@ -133,6 +133,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(page("/setup", pages::setup))
         .service(page("/login", pages::login))
         .service(page("/account", pages::account))
+        .service(page("/account/recovery", pages::recovery))
+        .service(page("/recover", pages::recover))
         .service(
             web::resource("/assets/{version}/{path:.+}")
                 .route(web::get().to(assets::asset))

@@ -1,6 +1,7 @@
 //! The browser app's HTML pages, rendered with askama: the public home page (an h-card that
-//! works without JavaScript), and the shells of the setup, login and account pages, whose
-//! scripts are ES modules under `/assets/`. Every page carries the security headers.
+//! works without JavaScript), and the shells of the setup, login, account, recovery-shares and
+//! recover pages, whose scripts are ES modules under `/assets/`. Every page carries the
+//! security headers.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -54,6 +55,18 @@ struct LoginPage {
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage {
+    app: AppFields,
+}
+
+#[derive(Template)]
+#[template(path = "recovery.html")]
+struct RecoveryPage {
+    app: AppFields,
+}
+
+#[derive(Template)]
+#[template(path = "recover.html")]
+struct RecoverPage {
     app: AppFields,
 }
 
@@ -133,6 +146,22 @@ pub async fn login(state: web::Data<AppState>) -> Result<HttpResponse, Problem> 
 pub async fn account(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let page = AccountPage {
         app: app_fields(&state, "Your account", "account"),
+    };
+    Ok(html(&state, render(&page)?))
+}
+
+/// `GET /account/recovery`: split the key into recovery shares for friends.
+pub async fn recovery(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let page = RecoveryPage {
+        app: app_fields(&state, "Recovery shares", "recovery"),
+    };
+    Ok(html(&state, render(&page)?))
+}
+
+/// `GET /recover`: rebuild the key from friends' shares and choose a new password.
+pub async fn recover(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let page = RecoverPage {
+        app: app_fields(&state, "Recover your identity", "recover"),
     };
     Ok(html(&state, render(&page)?))
 }

@@ -1,0 +1,1 @@
+// The /account/recovery page: split the owner key into recovery shares (to be written).

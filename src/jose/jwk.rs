@@ -142,11 +142,16 @@ impl OwnerPublicKey {
 
     /// The RFC 7638 thumbprint (SHA-256, base64url), used as the key id everywhere.
     pub fn thumbprint(&self) -> String {
+        b64::encode(&self.thumbprint_digest())
+    }
+
+    /// The raw SHA-256 digest behind the thumbprint.
+    pub fn thumbprint_digest(&self) -> [u8; 32] {
         let canonical = format!(
             r#"{{"crv":"P-384","kty":"EC","x":"{}","y":"{}"}}"#,
             self.x, self.y
         );
-        b64::encode(&Sha256::digest(canonical.as_bytes()))
+        Sha256::digest(canonical.as_bytes()).into()
     }
 
     /// The bare public JWK.

@@ -26,6 +26,7 @@ pub enum AuditEvent {
     OwnerClaimed {
         kid: String,
         via: &'static str,
+        recovery_set: Option<String>,
     },
     ClaimRejected {
         reason: &'static str,
@@ -65,6 +66,17 @@ pub enum AuditEvent {
         kid: String,
         session_id: String,
     },
+    OwnerRecovered {
+        kid: String,
+        session_id: String,
+        recovery_set: String,
+    },
+    RecoverySetCreated {
+        set_id: String,
+        kid: String,
+        threshold: u8,
+        shares: u8,
+    },
 }
 
 impl AuditEvent {
@@ -84,6 +96,8 @@ impl AuditEvent {
             AuditEvent::LoginFailed { .. } => "login.failed",
             AuditEvent::LoginThrottled { .. } => "login.throttled",
             AuditEvent::WrappedKeyReplaced { .. } => "wrapped_key.replaced",
+            AuditEvent::OwnerRecovered { .. } => "owner.recovered",
+            AuditEvent::RecoverySetCreated { .. } => "recovery.set_created",
         }
     }
 
@@ -91,7 +105,16 @@ impl AuditEvent {
     pub fn detail(&self) -> serde_json::Value {
         match self {
             AuditEvent::NodeStarted { version } => json!({ "version": version }),
-            AuditEvent::OwnerClaimed { kid, via } => json!({ "kid": kid, "via": via }),
+            AuditEvent::OwnerClaimed {
+                kid,
+                via,
+                recovery_set: None,
+            } => json!({ "kid": kid, "via": via }),
+            AuditEvent::OwnerClaimed {
+                kid,
+                via,
+                recovery_set: Some(set_id),
+            } => json!({ "kid": kid, "via": via, "recovery_set": set_id }),
             AuditEvent::ClaimRejected { reason } => json!({ "reason": reason }),
             AuditEvent::UnlockSucceeded { kid } | AuditEvent::WrappedKeyServed { kid } => {
                 json!({ "kid": kid })
@@ -116,6 +139,17 @@ impl AuditEvent {
             AuditEvent::WrappedKeyReplaced { kid, session_id } => {
                 json!({ "kid": kid, "session_id": session_id })
             }
+            AuditEvent::OwnerRecovered {
+                kid,
+                session_id,
+                recovery_set,
+            } => json!({ "kid": kid, "session_id": session_id, "recovery_set": recovery_set }),
+            AuditEvent::RecoverySetCreated {
+                set_id,
+                kid,
+                threshold,
+                shares,
+            } => json!({ "set_id": set_id, "kid": kid, "threshold": threshold, "shares": shares }),
         }
     }
 }

@@ -328,6 +328,7 @@ fn init(args: &InitArgs) -> Result<(), Failure> {
         public_key: key.public_key(),
         wrapped_key,
         verifier_hash: Sha256::digest(verifier).into(),
+        recovery_set: None,
     };
     let now = SystemClock.now();
     let kid = store

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::auth::claim::ClaimError;
 use crate::auth::login::LoginError;
 use crate::auth::unlock::UnlockError;
+use crate::recovery::sets::{MAX_SETS, SetError};
 use crate::telemetry;
 
 /// The media type of every error body.
@@ -173,6 +174,30 @@ impl ResponseError for Problem {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         response.body(self.body())
+    }
+}
+
+impl From<SetError> for Problem {
+    fn from(error: SetError) -> Self {
+        match error {
+            SetError::Invalid { field, message } => {
+                Problem::invalid_field(field, format!("{field} {message}."))
+            }
+            SetError::Exists => Problem::new(
+                StatusCode::CONFLICT,
+                "recovery-set-exists",
+                "The set is already recorded",
+                "A recovery set with this set_id is already recorded; make a new split.",
+            ),
+            SetError::TooMany => Problem::new(
+                StatusCode::CONFLICT,
+                "too-many-recovery-sets",
+                "Too many recovery sets",
+                format!("This node records at most {MAX_SETS} recovery sets."),
+            ),
+            SetError::NotClaimed => Problem::not_claimed(),
+            SetError::Store(error) => Problem::internal(&error),
+        }
     }
 }
 

@@ -56,6 +56,8 @@ pub struct ClaimInput<'a> {
     pub wrapped_key: &'a str,
     pub unlock_verifier: &'a str,
     pub proof: &'a str,
+    /// The share set the key was rebuilt from, when the claim restores an identity.
+    pub recovery_set: Option<&'a str>,
 }
 
 /// A claim whose every field passed its checks.
@@ -64,6 +66,8 @@ pub struct CheckedClaim {
     pub public_key: OwnerPublicKey,
     pub wrapped_key: WrappedKey,
     pub verifier_hash: [u8; 32],
+    /// The set id (8 hex digits) of the shares the key was rebuilt from, if it was.
+    pub recovery_set: Option<String>,
 }
 
 /// Makes a fresh claim token: 32 random bytes, base64url.
@@ -96,6 +100,13 @@ pub fn secrets_match(a: &str, b: &str) -> bool {
         .into()
 }
 
+/// A share set id as 8 lowercase hex digits.
+pub fn checked_set_id(text: &str) -> Result<String, &'static str> {
+    crate::recovery::share::parse_set_id(text)
+        .map(|id| crate::recovery::share::hex(&id))
+        .ok_or("must be 8 hexadecimal digits")
+}
+
 /// Decodes an unlock verifier and returns its SHA-256, which is all the node keeps.
 pub fn verifier_hash(verifier: &str) -> Result<[u8; 32], String> {
     let bytes = b64::decode_array::<VERIFIER_LEN>(verifier).map_err(|e| e.to_string())?;
@@ -118,12 +129,18 @@ pub fn check(input: &ClaimInput<'_>, audience: &str, now: i64) -> Result<Checked
     }
     let verifier_hash =
         verifier_hash(input.unlock_verifier).map_err(|e| invalid("unlock_verifier", e))?;
+    let recovery_set = input
+        .recovery_set
+        .map(checked_set_id)
+        .transpose()
+        .map_err(|e| invalid("recovery_set", e))?;
     check_proof(input.proof, &public_key, input.claim_token, audience, now)
         .map_err(|e| invalid("proof", e))?;
     Ok(CheckedClaim {
         public_key,
         wrapped_key,
         verifier_hash,
+        recovery_set,
     })
 }
 
@@ -250,6 +267,7 @@ pub fn commit(
         &AuditEvent::OwnerClaimed {
             kid: kid.clone(),
             via: via.as_str(),
+            recovery_set: claim.recovery_set.clone(),
         },
         actor,
     )?;
@@ -299,6 +317,7 @@ mod tests {
                 wrapped_key: &p.wrapped_key,
                 unlock_verifier: &p.verifier,
                 proof: &p.proof,
+                recovery_set: None,
             },
             AUD,
             NOW,

@@ -166,12 +166,14 @@ fn throttled(
     })
 }
 
-/// Replaces the wrapped key and verifier after a password change. The JWE is checked like a
-/// claim's; one naming another kid is refused, and the owner key itself never changes here.
+/// Replaces the wrapped key and verifier after a password change, or after a recovery from
+/// shares (`recovery_set`). The JWE is checked like a claim's; one naming another kid is
+/// refused, and the owner key itself never changes here.
 pub async fn replace_wrapped_key(
     store: &Store,
     wrapped_key: &str,
     verifier: &str,
+    recovery_set: Option<&str>,
     session_id: &str,
     actor: Actor,
     now: i64,
@@ -181,6 +183,10 @@ pub async fn replace_wrapped_key(
     let wrapped =
         WrappedKey::parse(wrapped_key).map_err(|e| invalid("wrapped_key", e.to_string()))?;
     let verifier_hash = verifier_hash(verifier).map_err(|e| invalid("unlock_verifier", e))?;
+    let recovery_set = recovery_set
+        .map(super::claim::checked_set_id)
+        .transpose()
+        .map_err(|e| invalid("recovery_set", e.into()))?;
     let session_id = session_id.to_owned();
     store
         .run(move |c| {
@@ -198,9 +204,16 @@ pub async fn replace_wrapped_key(
                 ));
             }
             owner::replace_wrapped_key(&tx, wrapped.compact(), &verifier_hash, now)?;
-            let event = AuditEvent::WrappedKeyReplaced {
-                kid: record.kid,
-                session_id,
+            let event = match recovery_set {
+                Some(recovery_set) => AuditEvent::OwnerRecovered {
+                    kid: record.kid,
+                    session_id,
+                    recovery_set,
+                },
+                None => AuditEvent::WrappedKeyReplaced {
+                    kid: record.kid,
+                    session_id,
+                },
             };
             audit::append(&tx, now, &event, &actor)?;
             tx.commit().map_err(StoreError::from)?;

@@ -8,6 +8,7 @@ pub mod client;
 pub mod json;
 pub mod owner;
 pub mod pages;
+pub mod recovery;
 pub mod session_auth;
 pub mod sessions;
 pub mod unlock;
@@ -89,6 +90,12 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/sessions/{id}")
                         .route(web::delete().to(sessions::revoke))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/recovery/sets")
+                        .route(web::get().to(recovery::list))
+                        .route(web::post().to(recovery::create))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(

@@ -22,6 +22,9 @@ pub struct ClaimBody {
     wrapped_key: String,
     unlock_verifier: String,
     proof: String,
+    /// Set when the key was rebuilt from recovery shares: the set id, for the audit log.
+    #[serde(default)]
+    recovery_set: Option<String>,
 }
 
 /// 201 `{"kid"}`; 403 once claimed; 401 for a wrong token; 422 naming the field at fault.
@@ -47,6 +50,7 @@ pub async fn claim(
             wrapped_key: &body.wrapped_key,
             unlock_verifier: &body.unlock_verifier,
             proof: &body.proof,
+            recovery_set: body.recovery_set.as_deref(),
         },
         state.public_url.as_str(),
         now,
@@ -66,9 +70,14 @@ pub async fn claim(
 pub struct ReplaceWrappedKeyBody {
     wrapped_key: String,
     unlock_verifier: String,
+    /// Set when the owner rebuilt the key from recovery shares: the change is audited as a
+    /// recovery naming this set id.
+    #[serde(default)]
+    recovery_set: Option<String>,
 }
 
-/// `PUT /api/v1/owner/wrapped-key` → 204. Needs a session within its step-up window.
+/// `PUT /api/v1/owner/wrapped-key` → 204. Needs a session within its step-up window. With
+/// `recovery_set` it is audited as `owner.recovered`.
 pub async fn replace_wrapped_key(
     state: web::Data<AppState>,
     client: Client,
@@ -81,6 +90,7 @@ pub async fn replace_wrapped_key(
         &state.store,
         &body.wrapped_key,
         &body.unlock_verifier,
+        body.recovery_set.as_deref(),
         &signed_in.session.id,
         client.actor(),
         now,

@@ -1,6 +1,7 @@
 //! Recovery shares: Shamir secret sharing of the owner's private scalar over GF(2^8)
 //! (`shamir`), and the share format of docs/shares.md with the checks of rebuilding (`share`).
 
+pub mod sets;
 pub mod shamir;
 pub mod share;
 

@@ -4,6 +4,7 @@
 pub mod audit_rows;
 pub mod meta;
 pub mod owner;
+pub mod recovery_sets;
 pub mod sessions;
 pub mod throttle;
 
@@ -16,9 +17,10 @@ use rusqlite::Connection;
 pub const DATABASE_FILE_NAME: &str = "siteid.sqlite3";
 
 /// The migrations, in order. Version N is the state after the Nth script.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_sessions.sql"),
+    include_str!("migrations/0003_recovery_sets.sql"),
 ];
 
 /// The schema version this binary writes.

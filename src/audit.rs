@@ -68,7 +68,8 @@ pub enum AuditEvent {
     },
     OwnerRecovered {
         kid: String,
-        session_id: String,
+        /// The session that set the new password; `None` from the command line.
+        session_id: Option<String>,
         recovery_set: String,
     },
     RecoverySetCreated {

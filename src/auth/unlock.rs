@@ -207,7 +207,7 @@ pub async fn replace_wrapped_key(
             let event = match recovery_set {
                 Some(recovery_set) => AuditEvent::OwnerRecovered {
                     kid: record.kid,
-                    session_id,
+                    session_id: Some(session_id),
                     recovery_set,
                 },
                 None => AuditEvent::WrappedKeyReplaced {

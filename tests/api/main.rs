@@ -8,6 +8,7 @@ mod cross_fixtures;
 mod helpers;
 mod pages;
 mod process;
+mod recovery;
 mod sessions;
 pub mod signin;
 mod tidy;

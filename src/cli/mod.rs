@@ -1,6 +1,8 @@
-//! The command line: `serve`, `claim-url`, `init`, `audit` and `wrapped-key`. Output meant for
-//! scripts goes to stdout; messages for people go to stderr. Exit codes: 0 success, 1 failure,
-//! 2 usage error, 3 the node already has an owner.
+//! The command line: `serve`, `claim-url`, `init`, `audit`, `wrapped-key` and `shares`. Output
+//! meant for scripts goes to stdout; messages for people go to stderr. Exit codes: 0 success,
+//! 1 failure, 2 usage error, 3 the node already has an owner, and those of `shares`.
+
+pub mod shares;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -55,6 +57,11 @@ pub enum Command {
     WrappedKey {
         #[command(subcommand)]
         command: WrappedKeyCommand,
+    },
+    /// Recovery shares: split the key for friends, check shares, rebuild the key.
+    Shares {
+        #[command(subcommand)]
+        command: shares::SharesCommand,
     },
 }
 
@@ -161,6 +168,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     password_file,
                 },
         } => wrapped_key_check(&node, &password_file),
+        Command::Shares { command } => shares::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

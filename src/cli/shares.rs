@@ -419,17 +419,15 @@ fn check(args: &CheckArgs) -> Result<(), Failure> {
             });
         }
     }
-    let threshold = shares.first().map_or(0, |s| usize::from(s.threshold));
-    if shares.len() < threshold {
-        let _ = writeln!(
-            out,
-            "{} of {threshold} shares given: each is well formed; {threshold} are needed to \
-             rebuild the key",
-            shares.len()
-        );
-        return Ok(());
-    }
-    let key = rebuild_key(&shares, expected.as_ref()).map_err(share_failure)?;
+    let key = match rebuild_key(&shares, expected.as_ref()) {
+        Ok(key) => key,
+        // Fewer than k shares that belong together are fine to check one by one.
+        Err(error) if error.code == ShareErrorCode::TooFew => {
+            let _ = writeln!(out, "the shares belong together; {}", error.message);
+            return Ok(());
+        }
+        Err(error) => return Err(share_failure(error)),
+    };
     let _ = writeln!(
         out,
         "the shares rebuild the key {}",

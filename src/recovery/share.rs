@@ -191,7 +191,7 @@ impl Share {
     /// messages.
     pub fn parse(text: &str, position: Option<usize>) -> Result<Share, ShareError> {
         let name = share_name(position);
-        let mut values = Zeroizing::new(Vec::with_capacity(TEXT_LEN));
+        let mut values = Zeroizing::new(Vec::with_capacity(text.len().min(4 * TEXT_LEN)));
         for character in text
             .chars()
             .filter(|c| !matches!(c, ' ' | '\t' | '\r' | '\n' | '-'))
@@ -208,22 +208,15 @@ impl Share {
                 ));
             };
             values.push(value);
-            if values.len() > TEXT_LEN {
-                break;
-            }
         }
         if values.len() != TEXT_LEN {
-            let counted = if values.len() > TEXT_LEN {
-                "more than 104".to_owned()
-            } else {
-                values.len().to_string()
-            };
             return Err(share_error(
                 ShareErrorCode::Length,
                 position,
                 format!(
-                    "{name} has {counted} characters; a share has {TEXT_LEN} (spaces and \
-                     hyphens not counted)."
+                    "{name} has {} characters; a share has {TEXT_LEN} (spaces and hyphens not \
+                     counted).",
+                    values.len()
                 ),
             ));
         }
@@ -619,6 +612,13 @@ mod tests {
             "{}",
             error.message
         );
+        // The alphabet is checked over the whole input, before the length.
+        let late = parse_refusal(&format!("{compact}00u"));
+        assert_eq!(late.code, ShareErrorCode::Alphabet);
+        for foreign in ["ı", "ſ", "é", "🔑", "*"] {
+            let error = parse_refusal(&format!("{}{foreign}", &compact[1..]));
+            assert_eq!(error.code, ShareErrorCode::Alphabet, "{foreign}");
+        }
     }
 
     #[test]

@@ -215,6 +215,12 @@ fn refused_share_cases(key: &OwnerPrivateKey) -> Value {
             Some(2),
         ),
         case(
+            "a U after all 104 good characters",
+            vec![text(0), format!("{}00U", text(1))],
+            "alphabet",
+            Some(2),
+        ),
+        case(
             "a character missing",
             vec![text(0)[1..].to_owned()],
             "length",

@@ -316,6 +316,9 @@ fn the_command_line_splits_checks_and_restores_a_node_identity() {
         "",
     );
     assert_exit(&wrong, 6, "another owner's key");
+    let mixed = siteid(&["shares", "check", &shares[0], &other_owner.shares[0]], "");
+    assert_exit(&mixed, 5, "shares of two sets");
+    assert!(text(&mixed.stderr).contains("Share 2 is from another set"));
 
     let jwk = siteid(&["shares", "combine"], &shares[2..].join("\n"));
     assert_exit(&jwk, 0, "combine to a JWK");

@@ -1,4 +1,4 @@
-// The /setup#<claim token> page: choose a password, make and wrap the owner key here, claim the node, keep the key, sign in.
+// The /setup#<claim token> page: choose a password, make (or restore from shares) and wrap the owner key here, claim the node, keep the key, sign in.
 
 import { ApiError, api } from './api.mjs';
 import { audience, signIn } from './auth.mjs';
@@ -9,6 +9,8 @@ import { $, clearMessages, describe, setBusy, showError, showStatus } from './ui
 import { generateOwnerKey, importSigningKey, jwkThumbprint, wrapPrivateKey } from './wrapped-key.mjs';
 
 const CLAIM = 'siteid.claim_token';
+/** The key rebuilt from recovery shares, {privateJwk, publicJwk, kid, setId}, or null to make a new one. */
+let restored = null;
 const NO_TOKEN =
   'This page needs the setup link with its claim token (…/setup#…). The node printed it in its log when it first started; on the server, siteid claim-url prints it again.';
 
@@ -43,16 +45,18 @@ function claimRefusal(error) {
 }
 
 async function claim(claimToken, password) {
-  showStatus('Making your key and encrypting it under your password…');
-  const { privateJwk, publicJwk } = await generateOwnerKey();
+  showStatus(restored ? 'Encrypting your key under your password…' : 'Making your key and encrypting it under your password…');
+  // A copy of the rebuilt key: importing it below drops its d, and a refused claim may be tried again.
+  const { privateJwk, publicJwk } = restored ? { ...restored, privateJwk: { ...restored.privateJwk } } : await generateOwnerKey();
   const { wrappedKey, unlockVerifier } = await wrapPrivateKey(privateJwk, password);
   // From here on the private scalar exists only inside this non-extractable CryptoKey.
   const signingKey = await importSigningKey(privateJwk);
   const kid = await jwkThumbprint(publicJwk);
   const proof = await claimProof(signingKey, { audience: audience(), claimToken });
   showStatus('Claiming this node…');
-  const answer = await api('POST', '/owner', { claim_token: claimToken, public_key: publicJwk, wrapped_key: wrappedKey, unlock_verifier: unlockVerifier, proof });
+  const answer = await api('POST', '/owner', { claim_token: claimToken, public_key: publicJwk, wrapped_key: wrappedKey, unlock_verifier: unlockVerifier, proof, ...(restored && { recovery_set: restored.setId }) });
   sessionStorage.removeItem(CLAIM);
+  if (restored) delete restored.privateJwk.d;
   if (answer.kid !== kid) throw new Error('the node answered with another key id than this key’s');
   await saveKey({ signingKey, kid, publicJwk });
   showStatus('Signing in…');
@@ -73,12 +77,27 @@ function finish({ kid, wrappedKey }) {
   heading.focus();
 }
 
+/** "Restore from shares": the key comes from friends' shares (checked by the key check they carry) instead of being made. */
+async function restore() {
+  const { enterShares } = await import('./recover.mjs');
+  for (const id of ['setup-intro', 'restore-offer', 'setup-form']) $(id).hidden = true;
+  $('share-form').hidden = false;
+  $('share').focus();
+  showStatus('Enter your friends’ shares one by one. Your key is rebuilt here, in this browser; the shares never leave it.');
+  restored = await enterShares();
+  $('setup-submit').textContent = 'Restore my identity';
+  $('setup-form').hidden = false;
+  showStatus(`Your shares rebuilt the key ${restored.kid}. Choose the password that protects it from now on.`);
+  $('password').focus();
+}
+
 async function main() {
   const form = $('setup-form');
   const claimToken = takeClaimToken();
   // A setup link pasted into this tab only changes the fragment: start over with it.
   addEventListener('hashchange', () => location.reload());
   $('password').addEventListener('input', showStrength);
+  $('restore').addEventListener('click', () => restore().catch((error) => showError(describe(error))));
   // A complaint about the password goes away as soon as it is being fixed.
   form.addEventListener('input', () => claimToken && showError(''));
   showStrength();

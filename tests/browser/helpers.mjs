@@ -24,7 +24,7 @@ export function run(args) {
 }
 
 /**
- * Starts `siteid serve` on 127.0.0.1:0 with a fresh data dir. Resolves {base, dataDir, claimToken(), init(password), stop()}.
+ * Starts `siteid serve` on 127.0.0.1:0 with a fresh data dir. Resolves {base, dataDir, claimToken(), init(password), audit(), stop()}.
  */
 export async function startNode() {
   if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run cargo build first (or set SITEID_BIN)`);
@@ -73,6 +73,13 @@ export async function startNode() {
       if (code !== 0) throw new Error(`siteid init exited ${code}: ${err}`);
       return stdout.trim();
     },
+    /** The audit log as `siteid audit list` prints it (read from the database while the node runs). */
+    async audit() {
+      const { code, stdout, stderr: err } = await run(['audit', 'list', '--data-dir', dataDir]);
+      if (code !== 0) throw new Error(`siteid audit list exited ${code}: ${err}`);
+      return stdout;
+    },
+    /** Stops the node and deletes its data dir. */
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve));

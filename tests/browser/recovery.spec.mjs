@@ -83,6 +83,23 @@ test.afterAll(async () => {
   await node?.stop();
 });
 
+/** Collects the request bodies a page sends. */
+function bodiesOf(page) {
+  const sent = [];
+  page.on('request', (r) => sent.push(r.postData() ?? ''));
+  return sent;
+}
+
+/** Zero knowledge: no body carries a private JWK member or any part of a share's data. */
+function expectNoSecrets(sent, texts) {
+  const compact = (text) => text.replaceAll('-', '').toUpperCase();
+  expect(sent.length).toBeGreaterThan(0);
+  for (const body of sent) {
+    expect(body).not.toMatch(/"d"\s*:/);
+    for (const text of texts) expect(compact(body)).not.toContain(compact(text).slice(20, 44));
+  }
+}
+
 test('the owner makes a 3-of-5 set of shares on printable cards', async ({ browser, request }, testInfo) => {
   const page = await open(browser);
   const sent = [];
@@ -209,6 +226,7 @@ test('two shares of three, or a repeated, mistyped or foreign share give the rig
 
 test('three shares recover the key on a new phone with a new password; the old password stops working', async ({ browser }, testInfo) => {
   const page = await open(browser, PHONE);
+  const sent = bodiesOf(page);
   await page.goto(`${node.base}/recover`);
   for (const text of [shares[4], shares[0], shares[2]]) await enter(page, text);
   await expect(page.locator('#password-form')).toBeVisible();
@@ -228,6 +246,7 @@ test('three shares recover the key on a new phone with a new password; the old p
   await page.click('#password-submit');
   await expect(page.locator('#recover-done')).toBeVisible({ timeout: 30_000 });
   await expect(page.locator('#error')).toBeHidden();
+  expectNoSecrets(sent, shares);
   const stored = await storedKeys(page);
   expect(stored).toHaveLength(1);
   expect(stored[0]).toMatchObject({ kid, key: { type: 'private', extractable: false, usages: ['sign'] } });
@@ -266,6 +285,7 @@ test("a deleted node's identity is restored from shares onto a new data dir, wit
 
   node = await startNode();
   const page = await open(browser);
+  const sent = bodiesOf(page);
   await page.goto(`${node.base}/setup#${await node.claimToken()}`);
   await page.click('#restore');
   await expect(page.locator('#share')).toBeFocused();
@@ -283,6 +303,7 @@ test("a deleted node's identity is restored from shares onto a new data dir, wit
   await page.click('#setup-submit');
   await expect(page.locator('#setup-done')).toBeVisible({ timeout: 30_000 });
   await expect(page.locator('#setup-kid')).toHaveText(kid);
+  expectNoSecrets(sent, shares);
   await shot(page, testInfo, 'setup-restored');
 
   const after = (await (await request.get(`${node.base}/.well-known/jwks.json`)).json()).keys;

@@ -35,7 +35,7 @@ pub const EXIT_WRONG_KEY: u8 = 6;
 pub enum SharesCommand {
     /// Split the owner key into N shares of which any K rebuild it; prints one share per line.
     Split(SplitArgs),
-    /// Rebuild the key from shares (arguments, or one per line on stdin); prints the private
+    /// Rebuild the key from shares (one per line on stdin, or arguments); prints the private
     /// JWK, or with --data-dir stores it wrapped under a new password.
     Combine(CombineArgs),
     /// Check shares: format and checksum, whether they combine, and whose key they rebuild.
@@ -76,7 +76,8 @@ pub struct OwnerKeySource {
 
 #[derive(Debug, Args)]
 pub struct CombineArgs {
-    /// Shares; without any, they are read from stdin, one per line.
+    /// Shares; without any, they are read from stdin, one per line (better: other users of
+    /// the machine can see command-line arguments).
     pub shares: Vec<String>,
     #[command(flatten)]
     pub expected: OwnerKeySource,
@@ -94,8 +95,8 @@ pub struct CombineArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The shares to check, in any order.
-    #[arg(required = true)]
+    /// The shares to check; without any, they are read from stdin, one per line (better: other
+    /// users of the machine can see command-line arguments).
     pub shares: Vec<String>,
     #[command(flatten)]
     pub expected: OwnerKeySource,
@@ -127,11 +128,16 @@ fn split(args: &SplitArgs) -> Result<(), Failure> {
         message: e.to_string(),
         code: 2,
     })?;
-    let labels = if args.labels.is_empty() {
+    let labels: Vec<String> = if args.labels.is_empty() {
         (1..=args.shares).map(|i| format!("Share {i}")).collect()
     } else {
         args.labels.iter().map(|l| l.trim().to_owned()).collect()
     };
+    // The labels are checked before the slow unwrap; the set id is known only after the split.
+    sets::check("00000000", args.threshold, args.shares, labels.clone()).map_err(|e| Failure {
+        message: e.to_string(),
+        code: 2,
+    })?;
     let (key, store) = match &args.private_jwk {
         Some(path) => (read_private_jwk(path)?, None),
         None => {
@@ -145,20 +151,21 @@ fn split(args: &SplitArgs) -> Result<(), Failure> {
     let split =
         split_key(&key, args.threshold, args.shares).map_err(|e| Failure::new(e.to_string()))?;
     let set_id = share::hex(&split.set_id);
-    let set = sets::check(&set_id, args.threshold, args.shares, labels).map_err(|e| Failure {
-        message: e.to_string(),
-        code: 2,
-    })?;
+    let set = sets::check(&set_id, args.threshold, args.shares, labels)
+        .map_err(|e| Failure::new(e.to_string()))?;
+    // The shares must be out before the set is recorded: a set without its shares helps nobody.
+    let lines: Vec<Zeroizing<String>> = split.shares.iter().map(|s| s.to_text()).collect();
+    write_lines(&lines)?;
     if let Some(store) = store {
         let now = SystemClock.now();
         store
             .run_blocking(|c| sets::record(c, set, &Actor::local(), now))
-            .map_err(|e| Failure::new(format!("recording the set failed: {e}")))?;
+            .map_err(|e| {
+                Failure::new(format!(
+                    "the shares above are valid, but recording the set on the node failed: {e}"
+                ))
+            })?;
         store.close()?;
-    }
-    let mut out = std::io::stdout().lock();
-    for share in &split.shares {
-        let _ = writeln!(out, "{}", share.to_text().as_str());
     }
     eprintln!(
         "siteid: set {set_id}: {} shares, any {} rebuild the key {}. Give each to one person; \
@@ -168,6 +175,17 @@ fn split(args: &SplitArgs) -> Result<(), Failure> {
         key.public_key().thumbprint()
     );
     Ok(())
+}
+
+/// Writes lines to stdout and flushes, reporting a failure (a closed pipe, a full disk) as
+/// exit 1 instead of losing output silently.
+fn write_lines(lines: &[impl AsRef<str>]) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    lines
+        .iter()
+        .try_for_each(|line| writeln!(out, "{}", line.as_ref()))
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::new(format!("cannot write to stdout: {e}")))
 }
 
 fn read_private_jwk(path: &Path) -> Result<OwnerPrivateKey, Failure> {
@@ -203,9 +221,18 @@ fn unwrap_node_key(
         "siteid: unwrapping the key ({} iterations)...",
         wrapped.p2c()
     );
-    wrapped
+    let key = wrapped
         .unwrap_with_password(password.as_bytes())
-        .map_err(|_| Failure::new("the password is wrong (the wrapped key does not decrypt)"))
+        .map_err(|_| Failure::new("the password is wrong (the wrapped key does not decrypt)"))?;
+    let published = OwnerPublicKey::from_json(&record.public_jwk)
+        .map_err(|e| Failure::new(format!("the stored public key {e}")))?;
+    if key.public_key() != published {
+        return Err(Failure::new(
+            "the wrapped key holds another key than the node publishes; run `siteid wrapped-key \
+             check` and restore a backup",
+        ));
+    }
+    Ok(key)
 }
 
 /// Share texts from the arguments, or else from stdin, one per line (blank lines skipped).
@@ -277,7 +304,17 @@ fn fetch(url: &str) -> Result<String, String> {
     let tls = ureq::tls::TlsConfig::builder()
         .unversioned_rustls_crypto_provider(provider)
         .build();
+    // Plain http only to this machine (a node under test); anywhere else, https all the way.
+    let loopback = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+        .is_some_and(|host| match host {
+            url::Host::Domain(name) => name == "localhost",
+            url::Host::Ipv4(ip) => ip.is_loopback(),
+            url::Host::Ipv6(ip) => ip.is_loopback(),
+        });
     let agent: ureq::Agent = ureq::Agent::config_builder()
+        .https_only(!loopback)
         .tls_config(tls)
         .timeout_global(Some(std::time::Duration::from_secs(20)))
         .build()
@@ -299,15 +336,13 @@ fn combine(args: &CombineArgs) -> Result<(), Failure> {
     let kid = key.public_key().thumbprint();
     let Some(data_dir) = &args.data_dir else {
         let jwk = key.to_json();
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(&jwk);
-        let _ = out.write_all(b"\n");
+        let text = Zeroizing::new(String::from_utf8_lossy(&jwk).into_owned());
+        write_lines(&[text.as_str()])?;
         eprintln!("siteid: rebuilt the key {kid} from set {set_id}; keep this private JWK secret");
         return Ok(());
     };
     store_rebuilt_key(args, data_dir, &key, &set_id)?;
-    println!("{kid}");
-    Ok(())
+    write_lines(&[kid])
 }
 
 /// Wraps the rebuilt key under a new password into a data directory: claims an unclaimed
@@ -390,25 +425,20 @@ fn store_rebuilt_key(
 
 fn check(args: &CheckArgs) -> Result<(), Failure> {
     let expected = expected_key(&args.expected)?;
-    let texts: Vec<Zeroizing<String>> = args
-        .shares
-        .iter()
-        .map(|a| Zeroizing::new(a.clone()))
-        .collect();
-    let shares = parse_all(&texts)?;
-    let mut out = std::io::stdout().lock();
+    let shares = parse_all(&share_texts(&args.shares)?)?;
+    let mut lines = Vec::new();
     for (i, share) in shares.iter().enumerate() {
-        let _ = writeln!(
-            out,
+        lines.push(format!(
             "share {}: ok: set {}, index {}, any {} rebuild the key",
             i + 1,
             share.set_id_hex(),
             share.index,
             share.threshold
-        );
+        ));
         if let Some(expected) = &expected
             && share.key_check != key_check(expected)
         {
+            write_lines(&lines)?;
             return Err(Failure {
                 message: format!(
                     "Share {} belongs to another key than {}.",
@@ -419,19 +449,19 @@ fn check(args: &CheckArgs) -> Result<(), Failure> {
             });
         }
     }
-    let key = match rebuild_key(&shares, expected.as_ref()) {
-        Ok(key) => key,
+    match rebuild_key(&shares, expected.as_ref()) {
+        Ok(key) => lines.push(format!(
+            "the shares rebuild the key {}",
+            key.public_key().thumbprint()
+        )),
         // Fewer than k shares that belong together are fine to check one by one.
         Err(error) if error.code == ShareErrorCode::TooFew => {
-            let _ = writeln!(out, "the shares belong together; {}", error.message);
-            return Ok(());
+            lines.push(format!("the shares belong together; {}", error.message));
         }
-        Err(error) => return Err(share_failure(error)),
-    };
-    let _ = writeln!(
-        out,
-        "the shares rebuild the key {}",
-        key.public_key().thumbprint()
-    );
-    Ok(())
+        Err(error) => {
+            write_lines(&lines)?;
+            return Err(share_failure(error));
+        }
+    }
+    write_lines(&lines)
 }

@@ -10,8 +10,9 @@ use crate::store::{Store, StoreError, owner};
 
 /// The longest label, in characters.
 pub const MAX_LABEL_CHARS: usize = 64;
-/// The most sets a node keeps (each is a few hundred bytes).
-pub const MAX_SETS: usize = 100;
+/// The most sets a node keeps (each is a few hundred bytes): a bound on storage that no owner
+/// should ever reach.
+pub const MAX_SETS: usize = 1000;
 
 /// Why a set was not recorded.
 #[derive(Debug, thiserror::Error)]
@@ -89,16 +90,17 @@ pub fn check(
             return Err(invalid(
                 "labels",
                 format!(
-                    "label {} must have 1 to {MAX_LABEL_CHARS} characters",
+                    "entry {} must have 1 to {MAX_LABEL_CHARS} characters",
                     i + 1
                 ),
             ));
         }
-        if label.chars().any(char::is_control) || label.trim() != label {
+        if label.chars().any(|c| c.is_control() || is_bidi_control(c)) || label.trim() != label {
             return Err(invalid(
                 "labels",
                 format!(
-                    "label {} must not contain control characters or start or end with a space",
+                    "entry {} must not contain control or text-direction characters, nor start \
+                     or end with a space",
                     i + 1
                 ),
             ));
@@ -110,6 +112,12 @@ pub fn check(
         shares,
         labels,
     })
+}
+
+/// Characters that reorder text on screen (Trojan Source, CVE-2021-42574), which a label has
+/// no use for.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Records a checked set for the owner's current key, with its audit event, in one

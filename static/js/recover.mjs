@@ -51,6 +51,10 @@ export function enterShares(publicJwk) {
         input.value = '';
         if (key) {
           form.hidden = list.hidden = true;
+          // The shares together are the key: keep none of them once it is rebuilt.
+          for (const entered of shares) entered.data.fill(0);
+          shares.length = 0;
+          form.onsubmit = input.onkeydown = null;
           resolve({ ...key, setId: share.setId });
         } else showStatus(`Share no. ${share.index} is valid: ${n} of the ${share.threshold} needed. Enter ${share.threshold - n} more.`);
       } catch (error) {

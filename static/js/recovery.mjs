@@ -55,7 +55,7 @@ async function split(event) {
   const threshold = Number($('threshold').value);
   const shares = Number($('count').value);
   const labels = [...$('labels').querySelectorAll('input')].map((input) => input.value.trim());
-  const bad = labels.findIndex((label) => !label || /\p{Cc}/u.test(label));
+  const bad = labels.findIndex((label) => !label || /[\p{Cc}\p{Cf}]/u.test(label));
   if (bad >= 0) {
     showError(`Give friend ${bad + 1} a name of 1 to 64 characters.`);
     $(`label-${bad + 1}`).focus();

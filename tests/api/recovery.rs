@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
+use sha2::Digest;
 
 use crate::helpers::{TestNode, TestOwner, spawn_node, spawn_node_with_clock};
 
@@ -123,6 +124,10 @@ fn bad_set_metadata_is_a_422_naming_the_field_and_records_nothing() {
         with("labels", json!(["a", "b", "c", "d", " padded"])),
         "labels",
     ));
+    cases.push((
+        with("labels", json!(["a", "b", "c", "d", "evil\u{202e}gpj.exe"])),
+        "labels",
+    ));
     // Shares themselves are never accepted: the API has no member that could carry one.
     cases.push((with("shares", json!(["06GM-N33R-0C0M"])), "shares"));
     for (body, field) in cases {
@@ -233,6 +238,22 @@ fn siteid(args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().expect("siteid finishes")
 }
 
+/// Runs the binary with its stdout on `/dev/full`, where every write fails.
+fn siteid_to_full_disk(args: &[&str]) -> Output {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full exists on Linux");
+    Command::new(BINARY)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(full))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run siteid")
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -288,6 +309,17 @@ fn the_command_line_splits_checks_and_restores_a_node_identity() {
     assert!(text(&check.stdout).contains(&format!("rebuild the key {kid}")));
     let one = siteid(&["shares", "check", &shares[1]], "");
     assert_exit(&one, 0, "one share alone");
+    // Plain http is refused for anything but this machine (192.0.2.1 is a documentation address).
+    let plain = siteid(
+        &["shares", "check", "--node", "http://192.0.2.1"],
+        &shares[0],
+    );
+    assert_exit(&plain, 1, "a remote node over plain http");
+    assert!(
+        text(&plain.stderr).contains("https only"),
+        "{}",
+        text(&plain.stderr)
+    );
 
     let mut typo = shares[3].clone().into_bytes();
     typo[20] = if typo[20] == b'Z' { b'Y' } else { b'Z' };
@@ -497,4 +529,62 @@ fn splitting_the_node_key_needs_its_password_and_records_the_set() {
         .collect();
     let first = siteid::recovery::Share::parse(shares[0], None).expect("a share");
     assert_eq!(sets["sets"][0]["set_id"], first.set_id_hex());
+    let from_stdin = siteid(&["shares", "check"], &shares.join("\n"));
+    assert_exit(&from_stdin, 0, "check reads stdin");
+    assert!(text(&from_stdin.stdout).contains("the shares rebuild the key"));
+
+    // Shares that cannot be written are not recorded as a set either.
+    let lost = siteid_to_full_disk(&[
+        "shares",
+        "split",
+        "-k",
+        "2",
+        "-n",
+        "3",
+        "--data-dir",
+        data_dir,
+        "--password-file",
+        &password,
+    ]);
+    assert_exit(&lost, 1, "stdout on a full disk");
+    assert!(text(&lost.stderr).contains("cannot write to stdout"));
+    let sets = node.call("GET", SETS, Some(&token), None, &[]).json();
+    assert_eq!(sets["sets"].as_array().expect("sets").len(), 1);
+
+    // A wrapped key that holds another key than the node publishes is not split.
+    let other = crate::helpers::vector("rust-wrapped-key.json");
+    let other_password = write(
+        work.path(),
+        "other",
+        other["password"].as_str().expect("password"),
+    );
+    let verifier = siteid::jose::b64::decode(other["unlock_verifier"].as_str().expect("verifier"))
+        .expect("base64url");
+    let verifier_hash: [u8; 32] = sha2::Sha256::digest(&verifier).into();
+    crate::helpers::with_store(dir.path(), |c| {
+        siteid::store::owner::replace_wrapped_key(
+            c,
+            other["wrapped_key"].as_str().expect("wrapped key"),
+            &verifier_hash,
+            crate::helpers::now(),
+        )
+    });
+    let mismatched = siteid(
+        &[
+            "shares",
+            "split",
+            "-k",
+            "2",
+            "-n",
+            "3",
+            "--data-dir",
+            data_dir,
+            "--password-file",
+            &other_password,
+        ],
+        "",
+    );
+    assert_exit(&mismatched, 1, "a wrapped key of another key");
+    assert!(text(&mismatched.stderr).contains("another key than the node publishes"));
+    assert!(mismatched.stdout.is_empty());
 }

@@ -300,15 +300,17 @@ fn ask_password() -> Result<Zeroizing<String>, Failure> {
     Ok(first)
 }
 
-fn init(args: &InitArgs) -> Result<(), Failure> {
-    let (_, store) = open_store(&args.node)?;
-    if store.run_blocking(|c| owner::exists(c))? {
-        return Err(Failure {
-            message: "this node already has an owner".into(),
-            code: EXIT_ALREADY_CLAIMED,
-        });
+/// The password for a new wrapped key, from a file or asked twice, with at least
+/// `MIN_PASSWORD_CHARS` characters; also checks the iteration count it will be used with.
+fn new_password(password_file: Option<&Path>, p2c: u32) -> Result<Zeroizing<String>, Failure> {
+    if !(jwe::MIN_P2C..=jwe::MAX_P2C).contains(&p2c) {
+        return Err(Failure::new(format!(
+            "--p2c must be from {} to {}",
+            jwe::MIN_P2C,
+            jwe::MAX_P2C
+        )));
     }
-    let password = match &args.password_file {
+    let password = match password_file {
         Some(path) => read_password_file(path)?,
         None => ask_password()?,
     };
@@ -318,13 +320,18 @@ fn init(args: &InitArgs) -> Result<(), Failure> {
              several words is easier to remember and harder to guess"
         )));
     }
-    if !(jwe::MIN_P2C..=jwe::MAX_P2C).contains(&args.p2c) {
-        return Err(Failure::new(format!(
-            "--p2c must be from {} to {}",
-            jwe::MIN_P2C,
-            jwe::MAX_P2C
-        )));
+    Ok(password)
+}
+
+fn init(args: &InitArgs) -> Result<(), Failure> {
+    let (_, store) = open_store(&args.node)?;
+    if store.run_blocking(|c| owner::exists(c))? {
+        return Err(Failure {
+            message: "this node already has an owner".into(),
+            code: EXIT_ALREADY_CLAIMED,
+        });
     }
+    let password = new_password(args.password_file.as_deref(), args.p2c)?;
     eprintln!(
         "siteid: deriving the key-encryption key ({} iterations)...",
         args.p2c

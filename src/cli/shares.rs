@@ -11,8 +11,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::{
-    EXIT_ALREADY_CLAIMED, Failure, MIN_PASSWORD_CHARS, NodeArgs, ask_password, open_store,
-    read_password_file,
+    EXIT_ALREADY_CLAIMED, Failure, NodeArgs, new_password, open_store, read_password_file,
 };
 use crate::audit::{self, Actor, AuditEvent};
 use crate::auth::claim::{self, CheckedClaim, ClaimError, ClaimVia};
@@ -353,13 +352,6 @@ fn store_rebuilt_key(
     key: &OwnerPrivateKey,
     set_id: &str,
 ) -> Result<(), Failure> {
-    if !(jwe::MIN_P2C..=jwe::MAX_P2C).contains(&args.p2c) {
-        return Err(Failure::new(format!(
-            "--p2c must be from {} to {}",
-            jwe::MIN_P2C,
-            jwe::MAX_P2C
-        )));
-    }
     let store = Store::open(data_dir)?;
     let kid = key.public_key().thumbprint();
     let existing = store.run_blocking(|c| owner::find(c))?;
@@ -369,15 +361,7 @@ fn store_rebuilt_key(
             code: EXIT_ALREADY_CLAIMED,
         });
     }
-    let password = match &args.password_file {
-        Some(path) => read_password_file(path)?,
-        None => ask_password()?,
-    };
-    if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(Failure::new(format!(
-            "the password must have at least {MIN_PASSWORD_CHARS} characters"
-        )));
-    }
+    let password = new_password(args.password_file.as_deref(), args.p2c)?;
     eprintln!("siteid: wrapping the key ({} iterations)...", args.p2c);
     let (wrapped_key, verifier) = jwe::wrap_private_key(key, password.as_bytes(), args.p2c)
         .map_err(|e| Failure::new(format!("wrapping the key failed: {e}")))?;

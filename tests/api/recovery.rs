@@ -366,18 +366,10 @@ fn the_command_line_splits_checks_and_restores_a_node_identity() {
     );
     let restored_dir = work.path().join("restored");
     let restored_dir = restored_dir.to_str().expect("utf-8");
-    let restore = siteid(
-        &[
-            "shares",
-            "combine",
-            "--data-dir",
-            restored_dir,
-            "--password-file",
-            &password,
-            "--p2c",
-            "210000",
-        ],
-        &format!("{}\n{}\n{}\n", shares[1], shares[3], shares[4]),
+    let restore = combine_into(
+        restored_dir,
+        &password,
+        &[&shares[1], &shares[3], &shares[4]],
     );
     assert_exit(&restore, 0, "restore into a new data dir");
     assert_eq!(text(&restore.stdout).trim(), kid);
@@ -402,32 +394,33 @@ fn the_command_line_splits_checks_and_restores_a_node_identity() {
     assert_eq!(jwks["keys"][0]["kid"], kid);
     assert_eq!(jwks["keys"][0]["x"], owner.public_jwk["x"]);
     restored.stop();
-    let again = siteid(
+    let again = combine_into(
+        restored_dir,
+        &password,
+        &[&shares[0], &shares[1], &shares[2]],
+    );
+    assert_exit(&again, 0, "a new password for the same key");
+    let foreign_shares: Vec<&String> = other_owner.shares.iter().collect();
+    let foreign = combine_into(restored_dir, &password, &foreign_shares);
+    assert_exit(&foreign, 3, "a node that has another owner");
+}
+
+/// `siteid shares combine` into a data dir, the shares on stdin.
+fn combine_into(data_dir: &str, password_file: &str, shares: &[&String]) -> Output {
+    let lines: Vec<&str> = shares.iter().map(|s| s.as_str()).collect();
+    siteid(
         &[
             "shares",
             "combine",
             "--data-dir",
-            restored_dir,
+            data_dir,
             "--password-file",
-            &password,
+            password_file,
             "--p2c",
             "210000",
         ],
-        &format!("{}\n{}\n{}\n", shares[0], shares[1], shares[2]),
-    );
-    assert_exit(&again, 0, "a new password for the same key");
-    let foreign = siteid(
-        &[
-            "shares",
-            "combine",
-            "--data-dir",
-            restored_dir,
-            "--password-file",
-            &password,
-        ],
-        &other_owner.shares.join("\n"),
-    );
-    assert_exit(&foreign, 3, "a node that has another owner");
+        &lines.join("\n"),
+    )
 }
 
 /// Another owner's key, as files and 2-of-2 shares.

@@ -115,17 +115,66 @@ export async function readShare(text, position = null) {
 async function publicOf(d) {
   const n = d.length === 48 && BigInt(`0x${hex(d)}`);
   if (!n || n >= ORDER) return null;
-  // PKCS#8 of an ECPrivateKey without publicKey: WebCrypto computes d·G.
+  let x, y;
+  // PKCS#8 of an ECPrivateKey without publicKey: Chromium and Node compute d·G.
   const der = unhex(`304e020100301006072a8648ce3d020106052b81040022043730350201010430${hex(d)}`);
   try {
     const key = await subtle.importKey('pkcs8', der, { name: 'ECDSA', namedCurve: 'P-384' }, true, ['sign']);
-    const { x, y } = await subtle.exportKey('jwk', key);
-    const publicJwk = { kty: 'EC', crv: 'P-384', x, y };
-    const kid = await jwkThumbprint(publicJwk);
-    return { publicJwk, kid, check: hex(decode(kid)).slice(0, 8) };
+    ({ x, y } = await subtle.exportKey('jwk', key));
+  } catch {
+    // Engines that want the public key in the PKCS#8: compute it here.
+    [x, y] = multiplyBase(n).map((c) => encode(unhex(c.toString(16).padStart(96, '0'))));
   } finally {
     der.fill(0);
   }
+  const publicJwk = { kty: 'EC', crv: 'P-384', x, y };
+  const kid = await jwkThumbprint(publicJwk);
+  return { publicJwk, kid, check: hex(decode(kid)).slice(0, 8) };
+}
+
+const P = 2n ** 384n - 2n ** 128n - 2n ** 96n + 2n ** 32n - 1n;
+const G = [
+  0xaa87ca22be8b05378eb1c71ef320ad746e1d3b628ba79b9859f741e082542a385502f25dbf55296c3a545e3872760ab7n,
+  0x3617de4a96262c6f5d9e98bf9292dc29f8f41dbd289a147ce9da3113b5f0b8c00a60b1ce1d7e819d7a431d7c90ea0e5fn,
+];
+const mod = (a) => ((a % P) + P) % P;
+
+/** Doubles a Jacobian point [X, Y, Z] on P-384 (a = -3). */
+function double([X, Y, Z]) {
+  const zz = (Z * Z) % P;
+  const yy = (Y * Y) % P;
+  const s = (4n * X * yy) % P;
+  const m = (3n * (X - zz) * (X + zz)) % P;
+  const x3 = mod(m * m - 2n * s);
+  return [x3, mod(m * (s - x3) - 8n * yy * yy), mod(2n * Y * Z)];
+}
+
+/** Adds the affine point [x, y] to the Jacobian point R; null is the point at infinity. */
+function addAffine(R, [x, y]) {
+  if (!R) return [x, y, 1n];
+  const [X, Y, Z] = R;
+  const zz = (Z * Z) % P;
+  const h = mod(x * zz - X);
+  const r = mod(y * zz * Z - Y);
+  if (h === 0n) return r === 0n ? double(R) : null;
+  const hh = (h * h) % P;
+  const hhh = (h * hh) % P;
+  const v = (X * hh) % P;
+  const x3 = mod(r * r - hhh - 2n * v);
+  return [x3, mod(r * (v - x3) - Y * hhh), (Z * h) % P];
+}
+
+/** n·G as affine BigInt coordinates, by double-and-add (only ever run on the owner's own device). */
+export function multiplyBase(n) {
+  let R = null;
+  for (let i = 383n; i >= 0n; i--) {
+    if (R) R = double(R);
+    if ((n >> i) & 1n) R = addAffine(R, G);
+  }
+  let inverse = 1n;
+  for (let b = R[2], e = P - 2n; e; e >>= 1n, b = (b * b) % P) if (e & 1n) inverse = (inverse * b) % P;
+  const zz = (inverse * inverse) % P;
+  return [(R[0] * zz) % P, (R[1] * zz * inverse) % P];
 }
 
 /** Splits a private P-384 JWK into `shares` texts of which any `threshold` rebuild it. */

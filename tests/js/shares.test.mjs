@@ -453,3 +453,43 @@ test('every case of shares-invalid.json gives the same code and position here', 
     else await assert.rejects(run, isShareError(code, position ?? null), description);
   }
 });
+
+test('the BigInt fallback computes the same public key as WebCrypto', async () => {
+  const { multiplyBase } = sh;
+  const order = 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n;
+  const toB64 = (n) => Buffer.from(n.toString(16).padStart(96, '0'), 'hex').toString('base64url');
+  const [gx, gy] = multiplyBase(1n);
+  const [nx, ny] = multiplyBase(order - 1n);
+  assert.equal(nx, gx, '(n-1)·G = -G has the x of G');
+  assert.equal(ny, 2n ** 384n - 2n ** 128n - 2n ** 96n + 2n ** 32n - 1n - gy, 'and the negated y');
+  for (let i = 0; i < 8; i++) {
+    const pair = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, true, ['sign']);
+    const jwk = await crypto.subtle.exportKey('jwk', pair.privateKey);
+    const d = BigInt(`0x${Buffer.from(jwk.d, 'base64url').toString('hex')}`);
+    const [x, y] = multiplyBase(d);
+    assert.deepEqual([toB64(x), toB64(y)], [jwk.x, jwk.y]);
+  }
+});
+
+test('rebuilding works in an engine that refuses PKCS#8 without a public key', async () => {
+  const fixture = readVector('rust-shares.json', 'run `SITEID_WRITE_FIXTURES=1 cargo test cross_fixtures`');
+  const { subtle } = crypto;
+  const importKey = subtle.importKey;
+  let refused = 0;
+  subtle.importKey = function (format, ...rest) {
+    if (format === 'pkcs8') {
+      refused++;
+      return Promise.reject(new DOMException('unsupported', 'NotSupportedError'));
+    }
+    return importKey.call(this, format, ...rest);
+  };
+  try {
+    const shares = await Promise.all(fixture.shares.slice(0, 3).map((text, i) => sh.readShare(text, i + 1)));
+    const { kid, privateJwk } = await sh.rebuildKey(shares);
+    assert.ok(refused > 0, 'the PKCS#8 import was tried and refused');
+    assert.equal(kid, fixture.kid);
+    assert.equal(privateJwk.d, fixture.private_jwk.d);
+  } finally {
+    subtle.importKey = importKey;
+  }
+});

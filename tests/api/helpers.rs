@@ -282,6 +282,20 @@ impl TestNode {
             .collect()
     }
 
+    /// The newest audit entry named `event` (among the newest 500), read over the API.
+    pub fn audit_entry(&self, token: &str, event: &str) -> Value {
+        let audit = self
+            .call("GET", "/api/v1/audit?limit=500", Some(token), None, &[])
+            .json();
+        audit["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .find(|e| e["event"] == event)
+            .unwrap_or_else(|| panic!("no {event} in the audit log"))
+            .clone()
+    }
+
     /// Sends a raw HTTP/1.1 GET with the path exactly as given (no client-side normalisation).
     pub fn raw_get_status(&self, path: &str) -> u16 {
         use std::io::{Read, Write};

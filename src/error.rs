@@ -33,6 +33,8 @@ pub struct ProblemDetails {
     pub field: Option<String>,
     pub retry_after: Option<i64>,
     pub request_id: Option<String>,
+    /// The methods a resource serves, for the `Allow` header of a 405.
+    pub allow: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -66,6 +68,7 @@ impl Problem {
             field: None,
             retry_after: None,
             request_id: None,
+            allow: None,
         }))
     }
 
@@ -91,14 +94,16 @@ impl Problem {
         )
     }
 
-    /// 405 for a method a resource does not support.
-    pub fn method_not_allowed() -> Self {
-        Problem::new(
+    /// 405 for a method a resource does not support; `allow` lists those it does.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        let mut problem = Problem::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method-not-allowed",
             "Method not allowed",
-            "This address does not support the request method.",
-        )
+            format!("This address does not support the request method; it allows {allow}."),
+        );
+        problem.allow = Some(allow);
+        problem
     }
 
     /// 404 before the node has an owner.
@@ -172,6 +177,9 @@ impl ResponseError for Problem {
             .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        if let Some(allow) = self.allow {
+            response.insert_header((header::ALLOW, allow));
         }
         response.body(self.body())
     }

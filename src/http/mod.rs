@@ -56,18 +56,18 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/owner")
                         .route(web::post().to(owner::claim))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(not_allowed("POST")),
                 )
                 .service(
                     web::resource("/unlock")
                         .route(web::get().to(unlock::parameters))
                         .route(web::post().to(unlock::unlock))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(not_allowed("GET, POST")),
                 )
                 .service(
                     web::resource("/owner/wrapped-key")
                         .route(web::put().to(owner::replace_wrapped_key))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(not_allowed("PUT")),
                 )
                 .service(post_only("/auth/challenge", auth::challenge))
                 .service(post_only("/auth/login", auth::login))
@@ -76,12 +76,12 @@ pub fn routes(config: &mut web::ServiceConfig) {
                     web::resource("/session")
                         .route(web::get().to(sessions::current))
                         .route(web::delete().to(sessions::sign_out))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(not_allowed("GET, DELETE")),
                 )
                 .service(
                     web::resource("/sessions")
                         .route(web::get().to(sessions::list))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(not_allowed("GET")),
                 )
                 .service(post_only(
                     "/sessions/revoke-others",
@@ -90,28 +90,28 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/sessions/{id}")
                         .route(web::delete().to(sessions::revoke))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(not_allowed("DELETE")),
                 )
                 .service(
                     web::resource("/recovery/sets")
                         .route(web::get().to(recovery::list))
                         .route(web::post().to(recovery::create))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(not_allowed("GET, POST")),
                 )
                 .service(
                     web::resource("/audit")
                         .route(web::get().to(sessions::audit))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(not_allowed("GET")),
                 )
                 .service(
                     web::resource("/ws")
                         .route(web::get().to(crate::ws::handshake))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(not_allowed("GET")),
                 )
                 .service(
                     web::resource("/health")
                         .route(web::get().to(health))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(not_allowed("GET")),
                 )
                 .default_service(web::to(not_found)),
         )
@@ -121,19 +121,19 @@ pub fn routes(config: &mut web::ServiceConfig) {
                     web::resource("/jwks.json")
                         .route(web::get().to(well_known::jwks))
                         .route(web::head().to(well_known::jwks))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(not_allowed("GET, HEAD")),
                 )
                 .service(
                     web::resource("/did.json")
                         .route(web::get().to(well_known::did_document))
                         .route(web::head().to(well_known::did_document))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(not_allowed("GET, HEAD")),
                 )
                 .service(
                     web::resource("/{name:.*}")
                         .route(web::get().to(well_known::directory_file))
                         .route(web::head().to(well_known::directory_file))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(not_allowed("GET, HEAD")),
                 ),
         )
         .service(page("/", pages::home))
@@ -146,7 +146,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
             web::resource("/assets/{version}/{path:.+}")
                 .route(web::get().to(assets::asset))
                 .route(web::head().to(assets::asset))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(not_allowed("GET, HEAD")),
         )
         .default_service(web::to(not_found));
 }
@@ -161,7 +161,7 @@ where
     web::resource(path)
         .route(web::get().to(handler.clone()))
         .route(web::head().to(handler))
-        .default_service(web::to(method_not_allowed))
+        .default_service(not_allowed("GET, HEAD"))
 }
 
 /// A resource that answers POST only.
@@ -173,7 +173,7 @@ where
 {
     web::resource(path)
         .route(web::post().to(handler))
-        .default_service(web::to(method_not_allowed))
+        .default_service(not_allowed("POST"))
 }
 
 /// Query strings that do not parse are 422 problems naming the parameter when serde does.
@@ -210,6 +210,7 @@ async fn not_found() -> Result<HttpResponse, Problem> {
     Err(Problem::not_found())
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, Problem> {
-    Err(Problem::method_not_allowed())
+/// The 405 answer of a resource that serves the methods in `allow` (its `Allow` header).
+fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move || async move { Err::<HttpResponse, Problem>(Problem::method_not_allowed(allow)) })
 }

@@ -115,11 +115,20 @@ fn unknown_paths_and_methods_are_problems() {
     let (_dir, node) = spawn_node();
     node.get("/api/v1/nothing").problem(404);
     node.get("/nothing").problem(404);
-    node.get("/api/v1/owner").problem(405);
-    node.post_json("/.well-known/jwks.json", &json!({}))
-        .problem(405);
-    node.post_json("/.well-known/security.txt", &json!({}))
-        .problem(405);
+    // A 405 names the methods the resource does serve (RFC 9110 §15.5.6).
+    let cases: [(&str, &str, &str); 6] = [
+        ("GET", "/api/v1/owner", "POST"),
+        ("POST", "/.well-known/jwks.json", "GET, HEAD"),
+        ("POST", "/.well-known/security.txt", "GET, HEAD"),
+        ("DELETE", "/api/v1/recovery/sets", "GET, POST"),
+        ("PUT", "/api/v1/session", "GET, DELETE"),
+        ("POST", "/recover", "GET, HEAD"),
+    ];
+    for (method, path, allow) in cases {
+        let answer = node.call(method, path, None, Some(&json!({})), &[]);
+        answer.problem(405);
+        assert_eq!(answer.header("allow"), Some(allow), "{method} {path}");
+    }
 }
 
 #[test]

@@ -97,6 +97,34 @@ struct Registry {
     by_id: HashMap<String, SessionInfo>,
     by_token: HashMap<[u8; 32], String>,
     persisted_seen: HashMap<String, i64>,
+    /// Ends already out of memory whose database write failed; the sweeper retries them, so
+    /// that an ended session does not come back at the next start.
+    unwritten_ends: Vec<SessionEnds>,
+}
+
+/// Sessions ended together: deleted from the database with one audit entry each.
+#[derive(Debug, Clone)]
+struct SessionEnds {
+    ids: Vec<String>,
+    reason: EndReason,
+    actor: Actor,
+    at: i64,
+}
+
+impl SessionEnds {
+    fn write(&self, connection: &mut rusqlite::Connection) -> Result<(), StoreError> {
+        let tx = connection.transaction()?;
+        rows::delete(&tx, &self.ids)?;
+        for id in &self.ids {
+            let event = AuditEvent::SessionEnded {
+                session_id: id.clone(),
+                reason: self.reason.as_str(),
+            };
+            audit::append(&tx, self.at, &event, &self.actor)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
 }
 
 /// The node's sessions.
@@ -146,19 +174,13 @@ impl Sessions {
         }
         if !ended.is_empty() {
             // Sessions that expired while the node was down are ended and audited like any other.
-            store.run_blocking(|c| {
-                let tx = c.transaction()?;
-                rows::delete(&tx, &ended)?;
-                for id in &ended {
-                    let event = AuditEvent::SessionEnded {
-                        session_id: id.clone(),
-                        reason: EndReason::Expired.as_str(),
-                    };
-                    audit::append(&tx, now, &event, &Actor::local())?;
-                }
-                tx.commit()?;
-                Ok::<_, StoreError>(())
-            })?;
+            let ends = SessionEnds {
+                ids: ended,
+                reason: EndReason::Expired,
+                actor: Actor::local(),
+                at: now,
+            };
+            store.run_blocking(|c| ends.write(c))?;
         }
         let (events, _) = broadcast::channel(1024);
         Ok(Sessions {
@@ -349,31 +371,50 @@ impl Sessions {
             return Ok(0);
         }
         let count = ended.len();
-        let ids = ended.clone();
-        let actor = actor.clone();
-        store
-            .run(move |c| {
-                let tx = c.transaction()?;
-                rows::delete(&tx, &ids)?;
-                for id in &ids {
-                    let event = AuditEvent::SessionEnded {
-                        session_id: id.clone(),
-                        reason: reason.as_str(),
-                    };
-                    audit::append(&tx, now, &event, &actor)?;
-                }
-                tx.commit()?;
-                Ok::<_, StoreError>(())
-            })
-            .await?;
-        for id in ended {
-            let _ = self.events.send(SessionEvent::Ended { id, reason });
+        let ends = SessionEnds {
+            ids: ended,
+            reason,
+            actor: actor.clone(),
+            at: now,
+        };
+        let written = {
+            let ends = ends.clone();
+            store.run(move |c| ends.write(c)).await
+        };
+        for id in &ends.ids {
+            let _ = self.events.send(SessionEvent::Ended {
+                id: id.clone(),
+                reason,
+            });
+        }
+        if let Err(error) = written {
+            self.lock().unwritten_ends.push(ends);
+            return Err(error);
         }
         Ok(count)
     }
 
-    /// Ends every session that has expired by `now`.
+    /// Writes the ends whose database write failed earlier; those that fail again stay queued.
+    async fn retry_unwritten_ends(&self, store: &Store) -> Result<(), StoreError> {
+        let queued = std::mem::take(&mut self.lock().unwritten_ends);
+        let mut first_error = None;
+        for ends in queued {
+            let attempt = {
+                let ends = ends.clone();
+                store.run(move |c| ends.write(c)).await
+            };
+            if let Err(error) = attempt {
+                self.lock().unwritten_ends.push(ends);
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Writes ends whose database write failed before, then ends every session that has
+    /// expired by `now`.
     pub async fn sweep(&self, store: &Store, now: i64) -> Result<usize, StoreError> {
+        self.retry_unwritten_ends(store).await?;
         let expired: Vec<String> = self
             .lock()
             .by_id
@@ -386,5 +427,73 @@ impl Sessions {
         }
         self.end(store, expired, EndReason::Expired, &Actor::local(), now)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_store(dir: &std::path::Path) -> Store {
+        Store::open(dir).expect("store")
+    }
+
+    fn stored_ids(store: &Store) -> Vec<String> {
+        store
+            .run_blocking(|c| rows::all(c))
+            .expect("rows")
+            .into_iter()
+            .map(|row| row.id)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_end_the_database_refused_is_written_by_the_next_sweep() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_store(dir.path());
+        let sessions = Sessions::load(&store, SessionPolicy::default(), 1_000).expect("load");
+        let actor = Actor::local();
+        let (info, token) = sessions
+            .create(&store, "kid", &actor, "test", 1_000)
+            .await
+            .expect("create");
+        // The next delete from the session table fails, as a full disk would make it.
+        store
+            .run_blocking(|c| {
+                c.execute_batch(
+                    "CREATE TEMP TRIGGER refuse_delete BEFORE DELETE ON session
+                     BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;",
+                )
+                .map_err(StoreError::from)
+            })
+            .expect("trigger");
+        let ended = sessions
+            .end(
+                &store,
+                vec![info.id.clone()],
+                EndReason::Revoked,
+                &actor,
+                1_001,
+            )
+            .await;
+        assert!(ended.is_err());
+        assert!(
+            sessions.authenticate(&token, 1_001).is_none(),
+            "revoked at once"
+        );
+        assert_eq!(stored_ids(&store), vec![info.id.clone()], "the write failed");
+        store
+            .run_blocking(|c| {
+                c.execute_batch("DROP TRIGGER refuse_delete")
+                    .map_err(StoreError::from)
+            })
+            .expect("drop trigger");
+        sessions.sweep(&store, 1_002).await.expect("sweep");
+        assert!(stored_ids(&store).is_empty(), "the sweep wrote the end");
+        let reloaded = Sessions::load(&store, SessionPolicy::default(), 1_003).expect("reload");
+        assert!(
+            reloaded.authenticate(&token, 1_003).is_none(),
+            "not back after a restart"
+        );
     }
 }

@@ -481,7 +481,11 @@ mod tests {
             sessions.authenticate(&token, 1_001).is_none(),
             "revoked at once"
         );
-        assert_eq!(stored_ids(&store), vec![info.id.clone()], "the write failed");
+        assert_eq!(
+            stored_ids(&store),
+            vec![info.id.clone()],
+            "the write failed"
+        );
         store
             .run_blocking(|c| {
                 c.execute_batch("DROP TRIGGER refuse_delete")

@@ -269,31 +269,28 @@ impl TestNode {
         )
     }
 
-    /// The event names of the newest audit entries (up to 500), newest first, read over the API.
-    pub fn audit_events(&self, token: &str) -> Vec<String> {
+    /// The newest audit entries (up to 500), newest first, read over the API.
+    pub fn audit_entries(&self, token: &str) -> Vec<Value> {
         let audit = self
             .call("GET", "/api/v1/audit?limit=500", Some(token), None, &[])
             .json();
-        audit["entries"]
-            .as_array()
-            .expect("entries")
+        audit["entries"].as_array().expect("entries").clone()
+    }
+
+    /// The event names of the newest audit entries, newest first.
+    pub fn audit_events(&self, token: &str) -> Vec<String> {
+        self.audit_entries(token)
             .iter()
             .filter_map(|e| e["event"].as_str().map(str::to_owned))
             .collect()
     }
 
-    /// The newest audit entry named `event` (among the newest 500), read over the API.
+    /// The newest audit entry named `event`.
     pub fn audit_entry(&self, token: &str, event: &str) -> Value {
-        let audit = self
-            .call("GET", "/api/v1/audit?limit=500", Some(token), None, &[])
-            .json();
-        audit["entries"]
-            .as_array()
-            .expect("entries")
-            .iter()
+        self.audit_entries(token)
+            .into_iter()
             .find(|e| e["event"] == event)
             .unwrap_or_else(|| panic!("no {event} in the audit log"))
-            .clone()
     }
 
     /// Sends a raw HTTP/1.1 GET with the path exactly as given (no client-side normalisation).

@@ -391,6 +391,22 @@ fn the_command_line_splits_checks_and_restores_a_node_identity() {
     assert_exit(&foreign, 3, "a node that has another owner");
 }
 
+/// The arguments of `siteid shares split` 2 of 3 of a node's key.
+fn split_2_of_3<'a>(data_dir: &'a str, password_file: &'a str) -> Vec<&'a str> {
+    vec![
+        "shares",
+        "split",
+        "-k",
+        "2",
+        "-n",
+        "3",
+        "--data-dir",
+        data_dir,
+        "--password-file",
+        password_file,
+    ]
+}
+
 /// `siteid shares combine` into a data dir, the shares on stdin.
 fn combine_into(data_dir: &str, password_file: &str, shares: &[&String]) -> Output {
     let lines: Vec<&str> = shares.iter().map(|s| s.as_str()).collect();
@@ -445,21 +461,7 @@ fn splitting_the_node_key_needs_its_password_and_records_the_set() {
     );
     let wrong = write(work.path(), "wrong", "not the password at all");
     let data_dir = dir.path().to_str().expect("utf-8");
-    let refused = siteid(
-        &[
-            "shares",
-            "split",
-            "-k",
-            "2",
-            "-n",
-            "3",
-            "--data-dir",
-            data_dir,
-            "--password-file",
-            &wrong,
-        ],
-        "",
-    );
+    let refused = siteid(&split_2_of_3(data_dir, &wrong), "");
     assert_exit(&refused, 1, "a wrong password");
     assert!(text(&refused.stdout).is_empty());
     let bad_range = siteid(
@@ -478,23 +480,10 @@ fn splitting_the_node_key_needs_its_password_and_records_the_set() {
     assert_exit(&bad_range, 2, "threshold 1");
     let split = siteid(
         &[
-            "shares",
-            "split",
-            "-k",
-            "2",
-            "-n",
-            "3",
-            "--data-dir",
-            data_dir,
-            "--password-file",
-            &password,
-            "--label",
-            "Alice",
-            "--label",
-            "Bob",
-            "--label",
-            "Carol",
-        ],
+            split_2_of_3(data_dir, &password),
+            vec!["--label", "Alice", "--label", "Bob", "--label", "Carol"],
+        ]
+        .concat(),
         "",
     );
     assert_exit(&split, 0, "split the node key");
@@ -513,18 +502,7 @@ fn splitting_the_node_key_needs_its_password_and_records_the_set() {
     assert!(text(&from_stdin.stdout).contains("the shares rebuild the key"));
 
     // Shares that cannot be written are not recorded as a set either.
-    let lost = siteid_to_full_disk(&[
-        "shares",
-        "split",
-        "-k",
-        "2",
-        "-n",
-        "3",
-        "--data-dir",
-        data_dir,
-        "--password-file",
-        &password,
-    ]);
+    let lost = siteid_to_full_disk(&split_2_of_3(data_dir, &password));
     assert_exit(&lost, 1, "stdout on a full disk");
     assert!(text(&lost.stderr).contains("cannot write to stdout"));
     let sets = node.call("GET", SETS, Some(&token), None, &[]).json();
@@ -548,21 +526,7 @@ fn splitting_the_node_key_needs_its_password_and_records_the_set() {
             crate::helpers::now(),
         )
     });
-    let mismatched = siteid(
-        &[
-            "shares",
-            "split",
-            "-k",
-            "2",
-            "-n",
-            "3",
-            "--data-dir",
-            data_dir,
-            "--password-file",
-            &other_password,
-        ],
-        "",
-    );
+    let mismatched = siteid(&split_2_of_3(data_dir, &other_password), "");
     assert_exit(&mismatched, 1, "a wrapped key of another key");
     assert!(text(&mismatched.stderr).contains("another key than the node publishes"));
     assert!(mismatched.stdout.is_empty());

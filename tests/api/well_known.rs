@@ -188,3 +188,96 @@ fn a_file_named_like_a_generated_document_is_ignored() {
     let jwks = node.get("/.well-known/jwks.json").json();
     assert_eq!(jwks["keys"][0]["x"], owner.public_jwk["x"]);
 }
+
+/// Waits until `path` answers 200 with `body`.
+fn wait_for_body(node: &TestNode, path: &str, body: &str) -> bool {
+    wait_until(Duration::from_secs(10), || {
+        let answer = node.get(path);
+        answer.status == 200 && answer.body == body
+    })
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_through_a_hidden_directory_is_not_served() {
+    use std::os::unix::fs::symlink;
+    let (_dir, node) = spawn_node();
+    let dir = well_known_dir(&node);
+    std::fs::create_dir(dir.join(".private")).expect("mkdir");
+    std::fs::write(dir.join(".private/secret.txt"), "secret").expect("write");
+    std::fs::create_dir(dir.join("sub")).expect("mkdir");
+    std::fs::write(dir.join("sub/inner.txt"), "inner").expect("write");
+    std::fs::write(dir.join("visible.txt"), "visible").expect("write");
+    symlink(".private", dir.join("pubdir")).expect("symlink");
+    symlink(".private/secret.txt", dir.join("peek.txt")).expect("symlink");
+    symlink("../.private/secret.txt", dir.join("sub/up.txt")).expect("symlink");
+    symlink("visible.txt", dir.join("alias.txt")).expect("symlink");
+    symlink("sub", dir.join("subalias")).expect("symlink");
+    // Written last: once it is served, the index holds everything above.
+    std::fs::write(dir.join("marker.txt"), "m").expect("write");
+    assert!(wait_for_body(&node, "/.well-known/marker.txt", "m"));
+    node.get("/.well-known/pubdir/secret.txt").problem(404);
+    node.get("/.well-known/peek.txt").problem(404);
+    node.get("/.well-known/sub/up.txt").problem(404);
+    node.get("/.well-known/.private/secret.txt").problem(404);
+    assert_eq!(node.get("/.well-known/visible.txt").body, "visible");
+    assert_eq!(node.get("/.well-known/alias.txt").body, "visible");
+    assert_eq!(node.get("/.well-known/sub/inner.txt").body, "inner");
+    assert_eq!(node.get("/.well-known/subalias/inner.txt").body, "inner");
+}
+
+#[test]
+fn a_directory_replaced_by_a_deploy_is_served_and_watched() {
+    let (_dir, node) = spawn_node();
+    let dir = well_known_dir(&node);
+    std::fs::write(dir.join("version.txt"), "1").expect("write");
+    assert!(wait_for_body(&node, "/.well-known/version.txt", "1"));
+
+    // Deploy by renaming: the old directory moves aside and a new one takes its place.
+    let fresh = node.data_dir.join("well-known.new");
+    std::fs::create_dir(&fresh).expect("mkdir");
+    std::fs::write(fresh.join("version.txt"), "2").expect("write");
+    std::fs::write(fresh.join("added.txt"), "added").expect("write");
+    std::fs::rename(&dir, node.data_dir.join("well-known.old")).expect("move old aside");
+    std::fs::rename(&fresh, &dir).expect("move new in");
+    assert!(wait_for_body(&node, "/.well-known/version.txt", "2"));
+    assert_eq!(node.get("/.well-known/added.txt").body, "added");
+    std::fs::write(dir.join("later.txt"), "later").expect("write");
+    assert!(wait_for_body(&node, "/.well-known/later.txt", "later"));
+
+    // Deploy by deleting: nothing is served while the directory is missing.
+    std::fs::remove_dir_all(&dir).expect("delete");
+    assert!(wait_until(Duration::from_secs(10), || node
+        .get("/.well-known/version.txt")
+        .status
+        == 404));
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(dir.join("version.txt"), "3").expect("write");
+    assert!(wait_for_body(&node, "/.well-known/version.txt", "3"));
+    std::fs::write(dir.join("version.txt"), "4").expect("write");
+    assert!(wait_for_body(&node, "/.well-known/version.txt", "4"));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_swapped_symlink_to_a_release_directory_is_followed() {
+    use std::os::unix::fs::symlink;
+    let (_dir, node) = spawn_node();
+    let dir = well_known_dir(&node);
+    let releases = node.data_dir.join("releases");
+    for release in ["1", "2"] {
+        std::fs::create_dir_all(releases.join(release)).expect("mkdir");
+        std::fs::write(releases.join(release).join("version.txt"), release).expect("write");
+    }
+    std::fs::remove_dir(&dir).expect("delete the empty directory");
+    symlink("releases/1", &dir).expect("symlink");
+    assert!(wait_for_body(&node, "/.well-known/version.txt", "1"));
+
+    // Swap atomically: a new link renamed over the old one.
+    let next = node.data_dir.join("well-known.next");
+    symlink("releases/2", &next).expect("symlink");
+    std::fs::rename(&next, &dir).expect("swap the link");
+    assert!(wait_for_body(&node, "/.well-known/version.txt", "2"));
+    std::fs::write(releases.join("2/later.txt"), "later").expect("write");
+    assert!(wait_for_body(&node, "/.well-known/later.txt", "later"));
+}

@@ -37,12 +37,19 @@ pub enum AuditEvent {
     WrappedKeyServed {
         kid: String,
     },
+    /// Failed unlocks from one network in one minute.
     UnlockFailed {
-        failures_from_client: usize,
+        count: u64,
+        clients: u64,
+        first_at: i64,
+        reason: String,
     },
+    /// Unlock windows that filled in one minute: `clients` clients (or networks) of one
+    /// network, or the node-wide window.
     UnlockThrottled {
-        retry_after: i64,
         scope: &'static str,
+        clients: u64,
+        retry_after: i64,
     },
     SessionCreated {
         session_id: String,
@@ -56,10 +63,16 @@ pub enum AuditEvent {
     SessionSteppedUp {
         session_id: String,
     },
+    /// Failed sign-ins from one network in one minute; `reason` is the last one's.
     LoginFailed {
+        count: u64,
+        clients: u64,
+        first_at: i64,
         reason: String,
     },
+    /// Clients of one network whose sign-in window filled in one minute.
     LoginThrottled {
+        clients: u64,
         retry_after: i64,
     },
     WrappedKeyReplaced {
@@ -77,6 +90,21 @@ pub enum AuditEvent {
         kid: String,
         threshold: u8,
         shares: u8,
+    },
+    /// Entries of budgeted types not written one by one in the minute from `minute_start`,
+    /// counted by type (failure types count failures, others events).
+    AuditSuppressed {
+        minute_start: i64,
+        counts: std::collections::BTreeMap<String, u64>,
+    },
+    UnlockCodeCreated {
+        code_id: String,
+        expires_at: i64,
+        /// The session that made it; `None` from the command line.
+        session_id: Option<String>,
+    },
+    UnlockCodeUsed {
+        code_id: String,
     },
 }
 
@@ -99,6 +127,9 @@ impl AuditEvent {
             AuditEvent::WrappedKeyReplaced { .. } => "wrapped_key.replaced",
             AuditEvent::OwnerRecovered { .. } => "owner.recovered",
             AuditEvent::RecoverySetCreated { .. } => "recovery.set_created",
+            AuditEvent::AuditSuppressed { .. } => "audit.suppressed",
+            AuditEvent::UnlockCodeCreated { .. } => "unlock_code.created",
+            AuditEvent::UnlockCodeUsed { .. } => "unlock_code.used",
         }
     }
 
@@ -121,11 +152,24 @@ impl AuditEvent {
                 json!({ "kid": kid })
             }
             AuditEvent::UnlockFailed {
-                failures_from_client,
-            } => json!({ "failures_from_client": failures_from_client }),
-            AuditEvent::UnlockThrottled { retry_after, scope } => {
-                json!({ "retry_after": retry_after, "scope": scope })
+                count,
+                clients,
+                first_at,
+                reason,
             }
+            | AuditEvent::LoginFailed {
+                count,
+                clients,
+                first_at,
+                reason,
+            } => {
+                json!({ "count": count, "clients": clients, "first_at": first_at, "reason": reason })
+            }
+            AuditEvent::UnlockThrottled {
+                scope,
+                clients,
+                retry_after,
+            } => json!({ "scope": scope, "clients": clients, "retry_after": retry_after }),
             AuditEvent::SessionCreated {
                 session_id,
                 kid,
@@ -135,8 +179,10 @@ impl AuditEvent {
                 json!({ "session_id": session_id, "reason": reason })
             }
             AuditEvent::SessionSteppedUp { session_id } => json!({ "session_id": session_id }),
-            AuditEvent::LoginFailed { reason } => json!({ "reason": reason }),
-            AuditEvent::LoginThrottled { retry_after } => json!({ "retry_after": retry_after }),
+            AuditEvent::LoginThrottled {
+                clients,
+                retry_after,
+            } => json!({ "clients": clients, "retry_after": retry_after }),
             AuditEvent::WrappedKeyReplaced { kid, session_id } => {
                 json!({ "kid": kid, "session_id": session_id })
             }
@@ -151,6 +197,16 @@ impl AuditEvent {
                 threshold,
                 shares,
             } => json!({ "set_id": set_id, "kid": kid, "threshold": threshold, "shares": shares }),
+            AuditEvent::AuditSuppressed {
+                minute_start,
+                counts,
+            } => json!({ "minute_start": minute_start, "counts": counts }),
+            AuditEvent::UnlockCodeCreated {
+                code_id,
+                expires_at,
+                session_id,
+            } => json!({ "code_id": code_id, "expires_at": expires_at, "session_id": session_id }),
+            AuditEvent::UnlockCodeUsed { code_id } => json!({ "code_id": code_id }),
         }
     }
 }
@@ -310,7 +366,10 @@ mod tests {
                         &tx,
                         1_000 + i as i64,
                         &AuditEvent::UnlockFailed {
-                            failures_from_client: i,
+                            count: i as u64,
+                            clients: 1,
+                            first_at: 1_000,
+                            reason: "wrong_verifier".into(),
                         },
                         &Actor::client("192.0.2.1".into(), Some("test")),
                     )?;

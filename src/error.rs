@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::auth::claim::ClaimError;
 use crate::auth::login::LoginError;
+use crate::auth::throttle::Scope;
 use crate::auth::unlock::UnlockError;
 use crate::recovery::sets::{MAX_SETS, SetError};
 use crate::telemetry;
@@ -35,6 +36,8 @@ pub struct ProblemDetails {
     pub request_id: Option<String>,
     /// The methods a resource serves, for the `Allow` header of a 405.
     pub allow: Option<&'static str>,
+    /// Which throttle window is full (`client`, `network`, `node`), on 429 answers.
+    pub scope: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -50,6 +53,8 @@ struct ProblemBody<'a> {
     retry_after: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
 }
 
 impl Problem {
@@ -69,6 +74,7 @@ impl Problem {
             retry_after: None,
             request_id: None,
             allow: None,
+            scope: None,
         }))
     }
 
@@ -140,6 +146,7 @@ impl Problem {
             field: self.field.as_deref(),
             retry_after: self.retry_after,
             request_id: self.request_id.as_deref(),
+            scope: self.scope,
         };
         serde_json::to_string(&body).unwrap_or_default()
     }
@@ -237,8 +244,8 @@ impl From<UnlockError> for Problem {
     fn from(error: UnlockError) -> Self {
         match error {
             UnlockError::NotClaimed => Problem::not_claimed(),
-            UnlockError::InvalidVerifier(message) => {
-                Problem::invalid_field("unlock_verifier", format!("unlock_verifier {message}"))
+            UnlockError::Invalid { field, message } => {
+                Problem::invalid_field(field, format!("{field} {message}."))
             }
             UnlockError::WrongVerifier => Problem::new(
                 StatusCode::UNAUTHORIZED,
@@ -246,14 +253,26 @@ impl From<UnlockError> for Problem {
                 "The password is wrong",
                 "The unlock verifier does not match: the password is wrong.",
             ),
+            UnlockError::WrongCode => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "wrong-unlock-code",
+                "The unlock code is not valid",
+                "The unlock code is wrong, was used already or has expired. Make a new one on a \
+                 signed-in device (Account, one-time unlock code) or with `siteid unlock-code`.",
+            ),
             UnlockError::Throttled { retry_after, scope } => {
                 let detail = match scope {
-                    crate::auth::throttle::Scope::Client => format!(
+                    Scope::Client => format!(
                         "Too many wrong passwords from this address. Try again in {retry_after} seconds."
                     ),
-                    crate::auth::throttle::Scope::Node => format!(
+                    Scope::Network => format!(
+                        "Too many wrong passwords from this network today. Try again in \
+                         {retry_after} seconds, or unlock with a one-time unlock code."
+                    ),
+                    Scope::Node => format!(
                         "Too many wrong passwords on this node today; password unlock is paused \
-                         for everyone. Try again in {retry_after} seconds."
+                         for everyone. Try again in {retry_after} seconds, or unlock with a \
+                         one-time unlock code from a signed-in device or `siteid unlock-code`."
                     ),
                 };
                 let mut problem = Problem::new(
@@ -263,6 +282,7 @@ impl From<UnlockError> for Problem {
                     detail,
                 );
                 problem.retry_after = Some(retry_after);
+                problem.scope = Some(scope.as_str());
                 problem
             }
             UnlockError::Internal(cause) => Problem::internal(&cause),
@@ -289,6 +309,7 @@ impl From<LoginError> for Problem {
                     ),
                 );
                 problem.retry_after = Some(retry_after);
+                problem.scope = Some(Scope::Client.as_str());
                 problem
             }
             LoginError::Internal(cause) => Problem::internal(&cause),

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod jose;
+pub mod limits;
 pub mod recovery;
 pub mod startup;
 pub mod store;

@@ -9,7 +9,7 @@ use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpServer, web};
 
 use crate::audit::{self, Actor, AuditEvent};
-use crate::auth::AuditLimiter;
+use crate::auth::attempts::AttemptLedger;
 use crate::auth::challenge::Challenges;
 use crate::auth::claim::current_claim_token;
 use crate::auth::keys::RegisteredKeys;
@@ -17,12 +17,16 @@ use crate::auth::sessions::Sessions;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{PublicUrl, Settings};
 use crate::http::{self, AppState};
+use crate::limits::{self, ConnectionCaps};
 use crate::store::{Store, StoreError, meta, owner};
 use crate::telemetry;
 use crate::well_known_dir::WellKnownDir;
 
 /// How long in-flight requests get to finish after a stop signal, in seconds.
 pub const SHUTDOWN_GRACE_SECONDS: u64 = 10;
+/// How long a new connection may take to send its first request head, and how long an idle
+/// keep-alive connection stays open, in seconds.
+pub const IDLE_CONNECTION_SECONDS: u64 = 5;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -44,10 +48,9 @@ pub enum StartupError {
 /// A node that is bound and ready to run.
 pub struct Application {
     server: Server,
-    sessions: Arc<Sessions>,
+    state: web::Data<AppState>,
     address: SocketAddr,
     public_url: PublicUrl,
-    store: Store,
 }
 
 impl Application {
@@ -61,7 +64,10 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
-        let store = Store::open(&settings.data_dir)?;
+        let data_dir = settings.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))??;
         let listener =
             TcpListener::bind(settings.listen).map_err(|source| StartupError::Listen {
                 address: settings.listen,
@@ -84,28 +90,34 @@ impl Application {
             }
         })?;
         announce_owner_state(&store, &public_url, clock.now(), &settings).await?;
-        let sessions = Arc::new(Sessions::load(
-            &store,
-            settings.session_policy,
-            clock.now(),
-        )?);
+        let sessions =
+            Arc::new(Sessions::load(&store, settings.session_policy, clock.now()).await?);
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let caps = ConnectionCaps::for_open_files(limits::raise_open_file_limit(), workers);
+        tracing::info!(
+            open_files = caps.open_files,
+            connections = caps.connections,
+            websockets = caps.websockets,
+            "connection caps sized from the open-file limit"
+        );
         let state = web::Data::new(AppState {
             store: store.clone(),
             public_url: public_url.clone(),
             clock: clock.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),
-            audit_limiter: AuditLimiter::default(),
+            attempts: AttemptLedger::load(&store, clock.now()).await?,
             well_known_dir,
             keys: RegisteredKeys::default(),
             challenges: Challenges::default(),
-            login_throttle: crate::auth::login::LoginThrottle::load(&store, clock.now())?,
             sessions: sessions.clone(),
-            websockets: crate::ws::Limits::new(settings.websocket_max_per_client),
+            websockets: crate::ws::Limits::new(settings.websocket_max_per_client, caps.websockets),
             profile: settings.profile.clone(),
         });
+        let app_state = state.clone();
+        let idle = std::time::Duration::from_secs(IDLE_CONNECTION_SECONDS);
         let server = HttpServer::new(move || {
             App::new()
-                .app_data(state.clone())
+                .app_data(app_state.clone())
                 .app_data(http::query_config())
                 .app_data(http::path_config())
                 .configure(http::routes)
@@ -113,18 +125,26 @@ impl Application {
                 .wrap(http::default_headers())
                 .wrap(from_fn(telemetry::request_span))
         })
+        .workers(workers)
+        .max_connections(caps.per_worker)
+        .client_request_timeout(idle)
+        .keep_alive(idle)
         .listen(listener)
         .map_err(|source| StartupError::Listen { address, source })?
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_GRACE_SECONDS)
         .run();
-        actix_web::rt::spawn(sweep_sessions(sessions.clone(), store.clone(), clock));
+        actix_web::rt::spawn(sweep_sessions(
+            sessions.clone(),
+            store.clone(),
+            clock.clone(),
+        ));
+        actix_web::rt::spawn(flush_attempts(state.clone()));
         Ok(Application {
             server,
-            sessions: sessions.clone(),
+            state,
             address,
             public_url,
-            store,
         })
     }
 
@@ -142,15 +162,28 @@ impl Application {
     pub fn stopper(&self) -> Stopper {
         Stopper {
             server: self.server.handle(),
-            sessions: self.sessions.clone(),
+            sessions: self.state.sessions.clone(),
         }
     }
 
-    /// Serves until stopped, then closes the database.
+    /// Serves until stopped, then writes what is still in memory (failed attempts, their
+    /// audit entries, session ends a failed write left queued) and closes the database.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        if let Err(error) = self.store.close() {
-            tracing::error!(%error, "closing the database failed");
+        let state = self.state;
+        let now = state.clock.now();
+        if let Err(error) = state.attempts.flush(&state.store, now, true).await {
+            tracing::error!(%error, "writing failed attempts at shutdown failed");
+        }
+        if let Err(error) = state.sessions.retry_unwritten_ends(&state.store).await {
+            tracing::error!(%error, "writing session ends at shutdown failed");
+        }
+        let store = state.store.clone();
+        let closed = tokio::task::spawn_blocking(move || store.close()).await;
+        match closed {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "closing the database failed"),
+            Err(error) => tracing::error!(%error, "closing the database failed"),
         }
         tracing::info!("stopped");
         result
@@ -218,6 +251,23 @@ async fn sweep_sessions(sessions: Arc<Sessions>, store: Store, clock: Arc<dyn Cl
             Ok(_) => {}
             Err(StoreError::Closed) => return,
             Err(error) => tracing::warn!(%error, "ending expired sessions failed"),
+        }
+    }
+}
+
+/// Writes failed attempts and their audit entries once a second, in one transaction.
+async fn flush_attempts(state: web::Data<AppState>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        match state
+            .attempts
+            .flush(&state.store, state.clock.now(), false)
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::Closed) => return,
+            Err(error) => tracing::warn!(%error, "writing failed attempts failed"),
         }
     }
 }

@@ -5,7 +5,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{AuditLimiter, InternalError};
+use super::InternalError;
+use super::attempts::AttemptLedger;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::b64;
 use crate::jose::jwe::WrappedKey;
@@ -186,13 +187,13 @@ impl ClaimVia {
     }
 }
 
-/// Refuses a claim early: 403 once claimed, 401 for a wrong token. Rejections are audited,
-/// at most once a minute per client.
+/// Refuses a claim early: 403 once claimed, 401 for a wrong token. Rejections are audited
+/// at most once a minute per client and within the type's audit budget.
 pub async fn check_state(
     store: &Store,
     claim_token: &str,
     actor: &Actor,
-    limiter: &AuditLimiter,
+    attempts: &AttemptLedger,
     now: i64,
 ) -> Result<(), ClaimError> {
     let token = claim_token.to_owned();
@@ -213,17 +214,7 @@ pub async fn check_state(
             _ => "wrong_token",
         };
         let key = format!("claim:{}", actor.ip.as_deref().unwrap_or("local"));
-        if limiter.should_record(&key, now) {
-            let actor = actor.clone();
-            store
-                .run(move |c| -> Result<(), StoreError> {
-                    let tx = c.transaction()?;
-                    audit::append(&tx, now, &AuditEvent::ClaimRejected { reason }, &actor)?;
-                    tx.commit()?;
-                    Ok(())
-                })
-                .await?;
-        }
+        attempts.record_limited(&key, AuditEvent::ClaimRejected { reason }, actor, now);
     }
     outcome
 }

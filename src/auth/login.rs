@@ -1,25 +1,17 @@
 //! Signing in with a key: checking a login assertion (an ES384 JWT over a server challenge)
 //! against every rule of RFC 8725 and the protocol, under a per-client throttle.
 
+use super::InternalError;
+use super::attempts::{AttemptLedger, Failure};
 use super::challenge::{Challenges, Purpose};
 use super::claim::secrets_match;
 use super::keys::RegisteredKeys;
-use super::throttle::Window;
-use super::{AuditLimiter, InternalError};
-use crate::audit::{self, Actor, AuditEvent};
+use crate::audit::Actor;
 use crate::jose::jws::{CompactJws, NonceClaims, PROOF_LIFETIME};
-use crate::store::throttle::{self as failures, FailureKind};
 use crate::store::{Store, StoreError};
 
 /// The `typ` of a login assertion.
 pub const LOGIN_TYPE: &str = "siteid-login+jwt";
-
-/// At most 10 failed sign-ins per 15 minutes from one client. There is no node-wide cap: a
-/// key cannot be guessed, and a flood from elsewhere must not lock the owner out.
-pub const LOGIN_PER_CLIENT: Window = Window {
-    limit: 10,
-    seconds: 15 * 60,
-};
 
 /// Why a sign-in was refused.
 #[derive(Debug, thiserror::Error)]
@@ -38,67 +30,13 @@ impl From<StoreError> for LoginError {
     }
 }
 
-/// Recent failed sign-ins per client, mirrored in memory so that the sign-in path reads no
-/// database. Every change is also written to the database, which seeds the mirror at start-up.
-#[derive(Debug, Default)]
-pub struct LoginThrottle {
-    failures: std::sync::Mutex<std::collections::HashMap<String, Vec<i64>>>,
-}
-
-impl LoginThrottle {
-    const MAX_CLIENTS: usize = 100_000;
-
-    /// Loads the failures still inside the window.
-    pub fn load(store: &Store, now: i64) -> Result<Self, StoreError> {
-        let since = LOGIN_PER_CLIENT.start(now);
-        let rows = store.run_blocking(|c| failures::recent(c, FailureKind::Login, since))?;
-        let throttle = LoginThrottle::default();
-        {
-            let mut map = throttle.lock();
-            for (client, at) in rows {
-                map.entry(client).or_default().push(at);
-            }
-        }
-        Ok(throttle)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Vec<i64>>> {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Seconds until `client` may try again, if it is throttled; and whether it has failures.
-    fn check(&self, client: &str, now: i64) -> (Option<i64>, bool) {
-        let since = LOGIN_PER_CLIENT.start(now);
-        let mut map = self.lock();
-        let Some(times) = map.get_mut(client) else {
-            return (None, false);
-        };
-        times.retain(|at| *at >= since);
-        (LOGIN_PER_CLIENT.retry_after(times, now), !times.is_empty())
-    }
-
-    fn record(&self, client: &str, now: i64) {
-        let mut map = self.lock();
-        if map.len() >= Self::MAX_CLIENTS {
-            let since = LOGIN_PER_CLIENT.start(now);
-            map.retain(|_, times| times.iter().any(|at| *at >= since));
-        }
-        map.entry(client.to_owned()).or_default().push(now);
-    }
-
-    fn clear(&self, client: &str) {
-        self.lock().remove(client);
-    }
-}
-
 /// What checking an assertion needs from the node.
 pub struct LoginContext<'a> {
     pub store: &'a Store,
-    pub throttle: &'a LoginThrottle,
+    pub attempts: &'a AttemptLedger,
     pub keys: &'a RegisteredKeys,
     pub challenges: &'a Challenges,
     pub audience: &'a str,
-    pub limiter: &'a AuditLimiter,
 }
 
 /// Checks an assertion and uses up its nonce; returns the signing key's kid. `expected_nonce`
@@ -147,7 +85,7 @@ pub async fn check_assertion(
 }
 
 /// A sign-in step under the throttle: refuses a throttled client, checks the assertion, and
-/// records and audits a failure. Returns the kid.
+/// records a failure (kept in memory and written in the next batch). Returns the kid.
 pub async fn sign_in(
     context: &LoginContext<'_>,
     token: &str,
@@ -155,70 +93,22 @@ pub async fn sign_in(
     actor: &Actor,
     now: i64,
 ) -> Result<String, LoginError> {
-    let ip = super::throttle::client_key(actor.ip.as_deref());
-    let (throttled, had_failures) = context.throttle.check(&ip, now);
-    if let Some(retry_after) = throttled {
-        if context.limiter.should_record(&format!("login:{ip}"), now) {
-            record(
-                context.store,
-                actor,
-                now,
-                Some(AuditEvent::LoginThrottled { retry_after }),
-                None,
-            )
-            .await?;
-        }
+    if let Some(retry_after) = context.attempts.login_retry_after(actor, now) {
         return Err(LoginError::Throttled { retry_after });
     }
     match check_assertion(context, token, expected_nonce, now).await {
         Ok(kid) => {
-            if had_failures {
-                context.throttle.clear(&ip);
-                let ip = ip.clone();
-                context
-                    .store
-                    .run(move |c| failures::clear_failures(c, FailureKind::Login, &ip))
-                    .await?;
-            }
+            context.attempts.login_succeeded(actor);
             Ok(kid)
         }
         Err(LoginError::Rejected(reason)) => {
-            context.throttle.record(&ip, now);
-            // The reason can quote attacker text (an alg, a typ): keep it short.
-            let short: String = reason.chars().take(200).collect();
-            let event = context
-                .limiter
-                .should_record_failure(now)
-                .then_some(AuditEvent::LoginFailed { reason: short });
-            record(context.store, actor, now, event, Some(ip)).await?;
+            context.attempts.login_failed(Failure {
+                actor,
+                reason: &reason,
+                at: now,
+            });
             Err(LoginError::Rejected(reason))
         }
         Err(other) => Err(other),
     }
-}
-
-/// Appends an audit event (when given) and a failure row (when `failure_ip` is), in one
-/// transaction.
-async fn record(
-    store: &Store,
-    actor: &Actor,
-    now: i64,
-    event: Option<AuditEvent>,
-    failure_ip: Option<String>,
-) -> Result<(), StoreError> {
-    let actor = actor.clone();
-    store
-        .run(move |c| {
-            let tx = c.transaction()?;
-            if let Some(ip) = &failure_ip {
-                failures::record_failure(&tx, FailureKind::Login, ip, now)?;
-                failures::prune(&tx, FailureKind::Login, LOGIN_PER_CLIENT.start(now))?;
-            }
-            if let Some(event) = &event {
-                audit::append(&tx, now, event, &actor)?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
 }

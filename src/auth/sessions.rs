@@ -147,8 +147,8 @@ fn random_b64(len: usize) -> String {
 
 impl Sessions {
     /// Loads the stored sessions, dropping those that have ended.
-    pub fn load(store: &Store, policy: SessionPolicy, now: i64) -> Result<Self, StoreError> {
-        let stored = store.run_blocking(|c| rows::all(c))?;
+    pub async fn load(store: &Store, policy: SessionPolicy, now: i64) -> Result<Self, StoreError> {
+        let stored = store.run(|c| rows::all(c)).await?;
         let mut registry = Registry::default();
         let mut ended = Vec::new();
         for row in stored {
@@ -180,7 +180,7 @@ impl Sessions {
                 actor: Actor::local(),
                 at: now,
             };
-            store.run_blocking(|c| ends.write(c))?;
+            store.run(move |c| ends.write(c)).await?;
         }
         let (events, _) = broadcast::channel(1024);
         Ok(Sessions {
@@ -220,7 +220,9 @@ impl Sessions {
             created_at: now,
             last_seen_at: now,
             expires_at: now + self.policy.absolute_seconds,
-            fresh_until: now + STEP_UP_SECONDS,
+            // A new session is not stepped up: sensitive operations need a fresh assertion
+            // on top of the sign-in, so a token taken from a new session is not enough.
+            fresh_until: now,
             ip: actor.ip.clone().unwrap_or_else(|| "local".into()),
             user_agent: actor.user_agent.clone(),
         };
@@ -395,7 +397,8 @@ impl Sessions {
     }
 
     /// Writes the ends whose database write failed earlier; those that fail again stay queued.
-    async fn retry_unwritten_ends(&self, store: &Store) -> Result<(), StoreError> {
+    /// The sweeper calls this every second, and the node once more as it stops.
+    pub async fn retry_unwritten_ends(&self, store: &Store) -> Result<(), StoreError> {
         let queued = std::mem::take(&mut self.lock().unwritten_ends);
         let mut first_error = None;
         for ends in queued {
@@ -451,7 +454,9 @@ mod tests {
     async fn an_end_the_database_refused_is_written_by_the_next_sweep() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open_store(dir.path());
-        let sessions = Sessions::load(&store, SessionPolicy::default(), 1_000).expect("load");
+        let sessions = Sessions::load(&store, SessionPolicy::default(), 1_000)
+            .await
+            .expect("load");
         let actor = Actor::local();
         let (info, token) = sessions
             .create(&store, "kid", &actor, "test", 1_000)
@@ -494,7 +499,9 @@ mod tests {
             .expect("drop trigger");
         sessions.sweep(&store, 1_002).await.expect("sweep");
         assert!(stored_ids(&store).is_empty(), "the sweep wrote the end");
-        let reloaded = Sessions::load(&store, SessionPolicy::default(), 1_003).expect("reload");
+        let reloaded = Sessions::load(&store, SessionPolicy::default(), 1_003)
+            .await
+            .expect("reload");
         assert!(
             reloaded.authenticate(&token, 1_003).is_none(),
             "not back after a restart"

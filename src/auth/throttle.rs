@@ -1,20 +1,54 @@
-//! The password-unlock throttle: sliding windows over failed attempts, per client and for the
-//! whole node. Failures are rows in the database, so the throttle survives a restart.
+//! Throttle arithmetic: who a client is for throttling (an address, an IPv6 /64) and which
+//! network it belongs to (an IPv4 /24, an IPv6 /48), the sliding windows of failed attempts
+//! and their limits.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
 
 /// The throttle bucket of a client address: an IPv4 address as is, an IPv6 address by its /64
 /// (one customer's network), since an IPv6 client can change its low bits at will.
 pub fn client_key(ip: Option<&str>) -> String {
-    let Some(ip) = ip else {
-        return "local".into();
-    };
-    match ip.parse::<std::net::IpAddr>().map(|a| a.to_canonical()) {
-        Ok(std::net::IpAddr::V6(v6)) => {
+    match parse(ip) {
+        None => ip.map_or_else(|| LOCAL.to_owned(), str::to_owned),
+        Some(IpAddr::V6(v6)) => {
             let s = v6.segments();
             format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
         }
-        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
-        Err(_) => ip.to_owned(),
+        Some(IpAddr::V4(v4)) => v4.to_string(),
     }
+}
+
+/// The network of a client address: an IPv4 /24 or an IPv6 /48, the most one small network
+/// (an office, a hosting customer) usually holds.
+pub fn network_key(ip: Option<&str>) -> String {
+    match parse(ip) {
+        None => ip.map_or_else(|| LOCAL.to_owned(), str::to_owned),
+        Some(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+        Some(IpAddr::V4(v4)) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+    }
+}
+
+/// The network of a client key as [`client_key`] writes it, for failures read back from the
+/// database.
+pub fn network_of_client_key(key: &str) -> String {
+    let address = key.strip_suffix("/64").unwrap_or(key);
+    match address.parse::<IpAddr>() {
+        Ok(ip) => network_key(Some(&ip.to_string())),
+        Err(_) => key.to_owned(),
+    }
+}
+
+/// The key of requests without a client address (the command line).
+const LOCAL: &str = "local";
+
+fn parse(ip: Option<&str>) -> Option<IpAddr> {
+    ip?.parse::<IpAddr>().ok().map(|a| a.to_canonical())
 }
 
 /// A limit of `limit` failures within `seconds`.
@@ -24,22 +58,31 @@ pub struct Window {
     pub seconds: i64,
 }
 
-/// At most 10 failures per 15 minutes from one client.
+/// Unlock: at most 10 failures per 15 minutes from one client.
 pub const PER_CLIENT: Window = Window {
     limit: 10,
     seconds: 15 * 60,
 };
 
-/// At most 100 failures per 24 hours in all, after which password unlock pauses for everyone.
+/// Unlock: at most 30 failures per 24 hours from one network (an IPv4 /24, an IPv6 /48), so
+/// that one small network cannot fill the node-wide window alone.
+pub const PER_NETWORK: Window = Window {
+    limit: 30,
+    seconds: 24 * 60 * 60,
+};
+
+/// Unlock: at most 100 failures per 24 hours in all, after which password unlock pauses for
+/// everyone who has no one-time unlock code.
 pub const NODE_WIDE: Window = Window {
     limit: 100,
     seconds: 24 * 60 * 60,
 };
 
 /// Which window is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
     Client,
+    Network,
     Node,
 }
 
@@ -48,6 +91,7 @@ impl Scope {
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Client => "client",
+            Scope::Network => "network",
             Scope::Node => "node",
         }
     }
@@ -72,6 +116,44 @@ impl Window {
     }
 }
 
+/// The newest failures of one bucket: no more than the window's limit are kept, since only
+/// those decide when the window has room again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecentFailures {
+    times: VecDeque<i64>,
+}
+
+impl RecentFailures {
+    /// Forgets failures that left `window` by `now`; returns whether none are left.
+    pub fn expire(&mut self, window: &Window, now: i64) -> bool {
+        let start = window.start(now);
+        while self.times.front().is_some_and(|at| *at < start) {
+            self.times.pop_front();
+        }
+        self.times.is_empty()
+    }
+
+    /// Seconds until another attempt is allowed under `window`, if it is full.
+    pub fn retry_after(&mut self, window: &Window, now: i64) -> Option<i64> {
+        self.expire(window, now);
+        window.retry_after(self.times.make_contiguous(), now)
+    }
+
+    /// Adds a failure at `at`; returns whether this failure filled the window (throttling
+    /// starts with it).
+    pub fn push(&mut self, window: &Window, at: i64) -> bool {
+        self.expire(window, at);
+        let was_full = self.times.len() >= window.limit;
+        // Failures arrive in time order, except for rows read back out of order.
+        let position = self.times.partition_point(|t| *t <= at);
+        self.times.insert(position, at);
+        while self.times.len() > window.limit {
+            self.times.pop_front();
+        }
+        !was_full && self.times.len() >= window.limit
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +170,33 @@ mod tests {
         );
         assert_eq!(client_key(Some("::ffff:192.0.2.1")), "192.0.2.1");
         assert_eq!(client_key(Some("192.0.2.1")), "192.0.2.1");
+    }
+
+    #[test]
+    fn networks_are_ipv4_24s_and_ipv6_48s() {
+        assert_eq!(network_key(Some("192.0.2.77")), "192.0.2.0/24");
+        assert_eq!(network_key(Some("::ffff:192.0.2.1")), "192.0.2.0/24");
+        assert_eq!(
+            network_key(Some("2001:db8:1:2:aaaa::1")),
+            network_key(Some("2001:db8:1:ffff::2"))
+        );
+        assert_eq!(network_key(Some("2001:db8:1:2::1")), "2001:db8:1::/48");
+        assert_ne!(
+            network_key(Some("2001:db8:1::1")),
+            network_key(Some("2001:db8:2::1"))
+        );
+        assert_eq!(network_key(None), "local");
+    }
+
+    #[test]
+    fn the_network_of_a_stored_client_key_is_the_network_of_its_address() {
+        for ip in ["192.0.2.9", "2001:db8:5:6:7::1"] {
+            assert_eq!(
+                network_of_client_key(&client_key(Some(ip))),
+                network_key(Some(ip))
+            );
+        }
+        assert_eq!(network_of_client_key("local"), "local");
     }
 
     #[test]
@@ -111,5 +220,23 @@ mod tests {
     #[test]
     fn the_window_start_excludes_failures_exactly_one_window_old() {
         assert_eq!(PER_CLIENT.start(1000), 101);
+    }
+
+    #[test]
+    fn recent_failures_keep_only_what_decides_the_wait() {
+        let mut recent = RecentFailures::default();
+        let mut filled = Vec::new();
+        for at in 100..112 {
+            filled.push(recent.push(&PER_CLIENT, at));
+        }
+        assert_eq!(filled.iter().filter(|f| **f).count(), 1, "one start");
+        assert!(filled[9], "the tenth failure fills the window");
+        assert_eq!(recent.times.len(), 10);
+        let all: Vec<i64> = (100..112).collect();
+        assert_eq!(
+            recent.retry_after(&PER_CLIENT, 112),
+            PER_CLIENT.retry_after(&all, 112)
+        );
+        assert_eq!(recent.retry_after(&PER_CLIENT, 112 + 900), None);
     }
 }

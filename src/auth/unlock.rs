@@ -1,25 +1,41 @@
-//! Unlocking from a new device: publishing the PBES2 parameters, checking the unlock verifier
-//! in constant time under the throttle, and handing out the wrapped key.
+//! Unlocking from a new device and replacing the wrapped key: publishing the PBES2 parameters,
+//! checking unlock verifiers in constant time under the throttle, one-time unlock codes, and
+//! the owner-key proof a password change needs.
 
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::claim::verifier_hash;
-use super::throttle::{self, Scope};
-use super::{AuditLimiter, InternalError};
+use super::InternalError;
+use super::attempts::{AttemptLedger, Failure};
+use super::challenge::{Challenges, Purpose};
+use super::claim::{checked_set_id, verifier_hash};
+use super::keys::RegisteredKeys;
+use super::throttle::Scope;
+use super::unlock_codes::{self, UnlockCode};
 use crate::audit::{self, Actor, AuditEvent};
+use crate::jose::b64;
 use crate::jose::jwe::{KEY_ALG, WrappedKey};
-use crate::store::throttle::FailureKind::Unlock;
-use crate::store::{Store, StoreError, owner, throttle as failures};
+use crate::jose::jws::{CompactJws, NumericDate, PROOF_LIFETIME};
+use crate::store::{Store, StoreError, owner};
 
-/// Why an unlock was refused.
+/// The `typ` of the proof that a password change comes from the owner key.
+pub const REWRAP_TYPE: &str = "siteid-rewrap+jwt";
+
+/// Why an unlock or a password change was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum UnlockError {
     #[error("this node has no owner yet")]
     NotClaimed,
-    #[error("unlock_verifier {0}")]
-    InvalidVerifier(String),
+    #[error("{field} {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("the unlock verifier is wrong")]
     WrongVerifier,
+    #[error("the unlock code is wrong, used or expired")]
+    WrongCode,
     #[error("too many failed unlocks")]
     Throttled { retry_after: i64, scope: Scope },
     #[error(transparent)]
@@ -29,6 +45,13 @@ pub enum UnlockError {
 impl From<StoreError> for UnlockError {
     fn from(error: StoreError) -> Self {
         UnlockError::Internal(InternalError(error))
+    }
+}
+
+fn invalid(field: &'static str, message: impl std::fmt::Display) -> UnlockError {
+    UnlockError::Invalid {
+        field,
+        message: message.to_string(),
     }
 }
 
@@ -68,44 +91,42 @@ pub async fn parameters(store: &Store) -> Result<UnlockParameters, UnlockError> 
     })
 }
 
-/// Checks an unlock verifier and returns the wrapped key. Throttled per client and node-wide;
-/// every outcome is audited (throttled attempts at most once a minute per client).
+/// Checks an unlock verifier and returns the wrapped key. The client's throttle window always
+/// applies; the network and node-wide windows apply unless the request carries a one-time
+/// unlock code, which is used up whether or not the verifier is right. A wrong verifier or a
+/// wrong code counts as a failure.
 pub async fn unlock(
     store: &Store,
+    attempts: &AttemptLedger,
     verifier: &str,
+    code: Option<&str>,
     actor: Actor,
-    limiter: &AuditLimiter,
     now: i64,
 ) -> Result<Unlocked, UnlockError> {
-    let presented_hash = verifier_hash(verifier).map_err(UnlockError::InvalidVerifier)?;
-    let ip = throttle::client_key(actor.ip.as_deref());
-    let limiter_key = format!("unlock:{ip}");
-    let audit_actor = actor.clone();
+    let presented_hash = verifier_hash(verifier).map_err(|e| invalid("unlock_verifier", e))?;
+    let code = code
+        .map(UnlockCode::parse)
+        .transpose()
+        .map_err(|e| invalid("unlock_code", e))?;
+    if let Some((retry_after, scope)) = attempts.unlock_retry_after(&actor, code.is_none(), now) {
+        return Err(UnlockError::Throttled { retry_after, scope });
+    }
+    let transaction_actor = actor.clone();
     let outcome = store
         .run(move |c| {
+            let actor = transaction_actor;
             let tx = c.transaction().map_err(StoreError::from)?;
             let record = owner::find(&tx)?.ok_or(UnlockError::NotClaimed)?;
-            if let Some((retry_after, scope)) = throttled(&tx, &ip, now)? {
-                return Err(UnlockError::Throttled { retry_after, scope });
+            if let Some(code) = &code
+                && !unlock_codes::redeem(&tx, code, &actor, now)?
+            {
+                return Err(UnlockError::WrongCode);
             }
             if !bool::from(presented_hash.ct_eq(&record.verifier_hash)) {
-                failures::record_failure(&tx, Unlock, &ip, now)?;
-                failures::prune(&tx, Unlock, throttle::NODE_WIDE.start(now))?;
-                let from_client = failures::failure_times(
-                    &tx,
-                    Unlock,
-                    Some(&ip),
-                    throttle::PER_CLIENT.start(now),
-                )?
-                .len();
-                let event = AuditEvent::UnlockFailed {
-                    failures_from_client: from_client,
-                };
-                audit::append(&tx, now, &event, &actor)?;
+                // A code, once presented with a password, is used up even when that is wrong.
                 tx.commit().map_err(StoreError::from)?;
                 return Err(UnlockError::WrongVerifier);
             }
-            failures::clear_failures(&tx, Unlock, &ip)?;
             let kid = record.kid.clone();
             audit::append(
                 &tx,
@@ -121,89 +142,125 @@ pub async fn unlock(
             })
         })
         .await;
-    if let Err(UnlockError::Throttled { retry_after, scope }) = &outcome
-        && limiter.should_record(&limiter_key, now)
-    {
-        let event = AuditEvent::UnlockThrottled {
-            retry_after: *retry_after,
-            scope: scope.as_str(),
-        };
-        store
-            .run(move |c| {
-                let tx = c.transaction()?;
-                audit::append(&tx, now, &event, &audit_actor)?;
-                tx.commit()?;
-                Ok::<_, StoreError>(())
-            })
-            .await?;
-    }
+    let reason = match &outcome {
+        Ok(_) => {
+            attempts.unlock_succeeded(&actor);
+            return outcome;
+        }
+        Err(UnlockError::WrongVerifier) => "wrong_verifier",
+        Err(UnlockError::WrongCode) => "wrong_code",
+        Err(_) => return outcome,
+    };
+    attempts.unlock_failed(Failure {
+        actor: &actor,
+        reason,
+        at: now,
+    });
     outcome
 }
 
-/// The longer wait of the two windows, if either is full.
-fn throttled(
-    connection: &rusqlite::Connection,
-    ip: &str,
-    now: i64,
-) -> Result<Option<(i64, Scope)>, StoreError> {
-    let client_times = failures::failure_times(
-        connection,
-        Unlock,
-        Some(ip),
-        throttle::PER_CLIENT.start(now),
-    )?;
-    let node_times =
-        failures::failure_times(connection, Unlock, None, throttle::NODE_WIDE.start(now))?;
-    let client = throttle::PER_CLIENT
-        .retry_after(&client_times, now)
-        .map(|s| (s, Scope::Client));
-    let node = throttle::NODE_WIDE
-        .retry_after(&node_times, now)
-        .map(|s| (s, Scope::Node));
-    Ok(match (client, node) {
-        (Some(c), Some(n)) => Some(if n.0 > c.0 { n } else { c }),
-        (c, n) => c.or(n),
-    })
+/// A password change as received: a new wrapped key and verifier, the old verifier (absent
+/// only when the key was rebuilt from recovery shares), and the owner key's proof.
+#[derive(Debug, Clone, Copy)]
+pub struct Rewrap<'a> {
+    pub wrapped_key: &'a str,
+    pub unlock_verifier: &'a str,
+    pub old_unlock_verifier: Option<&'a str>,
+    pub proof: &'a str,
+    pub recovery_set: Option<&'a str>,
+}
+
+/// What checking a password change needs from the node.
+pub struct RewrapContext<'a> {
+    pub store: &'a Store,
+    pub attempts: &'a AttemptLedger,
+    pub keys: &'a RegisteredKeys,
+    pub challenges: &'a Challenges,
+    pub audience: &'a str,
+}
+
+/// The claims of a rewrap proof: exactly these members.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RewrapClaims {
+    aud: String,
+    nonce: String,
+    iat: NumericDate,
+    exp: NumericDate,
+    wrapped_key_sha256: String,
+    unlock_verifier_sha256: String,
+}
+
+/// The base64url SHA-256 of a request member as sent, as a rewrap proof names it.
+pub fn member_digest(text: &str) -> String {
+    b64::encode(&Sha256::digest(text.as_bytes()))
 }
 
 /// Replaces the wrapped key and verifier after a password change, or after a recovery from
-/// shares (`recovery_set`). The JWE is checked like a claim's; one naming another kid is
-/// refused, and the owner key itself never changes here.
+/// shares (`recovery_set`). The new JWE must name the owner key in its `kid`; the proof must be
+/// signed by the owner key over a fresh challenge and the exact new members; the old verifier
+/// must match (a wrong one counts as a failed unlock). The owner key itself never changes here.
 pub async fn replace_wrapped_key(
-    store: &Store,
-    wrapped_key: &str,
-    verifier: &str,
-    recovery_set: Option<&str>,
+    context: &RewrapContext<'_>,
+    request: Rewrap<'_>,
     session_id: &str,
     actor: Actor,
     now: i64,
-) -> Result<(), super::claim::ClaimError> {
-    use super::claim::ClaimError;
-    let invalid = |field: &'static str, message: String| ClaimError::Invalid { field, message };
-    let wrapped =
-        WrappedKey::parse(wrapped_key).map_err(|e| invalid("wrapped_key", e.to_string()))?;
-    let verifier_hash = verifier_hash(verifier).map_err(|e| invalid("unlock_verifier", e))?;
-    let recovery_set = recovery_set
-        .map(super::claim::checked_set_id)
+) -> Result<(), UnlockError> {
+    let wrapped = WrappedKey::parse(request.wrapped_key).map_err(|e| invalid("wrapped_key", e))?;
+    let Some(wrapped_kid) = wrapped.kid().map(str::to_owned) else {
+        return Err(invalid(
+            "wrapped_key",
+            "must name the owner key in a kid header",
+        ));
+    };
+    let new_hash =
+        verifier_hash(request.unlock_verifier).map_err(|e| invalid("unlock_verifier", e))?;
+    let old_hash = match (request.old_unlock_verifier, request.recovery_set) {
+        (Some(old), _) => Some(verifier_hash(old).map_err(|e| invalid("old_unlock_verifier", e))?),
+        (None, Some(_)) => None,
+        (None, None) => {
+            return Err(invalid(
+                "old_unlock_verifier",
+                "is required, unless the key was rebuilt from recovery shares (recovery_set)",
+            ));
+        }
+    };
+    let recovery_set = request
+        .recovery_set
+        .map(checked_set_id)
         .transpose()
-        .map_err(|e| invalid("recovery_set", e.into()))?;
+        .map_err(|e| invalid("recovery_set", e))?;
+    let owner_key = context
+        .keys
+        .owner(context.store)
+        .await?
+        .ok_or(UnlockError::NotClaimed)?;
+    if wrapped_kid != owner_key.kid {
+        return Err(invalid(
+            "wrapped_key",
+            "has a kid that is not the owner's key",
+        ));
+    }
+    check_rewrap_proof(context, &request, &owner_key, now).map_err(|e| invalid("proof", e))?;
+    if old_hash.is_some()
+        && let Some((retry_after, scope)) = context.attempts.unlock_retry_after(&actor, false, now)
+    {
+        return Err(UnlockError::Throttled { retry_after, scope });
+    }
     let session_id = session_id.to_owned();
-    store
+    let transaction_actor = actor.clone();
+    let outcome = context
+        .store
         .run(move |c| {
             let tx = c.transaction().map_err(StoreError::from)?;
-            let Some(record) = owner::find(&tx)? else {
-                return Err(invalid(
-                    "wrapped_key",
-                    "cannot replace a key on an unclaimed node".into(),
-                ));
-            };
-            if wrapped.kid().is_some_and(|kid| kid != record.kid) {
-                return Err(invalid(
-                    "wrapped_key",
-                    "has a kid that is not the owner's key".into(),
-                ));
+            let record = owner::find(&tx)?.ok_or(UnlockError::NotClaimed)?;
+            if let Some(old_hash) = old_hash
+                && !bool::from(old_hash.ct_eq(&record.verifier_hash))
+            {
+                return Err(UnlockError::WrongVerifier);
             }
-            owner::replace_wrapped_key(&tx, wrapped.compact(), &verifier_hash, now)?;
+            owner::replace_wrapped_key(&tx, wrapped.compact(), &new_hash, now)?;
             let event = match recovery_set {
                 Some(recovery_set) => AuditEvent::OwnerRecovered {
                     kid: record.kid,
@@ -215,9 +272,53 @@ pub async fn replace_wrapped_key(
                     session_id,
                 },
             };
-            audit::append(&tx, now, &event, &actor)?;
+            audit::append(&tx, now, &event, &transaction_actor)?;
             tx.commit().map_err(StoreError::from)?;
             Ok(())
         })
-        .await
+        .await;
+    match &outcome {
+        Err(UnlockError::WrongVerifier) => context.attempts.unlock_failed(Failure {
+            actor: &actor,
+            reason: "wrong_old_verifier",
+            at: now,
+        }),
+        Ok(()) if old_hash.is_some() => context.attempts.unlock_succeeded(&actor),
+        _ => {}
+    }
+    outcome
+}
+
+/// Checks a rewrap proof; the message completes "proof ...". The nonce is used up last, once
+/// everything else holds.
+fn check_rewrap_proof(
+    context: &RewrapContext<'_>,
+    request: &Rewrap<'_>,
+    owner_key: &crate::jose::jws::VerifyingKey,
+    now: i64,
+) -> Result<(), String> {
+    let jws = CompactJws::parse(request.proof, REWRAP_TYPE).map_err(|e| e.to_string())?;
+    if jws.header.kid.as_deref() != Some(owner_key.kid.as_str()) {
+        return Err("must name the owner key in its kid header".into());
+    }
+    let claims: RewrapClaims = jws.verify_with(owner_key).map_err(|e| e.to_string())?;
+    if claims.aud != context.audience {
+        return Err(format!(
+            "has aud {:?}, but this node is {:?}",
+            claims.aud, context.audience
+        ));
+    }
+    PROOF_LIFETIME
+        .check(claims.iat, claims.exp, now)
+        .map_err(|e| e.to_string())?;
+    if claims.wrapped_key_sha256 != member_digest(request.wrapped_key) {
+        return Err("names another wrapped_key (wrapped_key_sha256)".into());
+    }
+    if claims.unlock_verifier_sha256 != member_digest(request.unlock_verifier) {
+        return Err("names another unlock_verifier (unlock_verifier_sha256)".into());
+    }
+    context
+        .challenges
+        .redeem(&claims.nonce, now, Purpose::Rest)
+        .map_err(|e| format!("has a nonce that {e}"))
 }

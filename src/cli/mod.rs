@@ -1,8 +1,10 @@
-//! The command line: `serve`, `claim-url`, `init`, `audit`, `wrapped-key` and `shares`. Output
-//! meant for scripts goes to stdout; messages for people go to stderr. Exit codes: 0 success,
-//! 1 failure, 2 usage error, 3 the node already has an owner, and those of `shares`.
+//! The command line: `serve`, `claim-url`, `init`, `audit`, `wrapped-key`, `shares` and
+//! `unlock-code`. Output meant for scripts goes to stdout; messages for people go to stderr.
+//! Exit codes: 0 success, 1 failure, 2 usage error, 3 the node already has an owner, and those
+//! of `shares`.
 
 pub mod shares;
+pub mod unlock_code;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -63,6 +65,9 @@ pub enum Command {
         #[command(subcommand)]
         command: shares::SharesCommand,
     },
+    /// Make a one-time unlock code: with it a new device's password unlocks even while too
+    /// many wrong passwords elsewhere have paused password unlock.
+    UnlockCode(NodeArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -169,6 +174,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 },
         } => wrapped_key_check(&node, &password_file),
         Command::Shares { command } => shares::run(command),
+        Command::UnlockCode(args) => unlock_code::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -239,7 +245,7 @@ async fn wait_for_stop_signal() {
     }
 }
 
-fn open_store(node: &NodeArgs) -> Result<(Settings, Store), Failure> {
+pub(crate) fn open_store(node: &NodeArgs) -> Result<(Settings, Store), Failure> {
     let settings = load_settings(node, None)?;
     let store = Store::open(&settings.data_dir)?;
     Ok((settings, store))

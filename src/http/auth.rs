@@ -49,11 +49,10 @@ pub struct ReauthBody {
 pub(crate) fn login_context(state: &AppState) -> LoginContext<'_> {
     LoginContext {
         store: &state.store,
-        throttle: &state.login_throttle,
+        attempts: &state.attempts,
         keys: &state.keys,
         challenges: &state.challenges,
         audience: state.public_url.as_str(),
-        limiter: &state.audit_limiter,
     }
 }
 

@@ -12,6 +12,7 @@ pub mod recovery;
 pub mod session_auth;
 pub mod sessions;
 pub mod unlock;
+pub mod unlock_codes;
 pub mod well_known;
 
 use std::net::IpAddr;
@@ -21,7 +22,7 @@ use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpResponse, web};
 
-use crate::auth::AuditLimiter;
+use crate::auth::attempts::AttemptLedger;
 use crate::auth::challenge::Challenges;
 use crate::auth::keys::RegisteredKeys;
 use crate::auth::sessions::Sessions;
@@ -37,11 +38,10 @@ pub struct AppState {
     pub public_url: PublicUrl,
     pub clock: Arc<dyn Clock>,
     pub trusted_proxies: Vec<IpAddr>,
-    pub audit_limiter: AuditLimiter,
+    pub attempts: AttemptLedger,
     pub well_known_dir: WellKnownDir,
     pub keys: RegisteredKeys,
     pub challenges: Challenges,
-    pub login_throttle: crate::auth::login::LoginThrottle,
     pub sessions: Arc<Sessions>,
     pub websockets: crate::ws::Limits,
     pub profile: crate::config::Profile,
@@ -64,6 +64,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
                         .route(web::post().to(unlock::unlock))
                         .default_service(not_allowed("GET, POST")),
                 )
+                .service(post_only("/unlock-codes", unlock_codes::create))
                 .service(
                     web::resource("/owner/wrapped-key")
                         .route(web::put().to(owner::replace_wrapped_key))

@@ -10,6 +10,7 @@ use super::client::Client;
 use super::json::StrictJson;
 use super::session_auth::SignedIn;
 use crate::auth::claim::{self, ClaimInput, ClaimVia};
+use crate::auth::unlock::{self, Rewrap, RewrapContext};
 use crate::error::Problem;
 
 /// The claim request. `public_key` is kept as raw JSON so that the JWK parser sees (and
@@ -39,7 +40,7 @@ pub async fn claim(
         &state.store,
         &body.claim_token,
         &actor,
-        &state.audit_limiter,
+        &state.attempts,
         now,
     )
     .await?;
@@ -70,14 +71,20 @@ pub async fn claim(
 pub struct ReplaceWrappedKeyBody {
     wrapped_key: String,
     unlock_verifier: String,
+    /// The verifier of the current password; absent only with `recovery_set`, when the
+    /// password is what was lost.
+    #[serde(default)]
+    old_unlock_verifier: Option<String>,
+    /// A `siteid-rewrap+jwt` signed by the owner key over a fresh challenge and the new members.
+    proof: String,
     /// Set when the owner rebuilt the key from recovery shares: the change is audited as a
     /// recovery naming this set id.
     #[serde(default)]
     recovery_set: Option<String>,
 }
 
-/// `PUT /api/v1/owner/wrapped-key` → 204. Needs a session within its step-up window. With
-/// `recovery_set` it is audited as `owner.recovered`.
+/// `PUT /api/v1/owner/wrapped-key` → 204. Needs a session within its step-up window, the owner
+/// key's proof and the old verifier. With `recovery_set` it is audited as `owner.recovered`.
 pub async fn replace_wrapped_key(
     state: web::Data<AppState>,
     client: Client,
@@ -86,11 +93,23 @@ pub async fn replace_wrapped_key(
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
     signed_in.require_step_up(now)?;
-    crate::auth::unlock::replace_wrapped_key(
-        &state.store,
-        &body.wrapped_key,
-        &body.unlock_verifier,
-        body.recovery_set.as_deref(),
+    let context = RewrapContext {
+        store: &state.store,
+        attempts: &state.attempts,
+        keys: &state.keys,
+        challenges: &state.challenges,
+        audience: state.public_url.as_str(),
+    };
+    let request = Rewrap {
+        wrapped_key: &body.wrapped_key,
+        unlock_verifier: &body.unlock_verifier,
+        old_unlock_verifier: body.old_unlock_verifier.as_deref(),
+        proof: &body.proof,
+        recovery_set: body.recovery_set.as_deref(),
+    };
+    unlock::replace_wrapped_key(
+        &context,
+        request,
         &signed_in.session.id,
         client.actor(),
         now,

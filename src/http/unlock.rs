@@ -15,6 +15,9 @@ use crate::error::Problem;
 #[serde(deny_unknown_fields)]
 pub struct UnlockBody {
     unlock_verifier: String,
+    /// A one-time unlock code: lets this unlock past the network and node-wide windows.
+    #[serde(default)]
+    unlock_code: Option<String>,
 }
 
 /// 200 `{"alg","p2s","p2c","kid"}`; 404 before a claim.
@@ -23,7 +26,8 @@ pub async fn parameters(state: web::Data<AppState>) -> Result<HttpResponse, Prob
     Ok(HttpResponse::Ok().json(parameters))
 }
 
-/// 200 `{"wrapped_key","kid"}`; 401 for a wrong verifier; 429 with `Retry-After` when throttled.
+/// 200 `{"wrapped_key","kid"}`; 401 for a wrong verifier or code; 429 with `Retry-After` when
+/// throttled.
 pub async fn unlock(
     state: web::Data<AppState>,
     client: Client,
@@ -32,9 +36,10 @@ pub async fn unlock(
     let now = state.clock.now();
     let unlocked = unlock::unlock(
         &state.store,
+        &state.attempts,
         &body.unlock_verifier,
+        body.unlock_code.as_deref(),
         client.actor(),
-        &state.audit_limiter,
         now,
     )
     .await?;

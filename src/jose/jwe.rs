@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Sha256, Sha512};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use super::jwk::{JwkError, OwnerPrivateKey};
 use super::{b64, keywrap};
@@ -270,10 +270,13 @@ pub struct WrapInputs<'a> {
     pub p2c: u32,
     pub cek: &'a [u8; CEK_LEN],
     pub iv: &'a [u8; IV_LEN],
+    /// The kid header: the wrapped key's thumbprint, or none (known-answer vectors).
+    pub kid: Option<&'a str>,
 }
 
-/// Wraps a private key under a password with a fresh salt, CEK and IV.
-/// Returns the JWE and the unlock verifier, deriving the KEK once.
+/// Wraps a private key under a password with a fresh salt, CEK and IV, naming the key by its
+/// thumbprint in the `kid` header. Returns the JWE and the unlock verifier, deriving the KEK
+/// once.
 pub fn wrap_private_key(
     key: &OwnerPrivateKey,
     password: &[u8],
@@ -286,11 +289,13 @@ pub fn wrap_private_key(
     rng.fill_bytes(&mut p2s);
     rng.fill_bytes(&mut *cek);
     rng.fill_bytes(&mut iv);
+    let kid = key.public_key().thumbprint();
     let inputs = WrapInputs {
         p2s: &p2s,
         p2c,
         cek: &cek,
         iv: &iv,
+        kid: Some(&kid),
     };
     wrap_plaintext(&key.to_json(), password, &inputs)
 }
@@ -310,7 +315,7 @@ pub fn wrap_plaintext(
         cty: CONTENT_TYPE.into(),
         p2s: b64::encode(inputs.p2s),
         p2c: inputs.p2c.into(),
-        kid: None,
+        kid: inputs.kid.map(str::to_owned),
     };
     let protected =
         b64::encode(&serde_json::to_vec(&header).map_err(|e| JweError::BadHeader(e.to_string()))?);
@@ -319,7 +324,7 @@ pub fn wrap_plaintext(
         .map_err(|_| JweError::DecryptionFailed)?;
     let cipher =
         Aes256Gcm::new_from_slice(inputs.cek.as_slice()).map_err(|_| JweError::DecryptionFailed)?;
-    let mut buffer = plaintext.to_vec();
+    let mut buffer = Zeroizing::new(plaintext.to_vec());
     let tag = cipher
         .encrypt_in_place_detached(&Nonce::from(*inputs.iv), protected.as_bytes(), &mut buffer)
         .map_err(|_| JweError::DecryptionFailed)?;
@@ -330,6 +335,5 @@ pub fn wrap_plaintext(
         b64::encode(&buffer),
         b64::encode(&tag)
     );
-    buffer.zeroize();
     Ok((WrappedKey::parse(&compact)?, kek.unlock_verifier()))
 }

@@ -23,7 +23,8 @@ pub const SHARE_LEN: usize = 65;
 /// Characters in a share's text form, separators not counted.
 pub const TEXT_LEN: usize = 104;
 
-const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// The Crockford base32 alphabet (no I, L, O or U).
+pub(crate) const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 const BODY_LEN: usize = 59;
 const CHECKSUM_LEN: usize = 6;
 
@@ -274,7 +275,7 @@ impl Share {
 
 /// The value of a Crockford base32 character, reading lower case as upper case, O as 0 and
 /// I and L as 1.
-fn crockford_value(character: char) -> Option<u8> {
+pub(crate) fn crockford_value(character: char) -> Option<u8> {
     let upper = match character.to_ascii_uppercase() {
         'O' => '0',
         'I' | 'L' => '1',

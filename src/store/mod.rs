@@ -7,6 +7,7 @@ pub mod owner;
 pub mod recovery_sets;
 pub mod sessions;
 pub mod throttle;
+pub mod unlock_codes;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,10 +18,11 @@ use rusqlite::Connection;
 pub const DATABASE_FILE_NAME: &str = "siteid.sqlite3";
 
 /// The migrations, in order. Version N is the state after the Nth script.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_sessions.sql"),
     include_str!("migrations/0003_recovery_sets.sql"),
+    include_str!("migrations/0004_unlock_codes.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -6,7 +6,7 @@ use rusqlite::{Connection, params};
 use super::StoreError;
 
 /// Which attempts a row counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FailureKind {
     Unlock,
     Login,

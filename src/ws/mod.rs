@@ -19,20 +19,22 @@ use crate::http::client::Client;
 pub const MAX_FRAME_SIZE: usize = 64 * 1024;
 /// The default number of open sockets per client (an IPv4 address or an IPv6 /64).
 pub const DEFAULT_MAX_PER_CLIENT: usize = 32;
-/// The most open sockets in all.
-pub const MAX_TOTAL: usize = 20_000;
 
 /// Open-socket counts per client and in all.
 #[derive(Debug)]
 pub struct Limits {
     max_per_client: usize,
+    max_total: usize,
     open: Mutex<(HashMap<String, usize>, usize)>,
 }
 
 impl Limits {
-    pub fn new(max_per_client: usize) -> Self {
+    /// At most `max_per_client` sockets per client and `max_total` in all (sized from the
+    /// open-file limit, see [`crate::limits`]).
+    pub fn new(max_per_client: usize, max_total: usize) -> Self {
         Limits {
             max_per_client,
+            max_total,
             open: Mutex::new((HashMap::new(), 0)),
         }
     }
@@ -40,7 +42,7 @@ impl Limits {
     fn acquire(&self, client: &str) -> bool {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let (per_client, total) = &mut *open;
-        if *total >= MAX_TOTAL {
+        if *total >= self.max_total {
             return false;
         }
         let count = per_client.entry(client.to_owned()).or_insert(0);

@@ -269,6 +269,77 @@ impl TestNode {
         )
     }
 
+    /// Steps the session of `token` up with a fresh assertion by `owner` (POST /auth/reauth).
+    pub fn step_up(&self, owner: &TestOwner, token: &str) {
+        self.step_up_at(owner, token, now());
+    }
+
+    /// Steps up with an assertion issued at `at` (for nodes on a hand-driven clock).
+    pub fn step_up_at(&self, owner: &TestOwner, token: &str, at: i64) {
+        let assertion = owner.login_assertion_at(self, &self.challenge(), at);
+        let answer = self.call(
+            "POST",
+            "/api/v1/auth/reauth",
+            Some(token),
+            Some(&json!({ "assertion": assertion })),
+            &[],
+        );
+        assert_eq!(answer.status, 204, "step-up failed: {}", answer.body);
+    }
+
+    /// Signs in as `owner` and steps the new session up, for sensitive operations.
+    pub fn login_stepped_up(&self, owner: &TestOwner) -> (String, String) {
+        let (token, session) = self.login(owner);
+        self.step_up(owner, &token);
+        (token, session)
+    }
+
+    /// A password-change body (`PUT /api/v1/owner/wrapped-key`) with a valid proof over a
+    /// fresh challenge, issued at `at`.
+    pub fn rewrap_body_at(
+        &self,
+        owner: &TestOwner,
+        new: &Rewrapped,
+        old_unlock_verifier: Option<&str>,
+        at: i64,
+    ) -> Value {
+        let proof = owner.rewrap_proof(self, &self.challenge(), new, at);
+        let mut body = json!({
+            "wrapped_key": new.wrapped_key,
+            "unlock_verifier": new.unlock_verifier,
+            "proof": proof,
+        });
+        if let Some(old) = old_unlock_verifier {
+            body["old_unlock_verifier"] = json!(old);
+        }
+        body
+    }
+
+    /// [`TestNode::rewrap_body_at`] at the current time.
+    pub fn rewrap_body(
+        &self,
+        owner: &TestOwner,
+        new: &Rewrapped,
+        old_unlock_verifier: Option<&str>,
+    ) -> Value {
+        self.rewrap_body_at(owner, new, old_unlock_verifier, now())
+    }
+
+    /// Polls the audit log (over the API) until an entry named `event` appears; failure
+    /// summaries are written when their minute ends.
+    pub fn wait_for_audit_entry(&self, token: &str, event: &str) -> Value {
+        let mut found = None;
+        let appeared = wait_until(Duration::from_secs(20), || {
+            found = self
+                .audit_entries(token)
+                .into_iter()
+                .find(|e| e["event"] == event);
+            found.is_some()
+        });
+        assert!(appeared, "no {event} in the audit log");
+        found.unwrap_or_default()
+    }
+
     /// The newest audit entries (up to 500), newest first, read over the API.
     pub fn audit_entries(&self, token: &str) -> Vec<Value> {
         let audit = self
@@ -291,6 +362,59 @@ impl TestNode {
             .into_iter()
             .find(|e| e["event"] == event)
             .unwrap_or_else(|| panic!("no {event} in the audit log"))
+    }
+
+    /// Sends `method path` with an optional JSON body and bearer token from the loopback
+    /// address `source` (any of 127.0.0.0/8), so that one test can play clients on many
+    /// addresses and networks without a proxy.
+    pub fn request_from(
+        &self,
+        source: &str,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&Value>,
+    ) -> Answer {
+        use std::io::{Read, Write};
+        let source: std::net::IpAddr = source.parse().expect("a source address");
+        assert!(
+            source.is_loopback(),
+            "tests send only from loopback addresses"
+        );
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(self.address),
+            socket2::Type::STREAM,
+            None,
+        )
+        .expect("socket");
+        socket
+            .bind(&SocketAddr::new(source, 0).into())
+            .expect("bind the source address");
+        socket
+            .connect_timeout(&self.address.into(), Duration::from_secs(10))
+            .expect("connect");
+        let mut stream: std::net::TcpStream = socket.into();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.address,
+            body.len()
+        );
+        if !body.is_empty() {
+            head.push_str("Content-Type: application/json\r\n");
+        }
+        if let Some(token) = bearer {
+            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).expect("write");
+        stream.write_all(body.as_bytes()).expect("write");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).expect("read");
+        Answer::parse_raw(&raw)
     }
 
     /// Sends a raw HTTP/1.1 GET with the path exactly as given (no client-side normalisation).
@@ -382,6 +506,27 @@ impl From<ureq::http::Response<ureq::Body>> for Answer {
 }
 
 impl Answer {
+    /// Reads a whole HTTP/1.1 response of a `Connection: close` request.
+    pub fn parse_raw(raw: &[u8]) -> Answer {
+        let text = String::from_utf8_lossy(raw);
+        let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|line| line.split(' ').nth(1))
+            .and_then(|code| code.parse().ok())
+            .expect("a status line");
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_lowercase(), value.trim().to_owned()))
+            .collect();
+        Answer {
+            status,
+            headers,
+            body: body.to_owned(),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -501,6 +646,45 @@ impl TestOwner {
             "unlock_verifier": self.unlock_verifier,
             "proof": self.proof(node, token),
         })
+    }
+}
+
+/// A wrapped key and verifier made for a password change.
+pub struct Rewrapped {
+    pub wrapped_key: String,
+    pub unlock_verifier: String,
+}
+
+impl TestOwner {
+    /// The owner key wrapped under `password` at the lowest iteration count, with its kid in
+    /// the header, as a password change sends it.
+    pub fn rewrapped(&self, password: &str) -> Rewrapped {
+        let (wrapped, verifier) = siteid::jose::jwe::wrap_private_key(
+            &self.key,
+            password.as_bytes(),
+            siteid::jose::jwe::MIN_P2C,
+        )
+        .expect("wrap");
+        Rewrapped {
+            wrapped_key: wrapped.compact().to_owned(),
+            unlock_verifier: b64::encode(&verifier),
+        }
+    }
+
+    /// A rewrap proof over `nonce` for the members of `new`, issued at `at`.
+    pub fn rewrap_proof(&self, node: &TestNode, nonce: &str, new: &Rewrapped, at: i64) -> String {
+        use siteid::auth::unlock::member_digest;
+        self.sign(
+            json!({"alg": "ES384", "typ": "siteid-rewrap+jwt", "kid": self.key.public_key().thumbprint()}),
+            json!({
+                "aud": node.base_url,
+                "nonce": nonce,
+                "iat": at,
+                "exp": at + 300,
+                "wrapped_key_sha256": member_digest(&new.wrapped_key),
+                "unlock_verifier_sha256": member_digest(&new.unlock_verifier),
+            }),
+        )
     }
 }
 

@@ -7,6 +7,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
 use sha2::Digest;
+use siteid::clock::Clock;
 
 use crate::helpers::{TestNode, TestOwner, spawn_node, spawn_node_with_clock};
 
@@ -22,11 +23,12 @@ fn new_set(set_id: &str) -> Value {
     })
 }
 
+/// A claimed node and a session stepped up for sensitive operations.
 fn signed_in_node() -> (tempfile::TempDir, TestNode, TestOwner, String) {
     let (dir, node) = spawn_node();
     let owner = TestOwner::from_vector();
     node.claim(&owner);
-    let (token, _) = node.login(&owner);
+    let (token, _) = node.login_stepped_up(&owner);
     (dir, node, owner, token)
 }
 
@@ -76,6 +78,13 @@ fn recording_a_set_needs_step_up() {
     let owner = TestOwner::from_vector();
     node.claim(&owner);
     let (token, _) = node.login(&owner);
+    let new_session = node.call("POST", SETS, Some(&token), Some(&new_set("0a1b2c3d")), &[]);
+    assert_eq!(
+        new_session.problem(403)["type"],
+        "urn:siteid:problem:step-up-required",
+        "a new session is not stepped up"
+    );
+    node.step_up_at(&owner, &token, clock.now());
     clock.advance(6 * 60);
     let stale = node.call("POST", SETS, Some(&token), Some(&new_set("0a1b2c3d")), &[]);
     assert_eq!(
@@ -157,11 +166,9 @@ fn a_set_id_is_recorded_once() {
 #[test]
 fn a_password_set_after_recovery_is_audited_as_a_recovery() {
     let (_dir, node, owner, token) = signed_in_node();
-    let mut body = json!({
-        "wrapped_key": owner.wrapped_key,
-        "unlock_verifier": owner.unlock_verifier,
-        "recovery_set": "nothex!!",
-    });
+    let new = owner.rewrapped("a new password after recovery");
+    let mut body = node.rewrap_body(&owner, &new, None);
+    body["recovery_set"] = json!("nothex!!");
     let bad = node.call(
         "PUT",
         "/api/v1/owner/wrapped-key",
@@ -170,6 +177,7 @@ fn a_password_set_after_recovery_is_audited_as_a_recovery() {
         &[],
     );
     assert_eq!(bad.problem(422)["field"], "recovery_set");
+    let mut body = node.rewrap_body(&owner, &new, None);
     body["recovery_set"] = json!("a14a8c78");
     let answer = node.call(
         "PUT",

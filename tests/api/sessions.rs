@@ -265,15 +265,26 @@ fn step_up_needs_a_fresh_assertion_from_the_session_key() {
     let (_dir, node, clock) = spawn_node_with_clock();
     let owner = TestOwner::from_vector();
     node.claim(&owner);
-    let (token, _) = node.login(&owner);
-    clock.advance(6 * 60);
-    let stale = node.call(
-        "PUT",
-        "/api/v1/owner/wrapped-key",
-        Some(&token),
-        Some(&json!({"wrapped_key": owner.wrapped_key, "unlock_verifier": owner.unlock_verifier})),
-        &[],
+    let (token, _) = node.login_at(&owner, clock.now());
+    let new = owner.rewrapped("another long password");
+    let change = |at: i64| {
+        node.call(
+            "PUT",
+            "/api/v1/owner/wrapped-key",
+            Some(&token),
+            Some(&node.rewrap_body_at(&owner, &new, Some(&owner.unlock_verifier), at)),
+            &[],
+        )
+    };
+    let new_session = change(clock.now());
+    assert_eq!(
+        new_session.problem(403)["type"],
+        "urn:siteid:problem:step-up-required",
+        "a new session does not start stepped up"
     );
+    node.step_up_at(&owner, &token, clock.now());
+    clock.advance(6 * 60);
+    let stale = change(clock.now());
     assert_eq!(
         stale.problem(403)["type"],
         "urn:siteid:problem:step-up-required"
@@ -292,13 +303,7 @@ fn step_up_needs_a_fresh_assertion_from_the_session_key() {
         &[],
     );
     assert_eq!(reauth.status, 204, "{}", reauth.body);
-    let fresh = node.call(
-        "PUT",
-        "/api/v1/owner/wrapped-key",
-        Some(&token),
-        Some(&json!({"wrapped_key": owner.wrapped_key, "unlock_verifier": owner.unlock_verifier})),
-        &[],
-    );
+    let fresh = change(clock.now());
     assert_eq!(fresh.status, 204, "{}", fresh.body);
     let events = node.audit_events(&token);
     assert!(

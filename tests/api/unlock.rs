@@ -1,5 +1,5 @@
-//! Unlocking from a new device: the PBES2 parameters, the verifier check, and the throttle
-//! with its persistence across a restart.
+//! Unlocking from a new device: the PBES2 parameters, the verifier check, the throttle windows
+//! (client, network, node) with their persistence across a restart, and one-time unlock codes.
 
 use std::sync::Arc;
 
@@ -7,7 +7,9 @@ use serde_json::json;
 use siteid::clock::{Clock, ManualClock, SystemClock};
 use siteid::jose::b64;
 
-use crate::helpers::{NodeOptions, TestNode, TestOwner, spawn_node, spawn_node_with_clock};
+use crate::helpers::{
+    Answer, NodeOptions, TestNode, TestOwner, spawn_node, spawn_node_with_clock, with_store,
+};
 
 fn wrong_verifier() -> serde_json::Value {
     json!({"unlock_verifier": b64::encode(&[7u8; 32])})
@@ -75,7 +77,7 @@ fn fail_times(node: &TestNode, times: usize, headers: &[(&str, &str)]) {
     }
 }
 
-fn retry_after(answer: &crate::helpers::Answer) -> i64 {
+fn retry_after(answer: &Answer) -> i64 {
     answer
         .header("retry-after")
         .and_then(|v| v.parse().ok())
@@ -98,17 +100,29 @@ fn ten_failures_throttle_the_client_even_with_the_right_password_and_across_a_re
     let throttled = node.post_json("/api/v1/unlock", &right);
     let problem = throttled.problem(429);
     assert_eq!(problem["type"], "urn:siteid:problem:too-many-attempts");
+    assert_eq!(problem["scope"], "client");
     let wait = retry_after(&throttled);
     assert!((1..=900).contains(&wait), "Retry-After {wait}");
-    let events = crate::helpers::with_store(dir.path(), siteid::store::audit_rows::all);
-    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
-    assert_eq!(names.iter().filter(|e| **e == "unlock.failed").count(), 10);
-    assert_eq!(
-        names.last(),
-        Some(&"unlock.throttled"),
-        "the first 429 is audited"
-    );
     node.stop();
+    let entries = with_store(dir.path(), siteid::store::audit_rows::all);
+    let failed: Vec<_> = entries
+        .iter()
+        .filter(|e| e.event == "unlock.failed")
+        .collect();
+    assert_eq!(
+        failed.len(),
+        1,
+        "one summary for the client's network and minute"
+    );
+    let detail: serde_json::Value = serde_json::from_str(&failed[0].detail).expect("JSON");
+    assert_eq!(detail["count"], 10);
+    assert_eq!(detail["reason"], "wrong_verifier");
+    assert_eq!(failed[0].ip.as_deref(), Some("127.0.0.0/24"));
+    let started: Vec<_> = entries
+        .iter()
+        .filter(|e| e.event == "unlock.throttled")
+        .collect();
+    assert_eq!(started.len(), 1, "the start of throttling is audited once");
 
     let node = TestNode::start(dir.path(), options);
     let after_restart = node.post_json("/api/v1/unlock", &right);
@@ -131,46 +145,220 @@ fn a_spoofed_forwarded_for_does_not_escape_the_throttle() {
     answer.problem(429);
 }
 
+/// Sends wrong passwords from `hosts` addresses of the loopback network `127.0.<net>.0/24`,
+/// `per_host` each; returns how many were counted as failures (401) rather than refused (429).
+fn flood_from_network(node: &TestNode, net: u8, hosts: u8, per_host: usize) -> usize {
+    let mut counted = 0;
+    for host in 1..=hosts {
+        let source = format!("127.0.{net}.{host}");
+        for _ in 0..per_host {
+            let answer = node.request_from(
+                &source,
+                "POST",
+                "/api/v1/unlock",
+                None,
+                Some(&wrong_verifier()),
+            );
+            match answer.status {
+                401 => counted += 1,
+                429 => {}
+                other => panic!("unexpected {other} from {source}: {}", answer.body),
+            }
+        }
+    }
+    counted
+}
+
 #[test]
-fn a_hundred_failures_pause_password_unlock_for_everyone_until_the_day_passes() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let clock = ManualClock::new(SystemClock.now());
-    let node = TestNode::start(
-        dir.path(),
-        NodeOptions {
-            clock: Arc::new(clock.clone()),
-            trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
-            ..NodeOptions::default()
-        },
-    );
+fn one_network_cannot_switch_off_password_unlock_for_everyone() {
+    let (dir, node, _clock) = spawn_node_with_clock();
     let owner = TestOwner::from_vector();
     node.claim(&owner);
-    for client in 0..10 {
-        let ip = format!("198.51.100.{client}");
-        fail_times(&node, 10, &[("x-forwarded-for", &ip)]);
-        clock.advance(60);
-    }
-    let right = json!({"unlock_verifier": owner.unlock_verifier});
-    let fresh_client = node.post_json_with(
-        "/api/v1/unlock",
-        &right,
-        &[("x-forwarded-for", "192.0.2.200")],
+    // Ten addresses of one /24, ten wrong passwords each: the attack that used to fill the
+    // node-wide window in under a second.
+    let counted = flood_from_network(&node, 9, 10, 10);
+    assert_eq!(
+        counted, 30,
+        "one network counts 30 failures a day, then waits"
     );
-    let problem = fresh_client.problem(429);
+    let neighbour = node.request_from(
+        "127.0.9.77",
+        "POST",
+        "/api/v1/unlock",
+        None,
+        Some(&wrong_verifier()),
+    );
+    assert_eq!(neighbour.problem(429)["scope"], "network");
+    let right = json!({"unlock_verifier": owner.unlock_verifier});
+    let elsewhere = node.request_from("127.0.1.5", "POST", "/api/v1/unlock", None, Some(&right));
+    assert_eq!(
+        elsewhere.status, 200,
+        "the owner elsewhere unlocks: {}",
+        elsewhere.body
+    );
+    node.stop();
+    let node = TestNode::start(dir.path(), NodeOptions::default());
+    let again = node.request_from("127.0.9.78", "POST", "/api/v1/unlock", None, Some(&right));
+    assert_eq!(
+        again.problem(429)["scope"],
+        "network",
+        "the window survives a restart"
+    );
+}
+
+/// A node whose node-wide unlock window is full: four networks of three addresses sent ten
+/// wrong passwords each.
+fn node_with_a_full_node_window() -> (tempfile::TempDir, TestNode, ManualClock, TestOwner) {
+    let (dir, node, clock) = spawn_node_with_clock();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let counted: usize = (10..14)
+        .map(|net| flood_from_network(&node, net, 3, 10))
+        .sum();
+    assert_eq!(counted, 100, "the node-wide window holds 100 failures");
+    (dir, node, clock, owner)
+}
+
+fn unlock_with_code(node: &TestNode, source: &str, verifier: &str, code: &str) -> Answer {
+    let body = json!({"unlock_verifier": verifier, "unlock_code": code});
+    node.request_from(source, "POST", "/api/v1/unlock", None, Some(&body))
+}
+
+#[test]
+fn the_owner_gets_in_with_a_one_time_code_while_the_node_wide_window_is_full() {
+    let (_dir, node, clock, owner) = node_with_a_full_node_window();
+    let right = json!({"unlock_verifier": owner.unlock_verifier});
+    let locked_out = node.request_from("127.0.99.1", "POST", "/api/v1/unlock", None, Some(&right));
+    let problem = locked_out.problem(429);
+    assert_eq!(problem["scope"], "node");
+    assert!(retry_after(&locked_out) > 900);
     assert!(
         problem["detail"]
             .as_str()
             .unwrap_or("")
-            .contains("everyone"),
-        "{problem}"
+            .contains("unlock code")
     );
-    let wait = retry_after(&fresh_client);
-    assert!(wait > 900 && wait <= 86_400, "Retry-After {wait}");
-    clock.advance(wait);
-    let next_day = node.post_json_with(
-        "/api/v1/unlock",
-        &right,
-        &[("x-forwarded-for", "192.0.2.200")],
+
+    // The owner's signed-in device makes a code (it needs a fresh step-up).
+    let (token, _) = node.login_at(&owner, clock.now());
+    let not_fresh = node.call("POST", "/api/v1/unlock-codes", Some(&token), None, &[]);
+    assert_eq!(
+        not_fresh.problem(403)["type"],
+        "urn:siteid:problem:step-up-required"
     );
-    assert_eq!(next_day.status, 200, "{}", next_day.body);
+    node.step_up_at(&owner, &token, clock.now());
+    let minted = node.call("POST", "/api/v1/unlock-codes", Some(&token), None, &[]);
+    assert_eq!(minted.status, 201, "{}", minted.body);
+    assert_eq!(minted.header("cache-control"), Some("no-store"));
+    let minted = minted.json();
+    assert_eq!(minted["expires_in"], 600);
+    let code = minted["code"].as_str().expect("code").to_owned();
+    assert_eq!(code.len(), 19, "four groups of four: {code}");
+
+    let typed = code.to_lowercase().replace('-', " ");
+    let unlocked = unlock_with_code(&node, "127.0.99.1", &owner.unlock_verifier, &typed);
+    assert_eq!(
+        unlocked.status, 200,
+        "the code lets the owner in: {}",
+        unlocked.body
+    );
+    assert_eq!(unlocked.json()["wrapped_key"], owner.wrapped_key);
+    let reused = unlock_with_code(&node, "127.0.99.2", &owner.unlock_verifier, &code);
+    assert_eq!(
+        reused.problem(401)["type"],
+        "urn:siteid:problem:wrong-unlock-code",
+        "a code works once"
+    );
+    let events = node.audit_events(&token);
+    for event in [
+        "unlock_code.created",
+        "unlock_code.used",
+        "unlock.succeeded",
+    ] {
+        assert!(events.iter().any(|e| e == event), "{event} in {events:?}");
+    }
+    let created = node.audit_entry(&token, "unlock_code.created");
+    assert_eq!(
+        created["detail"]["session_id"],
+        node.call("GET", "/api/v1/session", Some(&token), None, &[])
+            .json()["session_id"]
+    );
+    assert!(
+        !created.to_string().contains(&code),
+        "the code is never logged"
+    );
+}
+
+#[test]
+fn a_code_does_not_lift_the_client_window_and_a_wrong_code_counts_as_a_failure() {
+    let (dir, node, clock, owner) = node_with_a_full_node_window();
+    let minted = std::process::Command::new(env!("CARGO_BIN_EXE_siteid"))
+        .args(["unlock-code", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run siteid unlock-code");
+    assert!(
+        minted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    let code = String::from_utf8(minted.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    assert_eq!(code.len(), 19, "{code}");
+
+    // Nine wrong codes and one wrong password from one address fill its own window.
+    let source = "127.0.50.1";
+    for attempt in 0..9 {
+        let wrong = unlock_with_code(&node, source, &owner.unlock_verifier, "0000-0000-0000-0000");
+        assert_eq!(
+            wrong.problem(401)["type"],
+            "urn:siteid:problem:wrong-unlock-code",
+            "attempt {attempt}"
+        );
+    }
+    let bad_password = unlock_with_code(&node, source, &b64::encode(&[7u8; 32]), &code);
+    assert_eq!(
+        bad_password.problem(401)["type"],
+        "urn:siteid:problem:wrong-unlock-verifier"
+    );
+    let throttled = unlock_with_code(&node, source, &owner.unlock_verifier, &code);
+    assert_eq!(throttled.problem(429)["scope"], "client");
+    let malformed = unlock_with_code(&node, "127.0.50.2", &owner.unlock_verifier, "not a code!");
+    assert_eq!(malformed.problem(422)["field"], "unlock_code");
+
+    // The code was used up by the wrong password; a fresh one from the server works, until it
+    // expires.
+    let fresh = std::process::Command::new(env!("CARGO_BIN_EXE_siteid"))
+        .args(["unlock-code", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run siteid unlock-code");
+    let fresh = String::from_utf8(fresh.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    clock.advance(601);
+    let expired = unlock_with_code(&node, "127.0.51.1", &owner.unlock_verifier, &fresh);
+    expired.problem(401);
+}
+
+#[test]
+fn unlock_codes_need_a_session() {
+    let (_dir, node) = spawn_node();
+    node.claim(&TestOwner::from_vector());
+    let answer = node.post_raw("/api/v1/unlock-codes", "", b"");
+    assert_eq!(
+        answer.problem(401)["type"],
+        "urn:siteid:problem:unauthenticated"
+    );
+    let unclaimed = tempfile::tempdir().expect("temp dir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_siteid"))
+        .args(["unlock-code", "--data-dir"])
+        .arg(unclaimed.path())
+        .output()
+        .expect("run siteid unlock-code");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
 }

@@ -1,0 +1,222 @@
+//! One-time unlock codes: making one (from a signed-in device or on the server), reading a
+//! typed code leniently, and using one up. A valid code lets one password unlock past the
+//! network and node-wide throttle windows, so that a flood of wrong passwords from elsewhere
+//! cannot keep the owner out.
+
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::audit::{self, Actor, AuditEvent};
+use crate::jose::b64;
+use crate::recovery::share::{ALPHABET, crockford_value};
+use crate::store::{StoreError, unlock_codes};
+
+/// How long a code can be used, in seconds.
+pub const CODE_LIFETIME: i64 = 10 * 60;
+/// Codes alive at once; making another retires the oldest.
+pub const MAX_LIVE_CODES: usize = 5;
+/// Crockford base32 characters in a code (80 random bits).
+pub const CODE_CHARS: usize = 16;
+
+/// A code in canonical form: 16 upper-case Crockford base32 characters.
+pub struct UnlockCode(Zeroizing<String>);
+
+impl std::fmt::Debug for UnlockCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UnlockCode(..)")
+    }
+}
+
+impl UnlockCode {
+    /// A fresh random code.
+    pub fn generate() -> Self {
+        let mut rng = rand::rngs::OsRng;
+        let text: String = (0..CODE_CHARS)
+            .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+            .collect();
+        UnlockCode(Zeroizing::new(text))
+    }
+
+    /// Reads a typed code: any case, with spaces or hyphens anywhere, O read as 0 and I and L
+    /// as 1. The message completes "unlock_code ...".
+    pub fn parse(text: &str) -> Result<Self, &'static str> {
+        if text.len() > 4 * CODE_CHARS {
+            return Err("is too long; a code has 16 characters");
+        }
+        let mut canonical = Zeroizing::new(String::with_capacity(CODE_CHARS));
+        for character in text.chars() {
+            if character == '-' || character == ' ' {
+                continue;
+            }
+            let value = crockford_value(character)
+                .ok_or("may hold only the letters and digits of a code")?;
+            canonical.push(ALPHABET[usize::from(value)] as char);
+        }
+        if canonical.len() != CODE_CHARS {
+            return Err("must have 16 letters and digits");
+        }
+        Ok(UnlockCode(canonical))
+    }
+
+    /// The code as shown to people: four groups of four, e.g. `7KQ2-M9XD-3FHT-PW4C`.
+    pub fn display(&self) -> String {
+        let bytes = self.0.as_bytes();
+        bytes
+            .chunks(4)
+            .map(|group| String::from_utf8_lossy(group).into_owned())
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+
+    fn hash(&self) -> [u8; 32] {
+        Sha256::digest(self.0.as_bytes()).into()
+    }
+}
+
+/// A code just made.
+#[derive(Debug)]
+pub struct MintedCode {
+    pub code: UnlockCode,
+    pub code_id: String,
+    pub expires_at: i64,
+}
+
+/// Makes a code and stores its hash, retiring expired codes and, past
+/// [`MAX_LIVE_CODES`], the oldest. Audited as `unlock_code.created`.
+pub fn mint(
+    connection: &mut rusqlite::Connection,
+    session_id: Option<&str>,
+    actor: &Actor,
+    now: i64,
+) -> Result<MintedCode, StoreError> {
+    let code = UnlockCode::generate();
+    let mut id_bytes = [0u8; 9];
+    rand::rngs::OsRng.fill(&mut id_bytes);
+    let code_id = b64::encode(&id_bytes);
+    let expires_at = now + CODE_LIFETIME;
+    let tx = connection.transaction()?;
+    unlock_codes::delete_expired(&tx, now)?;
+    let live = unlock_codes::live(&tx, now)?;
+    for old in live
+        .iter()
+        .take((live.len() + 1).saturating_sub(MAX_LIVE_CODES))
+    {
+        unlock_codes::delete(&tx, &old.id)?;
+    }
+    unlock_codes::insert(&tx, &code_id, &code.hash(), now, expires_at, session_id)?;
+    let event = AuditEvent::UnlockCodeCreated {
+        code_id: code_id.clone(),
+        expires_at,
+        session_id: session_id.map(str::to_owned),
+    };
+    audit::append(&tx, now, &event, actor)?;
+    tx.commit()?;
+    Ok(MintedCode {
+        code,
+        code_id,
+        expires_at,
+    })
+}
+
+/// Uses up `code` if it is live: compared with every live code in constant time, deleted when
+/// it matches, and audited as `unlock_code.used`. Returns whether it matched. Call inside the
+/// unlock's transaction.
+pub fn redeem(
+    transaction: &rusqlite::Connection,
+    code: &UnlockCode,
+    actor: &Actor,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let presented = code.hash();
+    let mut matched = None;
+    for stored in unlock_codes::live(transaction, now)? {
+        if bool::from(stored.code_hash.ct_eq(&presented)) {
+            matched = Some(stored.id);
+        }
+    }
+    let Some(code_id) = matched else {
+        return Ok(false);
+    };
+    unlock_codes::delete(transaction, &code_id)?;
+    audit::append(
+        transaction,
+        now,
+        &AuditEvent::UnlockCodeUsed { code_id },
+        actor,
+    )?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn a_code_reads_back_in_any_case_with_separators_and_look_alikes() {
+        let code = UnlockCode::generate();
+        let shown = code.display();
+        assert_eq!(shown.len(), 19);
+        let typed = shown
+            .to_lowercase()
+            .replace('0', "o")
+            .replace('1', "l")
+            .replace('-', " ");
+        let read = UnlockCode::parse(&typed).expect("reads");
+        assert_eq!(read.hash(), code.hash());
+    }
+
+    #[test]
+    fn malformed_codes_are_refused() {
+        for bad in [
+            "",
+            "ABCD-EFGH-JKMN",
+            "ABCD-EFGH-JKMN-PQRSU",
+            "ABCD-EFGH-JKMN-PQR!",
+            "ÄBCD-EFGH-JKMN-PQRS",
+        ] {
+            assert!(UnlockCode::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(UnlockCode::parse(&"-".repeat(100)).is_err());
+    }
+
+    #[test]
+    fn a_code_works_once_and_only_until_it_expires() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        let actor = Actor::local();
+        let minted = store
+            .run_blocking(|c| mint(c, None, &actor, 1_000))
+            .expect("mint");
+        let again = UnlockCode::parse(&minted.code.display()).expect("parse");
+        let redeem_at = |at: i64| {
+            store
+                .run_blocking(|c| redeem(c, &again, &actor, at))
+                .expect("redeem")
+        };
+        assert!(!redeem_at(1_000 + CODE_LIFETIME), "expired");
+        assert!(redeem_at(1_000 + CODE_LIFETIME - 1));
+        assert!(!redeem_at(1_001), "used up");
+    }
+
+    #[test]
+    fn making_a_sixth_code_retires_the_oldest() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        let actor = Actor::local();
+        let codes: Vec<MintedCode> = (0..6)
+            .map(|i| {
+                store
+                    .run_blocking(|c| mint(c, None, &actor, 1_000 + i))
+                    .expect("mint")
+            })
+            .collect();
+        let live = store
+            .run_blocking(|c| unlock_codes::live(c, 1_010))
+            .expect("live");
+        assert_eq!(live.len(), MAX_LIVE_CODES);
+        assert!(live.iter().all(|c| c.id != codes[0].code_id));
+    }
+}

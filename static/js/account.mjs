@@ -1,10 +1,10 @@
 // The /account page: sessions (live over the WebSocket), the audit log, password change, forgetting this device, signing out.
 
 import { ApiError, api, clearToken, getToken, setNotice } from './api.mjs';
-import { stepUp, unlockWithPassword } from './auth.mjs';
-import { deleteKey } from './keystore.mjs';
+import { replaceWrappedKey, stepUp, unlockWithPassword } from './auth.mjs';
+import { deleteKey, loadKey } from './keystore.mjs';
 import { refusal, renderStrength } from './strength.mjs';
-import { $, clearMessages, describe, formatDuration, formatTime, messagesAfter, setBusy, showError, showStatus } from './ui.mjs';
+import { $, clearMessages, countdown, describe, formatDuration, formatTime, messagesAfter, setBusy, showError, showStatus } from './ui.mjs';
 import { importSigningKey, unwrapPrivateKey, wrapPrivateKey } from './wrapped-key.mjs';
 
 const AUDIT_PAGE = 20;
@@ -245,7 +245,7 @@ async function changePassword(event) {
     }
     showStatus('Confirming it is you…');
     await stepUp({ signingKey, kid });
-    await call('PUT', '/owner/wrapped-key', { wrapped_key: rewrapped.wrappedKey, unlock_verifier: rewrapped.unlockVerifier });
+    await replaceWrappedKey({ signingKey, kid }, { ...rewrapped, oldUnlockVerifier: unlockKey.unlockVerifier }, call);
     form.reset();
     renderStrength($('new-strength'), '');
     showStatus('Password changed. Devices that keep your key go on working; new devices need the new password, and the old one no longer unlocks.');
@@ -265,6 +265,39 @@ async function changePassword(event) {
     }
   }
   setBusy(false, form);
+}
+
+/** Makes a one-time unlock code for a new device (after a step-up with the key this device keeps) and shows it until it expires. */
+async function makeUnlockCode() {
+  const button = $('unlock-code-make');
+  messagesAfter(button);
+  clearMessages();
+  const section = button.parentElement;
+  setBusy(true, section);
+  try {
+    const key = await loadKey();
+    if (!key) throw new Error('This device keeps no key to confirm it is you; sign in on a device that does, or use siteid unlock-code on the server.');
+    showStatus('Confirming it is you…');
+    await stepUp(key);
+    const { code, expires_in: expiresIn } = await call('POST', '/unlock-codes');
+    showStatus('');
+    $('unlock-code').value = code;
+    $('unlock-code-shown').hidden = false;
+    countdown(
+      expiresIn,
+      (seconds) => {
+        $('unlock-code-left').textContent = `(valid for ${formatDuration(seconds)})`;
+      },
+      () => {
+        $('unlock-code').value = '';
+        $('unlock-code-shown').hidden = true;
+      },
+    );
+  } catch (error) {
+    showStatus('');
+    showError(describe(error));
+  }
+  setBusy(false, section);
 }
 
 async function forgetDevice() {
@@ -332,6 +365,7 @@ async function main() {
   $('password-form').addEventListener('submit', changePassword);
   $('new-password').addEventListener('input', () => renderStrength($('new-strength'), $('new-password').value));
   $('forget-device').addEventListener('click', forgetDevice);
+  $('unlock-code-make').addEventListener('click', makeUnlockCode);
   connect();
   try {
     await refreshSessions();

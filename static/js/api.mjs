@@ -14,6 +14,8 @@ export class ApiError extends Error {
     /** Seconds to wait on a 429, from Retry-After or the problem's retry_after. */
     this.retryAfter = problem.retry_after ?? null;
     this.field = problem.field ?? null;
+    /** On a 429: which throttle window is full, 'client', 'network' or 'node'. */
+    this.scope = problem.scope ?? null;
   }
 }
 

@@ -1,7 +1,8 @@
-// Signing in with the owner key (challenge, assertion, session), step-up, and password unlock of the wrapped key.
+// Signing in with the owner key (challenge, assertion, session), step-up, password unlock of the wrapped key, and
+// replacing the wrapped key with the owner key's proof.
 
 import { api, setToken } from './api.mjs';
-import { loginAssertion } from './jws.mjs';
+import { loginAssertion, rewrapProof } from './jws.mjs';
 import { deriveUnlock } from './wrapped-key.mjs';
 
 /** The node's public URL: the audience of every proof and assertion. */
@@ -33,12 +34,28 @@ export function unlockParams() {
 }
 
 /**
- * Derives the KEK from the password once, proves it to the node, and resolves with
- * {wrappedKey, kid, unlockKey} (the UnlockKey opens wrappedKey). A wrong password rejects with
- * ApiError 401 'wrong-unlock-verifier' and leaves nothing behind.
+ * Derives the KEK from the password once, proves it to the node (with a one-time unlock code when given), and resolves
+ * with {wrappedKey, kid, unlockKey} (the UnlockKey opens wrappedKey). A wrong password rejects with ApiError 401
+ * 'wrong-unlock-verifier', a wrong code with 'wrong-unlock-code'; nothing is left behind.
  */
-export async function unlockWithPassword(password, params) {
+export async function unlockWithPassword(password, params, unlockCode) {
   const unlockKey = await deriveUnlock(password, params ?? (await unlockParams()));
-  const { wrapped_key: wrappedKey, kid } = await api('POST', '/unlock', { unlock_verifier: unlockKey.unlockVerifier });
+  const body = { unlock_verifier: unlockKey.unlockVerifier };
+  if (unlockCode) body.unlock_code = unlockCode;
+  const { wrapped_key: wrappedKey, kid } = await api('POST', '/unlock', body);
   return { wrappedKey, kid, unlockKey };
+}
+
+/**
+ * Replaces the wrapped key (PUT /owner/wrapped-key) with {wrappedKey, unlockVerifier} from wrapPrivateKey, signed off by
+ * the key {signingKey, kid}. oldUnlockVerifier proves the current password; it is left out only with recoverySet, when
+ * the password is what was lost. The session must have stepped up.
+ */
+export async function replaceWrappedKey(key, { wrappedKey, unlockVerifier, oldUnlockVerifier, recoverySet }, call = api) {
+  const { nonce } = await api('POST', '/auth/challenge');
+  const proof = await rewrapProof(key.signingKey, { audience: audience(), nonce, kid: key.kid, wrappedKey, unlockVerifier });
+  const body = { wrapped_key: wrappedKey, unlock_verifier: unlockVerifier, proof };
+  if (oldUnlockVerifier) body.old_unlock_verifier = oldUnlockVerifier;
+  if (recoverySet) body.recovery_set = recoverySet;
+  await call('PUT', '/owner/wrapped-key', body);
 }

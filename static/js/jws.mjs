@@ -1,4 +1,4 @@
-// ES384 compact JWS signing with WebCrypto: the owner's claim proof and login assertion JWTs.
+// ES384 compact JWS signing with WebCrypto: the owner's claim proof, login assertion and rewrap proof JWTs.
 
 import { encode, encodeJson, utf8 } from './b64url.mjs';
 
@@ -29,4 +29,25 @@ export async function claimProof(signingKey, { audience, claimToken, now = Math.
 export async function loginAssertion(signingKey, { audience, nonce, kid, now = Math.floor(Date.now() / 1000) }) {
   if (typeof kid !== 'string') throw new TypeError('kid must be a string');
   return signJwt(signingKey, { alg: 'ES384', typ: 'siteid-login+jwt', kid }, claims(audience, nonce, now));
+}
+
+/** The base64url SHA-256 of a string's UTF-8 bytes, as a rewrap proof names the members it covers. */
+export async function memberDigest(text) {
+  return encode(await globalThis.crypto.subtle.digest('SHA-256', utf8(text)));
+}
+
+/**
+ * The proof for PUT /api/v1/owner/wrapped-key: a siteid-rewrap+jwt over the node's URL and a fresh challenge,
+ * binding the new wrapped key and unlock verifier exactly as sent.
+ */
+export async function rewrapProof(signingKey, { audience, nonce, kid, wrappedKey, unlockVerifier, now = Math.floor(Date.now() / 1000) }) {
+  if (typeof kid !== 'string' || typeof wrappedKey !== 'string' || typeof unlockVerifier !== 'string') {
+    throw new TypeError('kid, wrappedKey and unlockVerifier must be strings');
+  }
+  const body = {
+    ...claims(audience, nonce, now),
+    wrapped_key_sha256: await memberDigest(wrappedKey),
+    unlock_verifier_sha256: await memberDigest(unlockVerifier),
+  };
+  return signJwt(signingKey, { alg: 'ES384', typ: 'siteid-rewrap+jwt', kid }, body);
 }

@@ -104,10 +104,18 @@ function showUnlock(message = '') {
   loadParams();
 }
 
-async function unlock(password) {
+/** Shows the one-time unlock code field, with a message when given. */
+function offerUnlockCode(message) {
+  $('unlock-code-field').hidden = false;
+  $('unlock-code-toggle').hidden = true;
+  if (message) showError(message);
+  $('unlock-code').focus();
+}
+
+async function unlock(password, unlockCode) {
   if (!params && !(await loadParams())) return false;
   showStatus('Checking your password… (deriving the key takes a moment)');
-  const { wrappedKey, kid, unlockKey } = await unlockWithPassword(password, params);
+  const { wrappedKey, kid, unlockKey } = await unlockWithPassword(password, params, unlockCode);
   showStatus('Unlocking your key…');
   const key = await unlockSigningKey(wrappedKey, unlockKey);
   if (key.kid !== kid) throw new Error('the unlocked key is not the key the node names');
@@ -122,16 +130,28 @@ async function onUnlockSubmit(event) {
   if (throttled) return;
   const form = $('unlock-form');
   const password = $('password').value;
+  const unlockCode = $('unlock-code-field').hidden ? '' : $('unlock-code').value.trim();
   clearMessages();
   setBusy(true, form);
   let signedIn = false;
   try {
-    signedIn = await unlock(password);
+    signedIn = await unlock(password, unlockCode);
   } catch (error) {
     showStatus('');
     setBusy(false, form);
+    if (unlockCode) $('unlock-code').value = ''; // A code is used up by any attempt with it.
     if (error instanceof ApiError && error.slug === 'wrong-unlock-verifier') {
-      showError('Wrong password. Nothing was stored on this device; try again.');
+      showError(unlockCode ? 'Wrong password. The unlock code is used up; make a new one and try again.' : 'Wrong password. Nothing was stored on this device; try again.');
+    } else if (error instanceof ApiError && error.slug === 'wrong-unlock-code') {
+      offerUnlockCode('That unlock code is wrong, was used already or has expired. Make a new one and try again.');
+      return;
+    } else if (error instanceof ApiError && error.field === 'unlock_code') {
+      offerUnlockCode('That is not an unlock code: it has 16 letters and digits, like 7KQ2-M9XD-3FHT-PW4C.');
+      return;
+    } else if (error instanceof ApiError && error.status === 429 && (error.scope === 'node' || error.scope === 'network')) {
+      const where = error.scope === 'node' ? 'on this node' : 'from your network';
+      offerUnlockCode(`Too many wrong passwords ${where} today, so password unlock is paused. A one-time unlock code lets your password through now.`);
+      return;
     } else if (error instanceof ApiError && error.status === 429 && error.slug === 'too-many-attempts') {
       throttle(error, $('unlock-submit'), 'Too many wrong passwords.');
     } else if (error instanceof ApiError && error.status === 404) {
@@ -156,6 +176,7 @@ async function main() {
   const notice = takeNotice();
   if (notice && NOTICES[notice]) showStatus(NOTICES[notice]);
   $('unlock-form').addEventListener('submit', onUnlockSubmit);
+  $('unlock-code-toggle').addEventListener('click', () => offerUnlockCode());
   if (getToken()) {
     try {
       await api('GET', '/session');

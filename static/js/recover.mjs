@@ -1,7 +1,6 @@
 // The /recover page: rebuild the owner key from friends' shares, sign in with it, set a new password. Setup reuses enterShares().
 
-import { api } from './api.mjs';
-import { signIn, stepUp } from './auth.mjs';
+import { replaceWrappedKey, signIn, stepUp } from './auth.mjs';
 import { saveKey } from './keystore.mjs';
 import { readShare, rebuildKey } from './shares.mjs';
 import { refusal, renderStrength } from './strength.mjs';
@@ -80,7 +79,7 @@ async function setPassword(event, rebuilt, key) {
     const { wrappedKey, unlockVerifier } = await wrapPrivateKey(rebuilt.privateJwk, password);
     // Choosing a password may take longer than the session's step-up window.
     await stepUp(key);
-    await api('PUT', '/owner/wrapped-key', { wrapped_key: wrappedKey, unlock_verifier: unlockVerifier, recovery_set: rebuilt.setId });
+    await replaceWrappedKey(key, { wrappedKey, unlockVerifier, recoverySet: rebuilt.setId });
     delete rebuilt.privateJwk.d;
     await saveKey(key);
     form.hidden = true;

@@ -174,14 +174,18 @@ export async function generateOwnerKey() {
   return { privateJwk, publicJwk: toPublicJwk(privateJwk) };
 }
 
-/** Wraps a private JWK under a password with a fresh salt, CEK and IV; returns {wrappedKey, unlockVerifier}. */
+/**
+ * Wraps a private JWK under a password with a fresh salt, CEK and IV, naming the key by its thumbprint in the kid
+ * header; returns {wrappedKey, unlockVerifier}.
+ */
 export async function wrapPrivateKey(privateJwk, password, { p2c = DEFAULT_P2C } = {}) {
   checkPrivateJwk(privateJwk);
   const rand = (n) => globalThis.crypto.getRandomValues(new Uint8Array(n));
   const salt = rand(16);
   const p2s = encode(salt);
   checkParams({ p2s, p2c });
-  const protectedB64 = encodeJson({ alg: ALG, enc: ENC, cty: CTY, p2s, p2c });
+  const kid = await jwkThumbprint(privateJwk);
+  const protectedB64 = encodeJson({ alg: ALG, enc: ENC, cty: CTY, p2s, p2c, kid });
   const { kty, crv, x, y, d } = privateJwk;
   const plaintext = utf8(JSON.stringify({ kty, crv, x, y, d }));
   const iv = rand(12);

@@ -91,7 +91,9 @@ test('wrap then unwrap round-trips, with the exact header and an independent ver
   assert.equal(parts.length, 5);
   const headerText = Buffer.from(parts[0], 'base64url').toString('utf8');
   const header = JSON.parse(headerText);
-  assert.equal(headerText, `{"alg":"PBES2-HS512+A256KW","enc":"A256GCM","cty":"jwk+json","p2s":"${header.p2s}","p2c":210000}`);
+  const kid = await wk.jwkThumbprint(publicJwk);
+  assert.equal(headerText, `{"alg":"PBES2-HS512+A256KW","enc":"A256GCM","cty":"jwk+json","p2s":"${header.p2s}","p2c":210000,"kid":"${kid}"}`);
+  assert.equal(wk.unlockParams(wrappedKey).kid, kid);
   assert.equal(b64.decode(header.p2s).length, 16);
   assert.deepEqual([1, 2, 4].map((i) => b64.decode(parts[i]).length), [40, 12, 16]);
   assert.equal(unlockVerifier, referenceVerifier(referenceKek(password, header.p2s, FAST_P2C)));

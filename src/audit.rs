@@ -1,21 +1,30 @@
-//! The audit log: typed security events appended as hash-chained rows, and the check that
-//! finds the first changed, deleted or reordered entry.
+//! The audit log: typed security events appended as hash-chained rows, the check that finds
+//! the first changed, deleted or reordered entry, and the pruning of entries past retention.
 //!
 //! Each entry's hash covers the previous entry's hash and every column, and the newest
 //! (sequence, hash) pair is kept beside the log, so deleting entries at the end is caught too.
+//! Pruning removes the oldest entries after appending an `audit.pruned` checkpoint that names
+//! the last one to go, and records the newest removed (sequence, hash) as the chain's base, so
+//! the rest still verifies and deleting old entries outside pruning is caught.
 //! The chain shows tampering by anyone who cannot rewrite the whole chain and its head.
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::store::StoreError;
 use crate::store::audit_rows::{self, AuditRow};
+use crate::store::{Store, StoreError};
 
 /// The longest user agent kept, in bytes.
 pub const MAX_USER_AGENT_LEN: usize = 256;
 
 const GENESIS_HASH: [u8; 32] = [0; 32];
 const HASH_DOMAIN: &[u8] = b"siteid audit entry v1";
+
+/// The name of the checkpoint event that pruning appends.
+pub const PRUNED_EVENT: &str = "audit.pruned";
+/// Entries removed per transaction when pruning, so the one connection is never held for long.
+pub const PRUNE_BATCH: i64 = 5_000;
+const SECONDS_PER_DAY: i64 = 86_400;
 
 /// A security event. Details never carry secrets: no passwords, verifiers, tokens or keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +115,15 @@ pub enum AuditEvent {
     UnlockCodeUsed {
         code_id: String,
     },
+    /// A pruning pass is removing every entry up to and including `through_seq`.
+    AuditPruned {
+        through_seq: i64,
+        /// The hash of entry `through_seq`, in lowercase hex.
+        through_hash: String,
+        removed: i64,
+        oldest_at: i64,
+        newest_at: i64,
+    },
 }
 
 impl AuditEvent {
@@ -130,6 +148,7 @@ impl AuditEvent {
             AuditEvent::AuditSuppressed { .. } => "audit.suppressed",
             AuditEvent::UnlockCodeCreated { .. } => "unlock_code.created",
             AuditEvent::UnlockCodeUsed { .. } => "unlock_code.used",
+            AuditEvent::AuditPruned { .. } => PRUNED_EVENT,
         }
     }
 
@@ -207,6 +226,19 @@ impl AuditEvent {
                 session_id,
             } => json!({ "code_id": code_id, "expires_at": expires_at, "session_id": session_id }),
             AuditEvent::UnlockCodeUsed { code_id } => json!({ "code_id": code_id }),
+            AuditEvent::AuditPruned {
+                through_seq,
+                through_hash,
+                removed,
+                oldest_at,
+                newest_at,
+            } => json!({
+                "through_seq": through_seq,
+                "through_hash": through_hash,
+                "removed": removed,
+                "oldest_at": oldest_at,
+                "newest_at": newest_at,
+            }),
         }
     }
 }
@@ -309,45 +341,300 @@ pub enum ChainError {
     Truncated { last: i64, head: i64 },
     #[error("the log head does not match entry {seq}")]
     HeadMismatch { seq: i64 },
+    #[error(
+        "the log starts after entry {base}, but no audit.pruned entry accounts for removing it: \
+         entries were deleted"
+    )]
+    BaseNotPruned { base: i64 },
 }
 
-/// Checks the whole chain; returns the number of entries and the head hash when intact.
-pub fn verify(
-    rows: &[AuditRow],
-    head: Option<(i64, Vec<u8>)>,
-) -> Result<(i64, [u8; 32]), ChainError> {
-    let mut prev_hash = GENESIS_HASH.to_vec();
-    let mut expected_seq = 1;
-    for row in rows {
+/// Why the stored log could not be checked or pruned.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditLogError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("audit log broken: {0}")]
+    Broken(#[from] ChainError),
+}
+
+/// An intact chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainSummary {
+    /// How many entries are stored.
+    pub entries: i64,
+    /// The newest removed entry; 0 when nothing was ever pruned.
+    pub base_seq: i64,
+    /// The newest entry's hash (zeros for an empty log).
+    pub head_hash: [u8; 32],
+}
+
+/// What the newest `audit.pruned` entry says was removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PrunedThrough {
+    seq: i64,
+    hash_hex: String,
+}
+
+/// Checks a chain one entry at a time, oldest first, in constant memory.
+#[derive(Debug, Clone)]
+pub struct ChainVerifier {
+    base_seq: i64,
+    base_hash: Vec<u8>,
+    last_seq: i64,
+    last_hash: Vec<u8>,
+    entries: i64,
+    /// The newest checkpoint so far: `Some(None)` when its detail cannot be read.
+    pruned: Option<Option<PrunedThrough>>,
+}
+
+impl ChainVerifier {
+    /// A verifier for a chain that follows `base`, the newest removed entry (`None`: the
+    /// chain starts at entry 1).
+    pub fn new(base: Option<(i64, Vec<u8>)>) -> Self {
+        let (base_seq, base_hash) = base.unwrap_or((0, GENESIS_HASH.to_vec()));
+        ChainVerifier {
+            base_seq,
+            last_seq: base_seq,
+            last_hash: base_hash.clone(),
+            base_hash,
+            entries: 0,
+            pruned: None,
+        }
+    }
+
+    /// Checks the next entry.
+    pub fn push(&mut self, row: &AuditRow) -> Result<(), ChainError> {
+        let expected_seq = self.last_seq + 1;
         if row.seq != expected_seq {
             return Err(ChainError::Missing { seq: expected_seq });
         }
-        if row.prev_hash != prev_hash {
+        if row.prev_hash != self.last_hash {
             return Err(ChainError::BrokenLink { seq: row.seq });
         }
         if entry_hash(row).as_slice() != row.hash.as_slice() {
             return Err(ChainError::Changed { seq: row.seq });
         }
-        prev_hash = row.hash.clone();
-        expected_seq += 1;
-    }
-    let last = expected_seq - 1;
-    match head {
-        None if last == 0 => {}
-        None => return Err(ChainError::HeadMismatch { seq: last }),
-        Some((head_seq, _)) if head_seq != last => {
-            return Err(ChainError::Truncated {
-                last,
-                head: head_seq,
-            });
+        if row.event == PRUNED_EVENT {
+            self.pruned = Some(pruned_through(&row.detail));
         }
-        Some((_, head_hash)) if head_hash != prev_hash => {
-            return Err(ChainError::HeadMismatch { seq: last });
-        }
-        Some(_) => {}
+        self.last_seq = row.seq;
+        self.last_hash.clone_from(&row.hash);
+        self.entries += 1;
+        Ok(())
     }
-    let head_hash = <[u8; 32]>::try_from(prev_hash.as_slice()).unwrap_or(GENESIS_HASH);
-    Ok((last, head_hash))
+
+    /// The newest entry checked so far (the base before any).
+    fn last(&self) -> (i64, &[u8]) {
+        (self.last_seq, &self.last_hash)
+    }
+
+    /// Checks the end of the chain against the stored head, and the base against the newest
+    /// checkpoint: a base may trail what that checkpoint names (a pass still removing, or
+    /// stopped part way) but never pass it.
+    pub fn finish(self, head: Option<(i64, Vec<u8>)>) -> Result<ChainSummary, ChainError> {
+        let last = self.last_seq;
+        match head {
+            None if self.entries == 0 && self.base_seq == 0 => {}
+            None => return Err(ChainError::HeadMismatch { seq: last }),
+            Some((head_seq, _)) if head_seq != last => {
+                return Err(ChainError::Truncated {
+                    last,
+                    head: head_seq,
+                });
+            }
+            Some((_, head_hash)) if head_hash != self.last_hash => {
+                return Err(ChainError::HeadMismatch { seq: last });
+            }
+            Some(_) => {}
+        }
+        if self.base_seq != 0 {
+            let accounted = match &self.pruned {
+                Some(Some(through)) if through.seq > self.base_seq => true,
+                Some(Some(through)) => {
+                    through.seq == self.base_seq && through.hash_hex == hex(&self.base_hash)
+                }
+                _ => false,
+            };
+            if !accounted {
+                return Err(ChainError::BaseNotPruned {
+                    base: self.base_seq,
+                });
+            }
+        }
+        let head_hash = <[u8; 32]>::try_from(self.last_hash.as_slice()).unwrap_or(GENESIS_HASH);
+        Ok(ChainSummary {
+            entries: self.entries,
+            base_seq: self.base_seq,
+            head_hash,
+        })
+    }
+}
+
+fn pruned_through(detail: &str) -> Option<PrunedThrough> {
+    let detail: serde_json::Value = serde_json::from_str(detail).ok()?;
+    Some(PrunedThrough {
+        seq: detail["through_seq"].as_i64()?,
+        hash_hex: detail["through_hash"].as_str()?.to_owned(),
+    })
+}
+
+/// Bytes as lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why a streamed check stopped.
+enum Stop {
+    Store(StoreError),
+    Chain(ChainError),
+}
+
+impl From<StoreError> for Stop {
+    fn from(error: StoreError) -> Self {
+        Stop::Store(error)
+    }
+}
+
+impl From<Stop> for AuditLogError {
+    fn from(stop: Stop) -> Self {
+        match stop {
+            Stop::Store(error) => AuditLogError::Store(error),
+            Stop::Chain(error) => AuditLogError::Broken(error),
+        }
+    }
+}
+
+/// Checks the stored chain from its base to its head, reading one entry at a time inside one
+/// read transaction (so a node writing at the same time cannot make it look broken).
+pub fn verify_log(connection: &mut rusqlite::Connection) -> Result<ChainSummary, AuditLogError> {
+    let snapshot = connection.transaction().map_err(StoreError::from)?;
+    let base = audit_rows::base(&snapshot)?;
+    let head = audit_rows::head(&snapshot)?;
+    let mut verifier = ChainVerifier::new(base);
+    audit_rows::for_each(&snapshot, |row| verifier.push(&row).map_err(Stop::Chain))?;
+    Ok(verifier.finish(head)?)
+}
+
+/// Removes the entries older than `retention_days` before `now` (none when 0): the oldest
+/// run of entries whose time is before the cutoff, never the newest entry. A pass first
+/// appends an `audit.pruned` checkpoint naming the last entry it will remove, then removes
+/// [`PRUNE_BATCH`] entries per transaction, checking each batch's links before deleting it
+/// and moving the base with it. Returns how many entries were removed.
+pub async fn prune(store: &Store, now: i64, retention_days: u32) -> Result<i64, AuditLogError> {
+    prune_in_batches(store, now, retention_days, PRUNE_BATCH).await
+}
+
+async fn prune_in_batches(
+    store: &Store,
+    now: i64,
+    retention_days: u32,
+    batch: i64,
+) -> Result<i64, AuditLogError> {
+    if retention_days == 0 {
+        return Ok(0);
+    }
+    let cutoff = now.saturating_sub(i64::from(retention_days) * SECONDS_PER_DAY);
+    let (base, head) = store
+        .run(|c| Ok::<_, StoreError>((audit_rows::base(c)?, audit_rows::head(c)?)))
+        .await?;
+    let Some((head_seq, _)) = head else {
+        return Ok(0);
+    };
+    let base_seq = base.as_ref().map_or(0, |(seq, _)| *seq);
+    let through_seq = last_entry_before(store, base_seq, head_seq - 1, cutoff, batch).await?;
+    if through_seq <= base_seq {
+        return Ok(0);
+    }
+    let checkpointed = store
+        .run(move |c| {
+            let transaction = c.transaction().map_err(StoreError::from)?;
+            // Another pass moved the base since the search: leave the log to it.
+            if audit_rows::base(&transaction)?.map_or(0, |(seq, _)| seq) != base_seq {
+                return Ok(false);
+            }
+            let oldest = audit_rows::find(&transaction, base_seq + 1)?
+                .ok_or(ChainError::Missing { seq: base_seq + 1 })?;
+            let newest = audit_rows::find(&transaction, through_seq)?
+                .ok_or(ChainError::Missing { seq: through_seq })?;
+            let event = AuditEvent::AuditPruned {
+                through_seq,
+                through_hash: hex(&newest.hash),
+                removed: through_seq - base_seq,
+                oldest_at: oldest.at,
+                newest_at: newest.at,
+            };
+            append(&transaction, now, &event, &Actor::local())?;
+            transaction.commit().map_err(StoreError::from)?;
+            Ok::<_, AuditLogError>(true)
+        })
+        .await?;
+    if !checkpointed {
+        return Ok(0);
+    }
+    let mut base = base;
+    let mut removed = 0;
+    while base.as_ref().map_or(0, |(seq, _)| *seq) < through_seq {
+        let from = base.take();
+        let (count, new_base) = store
+            .run(move |c| remove_batch(c, from, through_seq, batch))
+            .await?;
+        removed += count;
+        base = Some(new_base);
+    }
+    Ok(removed)
+}
+
+/// Finds the last entry to remove: the one before the first entry (after `base_seq`) whose time
+/// is not before `cutoff`, and at most `newest_removable`. Looks `batch` entries at a time.
+async fn last_entry_before(
+    store: &Store,
+    base_seq: i64,
+    newest_removable: i64,
+    cutoff: i64,
+    batch: i64,
+) -> Result<i64, StoreError> {
+    let mut searched_through = base_seq;
+    while searched_through < newest_removable {
+        let after = searched_through;
+        let found = store
+            .run(move |c| audit_rows::first_not_older(c, after, batch, cutoff))
+            .await?;
+        if let Some(seq) = found {
+            return Ok((seq - 1).min(newest_removable));
+        }
+        searched_through += batch;
+    }
+    Ok(newest_removable)
+}
+
+/// Removes up to `batch` entries after `base`, at most through `through_seq`, in one
+/// transaction, after checking that they chain from the base; returns how many were removed
+/// and the new base.
+fn remove_batch(
+    connection: &mut rusqlite::Connection,
+    base: Option<(i64, Vec<u8>)>,
+    through_seq: i64,
+    batch: i64,
+) -> Result<(i64, (i64, Vec<u8>)), AuditLogError> {
+    let transaction = connection.transaction().map_err(StoreError::from)?;
+    let base_seq = base.as_ref().map_or(0, |(seq, _)| *seq);
+    let last_seq = base_seq.saturating_add(batch).min(through_seq);
+    let mut verifier = ChainVerifier::new(base);
+    audit_rows::for_each_between(&transaction, base_seq + 1, last_seq, |row| {
+        verifier.push(&row).map_err(Stop::Chain)
+    })?;
+    let (checked_seq, checked_hash) = verifier.last();
+    if checked_seq != last_seq {
+        return Err(ChainError::Missing {
+            seq: checked_seq + 1,
+        }
+        .into());
+    }
+    let new_base = (last_seq, checked_hash.to_vec());
+    let count = audit_rows::delete_through(&transaction, last_seq)?;
+    audit_rows::set_base(&transaction, new_base.0, &new_base.1)?;
+    transaction.commit().map_err(StoreError::from)?;
+    Ok((count as i64, new_base))
 }
 
 #[cfg(test)]
@@ -381,11 +668,50 @@ mod tests {
         (dir, store)
     }
 
-    fn check(store: &Store) -> Result<(i64, [u8; 32]), ChainError> {
+    fn check(store: &Store) -> Result<ChainSummary, ChainError> {
+        store.run_blocking(verify_log).map_err(|error| match error {
+            AuditLogError::Broken(error) => error,
+            AuditLogError::Store(error) => panic!("reading the log failed: {error}"),
+        })
+    }
+
+    fn entries(store: &Store) -> Result<i64, ChainError> {
+        check(store).map(|summary| summary.entries)
+    }
+
+    /// Runs a pruning pass with small batches, so that every test crosses batch boundaries.
+    fn prune_at(store: &Store, now: i64, retention_days: u32) -> Result<i64, AuditLogError> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(prune_in_batches(store, now, retention_days, 2))
+    }
+
+    /// `now` for a one-day retention whose cutoff is `cutoff`.
+    fn one_day_after(cutoff: i64) -> i64 {
+        cutoff + SECONDS_PER_DAY
+    }
+
+    fn seqs(store: &Store) -> Vec<i64> {
         store
-            .run_blocking(|c| Ok::<_, StoreError>((audit_rows::all(c)?, audit_rows::head(c)?)))
-            .map(|(rows, head)| verify(&rows, head))
+            .run_blocking(|c| audit_rows::all(c))
             .expect("read")
+            .iter()
+            .map(|row| row.seq)
+            .collect()
+    }
+
+    fn stored(store: &Store, seq: i64) -> AuditRow {
+        store
+            .run_blocking(|c| audit_rows::find(c, seq))
+            .expect("read")
+            .expect("the entry is stored")
+    }
+
+    fn set_base(store: &Store, seq: i64, hash: Vec<u8>) {
+        store
+            .run_blocking(|c| audit_rows::set_base(c, seq, &hash))
+            .expect("set the base");
     }
 
     fn exec(store: &Store, sql: &str) {
@@ -397,7 +723,7 @@ mod tests {
     #[test]
     fn an_untouched_chain_verifies() {
         let (_dir, store) = store_with_entries(5);
-        assert_eq!(check(&store).map(|(n, _)| n), Ok(5));
+        assert_eq!(entries(&store), Ok(5));
     }
 
     #[test]
@@ -407,14 +733,14 @@ mod tests {
             &store,
             "UPDATE audit_log SET ip = '203.0.113.9' WHERE seq = 3",
         );
-        assert_eq!(check(&store), Err(ChainError::Changed { seq: 3 }));
+        assert_eq!(entries(&store), Err(ChainError::Changed { seq: 3 }));
     }
 
     #[test]
     fn a_deleted_entry_is_named() {
         let (_dir, store) = store_with_entries(5);
         exec(&store, "DELETE FROM audit_log WHERE seq = 2");
-        assert_eq!(check(&store), Err(ChainError::Missing { seq: 2 }));
+        assert_eq!(entries(&store), Err(ChainError::Missing { seq: 2 }));
     }
 
     #[test]
@@ -422,7 +748,7 @@ mod tests {
         let (_dir, store) = store_with_entries(5);
         exec(&store, "DELETE FROM audit_log WHERE seq >= 4");
         assert_eq!(
-            check(&store),
+            entries(&store),
             Err(ChainError::Truncated { last: 3, head: 5 })
         );
     }
@@ -436,7 +762,143 @@ mod tests {
              UPDATE audit_log SET seq = 2 WHERE seq = 3;
              UPDATE audit_log SET seq = 3 WHERE seq = 100;",
         );
-        assert_eq!(check(&store), Err(ChainError::BrokenLink { seq: 2 }));
+        assert_eq!(entries(&store), Err(ChainError::BrokenLink { seq: 2 }));
+    }
+
+    #[test]
+    fn pruning_removes_old_entries_and_keeps_the_chain_verifiable() {
+        // Entries 1 to 10 are at times 1000 to 1009.
+        let (_dir, store) = store_with_entries(10);
+        let now = one_day_after(1_005);
+        assert_eq!(prune_at(&store, now, 1).expect("prune"), 5);
+        assert_eq!(seqs(&store), [6, 7, 8, 9, 10, 11]);
+        let checkpoint = stored(&store, 11);
+        assert_eq!(checkpoint.event, PRUNED_EVENT);
+        assert_eq!(checkpoint.at, now);
+        let detail: serde_json::Value = serde_json::from_str(&checkpoint.detail).expect("JSON");
+        assert_eq!(
+            detail,
+            json!({
+                "through_seq": 5,
+                "through_hash": hex(&stored(&store, 6).prev_hash),
+                "removed": 5,
+                "oldest_at": 1_000,
+                "newest_at": 1_004,
+            })
+        );
+        let summary = check(&store).expect("intact");
+        assert_eq!((summary.entries, summary.base_seq), (6, 5));
+    }
+
+    #[test]
+    fn deleting_one_more_old_entry_after_pruning_is_caught() {
+        let (_dir, store) = store_with_entries(10);
+        prune_at(&store, one_day_after(1_005), 1).expect("prune");
+        exec(&store, "DELETE FROM audit_log WHERE seq = 6");
+        assert_eq!(entries(&store), Err(ChainError::Missing { seq: 6 }));
+    }
+
+    #[test]
+    fn moving_the_base_past_the_checkpoint_is_caught() {
+        let (_dir, store) = store_with_entries(10);
+        prune_at(&store, one_day_after(1_005), 1).expect("prune");
+        let sixth = stored(&store, 6);
+        set_base(&store, 6, sixth.hash);
+        exec(&store, "DELETE FROM audit_log WHERE seq = 6");
+        assert_eq!(entries(&store), Err(ChainError::BaseNotPruned { base: 6 }));
+    }
+
+    #[test]
+    fn a_base_without_any_checkpoint_is_caught() {
+        let (_dir, store) = store_with_entries(5);
+        let third = stored(&store, 3);
+        set_base(&store, 3, third.hash);
+        exec(&store, "DELETE FROM audit_log WHERE seq <= 3");
+        assert_eq!(entries(&store), Err(ChainError::BaseNotPruned { base: 3 }));
+    }
+
+    #[test]
+    fn a_second_pruning_pass_moves_the_base_on() {
+        let (_dir, store) = store_with_entries(10);
+        prune_at(&store, one_day_after(1_005), 1).expect("first pass");
+        assert_eq!(
+            prune_at(&store, one_day_after(1_008), 1).expect("second pass"),
+            3
+        );
+        // The first checkpoint is newer than the cutoff, so it stays.
+        assert_eq!(seqs(&store), [9, 10, 11, 12]);
+        let summary = check(&store).expect("intact");
+        assert_eq!((summary.entries, summary.base_seq), (4, 8));
+        assert_eq!(
+            prune_at(&store, one_day_after(1_008), 1).expect("third pass"),
+            0
+        );
+        assert_eq!(seqs(&store), [9, 10, 11, 12], "nothing more to remove");
+    }
+
+    #[test]
+    fn a_retention_of_zero_days_removes_nothing() {
+        let (_dir, store) = store_with_entries(5);
+        assert_eq!(prune_at(&store, i64::MAX / 2, 0).expect("prune"), 0);
+        assert_eq!(seqs(&store), [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn the_newest_entry_is_never_removed() {
+        let (_dir, store) = store_with_entries(5);
+        assert_eq!(
+            prune_at(&store, one_day_after(1_000_000), 1).expect("prune"),
+            4
+        );
+        assert_eq!(seqs(&store), [5, 6]);
+        assert_eq!(entries(&store), Ok(2));
+    }
+
+    #[test]
+    fn a_pass_stopped_part_way_still_verifies() {
+        let (_dir, store) = store_with_entries(10);
+        let fifth = stored(&store, 5);
+        store
+            .run_blocking(|c| {
+                let tx = c.transaction().map_err(StoreError::from)?;
+                let event = AuditEvent::AuditPruned {
+                    through_seq: 5,
+                    through_hash: hex(&fifth.hash),
+                    removed: 5,
+                    oldest_at: 1_000,
+                    newest_at: 1_004,
+                };
+                append(&tx, 2_000, &event, &Actor::local())?;
+                tx.commit().map_err(StoreError::from)?;
+                remove_batch(c, None, 5, 2)
+            })
+            .expect("one batch");
+        assert_eq!(seqs(&store)[0], 3);
+        let summary = check(&store).expect("intact");
+        assert_eq!((summary.entries, summary.base_seq), (9, 2));
+    }
+
+    #[test]
+    fn pruning_refuses_to_remove_a_broken_chain() {
+        let (_dir, store) = store_with_entries(10);
+        exec(
+            &store,
+            "UPDATE audit_log SET ip = '203.0.113.9' WHERE seq = 3",
+        );
+        let result = prune_at(&store, one_day_after(1_005), 1);
+        assert!(
+            matches!(
+                result,
+                Err(AuditLogError::Broken(ChainError::Changed { seq: 3 }))
+            ),
+            "{result:?}"
+        );
+        assert_eq!(
+            seqs(&store)[0],
+            3,
+            "the batch before the changed entry went"
+        );
+        assert_eq!(entries(&store), Err(ChainError::Changed { seq: 3 }));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub const DEFAULT_DATA_DIR: &str = "data";
 pub const DEFAULT_WELL_KNOWN_DIR: &str = "well-known";
 /// The name of the optional configuration file inside the data directory.
 pub const CONFIG_FILE_NAME: &str = "config.toml";
+/// How many days audit entries are kept by default.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 365;
 
 /// Why the settings could not be loaded. Start-up stops with this message.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,8 @@ pub struct Settings {
     pub websocket_max_per_client: usize,
     /// What the public home page shows about the owner.
     pub profile: Profile,
+    /// Audit entries older than this many days are pruned; 0 keeps every entry.
+    pub audit_retention_days: u32,
 }
 
 /// The owner's public profile on the home page, rendered as an h-card.
@@ -98,6 +102,7 @@ impl Settings {
             session_policy: Default::default(),
             websocket_max_per_client: crate::ws::DEFAULT_MAX_PER_CLIENT,
             profile: Profile::default(),
+            audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
         }
     }
 
@@ -167,6 +172,9 @@ impl Settings {
                 .websocket_max_per_client
                 .unwrap_or(crate::ws::DEFAULT_MAX_PER_CLIENT),
             profile: check_profile(file.profile, &file_path)?,
+            audit_retention_days: file
+                .audit_retention_days
+                .unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS),
         })
     }
 }
@@ -196,6 +204,7 @@ struct FileSettings {
     session_idle_minutes: Option<u32>,
     session_lifetime_hours: Option<u32>,
     websocket_max_per_client: Option<usize>,
+    audit_retention_days: Option<u32>,
 }
 
 impl FileSettings {
@@ -398,6 +407,39 @@ mod tests {
             ..Overrides::default()
         });
         assert!(matches!(result, Err(ConfigError::File { .. })));
+    }
+
+    #[test]
+    fn audit_retention_defaults_to_a_year_and_is_read_from_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let load = || {
+            Settings::load(Overrides {
+                data_dir: Some(dir.path().to_owned()),
+                ..Overrides::default()
+            })
+            .expect("load")
+            .audit_retention_days
+        };
+        assert_eq!(load(), 365);
+        assert_eq!(Settings::for_data_dir(dir.path()).audit_retention_days, 365);
+        std::fs::write(
+            dir.path().join(CONFIG_FILE_NAME),
+            "audit_retention_days = 0\n",
+        )
+        .expect("write");
+        assert_eq!(load(), 0);
+        std::fs::write(
+            dir.path().join(CONFIG_FILE_NAME),
+            "audit_retention_days = -1\n",
+        )
+        .expect("write");
+        assert!(matches!(
+            Settings::load(Overrides {
+                data_dir: Some(dir.path().to_owned()),
+                ..Overrides::default()
+            }),
+            Err(ConfigError::File { .. })
+        ));
     }
 
     #[test]

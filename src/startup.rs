@@ -134,6 +134,11 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_GRACE_SECONDS)
         .run();
+        actix_web::rt::spawn(prune_audit_log(
+            store.clone(),
+            clock.clone(),
+            settings.audit_retention_days,
+        ));
         actix_web::rt::spawn(sweep_sessions(
             sessions.clone(),
             store.clone(),
@@ -268,6 +273,24 @@ async fn flush_attempts(state: web::Data<AppState>) {
             Ok(()) => {}
             Err(StoreError::Closed) => return,
             Err(error) => tracing::warn!(%error, "writing failed attempts failed"),
+        }
+    }
+}
+
+/// Removes audit entries past their retention at start-up and then every hour.
+async fn prune_audit_log(store: Store, clock: Arc<dyn Clock>, retention_days: u32) {
+    if retention_days == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match audit::prune(&store, clock.now(), retention_days).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "old audit entries removed"),
+            Err(audit::AuditLogError::Store(StoreError::Closed)) => return,
+            Err(error) => tracing::warn!(%error, "removing old audit entries failed"),
         }
     }
 }

@@ -377,40 +377,65 @@ fn init(args: &InitArgs) -> Result<(), Failure> {
 
 fn audit_verify(args: &NodeArgs) -> Result<(), Failure> {
     let (_, store) = open_store(args)?;
-    let (rows, head) =
-        store.run_blocking(|c| Ok::<_, StoreError>((audit_rows::all(c)?, audit_rows::head(c)?)))?;
+    let checked = store.run_blocking(|c| Ok::<_, StoreError>(audit::verify_log(c)))?;
     store.close()?;
-    match audit::verify(&rows, head) {
-        Ok((count, head)) => {
-            let head: String = head.iter().map(|b| format!("{b:02x}")).collect();
-            println!("audit log intact: {count} entries, head {head}");
-            Ok(())
-        }
-        Err(error) => Err(Failure::new(format!("audit log broken: {error}"))),
+    let summary = checked.map_err(|error| Failure::new(error.to_string()))?;
+    let head = audit::hex(&summary.head_hash);
+    if summary.base_seq == 0 {
+        println!("audit log intact: {} entries, head {head}", summary.entries);
+    } else {
+        println!(
+            "audit log intact: {} entries, head {head}; entries up to {} were pruned",
+            summary.entries, summary.base_seq
+        );
+    }
+    Ok(())
+}
+
+/// Why `audit list` stopped early.
+enum ListStop {
+    Store(StoreError),
+    Output(std::io::Error),
+}
+
+impl From<StoreError> for ListStop {
+    fn from(error: StoreError) -> Self {
+        ListStop::Store(error)
     }
 }
 
 fn audit_list(args: &NodeArgs) -> Result<(), Failure> {
     let (_, store) = open_store(args)?;
-    let rows = store.run_blocking(|c| audit_rows::all(c))?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let listed = store.run_blocking(|c| {
+        audit_rows::for_each(c, |row| {
+            writeln!(
+                out,
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                row.seq,
+                rfc3339(row.at),
+                row.event,
+                row.ip.as_deref().unwrap_or("-"),
+                row.user_agent
+                    .as_deref()
+                    .unwrap_or("-")
+                    .replace(['\t', '\n'], " "),
+                row.detail
+            )
+            .map_err(ListStop::Output)
+        })
+    });
     store.close()?;
-    let mut out = std::io::stdout().lock();
-    for row in rows {
-        let _ = writeln!(
-            out,
-            "{}\t{}\t{}\t{}\t{}\t{}",
-            row.seq,
-            rfc3339(row.at),
-            row.event,
-            row.ip.as_deref().unwrap_or("-"),
-            row.user_agent
-                .as_deref()
-                .unwrap_or("-")
-                .replace(['\t', '\n'], " "),
-            row.detail
-        );
+    let flushed = listed.and_then(|()| out.flush().map_err(ListStop::Output));
+    match flushed {
+        Ok(()) => Ok(()),
+        // A reader that stops early (`| head`) is not a failure.
+        Err(ListStop::Output(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(ListStop::Output(error)) => {
+            Err(Failure::new(format!("cannot write the list: {error}")))
+        }
+        Err(ListStop::Store(error)) => Err(error.into()),
     }
-    Ok(())
 }
 
 fn wrapped_key_check(node: &NodeArgs, password_file: &Path) -> Result<(), Failure> {

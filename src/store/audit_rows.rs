@@ -1,10 +1,13 @@
-//! Audit log rows and the chain head: the SQL behind the hash-chained audit log.
+//! Audit log rows, the chain head and the chain base: the SQL behind the hash-chained audit log.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;
 
+/// The newest entry's (sequence, hash), in `meta`.
 const HEAD_NAME: &str = "audit_head";
+/// The newest removed entry's (sequence, hash), in `meta`; absent until the first pruning.
+const BASE_NAME: &str = "audit_base";
 
 /// One stored audit entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,15 +24,50 @@ pub struct AuditRow {
 
 /// The sequence number and hash of the newest entry, as recorded beside the log.
 pub fn head(connection: &Connection) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+    read_position(connection, HEAD_NAME)
+}
+
+/// The sequence number and hash of the newest removed entry, which the oldest kept entry
+/// follows; `None` while nothing was ever removed.
+pub fn base(connection: &Connection) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+    read_position(connection, BASE_NAME)
+}
+
+/// Records the newest removed entry. Call inside the transaction that removes it.
+pub fn set_base(connection: &Connection, seq: i64, hash: &[u8]) -> Result<(), StoreError> {
+    write_position(connection, BASE_NAME, seq, hash)
+}
+
+fn read_position(
+    connection: &Connection,
+    name: &str,
+) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
     let value: Option<Vec<u8>> = connection
         .prepare_cached("SELECT value FROM meta WHERE name = ?1")?
-        .query_row([HEAD_NAME], |row| row.get(0))
+        .query_row([name], |row| row.get(0))
         .optional()?;
     Ok(value.and_then(|bytes| {
         let (seq, hash) = bytes.split_at_checked(8)?;
         let seq = i64::from_be_bytes(<[u8; 8]>::try_from(seq).ok()?);
         Some((seq, hash.to_vec()))
     }))
+}
+
+fn write_position(
+    connection: &Connection,
+    name: &str,
+    seq: i64,
+    hash: &[u8],
+) -> Result<(), StoreError> {
+    let mut value = seq.to_be_bytes().to_vec();
+    value.extend_from_slice(hash);
+    connection
+        .prepare_cached(
+            "INSERT INTO meta (name, value) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )?
+        .execute(params![name, value])?;
+    Ok(())
 }
 
 /// Inserts an entry and moves the head to it. Call inside a transaction.
@@ -49,15 +87,7 @@ pub fn insert(connection: &Connection, row: &AuditRow) -> Result<(), StoreError>
             row.prev_hash,
             row.hash
         ])?;
-    let mut head = row.seq.to_be_bytes().to_vec();
-    head.extend_from_slice(&row.hash);
-    connection
-        .prepare_cached(
-            "INSERT INTO meta (name, value) VALUES (?1, ?2)
-         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-        )?
-        .execute(params![HEAD_NAME, head])?;
-    Ok(())
+    write_position(connection, HEAD_NAME, row.seq, &row.hash)
 }
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
@@ -73,16 +103,87 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
     })
 }
 
-/// Every entry, oldest first.
+/// Every entry, oldest first, read whole. For small logs (tests); use [`for_each`] otherwise.
 pub fn all(connection: &Connection) -> Result<Vec<AuditRow>, StoreError> {
-    let mut statement = connection.prepare(
-        "SELECT seq, at, event, ip, user_agent, detail, prev_hash, hash
-         FROM audit_log ORDER BY seq",
-    )?;
-    let rows = statement
-        .query_map([], from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows = Vec::new();
+    for_each(connection, |row| {
+        rows.push(row);
+        Ok::<_, StoreError>(())
+    })?;
     Ok(rows)
+}
+
+/// Hands every entry to `visit`, oldest first, one at a time, so memory stays constant however
+/// long the log. Stops at the first error `visit` returns.
+pub fn for_each<E>(
+    connection: &Connection,
+    visit: impl FnMut(AuditRow) -> Result<(), E>,
+) -> Result<(), E>
+where
+    E: From<StoreError>,
+{
+    for_each_between(connection, i64::MIN, i64::MAX, visit)
+}
+
+/// Like [`for_each`], for the entries from `first` to `last` (both included).
+pub fn for_each_between<E>(
+    connection: &Connection,
+    first: i64,
+    last: i64,
+    mut visit: impl FnMut(AuditRow) -> Result<(), E>,
+) -> Result<(), E>
+where
+    E: From<StoreError>,
+{
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT seq, at, event, ip, user_agent, detail, prev_hash, hash
+             FROM audit_log WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
+        )
+        .map_err(StoreError::from)?;
+    let mut rows = statement.query([first, last]).map_err(StoreError::from)?;
+    while let Some(row) = rows.next().map_err(StoreError::from)? {
+        visit(from_row(row).map_err(StoreError::from)?)?;
+    }
+    Ok(())
+}
+
+/// The entry `seq`, if it is stored.
+pub fn find(connection: &Connection, seq: i64) -> Result<Option<AuditRow>, StoreError> {
+    let row = connection
+        .prepare_cached(
+            "SELECT seq, at, event, ip, user_agent, detail, prev_hash, hash
+             FROM audit_log WHERE seq = ?1",
+        )?
+        .query_row([seq], from_row)
+        .optional()?;
+    Ok(row)
+}
+
+/// The oldest entry after `after` and at most `within` places after it whose time is `at` or
+/// later: one bounded step of finding where old entries end.
+pub fn first_not_older(
+    connection: &Connection,
+    after: i64,
+    within: i64,
+    at: i64,
+) -> Result<Option<i64>, StoreError> {
+    let seq = connection
+        .prepare_cached(
+            "SELECT seq FROM audit_log WHERE seq > ?1 AND seq <= ?1 + ?2 AND at >= ?3
+             ORDER BY seq LIMIT 1",
+        )?
+        .query_row(params![after, within, at], |row| row.get(0))
+        .optional()?;
+    Ok(seq)
+}
+
+/// Deletes every entry up to and including `seq`; returns how many were deleted. Call inside
+/// the transaction that moves the base.
+pub fn delete_through(connection: &Connection, seq: i64) -> Result<usize, StoreError> {
+    Ok(connection
+        .prepare_cached("DELETE FROM audit_log WHERE seq <= ?1")?
+        .execute([seq])?)
 }
 
 /// Up to `limit` entries older than `before` (all when `None`), newest first.

@@ -230,6 +230,21 @@ test('the key stored in IndexedDB is not extractable', async () => {
   expect(result.record).not.toContain('"d"');
 });
 
+test('the account page makes one-time unlock codes', async ({}, testInfo) => {
+  const a = pages.A;
+  await a.reload();
+  const codes = [];
+  for (let i = 0; i < 2; i += 1) {
+    await a.click('#unlock-code-make');
+    await expect(a.locator('#unlock-code-shown')).toBeVisible();
+    await expect(a.locator('#unlock-code')).toHaveText(/^[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){3}$/);
+    await expect(a.locator('#unlock-code-left')).toContainText('valid for');
+    codes.push(await a.locator('#unlock-code').textContent());
+  }
+  expect(codes[0]).not.toBe(codes[1]);
+  await shot(a, testInfo, 'account-unlock-code');
+});
+
 test('the audit log pages back with "Older entries"', async ({}, testInfo) => {
   const a = pages.A;
   await a.reload();

@@ -2,6 +2,7 @@
 
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import http from 'node:http';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -148,5 +149,31 @@ export function storedKeys(page) {
     }
     db.close();
     return out;
+  });
+}
+
+/**
+ * POSTs JSON to the node from the loopback address `localAddress` (any of 127.0.0.0/8), so a test can play clients
+ * on many addresses and networks. Resolves {status, body}.
+ */
+export function postFrom(base, localAddress, path, body) {
+  if (!localAddress.startsWith('127.')) throw new Error('tests send only from loopback addresses');
+  const url = new URL(path, base);
+  const payload = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', localAddress, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), connection: 'close' }, timeout: 30_000 },
+      (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk) => {
+          text += chunk;
+        });
+        response.on('end', () => resolve({ status: response.statusCode, body: text ? JSON.parse(text) : null }));
+      },
+    );
+    request.on('error', reject);
+    request.on('timeout', () => request.destroy(new Error('the node did not answer within 30 s')));
+    request.end(payload);
   });
 }

@@ -325,9 +325,16 @@ impl PublicUrl {
         self.https
     }
 
-    /// The did:web identifier: the host, with `:port` percent-encoded as `%3A` when present.
+    /// The did:web identifier: the host, with `:port` percent-encoded as `%3A` when present. An
+    /// IPv6 host keeps its brackets, percent-encoded with its colons (`%5B%3A%3A1%5D`), since
+    /// a DID may hold only letters, digits, `.`, `-`, `_` and percent-encodings; percent-decoding
+    /// gives back `[::1]:8080`, the host and port did:web resolution fetches from.
     pub fn did_web(&self) -> String {
-        let host = self.host.replace(':', "%3A");
+        let host = self
+            .host
+            .replace(':', "%3A")
+            .replace('[', "%5B")
+            .replace(']', "%5D");
         match self.port {
             Some(port) => format!("did:web:{host}%3A{port}"),
             None => format!("did:web:{host}"),
@@ -358,6 +365,31 @@ mod tests {
         let url = PublicUrl::parse("http://127.0.0.1:8080").expect("valid");
         assert_eq!(url.did_web(), "did:web:127.0.0.1%3A8080");
         assert_eq!(url.as_str(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn an_ipv6_public_url_gives_a_valid_did() {
+        let url = PublicUrl::parse("http://[::1]:8080").expect("valid");
+        let did = url.did_web();
+        assert_eq!(did, "did:web:%5B%3A%3A1%5D%3A8080");
+        let id = did.strip_prefix("did:web:").expect("method");
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '%')),
+            "only DID idchars: {id}"
+        );
+        assert_eq!(
+            id.replace("%3A", ":")
+                .replace("%5B", "[")
+                .replace("%5D", "]"),
+            "[::1]:8080"
+        );
+        assert_eq!(
+            PublicUrl::parse("https://[2001:db8::7]")
+                .expect("valid")
+                .did_web(),
+            "did:web:%5B2001%3Adb8%3A%3A7%5D"
+        );
     }
 
     #[test]

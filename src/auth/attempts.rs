@@ -68,11 +68,7 @@ impl Buckets {
         if !self.by_key.contains_key(key) && self.by_key.len() >= MAX_BUCKETS {
             let window = self.window;
             self.by_key.retain(|_, recent| !recent.expire(&window, at));
-            if self.by_key.len() >= MAX_BUCKETS
-                && let Some(victim) = self.by_key.keys().next().cloned()
-            {
-                self.by_key.remove(&victim);
-            }
+            shrink_to_room(&mut self.by_key);
         }
         self.by_key
             .entry(key.to_owned())
@@ -82,6 +78,21 @@ impl Buckets {
 
     fn clear(&mut self, key: &str) -> bool {
         self.by_key.remove(key).is_some()
+    }
+}
+
+/// Makes a full map nine-tenths full by dropping arbitrary entries, when dropping the expired
+/// ones was not enough, so that the next full scan is far away. Under a flood from more
+/// addresses than the map holds, some clients' failures are forgotten early; the node-wide and
+/// network windows still count them.
+fn shrink_to_room<V>(map: &mut HashMap<String, V>) {
+    let room = MAX_BUCKETS / 10 * 9;
+    if map.len() < room {
+        return;
+    }
+    let excess: Vec<String> = map.keys().take(map.len() - room).cloned().collect();
+    for key in excess {
+        map.remove(&key);
     }
 }
 
@@ -317,6 +328,7 @@ impl AttemptLedger {
             ledger
                 .last_limited
                 .retain(|_, at| now - *at < LIMITED_INTERVAL);
+            shrink_to_room(&mut ledger.last_limited);
         }
         if ledger
             .last_limited

@@ -10,6 +10,7 @@ pub mod throttle;
 pub mod unlock_codes;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::Connection;
@@ -70,6 +71,8 @@ pub struct Store {
     connection: Arc<Mutex<Option<Connection>>>,
     path: PathBuf,
     grouped: tokio::sync::mpsc::UnboundedSender<GroupedRequest>,
+    /// Transactions the group writer has committed, for tests of the grouping.
+    group_commits: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -90,14 +93,17 @@ impl Store {
         let connection = Arc::new(Mutex::new(Some(connection)));
         let (grouped, requests) = tokio::sync::mpsc::unbounded_channel();
         let writer_connection = connection.clone();
+        let group_commits = Arc::new(AtomicU64::new(0));
+        let writer_commits = group_commits.clone();
         std::thread::Builder::new()
             .name("store-group-writer".into())
-            .spawn(move || write_groups(&writer_connection, requests))
+            .spawn(move || write_groups(&writer_connection, requests, &writer_commits))
             .map_err(|e| StoreError::Task(format!("cannot start the group writer: {e}")))?;
         Ok(Store {
             connection,
             path,
             grouped,
+            group_commits,
         })
     }
 
@@ -154,6 +160,11 @@ impl Store {
         connection.close().map_err(|(_, e)| StoreError::Sqlite(e))
     }
 
+    /// How many grouped transactions have been committed.
+    pub fn group_commits(&self) -> u64 {
+        self.group_commits.load(Ordering::Relaxed)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Option<Connection>> {
         // A panic while holding the lock leaves the connection usable: SQLite rolls back
         // the unfinished transaction when its guard is dropped.
@@ -163,21 +174,24 @@ impl Store {
     }
 }
 
-/// The group writer's loop: take one request, add every other request already waiting, run
-/// them in one transaction, answer them all. Ends when every `Store` handle is gone.
+/// The group writer's loop: take one request, wait for the connection, add every other request
+/// that arrived meanwhile, run them in one transaction, answer them all. Ends when every
+/// `Store` handle is gone.
 fn write_groups(
     connection: &Mutex<Option<Connection>>,
     mut requests: tokio::sync::mpsc::UnboundedReceiver<GroupedRequest>,
+    commits: &AtomicU64,
 ) {
     while let Some(first) = requests.blocking_recv() {
         let mut group = vec![first];
+        // Requests that queue while another task holds the connection join this group.
+        let mut guard = connection.lock().unwrap_or_else(|p| p.into_inner());
         while group.len() < MAX_GROUP {
             match requests.try_recv() {
                 Ok(request) => group.push(request),
                 Err(_) => break,
             }
         }
-        let mut guard = connection.lock().unwrap_or_else(|p| p.into_inner());
         let Some(connection) = guard.as_mut() else {
             for request in group {
                 let _ = request.done.send(Err(StoreError::Closed));
@@ -191,6 +205,9 @@ fn write_groups(
                 .map(|r| std::mem::replace(&mut r.write, Box::new(|_| Ok(())))),
         );
         drop(guard);
+        if committed.is_ok() {
+            commits.fetch_add(1, Ordering::Relaxed);
+        }
         for (request, result) in group.into_iter().zip(results) {
             let outcome = match (&committed, result) {
                 (Ok(()), result) => result,
@@ -264,15 +281,46 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Creates the data directory as `0700`, and makes an existing one private: other users of the
+/// machine must not read the database (it holds the audit log and who holds recovery shares).
 fn create_private_dir(path: &Path) -> Result<(), StoreError> {
+    let data_dir_error = |source| StoreError::DataDir {
+        path: path.to_owned(),
+        source,
+    };
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(path).map_err(|source| StoreError::DataDir {
-        path: path.to_owned(),
-        source,
-    })
+    builder.create(path).map_err(data_dir_error)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(data_dir_error)?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700)).map_err(
+                |error| {
+                    data_dir_error(std::io::Error::new(
+                        error.kind(),
+                        format!(
+                            "it is open to other users (mode {mode:o}) and cannot be made private \
+                             ({error}); run `chmod 700` on it as its owner"
+                        ),
+                    ))
+                },
+            )?;
+            tracing::warn!(
+                path = %path.display(),
+                was = format!("{mode:o}"),
+                "the data directory was open to other users; it is now 0700"
+            );
+        }
+    }
+    Ok(())
 }
 
 fn restrict_file_permissions(path: &Path) -> Result<(), StoreError> {
@@ -336,6 +384,21 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
+        // Hold the connection so that the three writes queue up while the writer waits for it.
+        let (held, release) = std::sync::mpsc::channel::<()>();
+        let (holding, is_held) = std::sync::mpsc::channel::<()>();
+        let holder = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                store.run_blocking(|_| {
+                    let _ = holding.send(());
+                    let _ = release.recv();
+                    Ok::<_, StoreError>(())
+                })
+            })
+        };
+        is_held.recv().expect("the connection is held");
+        let commits_before = store.group_commits();
         let results = runtime.block_on(async {
             let good = store.run_grouped(|c| {
                 c.execute("INSERT INTO meta (name, value) VALUES ('a', x'01')", [])?;
@@ -349,9 +412,20 @@ mod tests {
                 c.execute("INSERT INTO meta (name, value) VALUES ('c', x'01')", [])?;
                 Ok(())
             });
-            (good.await, bad.await, also_good.await)
+            // `join!` polls the writes in order, so all three are queued before the release.
+            let release_connection = async {
+                let _ = held.send(());
+            };
+            let (good, bad, also_good, ()) = tokio::join!(good, bad, also_good, release_connection);
+            (good, bad, also_good)
         });
+        holder.join().expect("holder").expect("held");
         assert!(results.0.is_ok() && results.1.is_err() && results.2.is_ok());
+        assert_eq!(
+            store.group_commits() - commits_before,
+            1,
+            "the three writes shared one commit"
+        );
         let names: Vec<String> = store
             .run_blocking(|c| {
                 let mut statement = c.prepare("SELECT name FROM meta ORDER BY name")?;
@@ -362,6 +436,19 @@ mod tests {
             })
             .expect("read");
         assert_eq!(names, ["a", "c"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_existing_data_directory_open_to_others_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).expect("mkdir");
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        Store::open(&data).expect("open");
+        let mode = std::fs::metadata(&data).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
     }
 
     #[test]

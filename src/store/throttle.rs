@@ -20,17 +20,6 @@ impl FailureKind {
         }
     }
 
-    fn select_sql(self) -> &'static str {
-        match self {
-            FailureKind::Unlock => {
-                "SELECT at FROM unlock_failure WHERE at >= ?1 AND (?2 IS NULL OR ip = ?2) ORDER BY at"
-            }
-            FailureKind::Login => {
-                "SELECT at FROM login_failure WHERE at >= ?1 AND (?2 IS NULL OR ip = ?2) ORDER BY at"
-            }
-        }
-    }
-
     fn recent_sql(self) -> &'static str {
         match self {
             FailureKind::Unlock => "SELECT ip, at FROM unlock_failure WHERE at >= ?1 ORDER BY at",
@@ -66,21 +55,6 @@ pub fn record_failure(
     Ok(())
 }
 
-/// The times of failures from `ip` (or from anyone, when `ip` is `None`) at or after `since`,
-/// oldest first.
-pub fn failure_times(
-    connection: &Connection,
-    kind: FailureKind,
-    ip: Option<&str>,
-    since: i64,
-) -> Result<Vec<i64>, StoreError> {
-    let mut statement = connection.prepare_cached(kind.select_sql())?;
-    let times = statement
-        .query_map(params![since, ip], |row| row.get(0))?
-        .collect::<Result<Vec<i64>, _>>()?;
-    Ok(times)
-}
-
 /// Forgets the failures of one client, after it succeeded.
 pub fn clear_failures(
     connection: &Connection,
@@ -112,4 +86,34 @@ pub fn recent(
         .query_map(params![since], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn loading_and_pruning_failures_search_the_time_index() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        for kind in [FailureKind::Unlock, FailureKind::Login] {
+            for sql in [kind.recent_sql(), kind.prune_sql()] {
+                let plan: Vec<String> = store
+                    .run_blocking(|c| {
+                        let mut statement = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                        let rows = statement
+                            .query_map([0], |row| row.get::<_, String>(3))?
+                            .collect::<Result<Vec<_>, _>>()?;
+                        Ok::<_, StoreError>(rows)
+                    })
+                    .expect("plan");
+                assert!(
+                    plan.iter()
+                        .any(|step| step.contains("USING INDEX") && step.contains("(at")),
+                    "{sql}: {plan:?}"
+                );
+            }
+        }
+    }
 }

@@ -13,6 +13,7 @@ use super::protocol::{
     self, CLOSE_BAD_MESSAGE, CLOSE_HEARTBEAT_TIMEOUT, CLOSE_THROTTLED, CLOSE_UNAUTHORIZED,
     ClientMessage, Event, ServerMessage,
 };
+use crate::auth::attempts::Failure;
 use crate::auth::challenge::CHALLENGE_LIFETIME;
 use crate::auth::login::{self, LoginError};
 use crate::auth::sessions::{EndReason, SessionEvent};
@@ -51,7 +52,8 @@ pub async fn run(
         return;
     }
     let mut events = state.sessions.subscribe();
-    let started = Instant::now();
+    // The authentication deadline runs on the node's clock, so tests can move it by hand.
+    let started_at = state.clock.now();
     let mut last_heard = Instant::now();
     let mut last_ping = Instant::now();
     let mut ready: Option<String> = None;
@@ -86,7 +88,7 @@ pub async fn run(
             _ = tick.tick() => {
                 let now = state.clock.now();
                 match &ready {
-                    None if started.elapsed() >= AUTH_TIMEOUT => break Some((CLOSE_UNAUTHORIZED, "authentication timed out")),
+                    None if now - started_at >= AUTH_TIMEOUT.as_secs() as i64 => break Some((CLOSE_UNAUTHORIZED, "authentication timed out")),
                     Some(id) if !state.sessions.is_active(id, now) => break Some((CLOSE_UNAUTHORIZED, "the session has ended")),
                     _ => {}
                 }
@@ -214,11 +216,9 @@ async fn handle_text(
                         Err(close) => return close,
                     }
                 }
-                (None, Some(token)) => match state.sessions.authenticate(&token, now) {
-                    Some((info, _)) => info.id,
-                    None => {
-                        return Next::Close(CLOSE_UNAUTHORIZED, "the access token is not valid");
-                    }
+                (None, Some(token)) => match attach(state, client, &token, now) {
+                    Ok(id) => id,
+                    Err(close) => return close,
                 },
                 _ => {
                     return Next::Close(
@@ -235,6 +235,32 @@ async fn handle_text(
                 Ok(()) => Next::Continue,
                 Err(_) => Next::Close(1011, "send failed"),
             }
+        }
+    }
+}
+
+/// Attaches the socket to the session of an access token. Unknown tokens count as failed
+/// sign-ins of the client, so that guessing them over sockets is throttled like assertions.
+fn attach(state: &AppState, client: &Client, token: &str, now: i64) -> Result<String, Next> {
+    let actor = client.actor();
+    if state.attempts.login_retry_after(&actor, now).is_some() {
+        return Err(Next::Close(
+            CLOSE_THROTTLED,
+            "too many failed sign-ins from this address",
+        ));
+    }
+    match state.sessions.authenticate(token, now) {
+        Some((info, _)) => Ok(info.id),
+        None => {
+            state.attempts.login_failed(Failure {
+                actor: &actor,
+                reason: "has an access token that is not valid (WebSocket)",
+                at: now,
+            });
+            Err(Next::Close(
+                CLOSE_UNAUTHORIZED,
+                "the access token is not valid",
+            ))
         }
     }
 }

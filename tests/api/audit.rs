@@ -297,3 +297,47 @@ fn largest_child_resident_kib() -> i64 {
     let usage = unsafe { usage.assume_init() };
     usage.ru_maxrss
 }
+
+#[test]
+fn junk_claims_do_not_crowd_out_a_throttled_unlock() {
+    let clock = siteid::clock::ManualClock::new(siteid::clock::SystemClock.now());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = TestNode::start(
+        dir.path(),
+        NodeOptions {
+            clock: Arc::new(clock.clone()),
+            trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
+            ..Default::default()
+        },
+    );
+    let owner = TestOwner::from_vector();
+    // A hundred wrong claims from a hundred addresses, before the owner claims the node.
+    for client in 0..100 {
+        let ip = format!("198.51.{}.{}", client / 50, client % 50 + 1);
+        let mut body = owner.claim_body(&node, "not-the-token");
+        body["claim_token"] = json!("not-the-token");
+        let answer = node.post_json_with("/api/v1/owner", &body, &[("x-forwarded-for", &ip)]);
+        assert_eq!(answer.status, 401, "{}", answer.body);
+    }
+    node.claim(&owner);
+    for _ in 0..11 {
+        node.post_json_with(
+            "/api/v1/unlock",
+            &json!({"unlock_verifier": "A".repeat(43)}),
+            &[("x-forwarded-for", "203.0.113.9")],
+        );
+    }
+    let (token, _) = node.login_at(&owner, clock.now());
+    clock.advance(60);
+    let throttled = node.wait_for_audit_entry(&token, "unlock.throttled");
+    assert_eq!(throttled["detail"]["scope"], "client");
+    let suppressed = node.wait_for_audit_entry(&token, "audit.suppressed");
+    assert_eq!(suppressed["detail"]["counts"]["claim.rejected"], 70);
+    let events = node.audit_events(&token);
+    assert_eq!(
+        events.iter().filter(|e| *e == "claim.rejected").count(),
+        30,
+        "claim rejections have their own budget"
+    );
+    assert_eq!(events.iter().filter(|e| *e == "unlock.failed").count(), 1);
+}

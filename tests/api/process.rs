@@ -23,8 +23,30 @@ struct RunningBinary {
 
 impl RunningBinary {
     fn start(data_dir: &Path, log_path: &Path) -> RunningBinary {
+        Self::start_with_open_files(data_dir, log_path, None)
+    }
+
+    /// Starts the binary, under `(soft, hard)` open-file limits when given (set by the shell's
+    /// `ulimit` before it runs the binary).
+    fn start_with_open_files(
+        data_dir: &Path,
+        log_path: &Path,
+        open_files: Option<(u64, u64)>,
+    ) -> RunningBinary {
         let log = std::fs::File::create(log_path).expect("log file");
-        let mut child = Command::new(BINARY)
+        let mut command = match open_files {
+            None => Command::new(BINARY),
+            Some((soft, hard)) => {
+                let mut shell = Command::new("sh");
+                shell.args([
+                    "-c",
+                    &format!("ulimit -Sn {soft} && ulimit -Hn {hard} && exec \"$0\" \"$@\""),
+                    BINARY,
+                ]);
+                shell
+            }
+        };
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .arg("--well-known-dir")
@@ -172,6 +194,7 @@ fn a_full_claim_and_unlock_run_leaves_no_secret_in_the_database_or_logs() {
     );
     assert_eq!(status, 200);
     assert_eq!(body["wrapped_key"], wrapped.compact());
+    let signed_in = sign_in_every_way(&node, &key, &verifier);
     let log_before_stop = node.log();
     assert!(node.terminate(), "SIGTERM ends the node with success");
 
@@ -199,17 +222,180 @@ fn a_full_claim_and_unlock_run_leaves_no_secret_in_the_database_or_logs() {
         "the log holds the wrapped key"
     );
     assert_eq!(count(&log, proof.as_bytes()), 0, "the log holds the proof");
+    for (name, secret) in &signed_in.secrets {
+        assert_eq!(count(&log, secret.as_bytes()), 0, "the log holds {name}");
+        assert_eq!(
+            count(&database, secret.as_bytes()),
+            0,
+            "the database holds {name}"
+        );
+    }
     assert_eq!(
         count(log_before_stop.as_bytes(), token.as_bytes()),
         1,
         "the claim token is logged once, at first display"
     );
-    let verifier_hash: [u8; 32] = Sha256::digest(verifier).into();
+    let new_verifier = signed_in
+        .secrets
+        .iter()
+        .find(|(name, _)| *name == "the new verifier")
+        .map(|(_, value)| b64::decode(value).expect("base64url"))
+        .expect("a new verifier");
+    let verifier_hash: [u8; 32] = Sha256::digest(&new_verifier).into();
     assert_eq!(
         count(&database, &verifier_hash),
         1,
         "only the verifier's hash is stored"
     );
+    let old_hash: [u8; 32] = Sha256::digest(verifier).into();
+    assert_eq!(
+        count(&database, &old_hash),
+        0,
+        "the old verifier's hash is gone after the password change"
+    );
+}
+
+/// The secrets of a signed-in owner: access tokens, a cookie, assertions, a rewrap proof, a
+/// one-time unlock code and a new verifier, each used against the node.
+struct SignedIn {
+    secrets: Vec<(&'static str, String)>,
+}
+
+fn challenge(node: &RunningBinary) -> String {
+    let mut response = agent()
+        .post(format!("{}/api/v1/auth/challenge", node.base_url))
+        .send_empty()
+        .expect("challenge");
+    let body: serde_json::Value =
+        serde_json::from_str(&response.body_mut().read_to_string().expect("body")).expect("JSON");
+    body["nonce"].as_str().expect("nonce").to_owned()
+}
+
+fn assertion(node: &RunningBinary, key: &OwnerPrivateKey) -> String {
+    let now = siteid::clock::Clock::now(&siteid::clock::SystemClock);
+    sign_es384(
+        key,
+        &json!({"alg": "ES384", "typ": "siteid-login+jwt", "kid": key.public_key().thumbprint()}),
+        &json!({"aud": node.base_url, "nonce": challenge(node), "iat": now, "exp": now + 300}),
+    )
+}
+
+/// Signs in with a bearer token and with a cookie, steps up, changes the password, makes and
+/// uses an unlock code, and returns every secret that went over the wire.
+fn sign_in_every_way(node: &RunningBinary, key: &OwnerPrivateKey, verifier: &[u8]) -> SignedIn {
+    let url = |path: &str| format!("{}{path}", node.base_url);
+    let bearer_assertion = assertion(node, key);
+    let (status, body) = post(
+        &url("/api/v1/auth/login"),
+        &json!({"assertion": bearer_assertion}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let access_token = body["access_token"].as_str().expect("token").to_owned();
+    let authorization = format!("Bearer {access_token}");
+    let read = agent()
+        .get(url("/api/v1/session"))
+        .header("authorization", &authorization)
+        .call()
+        .expect("session");
+    assert_eq!(read.status(), 200);
+
+    let cookie_assertion = assertion(node, key);
+    let response = agent()
+        .post(url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .send(
+            json!({"assertion": cookie_assertion, "cookie": true})
+                .to_string()
+                .as_bytes(),
+        )
+        .expect("cookie login");
+    let set_cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a cookie")
+        .to_owned();
+    let cookie = set_cookie.split(';').next().expect("pair").to_owned();
+    let cookie_token = cookie.split_once('=').expect("name=value").1.to_owned();
+    let read = agent()
+        .get(url("/api/v1/session"))
+        .header("cookie", &cookie)
+        .call()
+        .expect("session by cookie");
+    assert_eq!(read.status(), 200);
+
+    let step_up_assertion = assertion(node, key);
+    let stepped = agent()
+        .post(url("/api/v1/auth/reauth"))
+        .header("authorization", &authorization)
+        .header("content-type", "application/json")
+        .send(
+            json!({"assertion": step_up_assertion})
+                .to_string()
+                .as_bytes(),
+        )
+        .expect("reauth");
+    assert_eq!(stepped.status(), 204);
+
+    let new_password = "a second zero knowledge passphrase";
+    let (rewrapped, new_verifier) =
+        jwe::wrap_private_key(key, new_password.as_bytes(), jwe::MIN_P2C).expect("wrap");
+    let new_verifier = b64::encode(&new_verifier);
+    let now = siteid::clock::Clock::now(&siteid::clock::SystemClock);
+    let digest = siteid::auth::unlock::member_digest;
+    let proof = sign_es384(
+        key,
+        &json!({"alg": "ES384", "typ": "siteid-rewrap+jwt", "kid": key.public_key().thumbprint()}),
+        &json!({
+            "aud": node.base_url, "nonce": challenge(node), "iat": now, "exp": now + 300,
+            "wrapped_key_sha256": digest(rewrapped.compact()),
+            "unlock_verifier_sha256": digest(&new_verifier),
+        }),
+    );
+    let changed = agent()
+        .put(url("/api/v1/owner/wrapped-key"))
+        .header("authorization", &authorization)
+        .header("content-type", "application/json")
+        .send(
+            json!({
+                "wrapped_key": rewrapped.compact(),
+                "unlock_verifier": new_verifier,
+                "old_unlock_verifier": b64::encode(verifier),
+                "proof": proof,
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .expect("password change");
+    assert_eq!(changed.status(), 204);
+
+    let mut minted = agent()
+        .post(url("/api/v1/unlock-codes"))
+        .header("authorization", &authorization)
+        .send_empty()
+        .expect("unlock code");
+    assert_eq!(minted.status(), 201);
+    let minted: serde_json::Value =
+        serde_json::from_str(&minted.body_mut().read_to_string().expect("body")).expect("JSON");
+    let code = minted["code"].as_str().expect("code").to_owned();
+    let (status, body) = post(
+        &url("/api/v1/unlock"),
+        &json!({"unlock_verifier": new_verifier, "unlock_code": code}),
+    );
+    assert_eq!(status, 200, "{body}");
+    SignedIn {
+        secrets: vec![
+            ("the access token", access_token),
+            ("the session cookie", cookie_token),
+            ("a login assertion", bearer_assertion),
+            ("a cookie login assertion", cookie_assertion),
+            ("a step-up assertion", step_up_assertion),
+            ("the rewrap proof", proof),
+            ("the new verifier", new_verifier),
+            ("the unlock code", code.clone()),
+            ("the unlock code (bare)", code.replace('-', "")),
+        ],
+    }
 }
 
 #[test]
@@ -294,4 +480,72 @@ fn a_bad_public_url_stops_start_up_with_a_message() {
     ]);
     assert_eq!(code, 1);
     assert!(err.contains("must not have a path"), "{err}");
+}
+
+/// The hard open-file limit of this process, which a child may lower but not raise.
+fn hard_open_file_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass and reads nothing else.
+    let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    assert_eq!(read, 0, "getrlimit");
+    limit.rlim_max
+}
+
+/// Opens `count` connections that never send anything.
+fn idle_connections(base_url: &str, count: usize) -> Vec<std::net::TcpStream> {
+    let address = base_url.trim_start_matches("http://");
+    (0..count)
+        .map(|_| std::net::TcpStream::connect(address).expect("connect"))
+        .collect()
+}
+
+fn health(base_url: &str) -> u16 {
+    agent()
+        .get(format!("{base_url}/api/v1/health"))
+        .call()
+        .expect("the health check is answered")
+        .status()
+        .as_u16()
+}
+
+#[test]
+fn idle_connections_cannot_use_up_the_open_file_limit() {
+    // A low soft limit under a higher hard one: the node raises its own limit at start-up.
+    let hard = hard_open_file_limit().min(4096);
+    assert!(
+        hard >= 1024,
+        "the test needs a hard open-file limit of at least 1024"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let raised = RunningBinary::start_with_open_files(
+        &dir.path().join("data"),
+        &dir.path().join("raised.log"),
+        Some((256, hard)),
+    );
+    let idle = idle_connections(&raised.base_url, 400);
+    assert_eq!(health(&raised.base_url), 204);
+    drop(idle);
+    let log = raised.log();
+    assert!(log.contains(&format!("open_files={hard}")), "{log}");
+    assert!(!log.contains("Too many open files"), "{log}");
+    assert!(raised.terminate());
+
+    // No room to raise: the caps keep connections below the limit, idle ones are closed after
+    // five seconds, and the health check is served once they are.
+    let capped = RunningBinary::start_with_open_files(
+        &dir.path().join("data"),
+        &dir.path().join("capped.log"),
+        Some((256, 256)),
+    );
+    let idle = idle_connections(&capped.base_url, 250);
+    assert_eq!(health(&capped.base_url), 204);
+    drop(idle);
+    let log = capped.log();
+    assert!(log.contains("open_files=256"), "{log}");
+    assert!(log.contains("connections=192"), "{log}");
+    assert!(!log.contains("Too many open files"), "{log}");
+    assert!(capped.terminate());
 }

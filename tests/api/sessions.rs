@@ -356,3 +356,46 @@ fn the_audit_log_pages_backwards_and_checks_its_query() {
         answer.problem(422);
     }
 }
+
+#[test]
+fn a_session_end_whose_write_failed_is_written_when_the_node_stops() {
+    let (dir, node, owner) = claimed_node();
+    let (token, session_id) = node.login(&owner);
+    // Another process makes the session table refuse deletes while a flag is set, as a full
+    // disk would.
+    crate::helpers::with_store(dir.path(), |c| {
+        c.execute_batch(
+            "CREATE TRIGGER refuse_session_delete BEFORE DELETE ON session
+             WHEN EXISTS (SELECT 1 FROM meta WHERE name = 'test.refuse')
+             BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;
+             INSERT INTO meta (name, value) VALUES ('test.refuse', x'01');",
+        )
+        .map_err(siteid::store::StoreError::from)
+    });
+    let signed_out = node.call("DELETE", "/api/v1/session", Some(&token), None, &[]);
+    assert_eq!(
+        signed_out.status, 500,
+        "the database refused: {}",
+        signed_out.body
+    );
+    node.call("GET", "/api/v1/session", Some(&token), None, &[])
+        .problem(401);
+    // The disk has room again, and the node stops before its sweeper runs again.
+    crate::helpers::with_store(dir.path(), |c| {
+        c.execute_batch("DELETE FROM meta WHERE name = 'test.refuse'")
+            .map_err(siteid::store::StoreError::from)
+    });
+    node.stop();
+    let stored: i64 = crate::helpers::with_store(dir.path(), |c| {
+        c.query_row(
+            "SELECT count(*) FROM session WHERE id = ?1",
+            [&session_id],
+            |row| row.get(0),
+        )
+        .map_err(siteid::store::StoreError::from)
+    });
+    assert_eq!(stored, 0, "the queued end was written at shutdown");
+    let node = TestNode::start(dir.path(), NodeOptions::default());
+    node.call("GET", "/api/v1/session", Some(&token), None, &[])
+        .problem(401);
+}

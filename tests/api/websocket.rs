@@ -166,9 +166,18 @@ fn an_access_token_attaches_the_socket_to_its_session() {
 
 #[test]
 fn a_socket_that_never_authenticates_is_closed_with_4401() {
-    let (_dir, node, _owner) = claimed_node();
+    let (_dir, node, clock) = spawn_node_with_clock();
+    node.claim(&TestOwner::from_vector());
     let mut socket = connect(&node, None).expect("handshake");
     read_json(&mut socket);
+    send(&mut socket, json!({"type": "ping", "id": 1}));
+    assert_eq!(
+        read_json(&mut socket)["type"],
+        "pong",
+        "open before the deadline"
+    );
+    // The ten-second deadline runs on the node's clock.
+    clock.advance(10);
     assert_eq!(close_code(&mut socket), 4401);
 }
 
@@ -449,5 +458,35 @@ fn failed_sign_ins_on_sockets_are_throttled_with_4429() {
         attempt(&owner),
         4429,
         "even the right key waits out the throttle"
+    );
+}
+
+#[test]
+fn access_token_guesses_on_sockets_are_throttled_like_failed_sign_ins() {
+    let (_dir, node, owner) = claimed_node();
+    let (token, _) = node.login(&owner);
+    let attach = |access_token: &str| {
+        let mut socket = connect(&node, None).expect("handshake");
+        read_json(&mut socket);
+        send(
+            &mut socket,
+            json!({"type": "auth", "access_token": access_token}),
+        );
+        close_code(&mut socket)
+    };
+    for guess in 0..10 {
+        assert_eq!(attach(&format!("guess-{guess}")), 4401);
+    }
+    assert_eq!(
+        attach(&token),
+        4429,
+        "after ten wrong tokens even a right one waits out the throttle"
+    );
+    let assertion = owner.login_assertion(&node, &node.challenge());
+    let rest = node.post_json("/api/v1/auth/login", &json!({"assertion": assertion}));
+    assert_eq!(
+        rest.problem(429)["scope"],
+        "client",
+        "the same throttle as sign-ins"
     );
 }

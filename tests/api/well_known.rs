@@ -103,6 +103,60 @@ fn a_public_url_without_a_port_gives_a_plain_did() {
     );
 }
 
+#[test]
+fn an_ipv6_public_url_gives_a_did_that_resolves_to_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let public_url = "http://[::1]:8080";
+    let node = TestNode::start(
+        dir.path(),
+        NodeOptions {
+            public_url: Some(public_url.into()),
+            ..NodeOptions::default()
+        },
+    );
+    let owner = TestOwner::from_vector();
+    let token = node.claim_token();
+    let mut body = owner.claim_body(&node, &token);
+    let now = crate::helpers::now();
+    body["proof"] = json!(owner.sign(
+        json!({"alg": "ES384", "typ": "siteid-claim+jwt"}),
+        json!({"aud": public_url, "nonce": token, "iat": now, "exp": now + 300}),
+    ));
+    assert_eq!(node.post_json("/api/v1/owner", &body).status, 201);
+    let document = node.get("/.well-known/did.json").json();
+    let did = document["id"].as_str().expect("id");
+    // DID Core: method-specific-id = *( *idchar ":" ) 1*idchar, idchar = ALPHA / DIGIT / "." /
+    // "-" / "_" / pct-encoded.
+    let id = did.strip_prefix("did:web:").expect("did:web");
+    let chars: Vec<char> = id.chars().collect();
+    let mut at = 0;
+    while at < chars.len() {
+        let c = chars[at];
+        if c == '%' {
+            assert!(
+                chars
+                    .get(at + 1..at + 3)
+                    .is_some_and(|h| h.iter().all(char::is_ascii_hexdigit)),
+                "{did}"
+            );
+            at += 3;
+        } else {
+            assert!(
+                c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'),
+                "{did}"
+            );
+            at += 1;
+        }
+    }
+    // did:web resolution: percent-decode, then https:// + host + /.well-known/did.json.
+    let decoded = id
+        .replace("%3A", ":")
+        .replace("%5B", "[")
+        .replace("%5D", "]");
+    assert_eq!(decoded, "[::1]:8080");
+    assert!(url::Url::parse(&format!("https://{decoded}/.well-known/did.json")).is_ok());
+}
+
 fn well_known_dir(node: &TestNode) -> std::path::PathBuf {
     node.data_dir.join("well-known")
 }

@@ -992,6 +992,20 @@ mod flood {
             .unwrap_or_else(|| "unknown".into())
     }
 
+    /// The audit entries by event name, most frequent first.
+    fn audit_events(database: &Path) -> Result<Vec<(String, i64)>> {
+        let connection = rusqlite::Connection::open_with_flags(
+            database,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        let mut statement = connection
+            .prepare("SELECT event, COUNT(*) FROM audit_log GROUP BY event ORDER BY 2 DESC, 1")?;
+        let events = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(events)
+    }
+
     fn flood_threads() -> Result<usize> {
         match std::env::var("SITEID_BENCH_FLOOD_THREADS") {
             Ok(text) => {
@@ -1068,6 +1082,11 @@ mod flood {
             let after = rows_stopped.map_or("(did not stop)".to_owned(), |r| r[index].to_string());
             println!("| {table} | {} | {after} |", rows_running[index]);
         }
+        let events: Vec<String> = audit_events(&server.database())?
+            .into_iter()
+            .map(|(event, count)| format!("{event} {count}"))
+            .collect();
+        println!("\naudit_log by event: {}.", events.join(", "));
         let refused = quiet.refused.len() + flooded.refused.len();
         if refused > 0 {
             eprintln!("\n!!! {refused} OWNER SIGN-INS WERE REFUSED:");

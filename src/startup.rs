@@ -49,6 +49,9 @@ pub enum StartupError {
 pub struct Application {
     server: Server,
     state: web::Data<AppState>,
+    /// The background tasks that write to the database, and the signal that stops them.
+    background: Vec<tokio::task::JoinHandle<()>>,
+    stop_background: tokio::sync::watch::Sender<bool>,
     address: SocketAddr,
     public_url: PublicUrl,
 }
@@ -134,20 +137,27 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_GRACE_SECONDS)
         .run();
-        actix_web::rt::spawn(prune_audit_log(
-            store.clone(),
-            clock.clone(),
-            settings.audit_retention_days,
-        ));
-        actix_web::rt::spawn(sweep_sessions(
-            sessions.clone(),
-            store.clone(),
-            clock.clone(),
-        ));
-        actix_web::rt::spawn(flush_attempts(state.clone()));
+        let (stop_background, stopping) = tokio::sync::watch::channel(false);
+        let background = vec![
+            actix_web::rt::spawn(prune_audit_log(
+                store.clone(),
+                clock.clone(),
+                settings.audit_retention_days,
+                stopping.clone(),
+            )),
+            actix_web::rt::spawn(sweep_sessions(
+                sessions.clone(),
+                store.clone(),
+                clock.clone(),
+                stopping.clone(),
+            )),
+            actix_web::rt::spawn(flush_attempts(state.clone(), stopping)),
+        ];
         Ok(Application {
             server,
             state,
+            background,
+            stop_background,
             address,
             public_url,
         })
@@ -175,6 +185,12 @@ impl Application {
     /// audit entries, session ends a failed write left queued) and closes the database.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        // Background writers finish what they are doing and stop, so that nothing they hold
+        // meets a closed database.
+        let _ = self.stop_background.send(true);
+        for task in self.background {
+            let _ = task.await;
+        }
         let state = self.state;
         let now = state.clock.now();
         if let Err(error) = state.attempts.flush(&state.store, now, true).await {
@@ -248,10 +264,18 @@ async fn announce_owner_state(
 }
 
 /// Ends expired sessions once a second, so their sockets close and the audit log records it.
-async fn sweep_sessions(sessions: Arc<Sessions>, store: Store, clock: Arc<dyn Clock>) {
+async fn sweep_sessions(
+    sessions: Arc<Sessions>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopping.changed() => return,
+        }
         match sessions.sweep(&store, clock.now()).await {
             Ok(_) => {}
             Err(StoreError::Closed) => return,
@@ -261,10 +285,16 @@ async fn sweep_sessions(sessions: Arc<Sessions>, store: Store, clock: Arc<dyn Cl
 }
 
 /// Writes failed attempts and their audit entries once a second, in one transaction.
-async fn flush_attempts(state: web::Data<AppState>) {
+async fn flush_attempts(
+    state: web::Data<AppState>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopping.changed() => return,
+        }
         match state
             .attempts
             .flush(&state.store, state.clock.now(), false)
@@ -278,14 +308,22 @@ async fn flush_attempts(state: web::Data<AppState>) {
 }
 
 /// Removes audit entries past their retention at start-up and then every hour.
-async fn prune_audit_log(store: Store, clock: Arc<dyn Clock>, retention_days: u32) {
+async fn prune_audit_log(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    retention_days: u32,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
     if retention_days == 0 {
         return;
     }
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopping.changed() => return,
+        }
         match audit::prune(&store, clock.now(), retention_days).await {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "old audit entries removed"),

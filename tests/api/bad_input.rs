@@ -157,3 +157,45 @@ fn an_array_in_place_of_the_unlock_object_is_refused_even_with_the_right_verifie
         "urn:siteid:problem:invalid-body"
     );
 }
+
+/// Sends raw bytes on a fresh connection and returns the status of the answer, if any.
+fn raw_status(node: &TestNode, request: &[u8]) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(node.address).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    // The node may answer and close before it has read everything.
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer)
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+}
+
+#[test]
+fn requests_the_http_parser_refuses_get_a_4xx_and_the_node_serves_on() {
+    // actix-web answers these itself, before any routing, with an empty body; the node cannot
+    // give them a problem body (docs/protocol.md says so), but they are never 5xx.
+    let (_dir, node) = spawn_node();
+    let huge_header = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(200 * 1024)
+    );
+    let cases: [(&str, &[u8], u16); 4] = [
+        (
+            "a malformed request line",
+            b"GET\x01/ HTTP/1.1\r\nHost: x\r\n\r\n",
+            400,
+        ),
+        ("a bad header", b"GET / HTTP/1.1\r\nHost x\r\n\r\n", 400),
+        ("a bad version", b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 400),
+        ("a head over the limit", huge_header.as_bytes(), 431),
+    ];
+    for (why, request, expected) in cases {
+        assert_eq!(raw_status(&node, request), Some(expected), "{why}");
+    }
+    assert_eq!(node.get("/api/v1/health").status, 204);
+}

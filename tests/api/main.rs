@@ -7,6 +7,7 @@ mod claim;
 mod cross_fixtures;
 mod helpers;
 mod pages;
+mod password_change;
 mod process;
 mod recovery;
 mod sessions;

@@ -1,5 +1,5 @@
-//! Project hygiene: every Rust module starts with a `//!` line saying what it owns, and every
-//! browser module with a `//` line.
+//! Project hygiene: every Rust module starts with a `//!` line saying what it owns, every
+//! browser module with a `//` line, and no node code runs SQLite on the calling thread.
 
 use std::path::{Path, PathBuf};
 
@@ -53,5 +53,40 @@ fn every_browser_module_starts_with_a_comment_line() {
     assert!(
         missing.is_empty(),
         "modules without a leading comment: {missing:?}"
+    );
+}
+
+/// The part of a source file before its `#[cfg(test)]` module.
+fn production_code(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).expect("read file");
+    match text.find("#[cfg(test)]") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
+#[test]
+fn only_the_command_line_runs_database_work_on_the_calling_thread() {
+    // ARCHITECTURE.md: no database call on an executor thread. The node goes through
+    // `Store::run` (a blocking thread); only the CLI, which has no executor, calls
+    // `run_blocking`, and `Store::run` itself is built on it.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    files_with_extension(&root.join("src"), "rs", &mut files);
+    let offenders: Vec<_> = files
+        .iter()
+        .filter(|path| !path.starts_with(root.join("src/cli")))
+        .filter(|path| !path.ends_with("src/store/mod.rs"))
+        .filter(|path| production_code(path).contains("run_blocking("))
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "run_blocking outside the CLI: {offenders:?}"
+    );
+    let store = production_code(&root.join("src/store/mod.rs"));
+    assert_eq!(
+        store.matches("run_blocking(").count(),
+        1,
+        "src/store/mod.rs calls run_blocking only inside Store::run"
     );
 }

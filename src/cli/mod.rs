@@ -206,13 +206,17 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         let application = Application::build(settings)
             .await
             .map_err(|e| Failure::new(e.to_string()))?;
+        // The handlers are installed before the listening line, so that a supervisor that
+        // stops the node as soon as it is up gets a graceful stop, not the default death.
+        let stop_signal = listen_for_stop_signals()
+            .map_err(|e| Failure::new(format!("cannot listen for stop signals: {e}")))?;
         let mut stdout = std::io::stdout();
         let _ = writeln!(stdout, "listening on http://{}", application.address());
         let _ = stdout.flush();
         tracing::info!(public_url = %application.public_url(), "serving");
         let stopper = application.stopper();
         actix_web::rt::spawn(async move {
-            wait_for_stop_signal().await;
+            stop_signal.await;
             tracing::info!("stopping: finishing requests in flight");
             stopper.stop().await;
         });
@@ -223,26 +227,26 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
     })
 }
 
-async fn wait_for_stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// Installs the SIGTERM and SIGINT handlers now; the future completes at the first signal.
+#[cfg(unix)]
+fn listen_for_stop_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
+    })
+}
+
+/// Listens for Ctrl-C; the future completes at the first one.
+#[cfg(not(unix))]
+fn listen_for_stop_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
         let _ = tokio::signal::ctrl_c().await;
-    }
+    })
 }
 
 pub(crate) fn open_store(node: &NodeArgs) -> Result<(Settings, Store), Failure> {

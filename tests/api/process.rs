@@ -549,3 +549,25 @@ fn idle_connections_cannot_use_up_the_open_file_limit() {
     assert!(!log.contains("Too many open files"), "{log}");
     assert!(capped.terminate());
 }
+
+#[test]
+fn an_existing_data_directory_open_to_other_users_is_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir(&data_dir).expect("mkdir");
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let node = RunningBinary::start(&data_dir, &dir.path().join("siteid.log"));
+    let mode = std::fs::metadata(&data_dir)
+        .expect("stat")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700, "the node tightened {data_dir:?}");
+    let log = node.log();
+    assert!(
+        log.contains("the data directory was open to other users"),
+        "{log}"
+    );
+    assert!(node.terminate());
+}

@@ -41,6 +41,25 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// The default number of open WebSockets per client (an IPv4 address or an IPv6 /64).
+pub const DEFAULT_WEBSOCKETS_PER_CLIENT: usize = 32;
+
+/// How long a session lives without use, and at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    pub idle_seconds: i64,
+    pub absolute_seconds: i64,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        SessionPolicy {
+            idle_seconds: 30 * 60,
+            absolute_seconds: 12 * 60 * 60,
+        }
+    }
+}
+
 /// The node's settings after every layer has been applied.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -55,7 +74,7 @@ pub struct Settings {
     /// Peers whose `X-Forwarded-For` header is believed.
     pub trusted_proxies: Vec<IpAddr>,
     /// Session lifetimes.
-    pub session_policy: crate::auth::sessions::SessionPolicy,
+    pub session_policy: SessionPolicy,
     /// Open WebSockets allowed per client address.
     pub websocket_max_per_client: usize,
     /// What the public home page shows about the owner.
@@ -100,7 +119,7 @@ impl Settings {
             public_url: None,
             trusted_proxies: Vec::new(),
             session_policy: Default::default(),
-            websocket_max_per_client: crate::ws::DEFAULT_MAX_PER_CLIENT,
+            websocket_max_per_client: DEFAULT_WEBSOCKETS_PER_CLIENT,
             profile: Profile::default(),
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
         }
@@ -154,7 +173,7 @@ impl Settings {
                     message: e.to_string(),
                 })?,
         };
-        let mut session_policy = crate::auth::sessions::SessionPolicy::default();
+        let mut session_policy = SessionPolicy::default();
         if let Some(minutes) = file.session_idle_minutes {
             session_policy.idle_seconds = i64::from(minutes.max(1)) * 60;
         }
@@ -170,7 +189,7 @@ impl Settings {
             session_policy,
             websocket_max_per_client: file
                 .websocket_max_per_client
-                .unwrap_or(crate::ws::DEFAULT_MAX_PER_CLIENT),
+                .unwrap_or(DEFAULT_WEBSOCKETS_PER_CLIENT),
             profile: check_profile(file.profile, &file_path)?,
             audit_retention_days: file
                 .audit_retention_days

@@ -1,6 +1,7 @@
 //! siteid: a single-owner identity node for a personal website. The library holds the whole
 //! node; `main.rs` is a thin command-line front end over it.
 
+pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cli;

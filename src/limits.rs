@@ -1,6 +1,9 @@
 //! The process's resource limits: the open-file limit, raised at start-up as far as the system
-//! allows, and the connection and WebSocket caps sized from it, so that open sockets can never
-//! use up the descriptors the database and health checks need.
+//! allows, the connection and WebSocket caps sized from it (so that open sockets can never use
+//! up the descriptors the database and health checks need), and the open-WebSocket counters.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 /// Descriptors kept back from connections: the database and its journal files, the watcher,
 /// the log, the listener, and files served from the well-known directory.
@@ -17,7 +20,7 @@ pub struct ConnectionCaps {
     pub open_files: u64,
     /// Concurrent connections in all (WebSockets included).
     pub connections: usize,
-    /// Concurrent connections per worker thread (actix counts per worker).
+    /// Concurrent connections per worker thread (the HTTP server counts per worker).
     pub per_worker: usize,
     /// Open WebSockets in all; a quarter of the connections stay free for plain requests.
     pub websockets: usize,
@@ -71,6 +74,55 @@ pub fn raise_open_file_limit() -> u64 {
     #[cfg(not(unix))]
     {
         1024
+    }
+}
+
+/// Open WebSocket counts per client and in all.
+#[derive(Debug)]
+pub struct OpenSockets {
+    max_per_client: usize,
+    max_total: usize,
+    open: Mutex<(HashMap<String, usize>, usize)>,
+}
+
+impl OpenSockets {
+    /// At most `max_per_client` sockets per client and `max_total` in all (sized from the
+    /// open-file limit).
+    pub fn new(max_per_client: usize, max_total: usize) -> Self {
+        OpenSockets {
+            max_per_client,
+            max_total,
+            open: Mutex::new((HashMap::new(), 0)),
+        }
+    }
+
+    /// Takes a slot for `client`, if it and the node are under their caps.
+    pub fn acquire(&self, client: &str) -> bool {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let (per_client, total) = &mut *open;
+        if *total >= self.max_total {
+            return false;
+        }
+        let count = per_client.entry(client.to_owned()).or_insert(0);
+        if *count >= self.max_per_client {
+            return false;
+        }
+        *count += 1;
+        *total += 1;
+        true
+    }
+
+    /// Gives back a slot `client` took.
+    pub fn release(&self, client: &str) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let (per_client, total) = &mut *open;
+        if let Some(count) = per_client.get_mut(client) {
+            *count = count.saturating_sub(1);
+            *total = total.saturating_sub(1);
+            if *count == 0 {
+                per_client.remove(client);
+            }
+        }
     }
 }
 

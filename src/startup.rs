@@ -113,7 +113,10 @@ impl Application {
             keys: RegisteredKeys::default(),
             challenges: Challenges::default(),
             sessions: sessions.clone(),
-            websockets: crate::ws::Limits::new(settings.websocket_max_per_client, caps.websockets),
+            websockets: crate::limits::OpenSockets::new(
+                settings.websocket_max_per_client,
+                caps.websockets,
+            ),
             profile: settings.profile.clone(),
         });
         let app_state = state.clone();

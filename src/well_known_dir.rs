@@ -17,7 +17,7 @@ use actix_web::web::Bytes;
 use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{RecursiveMode, Watcher};
 
-use crate::http::well_known::etag;
+use crate::jose::b64;
 
 /// Names the node generates itself; files with these names are ignored.
 pub const RESERVED_NAMES: [&str; 2] = ["jwks.json", "did.json"];
@@ -329,6 +329,12 @@ fn scan_dir(root: &Path, dir: &Path, prefix: &str, depth: usize, index: &mut Ind
         };
         index.insert(key, Arc::new(file));
     }
+}
+
+/// A strong ETag over a body: the first 16 bytes of its SHA-256, base64url, quoted.
+pub fn etag(body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("\"{}\"", b64::encode(&Sha256::digest(body)[..16]))
 }
 
 /// Reads at most [`MAX_FILE_SIZE`] bytes; `None` if the file is larger (it may have grown

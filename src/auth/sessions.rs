@@ -15,21 +15,7 @@ use crate::jose::b64;
 use crate::store::sessions::{self as rows, SessionRow};
 use crate::store::{Store, StoreError};
 
-/// How long a session lives without use, and at most.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionPolicy {
-    pub idle_seconds: i64,
-    pub absolute_seconds: i64,
-}
-
-impl Default for SessionPolicy {
-    fn default() -> Self {
-        SessionPolicy {
-            idle_seconds: 30 * 60,
-            absolute_seconds: 12 * 60 * 60,
-        }
-    }
-}
+pub use crate::config::SessionPolicy;
 
 /// How long a step-up (re-authentication) lasts.
 pub const STEP_UP_SECONDS: i64 = 5 * 60;

@@ -8,7 +8,7 @@ use super::client::Client;
 use super::json::StrictJson;
 use super::session_auth::{SignedIn, session_cookie};
 use crate::auth::challenge::CHALLENGE_LIFETIME;
-use crate::auth::login::{self, LoginContext};
+use crate::auth::login;
 use crate::error::Problem;
 
 /// A challenge to sign.
@@ -46,16 +46,6 @@ pub struct ReauthBody {
     assertion: String,
 }
 
-pub(crate) fn login_context(state: &AppState) -> LoginContext<'_> {
-    LoginContext {
-        store: &state.store,
-        attempts: &state.attempts,
-        keys: &state.keys,
-        challenges: &state.challenges,
-        audience: state.public_url.as_str(),
-    }
-}
-
 /// `POST /api/v1/auth/login` → 200 `{"access_token","token_type","expires_in","session_id"}`.
 pub async fn login(
     state: web::Data<AppState>,
@@ -64,7 +54,7 @@ pub async fn login(
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
     let actor = client.actor();
-    let kid = login::sign_in(&login_context(&state), &body.assertion, None, &actor, now).await?;
+    let kid = login::sign_in(&state.login_context(), &body.assertion, None, &actor, now).await?;
     let (session, token) = state
         .sessions
         .create(&state.store, &kid, &actor, "http", now)
@@ -97,7 +87,7 @@ pub async fn reauth(
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
     let actor = client.actor();
-    let kid = login::sign_in(&login_context(&state), &body.assertion, None, &actor, now).await?;
+    let kid = login::sign_in(&state.login_context(), &body.assertion, None, &actor, now).await?;
     if kid != signed_in.session.kid {
         return Err(login::LoginError::Rejected(
             "is signed by another key than the session's".into(),

@@ -4,7 +4,6 @@
 
 pub mod assets;
 pub mod auth;
-pub mod client;
 pub mod json;
 pub mod owner;
 pub mod pages;
@@ -15,37 +14,13 @@ pub mod unlock;
 pub mod unlock_codes;
 pub mod well_known;
 
-use std::net::IpAddr;
-use std::sync::Arc;
+pub use crate::app::{AppState, client};
 
 use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpResponse, web};
 
-use crate::auth::attempts::AttemptLedger;
-use crate::auth::challenge::Challenges;
-use crate::auth::keys::RegisteredKeys;
-use crate::auth::sessions::Sessions;
-use crate::clock::Clock;
-use crate::config::PublicUrl;
 use crate::error::Problem;
-use crate::store::Store;
-use crate::well_known_dir::WellKnownDir;
-
-/// Everything a handler may use. One per node; nothing here is global.
-pub struct AppState {
-    pub store: Store,
-    pub public_url: PublicUrl,
-    pub clock: Arc<dyn Clock>,
-    pub trusted_proxies: Vec<IpAddr>,
-    pub attempts: AttemptLedger,
-    pub well_known_dir: WellKnownDir,
-    pub keys: RegisteredKeys,
-    pub challenges: Challenges,
-    pub sessions: Arc<Sessions>,
-    pub websockets: crate::ws::Limits,
-    pub profile: crate::config::Profile,
-}
 
 /// Registers every route. Unknown paths and unsupported methods answer with problem+json.
 pub fn routes(config: &mut web::ServiceConfig) {

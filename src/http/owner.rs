@@ -10,7 +10,7 @@ use super::client::Client;
 use super::json::StrictJson;
 use super::session_auth::SignedIn;
 use crate::auth::claim::{self, ClaimInput, ClaimVia};
-use crate::auth::unlock::{self, Rewrap, RewrapContext};
+use crate::auth::unlock::{self, Rewrap};
 use crate::error::Problem;
 
 /// The claim request. `public_key` is kept as raw JSON so that the JWK parser sees (and
@@ -93,13 +93,7 @@ pub async fn replace_wrapped_key(
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
     signed_in.require_step_up(now)?;
-    let context = RewrapContext {
-        store: &state.store,
-        attempts: &state.attempts,
-        keys: &state.keys,
-        challenges: &state.challenges,
-        audience: state.public_url.as_str(),
-    };
+    let context = state.rewrap_context();
     let request = Rewrap {
         wrapped_key: &body.wrapped_key,
         unlock_verifier: &body.unlock_verifier,

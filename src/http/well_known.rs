@@ -4,13 +4,12 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::AppState;
 use crate::config::PublicUrl;
 use crate::error::Problem;
-use crate::jose::b64;
 use crate::jose::jwk::{OwnerPublicKey, PublicJwk};
+use crate::well_known_dir::etag;
 
 /// The media type of the JWKS (RFC 7517 §8.5).
 pub const JWK_SET_JSON: &str = "application/jwk-set+json";
@@ -61,11 +60,6 @@ pub fn did_document_body(key: &OwnerPublicKey, public_url: &PublicUrl) -> String
         "assertionMethod": [method_id],
     })
     .to_string()
-}
-
-/// A strong ETag over a body.
-pub fn etag(body: &[u8]) -> String {
-    format!("\"{}\"", b64::encode(&Sha256::digest(body)[..16]))
 }
 
 /// Whether `If-None-Match` names `tag` (or is `*`). Weak comparison, as RFC 9110 §13.1.2 asks.

@@ -5,68 +5,15 @@ pub mod frame_guard;
 pub mod protocol;
 pub mod socket;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::app::AppState;
+use crate::app::client::Client;
 use crate::error::Problem;
-use crate::http::AppState;
-use crate::http::client::Client;
 
 /// The largest frame (and reassembled message) accepted, in bytes.
 pub const MAX_FRAME_SIZE: usize = 64 * 1024;
-/// The default number of open sockets per client (an IPv4 address or an IPv6 /64).
-pub const DEFAULT_MAX_PER_CLIENT: usize = 32;
-
-/// Open-socket counts per client and in all.
-#[derive(Debug)]
-pub struct Limits {
-    max_per_client: usize,
-    max_total: usize,
-    open: Mutex<(HashMap<String, usize>, usize)>,
-}
-
-impl Limits {
-    /// At most `max_per_client` sockets per client and `max_total` in all (sized from the
-    /// open-file limit, see [`crate::limits`]).
-    pub fn new(max_per_client: usize, max_total: usize) -> Self {
-        Limits {
-            max_per_client,
-            max_total,
-            open: Mutex::new((HashMap::new(), 0)),
-        }
-    }
-
-    fn acquire(&self, client: &str) -> bool {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let (per_client, total) = &mut *open;
-        if *total >= self.max_total {
-            return false;
-        }
-        let count = per_client.entry(client.to_owned()).or_insert(0);
-        if *count >= self.max_per_client {
-            return false;
-        }
-        *count += 1;
-        *total += 1;
-        true
-    }
-
-    fn release(&self, client: &str) {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let (per_client, total) = &mut *open;
-        if let Some(count) = per_client.get_mut(client) {
-            *count = count.saturating_sub(1);
-            *total = total.saturating_sub(1);
-            if *count == 0 {
-                per_client.remove(client);
-            }
-        }
-    }
-}
-
 /// Holds one open-socket slot; gives it back when the socket ends.
 pub struct Slot {
     state: web::Data<AppState>,

@@ -13,12 +13,12 @@ use super::protocol::{
     self, CLOSE_BAD_MESSAGE, CLOSE_HEARTBEAT_TIMEOUT, CLOSE_THROTTLED, CLOSE_UNAUTHORIZED,
     ClientMessage, Event, ServerMessage,
 };
+use crate::app::AppState;
+use crate::app::client::Client;
 use crate::auth::attempts::Failure;
 use crate::auth::challenge::CHALLENGE_LIFETIME;
 use crate::auth::login::{self, LoginError};
 use crate::auth::sessions::{EndReason, SessionEvent};
-use crate::http::AppState;
-use crate::http::client::Client;
 
 /// How long a client has to authenticate.
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -273,7 +273,7 @@ async fn sign_in(
     now: i64,
 ) -> Result<String, Next> {
     let actor = client.actor();
-    let context = crate::http::auth::login_context(state);
+    let context = state.login_context();
     match login::sign_in(&context, assertion, Some(nonce), &actor, now).await {
         Ok(kid) => state
             .sessions

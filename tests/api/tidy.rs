@@ -1,5 +1,6 @@
 //! Project hygiene: every Rust module starts with a `//!` line saying what it owns, every
-//! browser module with a `//` line, and no node code runs SQLite on the calling thread.
+//! browser module with a `//` line, no node code runs SQLite on the calling thread, and modules
+//! use only the layers below them (the layering of ARCHITECTURE.md).
 
 use std::path::{Path, PathBuf};
 
@@ -88,5 +89,122 @@ fn only_the_command_line_runs_database_work_on_the_calling_thread() {
         store.matches("run_blocking(").count(),
         1,
         "src/store/mod.rs calls run_blocking only inside Store::run"
+    );
+}
+
+/// The top-level modules each module may use (`crate::<name>`), from ARCHITECTURE.md's
+/// layering: lower layers never reach up, and `http`, `ws` and `app` reach down only.
+/// `cli`, `startup`, `lib` and `main` wire everything and may use anything.
+const ALLOWED_DEPENDENCIES: [(&str, &[&str]); 14] = [
+    (
+        "app",
+        &[
+            "audit",
+            "auth",
+            "clock",
+            "config",
+            "error",
+            "limits",
+            "store",
+            "well_known_dir",
+        ],
+    ),
+    ("audit", &["store"]),
+    ("auth", &["audit", "config", "jose", "recovery", "store"]),
+    ("clock", &[]),
+    ("config", &[]),
+    ("error", &["auth", "recovery", "telemetry"]),
+    (
+        "http",
+        &[
+            "app",
+            "audit",
+            "auth",
+            "clock",
+            "config",
+            "error",
+            "jose",
+            "recovery",
+            "store",
+            "well_known_dir",
+            "ws",
+        ],
+    ),
+    ("jose", &[]),
+    ("limits", &[]),
+    ("recovery", &["audit", "jose", "store"]),
+    ("store", &[]),
+    ("telemetry", &[]),
+    ("well_known_dir", &["jose"]),
+    ("ws", &["app", "auth", "error"]),
+];
+
+/// Modules that hold no HTTP types.
+const WITHOUT_ACTIX: [&str; 8] = [
+    "audit", "auth", "clock", "config", "jose", "limits", "recovery", "store",
+];
+
+/// The top-level module a source file belongs to.
+fn top_module(root: &Path, path: &Path) -> String {
+    let relative = path.strip_prefix(root.join("src")).expect("under src");
+    let first = relative
+        .components()
+        .next()
+        .expect("a component")
+        .as_os_str()
+        .to_string_lossy()
+        .into_owned();
+    first.trim_end_matches(".rs").to_owned()
+}
+
+/// The top-level modules a source text names as `crate::<name>`.
+fn used_modules(text: &str) -> std::collections::BTreeSet<String> {
+    text.match_indices("crate::")
+        .map(|(at, _)| {
+            text[at + "crate::".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<String>()
+        })
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+#[test]
+fn modules_use_only_the_layers_below_them() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    files_with_extension(&root.join("src"), "rs", &mut files);
+    let mut violations = Vec::new();
+    for path in &files {
+        let module = top_module(root, path);
+        if ["cli", "startup", "lib", "main"].contains(&module.as_str()) {
+            continue;
+        }
+        let Some((_, allowed)) = ALLOWED_DEPENDENCIES.iter().find(|(m, _)| *m == module) else {
+            violations.push(format!(
+                "{module} ({path:?}) is missing from the layering table"
+            ));
+            continue;
+        };
+        let text = std::fs::read_to_string(path).expect("read");
+        for used in used_modules(&text) {
+            if used != module && !allowed.contains(&used.as_str()) {
+                violations.push(format!("{path:?}: {module} uses crate::{used}"));
+            }
+        }
+        if WITHOUT_ACTIX.contains(&module.as_str()) && text.contains("actix") {
+            violations.push(format!("{path:?}: {module} names actix"));
+        }
+        if ["http", "ws", "app"].contains(&module.as_str()) && text.contains("rusqlite") {
+            violations.push(format!(
+                "{path:?}: {module} names rusqlite (SQL lives in store/)"
+            ));
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "layering broken:\n{}",
+        violations.join("\n")
     );
 }

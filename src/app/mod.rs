@@ -1,0 +1,58 @@
+//! The state every request handler and WebSocket shares (one per node, nothing global), the
+//! client of a request, and the contexts domain operations take from that state.
+
+pub mod client;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::auth::attempts::AttemptLedger;
+use crate::auth::challenge::Challenges;
+use crate::auth::keys::RegisteredKeys;
+use crate::auth::login::LoginContext;
+use crate::auth::sessions::Sessions;
+use crate::auth::unlock::RewrapContext;
+use crate::clock::Clock;
+use crate::config::PublicUrl;
+use crate::limits::OpenSockets;
+use crate::store::Store;
+use crate::well_known_dir::WellKnownDir;
+
+/// Everything a handler may use. One per node; nothing here is global.
+pub struct AppState {
+    pub store: Store,
+    pub public_url: PublicUrl,
+    pub clock: Arc<dyn Clock>,
+    pub trusted_proxies: Vec<IpAddr>,
+    pub attempts: AttemptLedger,
+    pub well_known_dir: WellKnownDir,
+    pub keys: RegisteredKeys,
+    pub challenges: Challenges,
+    pub sessions: Arc<Sessions>,
+    pub websockets: OpenSockets,
+    pub profile: crate::config::Profile,
+}
+
+impl AppState {
+    /// What checking a login assertion needs.
+    pub fn login_context(&self) -> LoginContext<'_> {
+        LoginContext {
+            store: &self.store,
+            attempts: &self.attempts,
+            keys: &self.keys,
+            challenges: &self.challenges,
+            audience: self.public_url.as_str(),
+        }
+    }
+
+    /// What checking a password change needs.
+    pub fn rewrap_context(&self) -> RewrapContext<'_> {
+        RewrapContext {
+            store: &self.store,
+            attempts: &self.attempts,
+            keys: &self.keys,
+            challenges: &self.challenges,
+            audience: self.public_url.as_str(),
+        }
+    }
+}

@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod jose;
 pub mod limits;
+pub mod net;
 pub mod recovery;
 pub mod startup;
 pub mod store;

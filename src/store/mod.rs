@@ -19,11 +19,12 @@ use rusqlite::Connection;
 pub const DATABASE_FILE_NAME: &str = "siteid.sqlite3";
 
 /// The migrations, in order. Version N is the state after the Nth script.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_sessions.sql"),
     include_str!("migrations/0003_recovery_sets.sql"),
     include_str!("migrations/0004_unlock_codes.sql"),
+    include_str!("migrations/0005_credentials.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -449,6 +450,57 @@ mod tests {
         Store::open(&data).expect("open");
         let mode = std::fs::metadata(&data).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
+    }
+
+    #[test]
+    fn a_claimed_node_of_schema_4_keeps_its_owner_and_sessions_through_the_credentials_migration() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        {
+            let mut connection =
+                Connection::open(dir.path().join(DATABASE_FILE_NAME)).expect("open");
+            for script in &MIGRATIONS[..4] {
+                connection.execute_batch(script).expect("old migration");
+            }
+            connection
+                .pragma_update(None, "user_version", 4)
+                .expect("version");
+            let tx = connection.transaction().expect("tx");
+            tx.execute_batch(
+                "INSERT INTO owner (id, kid, public_jwk, wrapped_key, verifier_hash, created_at,
+                                    updated_at)
+                 VALUES (1, 'the-kid', '{\"kty\":\"EC\"}', 'a.b.c.d.e', zeroblob(32), 10, 20);
+                 INSERT INTO session (id, token_hash, kid, created_at, last_seen_at, expires_at,
+                                      fresh_until, ip)
+                 VALUES ('s1', zeroblob(32), 'the-kid', 1, 1, 2, 0, '127.0.0.1');",
+            )
+            .expect("old rows");
+            tx.commit().expect("commit");
+        }
+        let store = Store::open(dir.path()).expect("migrate");
+        let (owner, session, credential): (owner::OwnerRecord, (String, String), (String, String)) =
+            store
+                .run_blocking(|c| {
+                    let owner = owner::find(c)?.ok_or(StoreError::Closed)?;
+                    let session = c.query_row(
+                        "SELECT credential_id, capabilities FROM session WHERE id = 's1'",
+                        [],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )?;
+                    let credential = c.query_row(
+                        "SELECT id, kind FROM credential WHERE kid = 'the-kid'",
+                        [],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )?;
+                    Ok::<_, StoreError>((owner, session, credential))
+                })
+                .expect("read");
+        assert_eq!(owner.kid, "the-kid");
+        assert_eq!(owner.public_jwk, r#"{"kty":"EC"}"#);
+        assert_eq!(owner.wrapped_key, "a.b.c.d.e");
+        assert_eq!((owner.created_at, owner.updated_at), (10, 20));
+        assert_eq!(session.0, "the-kid");
+        assert_eq!(session.1, owner::OWNER_CAPABILITIES);
+        assert_eq!(credential, ("the-kid".to_owned(), "owner".to_owned()));
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! The owner row and the claim token: the SQL behind claiming a node and unlocking its key.
+//! The owner and the claim token: the SQL behind claiming a node and unlocking its key. The
+//! owner names its key's credential and the key's password wrapping; this module reads and
+//! writes the three rows together.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -20,8 +22,12 @@ pub struct OwnerRecord {
 pub fn find(connection: &Connection) -> Result<Option<OwnerRecord>, StoreError> {
     let row = connection
         .query_row(
-            "SELECT kid, public_jwk, wrapped_key, verifier_hash, created_at, updated_at
-             FROM owner WHERE id = 1",
+            "SELECT owner.kid, credential.public_key, key_wrapping.wrapped_key,
+                    key_wrapping.verifier_hash, owner.created_at, key_wrapping.updated_at
+             FROM owner
+             JOIN credential ON credential.kid = owner.kid
+             JOIN key_wrapping ON key_wrapping.kid = owner.kid AND key_wrapping.method = 'password'
+             WHERE owner.id = 1",
             [],
             |row| {
                 Ok((
@@ -63,19 +69,38 @@ pub fn exists(connection: &Connection) -> Result<bool, StoreError> {
         .is_some())
 }
 
-/// Stores the owner. Fails if there already is one.
+/// The capabilities of the owner credential: all of them, in the canonical order.
+pub const OWNER_CAPABILITIES: &str =
+    r#"["session","sessions","audit","credentials","recovery","owner"]"#;
+
+/// Stores the owner: its key as the root credential, the key's password wrapping, and the
+/// owner row naming it. Fails if there already is an owner. Call inside a transaction.
 pub fn insert(connection: &Connection, owner: &OwnerRecord) -> Result<(), StoreError> {
     connection.execute(
-        "INSERT INTO owner (id, kid, public_jwk, wrapped_key, verifier_hash, created_at, updated_at)
-         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO credential (id, kid, kind, alg, public_key, label, capabilities, networks,
+                                 expires_at, binding, created_at, updated_at)
+         VALUES (?1, ?1, 'owner', 'ES384', ?2, 'Owner key', ?3, '[]', NULL, NULL, ?4, ?4)",
         params![
             owner.kid,
             owner.public_jwk,
+            OWNER_CAPABILITIES,
+            owner.created_at
+        ],
+    )?;
+    connection.execute(
+        "INSERT INTO key_wrapping (kid, method, wrapped_key, verifier_hash, created_at, updated_at)
+         VALUES (?1, 'password', ?2, ?3, ?4, ?5)",
+        params![
+            owner.kid,
             owner.wrapped_key,
             owner.verifier_hash.as_slice(),
             owner.created_at,
             owner.updated_at
         ],
+    )?;
+    connection.execute(
+        "INSERT INTO owner (id, kid, created_at, updated_at) VALUES (1, ?1, ?2, ?3)",
+        params![owner.kid, owner.created_at, owner.updated_at],
     )?;
     Ok(())
 }
@@ -116,7 +141,8 @@ pub fn replace_wrapped_key(
     now: i64,
 ) -> Result<bool, StoreError> {
     let changed = connection.execute(
-        "UPDATE owner SET wrapped_key = ?1, verifier_hash = ?2, updated_at = ?3 WHERE id = 1",
+        "UPDATE key_wrapping SET wrapped_key = ?1, verifier_hash = ?2, updated_at = ?3
+         WHERE method = 'password' AND kid = (SELECT kid FROM owner WHERE id = 1)",
         params![wrapped_key, verifier_hash.as_slice(), now],
     )?;
     Ok(changed == 1)

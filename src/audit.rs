@@ -115,6 +115,17 @@ pub enum AuditEvent {
     UnlockCodeUsed {
         code_id: String,
     },
+    /// A stored credential no longer matches its binding: it cannot sign in.
+    CredentialTampered {
+        credential_id: String,
+        kid: String,
+        problem: String,
+    },
+    /// A credential signed in, or used a session, from outside its networks.
+    CredentialNetworkRefused {
+        credential_id: String,
+        session_id: Option<String>,
+    },
     /// A pruning pass is removing every entry up to and including `through_seq`.
     AuditPruned {
         through_seq: i64,
@@ -148,6 +159,8 @@ impl AuditEvent {
             AuditEvent::AuditSuppressed { .. } => "audit.suppressed",
             AuditEvent::UnlockCodeCreated { .. } => "unlock_code.created",
             AuditEvent::UnlockCodeUsed { .. } => "unlock_code.used",
+            AuditEvent::CredentialTampered { .. } => "credential.tampered",
+            AuditEvent::CredentialNetworkRefused { .. } => "credential.network_refused",
             AuditEvent::AuditPruned { .. } => PRUNED_EVENT,
         }
     }
@@ -226,6 +239,15 @@ impl AuditEvent {
                 session_id,
             } => json!({ "code_id": code_id, "expires_at": expires_at, "session_id": session_id }),
             AuditEvent::UnlockCodeUsed { code_id } => json!({ "code_id": code_id }),
+            AuditEvent::CredentialTampered {
+                credential_id,
+                kid,
+                problem,
+            } => json!({ "credential_id": credential_id, "kid": kid, "problem": problem }),
+            AuditEvent::CredentialNetworkRefused {
+                credential_id,
+                session_id,
+            } => json!({ "credential_id": credential_id, "session_id": session_id }),
             AuditEvent::AuditPruned {
                 through_seq,
                 through_hash,
@@ -254,6 +276,11 @@ impl Actor {
     /// An event caused by the node itself or its command line.
     pub fn local() -> Self {
         Actor::default()
+    }
+
+    /// The client's address, when the event has one.
+    pub fn ip_addr(&self) -> Option<std::net::IpAddr> {
+        self.ip.as_deref()?.parse::<std::net::IpAddr>().ok()
     }
 
     /// An event caused by a client, with its user agent cut to a bounded length.

@@ -123,6 +123,29 @@ impl Problem {
         )
     }
 
+    /// 403: the credential may not be used from the client's address.
+    pub fn network_not_allowed() -> Self {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "network-not-allowed",
+            "Not from this network",
+            "This credential may be used only from the networks it was given; this request \
+             comes from outside them.",
+        )
+    }
+
+    /// 403: the session's credential lacks the capability the operation needs.
+    pub fn insufficient_capability(capability: &str) -> Self {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "insufficient-capability",
+            "Not allowed for this credential",
+            format!(
+                "This operation needs the `{capability}` capability, which the credential of this session does not have."
+            ),
+        )
+    }
+
     /// 500: logs the cause with the request id and tells the client only the id.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         let request_id = telemetry::current_request_id();
@@ -312,6 +335,7 @@ impl From<LoginError> for Problem {
                 problem.scope = Some(Scope::Client.as_str());
                 problem
             }
+            LoginError::NetworkNotAllowed { .. } => Problem::network_not_allowed(),
             LoginError::Internal(cause) => Problem::internal(&cause),
         }
     }

@@ -12,7 +12,7 @@ use crate::audit::{self, Actor, AuditEvent};
 use crate::auth::attempts::AttemptLedger;
 use crate::auth::challenge::Challenges;
 use crate::auth::claim::current_claim_token;
-use crate::auth::keys::RegisteredKeys;
+use crate::auth::credentials::CredentialRegistry;
 use crate::auth::sessions::Sessions;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{PublicUrl, Settings};
@@ -110,7 +110,7 @@ impl Application {
             trusted_proxies: settings.trusted_proxies.clone(),
             attempts: AttemptLedger::load(&store, clock.now()).await?,
             well_known_dir,
-            keys: RegisteredKeys::default(),
+            credentials: CredentialRegistry::load(&store, clock.now()).await?,
             challenges: Challenges::default(),
             sessions: sessions.clone(),
             websockets: crate::limits::OpenSockets::new(

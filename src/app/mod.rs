@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::auth::attempts::AttemptLedger;
 use crate::auth::challenge::Challenges;
-use crate::auth::keys::RegisteredKeys;
+use crate::auth::credentials::CredentialRegistry;
 use crate::auth::login::LoginContext;
 use crate::auth::sessions::Sessions;
 use crate::auth::unlock::RewrapContext;
@@ -26,7 +26,7 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpAddr>,
     pub attempts: AttemptLedger,
     pub well_known_dir: WellKnownDir,
-    pub keys: RegisteredKeys,
+    pub credentials: CredentialRegistry,
     pub challenges: Challenges,
     pub sessions: Arc<Sessions>,
     pub websockets: OpenSockets,
@@ -39,7 +39,7 @@ impl AppState {
         LoginContext {
             store: &self.store,
             attempts: &self.attempts,
-            keys: &self.keys,
+            credentials: &self.credentials,
             challenges: &self.challenges,
             audience: self.public_url.as_str(),
         }
@@ -50,7 +50,7 @@ impl AppState {
         RewrapContext {
             store: &self.store,
             attempts: &self.attempts,
-            keys: &self.keys,
+            credentials: &self.credentials,
             challenges: &self.challenges,
             audience: self.public_url.as_str(),
         }

@@ -5,8 +5,8 @@ use super::InternalError;
 use super::attempts::{AttemptLedger, Failure};
 use super::challenge::{Challenges, Purpose};
 use super::claim::secrets_match;
-use super::keys::RegisteredKeys;
-use crate::audit::Actor;
+use super::credentials::{CredentialRegistry, Lookup, Principal};
+use crate::audit::{Actor, AuditEvent};
 use crate::jose::jws::{CompactJws, NonceClaims, PROOF_LIFETIME};
 use crate::store::{Store, StoreError};
 
@@ -20,6 +20,8 @@ pub enum LoginError {
     Rejected(String),
     #[error("too many failed sign-ins")]
     Throttled { retry_after: i64 },
+    #[error("the credential may not be used from this address")]
+    NetworkNotAllowed { credential_id: String },
     #[error(transparent)]
     Internal(#[from] InternalError),
 }
@@ -34,19 +36,22 @@ impl From<StoreError> for LoginError {
 pub struct LoginContext<'a> {
     pub store: &'a Store,
     pub attempts: &'a AttemptLedger,
-    pub keys: &'a RegisteredKeys,
+    pub credentials: &'a CredentialRegistry,
     pub challenges: &'a Challenges,
     pub audience: &'a str,
 }
 
-/// Checks an assertion and uses up its nonce; returns the signing key's kid. `expected_nonce`
-/// binds the assertion to one challenge (a WebSocket's).
+/// Checks an assertion and uses up its nonce; returns the principal of the credential that
+/// signed it. `expected_nonce` binds the assertion to one challenge (a WebSocket's). The
+/// credential's expiry and networks are checked once the signature holds, so that they tell
+/// nothing to someone without the key.
 pub async fn check_assertion(
     context: &LoginContext<'_>,
     token: &str,
     expected_nonce: Option<&str>,
+    actor: &Actor,
     now: i64,
-) -> Result<String, LoginError> {
+) -> Result<Principal, LoginError> {
     let rejected = |why: String| LoginError::Rejected(why);
     // A socket's challenge is answered on that socket; REST challenges only over REST.
     let purpose = if expected_nonce.is_some() {
@@ -60,12 +65,25 @@ pub async fn check_assertion(
         .kid
         .clone()
         .ok_or_else(|| rejected("has no kid header".into()))?;
-    let key = context
-        .keys
-        .find(context.store, &kid)
-        .await?
-        .ok_or_else(|| rejected("has a kid that is not a registered key".into()))?;
-    let claims: NonceClaims = jws.verify_with(&key).map_err(|e| rejected(e.to_string()))?;
+    let credential = match context.credentials.lookup(context.store, &kid, now).await? {
+        Lookup::Found(credential) => credential,
+        Lookup::Tampered { credential_id } => {
+            let key = format!("tampered:{credential_id}");
+            let event = AuditEvent::CredentialTampered {
+                credential_id,
+                kid,
+                problem: "tried to sign in".into(),
+            };
+            context.attempts.record_limited(&key, event, actor, now);
+            return Err(rejected(
+                "names a credential whose stored record no longer matches its binding".into(),
+            ));
+        }
+        Lookup::Unknown => return Err(rejected("has a kid that is not a registered key".into())),
+    };
+    let claims: NonceClaims = jws
+        .verify_with(&credential.key)
+        .map_err(|e| rejected(e.to_string()))?;
     if claims.aud != context.audience {
         return Err(rejected("is for another audience (aud)".into()));
     }
@@ -77,29 +95,55 @@ pub async fn check_assertion(
     {
         return Err(rejected("answers another challenge (nonce)".into()));
     }
+    if credential.has_expired(now) {
+        return Err(rejected("names a credential that has expired".into()));
+    }
+    if !credential.allows_address(actor.ip_addr()) {
+        return Err(LoginError::NetworkNotAllowed {
+            credential_id: credential.id.clone(),
+        });
+    }
     context
         .challenges
         .redeem(&claims.nonce, now, purpose)
         .map_err(|e| rejected(format!("has a nonce that {e}")))?;
-    Ok(kid)
+    Ok(credential.principal())
 }
 
 /// A sign-in step under the throttle: refuses a throttled client, checks the assertion, and
-/// records a failure (kept in memory and written in the next batch). Returns the kid.
+/// records a failure (kept in memory and written in the next batch). A credential used from
+/// outside its networks counts as a failure too, and is audited.
 pub async fn sign_in(
     context: &LoginContext<'_>,
     token: &str,
     expected_nonce: Option<&str>,
     actor: &Actor,
     now: i64,
-) -> Result<String, LoginError> {
+) -> Result<Principal, LoginError> {
     if let Some(retry_after) = context.attempts.login_retry_after(actor, now) {
         return Err(LoginError::Throttled { retry_after });
     }
-    match check_assertion(context, token, expected_nonce, now).await {
-        Ok(kid) => {
+    match check_assertion(context, token, expected_nonce, actor, now).await {
+        Ok(principal) => {
             context.attempts.login_succeeded(actor);
-            Ok(kid)
+            Ok(principal)
+        }
+        Err(LoginError::NetworkNotAllowed { credential_id }) => {
+            context.attempts.login_failed(Failure {
+                actor,
+                reason: "names a credential that may not be used from this address",
+                at: now,
+            });
+            let key = format!(
+                "network:{credential_id}:{}",
+                actor.ip.as_deref().unwrap_or("local")
+            );
+            let event = AuditEvent::CredentialNetworkRefused {
+                credential_id: credential_id.clone(),
+                session_id: None,
+            };
+            context.attempts.record_limited(&key, event, actor, now);
+            Err(LoginError::NetworkNotAllowed { credential_id })
         }
         Err(LoginError::Rejected(reason)) => {
             context.attempts.login_failed(Failure {

@@ -4,7 +4,7 @@
 pub mod attempts;
 pub mod challenge;
 pub mod claim;
-pub mod keys;
+pub mod credentials;
 pub mod login;
 pub mod sessions;
 pub mod throttle;

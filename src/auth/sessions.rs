@@ -10,6 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
+use super::credentials::{Capabilities, Principal};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::b64;
 use crate::store::sessions::{self as rows, SessionRow};
@@ -27,6 +28,10 @@ const TOUCH_INTERVAL: i64 = 60;
 pub struct SessionInfo {
     pub id: String,
     pub kid: String,
+    /// The credential that signed in.
+    pub credential_id: String,
+    /// What the session may do: its credential's capabilities at sign-in.
+    pub capabilities: Capabilities,
     pub created_at: i64,
     pub last_seen_at: i64,
     pub expires_at: i64,
@@ -138,9 +143,13 @@ impl Sessions {
         let mut registry = Registry::default();
         let mut ended = Vec::new();
         for row in stored {
+            // A row whose capabilities do not read grants none.
+            let capabilities = Capabilities::from_json(&row.capabilities).unwrap_or_default();
             let info = SessionInfo {
                 id: row.id.clone(),
                 kid: row.kid,
+                credential_id: row.credential_id,
+                capabilities,
                 created_at: row.created_at,
                 last_seen_at: row.last_seen_at,
                 expires_at: row.expires_at,
@@ -190,11 +199,12 @@ impl Sessions {
         self.events.subscribe()
     }
 
-    /// Starts a session for `kid`; returns it with its bearer token. Audited as `session.created`.
+    /// Starts a session for `principal`; returns it with its bearer token. Audited as
+    /// `session.created`.
     pub async fn create(
         &self,
         store: &Store,
-        kid: &str,
+        principal: &Principal,
         actor: &Actor,
         via: &'static str,
         now: i64,
@@ -202,7 +212,9 @@ impl Sessions {
         let token = random_b64(32);
         let info = SessionInfo {
             id: random_b64(16),
-            kid: kid.to_owned(),
+            kid: principal.kid.clone(),
+            credential_id: principal.credential_id.clone(),
+            capabilities: principal.capabilities,
             created_at: now,
             last_seen_at: now,
             expires_at: now + self.policy.absolute_seconds,
@@ -222,11 +234,13 @@ impl Sessions {
             fresh_until: info.fresh_until,
             ip: info.ip.clone(),
             user_agent: info.user_agent.clone(),
+            credential_id: info.credential_id.clone(),
+            capabilities: info.capabilities.to_json(),
         };
         let actor = actor.clone();
         let event = AuditEvent::SessionCreated {
             session_id: info.id.clone(),
-            kid: kid.to_owned(),
+            kid: info.kid.clone(),
             via,
         };
         store
@@ -445,7 +459,17 @@ mod tests {
             .expect("load");
         let actor = Actor::local();
         let (info, token) = sessions
-            .create(&store, "kid", &actor, "test", 1_000)
+            .create(
+                &store,
+                &Principal {
+                    credential_id: "kid".into(),
+                    kid: "kid".into(),
+                    capabilities: Capabilities::all(),
+                },
+                &actor,
+                "test",
+                1_000,
+            )
             .await
             .expect("create");
         // The next delete from the session table fails, as a full disk would make it.

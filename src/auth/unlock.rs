@@ -10,7 +10,7 @@ use super::InternalError;
 use super::attempts::{AttemptLedger, Failure};
 use super::challenge::{Challenges, Purpose};
 use super::claim::{checked_set_id, verifier_hash};
-use super::keys::RegisteredKeys;
+use super::credentials::CredentialRegistry;
 use super::throttle::Scope;
 use super::unlock_codes::{self, UnlockCode};
 use crate::audit::{self, Actor, AuditEvent};
@@ -174,7 +174,7 @@ pub struct Rewrap<'a> {
 pub struct RewrapContext<'a> {
     pub store: &'a Store,
     pub attempts: &'a AttemptLedger,
-    pub keys: &'a RegisteredKeys,
+    pub credentials: &'a CredentialRegistry,
     pub challenges: &'a Challenges,
     pub audience: &'a str,
 }
@@ -232,8 +232,8 @@ pub async fn replace_wrapped_key(
         .transpose()
         .map_err(|e| invalid("recovery_set", e))?;
     let owner_key = context
-        .keys
-        .owner(context.store)
+        .credentials
+        .owner_key(context.store, now)
         .await?
         .ok_or(UnlockError::NotClaimed)?;
     if wrapped_kid != owner_key.kid {

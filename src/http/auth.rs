@@ -54,10 +54,11 @@ pub async fn login(
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
     let actor = client.actor();
-    let kid = login::sign_in(&state.login_context(), &body.assertion, None, &actor, now).await?;
+    let principal =
+        login::sign_in(&state.login_context(), &body.assertion, None, &actor, now).await?;
     let (session, token) = state
         .sessions
-        .create(&state.store, &kid, &actor, "http", now)
+        .create(&state.store, &principal, &actor, "http", now)
         .await
         .map_err(|e| Problem::internal(&e))?;
     let expires_in = session.ends_at(&state.sessions.policy) - now;
@@ -87,8 +88,9 @@ pub async fn reauth(
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
     let actor = client.actor();
-    let kid = login::sign_in(&state.login_context(), &body.assertion, None, &actor, now).await?;
-    if kid != signed_in.session.kid {
+    let principal =
+        login::sign_in(&state.login_context(), &body.assertion, None, &actor, now).await?;
+    if principal.credential_id != signed_in.session.credential_id {
         return Err(login::LoginError::Rejected(
             "is signed by another key than the session's".into(),
         )

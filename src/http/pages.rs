@@ -94,8 +94,8 @@ fn render(template: &impl Template) -> Result<String, Problem> {
 /// `GET /`: the owner's public page.
 pub async fn home(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let kid = state
-        .keys
-        .owner(&state.store)
+        .credentials
+        .owner_key(&state.store, state.clock.now())
         .await
         .map_err(|e| Problem::internal(&e))?
         .map(|key| key.kid.clone());

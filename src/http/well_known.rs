@@ -9,6 +9,7 @@ use super::AppState;
 use crate::config::PublicUrl;
 use crate::error::Problem;
 use crate::jose::jwk::{OwnerPublicKey, PublicJwk};
+use crate::jose::jws::VerifyingKey;
 use crate::well_known_dir::etag;
 
 /// The media type of the JWKS (RFC 7517 §8.5).
@@ -98,17 +99,22 @@ fn public_document(
         .body(body)
 }
 
+/// The owner key to publish; 404 `not-claimed` before a claim.
+async fn owner_key(state: &AppState) -> Result<std::sync::Arc<VerifyingKey>, Problem> {
+    state
+        .credentials
+        .owner_key(&state.store, state.clock.now())
+        .await
+        .map_err(|e| Problem::internal(&e))?
+        .ok_or_else(Problem::not_claimed)
+}
+
 /// `GET /.well-known/jwks.json`.
 pub async fn jwks(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, Problem> {
-    let key = state
-        .keys
-        .owner(&state.store)
-        .await
-        .map_err(|e| Problem::internal(&e))?
-        .ok_or_else(Problem::not_claimed)?;
+    let key = owner_key(&state).await?;
     Ok(public_document(
         &request,
         JWK_SET_JSON,
@@ -121,12 +127,7 @@ pub async fn did_document(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, Problem> {
-    let key = state
-        .keys
-        .owner(&state.store)
-        .await
-        .map_err(|e| Problem::internal(&e))?
-        .ok_or_else(Problem::not_claimed)?;
+    let key = owner_key(&state).await?;
     let body = did_document_body(&key.public, &state.public_url);
     Ok(public_document(&request, DID_JSON, body))
 }

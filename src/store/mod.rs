@@ -2,6 +2,7 @@
 //! the async executor. The submodules hold every SQL statement the node runs.
 
 pub mod audit_rows;
+pub mod credentials;
 pub mod meta;
 pub mod owner;
 pub mod recovery_sets;

@@ -16,6 +16,9 @@ pub struct SessionRow {
     pub fresh_until: i64,
     pub ip: String,
     pub user_agent: Option<String>,
+    /// The credential that signed in, and its capabilities then (a JSON array).
+    pub credential_id: String,
+    pub capabilities: String,
 }
 
 /// Stores a new session.
@@ -23,8 +26,8 @@ pub fn insert(connection: &Connection, row: &SessionRow) -> Result<(), StoreErro
     connection
         .prepare_cached(
             "INSERT INTO session (id, token_hash, kid, created_at, last_seen_at, expires_at,
-                              fresh_until, ip, user_agent)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                              fresh_until, ip, user_agent, credential_id, capabilities)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?
         .execute(params![
             row.id,
@@ -35,7 +38,9 @@ pub fn insert(connection: &Connection, row: &SessionRow) -> Result<(), StoreErro
             row.expires_at,
             row.fresh_until,
             row.ip,
-            row.user_agent
+            row.user_agent,
+            row.credential_id,
+            row.capabilities
         ])?;
     Ok(())
 }
@@ -44,7 +49,7 @@ pub fn insert(connection: &Connection, row: &SessionRow) -> Result<(), StoreErro
 pub fn all(connection: &Connection) -> Result<Vec<SessionRow>, StoreError> {
     let mut statement = connection.prepare(
         "SELECT id, token_hash, kid, created_at, last_seen_at, expires_at, fresh_until, ip,
-                user_agent
+                user_agent, credential_id, capabilities
          FROM session",
     )?;
     let rows = statement
@@ -60,6 +65,8 @@ pub fn all(connection: &Connection) -> Result<Vec<SessionRow>, StoreError> {
                 fresh_until: row.get(6)?,
                 ip: row.get(7)?,
                 user_agent: row.get(8)?,
+                credential_id: row.get(9)?,
+                capabilities: row.get(10)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

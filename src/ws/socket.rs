@@ -275,9 +275,9 @@ async fn sign_in(
     let actor = client.actor();
     let context = state.login_context();
     match login::sign_in(&context, assertion, Some(nonce), &actor, now).await {
-        Ok(kid) => state
+        Ok(principal) => state
             .sessions
-            .create(&state.store, &kid, &actor, "websocket", now)
+            .create(&state.store, &principal, &actor, "websocket", now)
             .await
             .map(|(info, _token)| info.id)
             .map_err(|_| Next::Close(1011, "the node could not store the session")),

@@ -1,0 +1,500 @@
+//! Credentials: the keys that may sign in, each with capabilities, networks and an optional
+//! expiry. The owner key is the root credential; every other credential is bound by a JWS the
+//! owner key signed over its fields, checked whenever credentials are loaded, so that a row
+//! edited in the database (wider capabilities, another key, dropped networks) cannot sign in.
+//! The registry keeps every live credential in memory; a kid is only ever compared.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{self, Actor, AuditEvent};
+use crate::jose::jwk::OwnerPublicKey;
+use crate::jose::jws::{CompactJws, VerifyingKey};
+use crate::net::IpNetwork;
+use crate::store::credentials::{self as rows, CredentialRow};
+use crate::store::{Store, StoreError};
+
+/// The `typ` of a credential binding.
+pub const BINDING_TYPE: &str = "siteid-credential+jwt";
+
+/// What a credential may do. Every endpoint and WebSocket message names the one it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Capability {
+    /// Read its own session, open a WebSocket.
+    Session,
+    /// List and revoke sessions (and see other sessions' events).
+    Sessions,
+    /// Read the audit log.
+    Audit,
+    /// List, add, change and revoke credentials.
+    Credentials,
+    /// Recovery share sets.
+    Recovery,
+    /// Password change, unlock codes and everything else about the owner.
+    Owner,
+}
+
+impl Capability {
+    /// Every capability, in the canonical order.
+    pub const ALL: [Capability; 6] = [
+        Capability::Session,
+        Capability::Sessions,
+        Capability::Audit,
+        Capability::Credentials,
+        Capability::Recovery,
+        Capability::Owner,
+    ];
+
+    /// The capability's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::Session => "session",
+            Capability::Sessions => "sessions",
+            Capability::Audit => "audit",
+            Capability::Credentials => "credentials",
+            Capability::Recovery => "recovery",
+            Capability::Owner => "owner",
+        }
+    }
+
+    /// The capability named `name`, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Capability::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of capabilities, written as a JSON array of names in the canonical order.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Capabilities(u8);
+
+impl std::fmt::Debug for Capabilities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+impl Capabilities {
+    /// Every capability: the owner key's set.
+    pub fn all() -> Self {
+        Capability::ALL
+            .into_iter()
+            .fold(Capabilities(0), |set, c| set.with(c))
+    }
+
+    /// This set and `capability`.
+    pub fn with(self, capability: Capability) -> Self {
+        Capabilities(self.0 | capability.bit())
+    }
+
+    /// Whether the set holds `capability`.
+    pub fn contains(self, capability: Capability) -> bool {
+        self.0 & capability.bit() != 0
+    }
+
+    /// Reads names; an unknown or repeated name is refused. The message completes
+    /// "capabilities ...".
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        let mut set = Capabilities(0);
+        for name in names {
+            let capability = Capability::parse(name).ok_or_else(|| {
+                format!(
+                    "has {name:?}, which is not one of {}",
+                    Capability::ALL.map(Capability::as_str).join(", ")
+                )
+            })?;
+            if set.contains(capability) {
+                return Err(format!("names {name:?} twice"));
+            }
+            set = set.with(capability);
+        }
+        Ok(set)
+    }
+
+    /// The names, in the canonical order.
+    pub fn names(self) -> Vec<&'static str> {
+        Capability::ALL
+            .into_iter()
+            .filter(|c| self.contains(*c))
+            .map(Capability::as_str)
+            .collect()
+    }
+
+    /// Reads the JSON array a row or a binding holds.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let names: Vec<String> =
+            serde_json::from_str(text).map_err(|e| format!("is not a JSON array of names: {e}"))?;
+        Capabilities::from_names(names.iter().map(String::as_str))
+    }
+
+    /// The JSON array, in the canonical order.
+    pub fn to_json(self) -> String {
+        serde_json::to_string(&self.names()).unwrap_or_else(|_| "[]".into())
+    }
+}
+
+impl Serialize for Capabilities {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.names().serialize(serializer)
+    }
+}
+
+/// What kind of key a credential is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// The owner key: the root credential.
+    Owner,
+    /// A key a browser made with WebCrypto and keeps non-extractable.
+    Device,
+    /// A public key the owner brings (openssl, ssh-keygen, a script's key).
+    Key,
+}
+
+impl CredentialKind {
+    /// The kind's name on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::Owner => "owner",
+            CredentialKind::Device => "device",
+            CredentialKind::Key => "key",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        [
+            CredentialKind::Owner,
+            CredentialKind::Device,
+            CredentialKind::Key,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+}
+
+/// A live credential whose row checked out against its binding.
+#[derive(Debug)]
+pub struct Credential {
+    pub id: String,
+    pub kid: String,
+    pub kind: CredentialKind,
+    pub label: String,
+    pub capabilities: Capabilities,
+    pub networks: Vec<IpNetwork>,
+    pub expires_at: Option<i64>,
+    pub key: Arc<VerifyingKey>,
+    pub created_at: i64,
+}
+
+impl Credential {
+    /// Whether a client at `ip` may use this credential: anywhere without networks, else only
+    /// inside one of them. A client without an address (the command line) is inside none.
+    pub fn allows_address(&self, ip: Option<IpAddr>) -> bool {
+        self.networks.is_empty()
+            || ip.is_some_and(|ip| self.networks.iter().any(|n| n.contains(ip)))
+    }
+
+    /// Whether the credential has expired at `now`.
+    pub fn has_expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// What a session of this credential acts as.
+    pub fn principal(&self) -> Principal {
+        Principal {
+            credential_id: self.id.clone(),
+            kid: self.kid.clone(),
+            capabilities: self.capabilities,
+        }
+    }
+}
+
+/// Who a session acts for: the credential that signed in and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    pub credential_id: String,
+    pub kid: String,
+    pub capabilities: Capabilities,
+}
+
+/// The claims of a binding: exactly these members.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BindingClaims {
+    sub: String,
+    kind: String,
+    label: String,
+    cap: Vec<String>,
+    net: Vec<String>,
+    #[serde(default)]
+    exp: Option<i64>,
+    #[allow(dead_code)]
+    iat: i64,
+    jti: String,
+}
+
+/// Checks a stored row against its binding and the owner key; the message says what does not
+/// match. The owner credential has no binding: it is the owner key itself.
+fn check_row(row: &CredentialRow, owner_key: &VerifyingKey) -> Result<Credential, String> {
+    let kind = CredentialKind::parse(&row.kind).ok_or("has an unknown kind")?;
+    if row.alg != crate::jose::jws::ALG {
+        return Err(format!(
+            "has an algorithm this node does not verify: {}",
+            row.alg
+        ));
+    }
+    let public = OwnerPublicKey::from_json(&row.public_key)
+        .map_err(|e| format!("has a public key that does not parse: {e}"))?;
+    if public.thumbprint() != row.kid {
+        return Err("has a public key whose thumbprint is not its kid".into());
+    }
+    let capabilities = Capabilities::from_json(&row.capabilities)
+        .map_err(|e| format!("has capabilities that {e}"))?;
+    let network_names: Vec<String> = serde_json::from_str(&row.networks)
+        .map_err(|e| format!("has networks that are not a JSON array: {e}"))?;
+    let networks = network_names
+        .iter()
+        .map(|n| IpNetwork::parse(n).map_err(|e| format!("has a network {n:?} that {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    match (kind, &row.binding) {
+        (CredentialKind::Owner, None) => {
+            if row.kid != owner_key.kid || row.id != row.kid {
+                return Err("is an owner credential that is not the owner key".into());
+            }
+        }
+        (CredentialKind::Owner, Some(_)) | (_, None) => {
+            return Err("has no binding by the owner key".into());
+        }
+        (_, Some(binding)) => {
+            let claims = verify_binding(binding, owner_key)?;
+            let canonical = |names: &[String]| -> Result<BTreeSet<String>, String> {
+                names
+                    .iter()
+                    .map(|n| IpNetwork::parse(n).map(|net| net.to_string()))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("has a binding network that {e}"))
+            };
+            let row_networks: BTreeSet<String> = networks.iter().map(ToString::to_string).collect();
+            let agrees = claims.sub == row.kid
+                && claims.jti == row.id
+                && claims.kind == row.kind
+                && claims.label == row.label
+                && Capabilities::from_names(claims.cap.iter().map(String::as_str)).ok()
+                    == Some(capabilities)
+                && canonical(&claims.net)? == row_networks
+                && claims.exp == row.expires_at;
+            if !agrees {
+                return Err("does not match its binding".into());
+            }
+        }
+    }
+    Ok(Credential {
+        id: row.id.clone(),
+        kid: row.kid.clone(),
+        kind,
+        label: row.label.clone(),
+        capabilities,
+        networks,
+        expires_at: row.expires_at,
+        key: Arc::new(VerifyingKey::new(public)),
+        created_at: row.created_at,
+    })
+}
+
+fn verify_binding(binding: &str, owner_key: &VerifyingKey) -> Result<BindingClaims, String> {
+    let jws =
+        CompactJws::parse(binding, BINDING_TYPE).map_err(|e| format!("has a binding that {e}"))?;
+    if jws.header.kid.as_deref() != Some(owner_key.kid.as_str()) {
+        return Err("has a binding that does not name the owner key".into());
+    }
+    jws.verify_with(owner_key)
+        .map_err(|e| format!("has a binding that {e}"))
+}
+
+/// The live credentials by kid and by id.
+#[derive(Debug, Default)]
+struct Snapshot {
+    by_kid: HashMap<String, Arc<Credential>>,
+    by_id: HashMap<String, Arc<Credential>>,
+    owner: Option<Arc<Credential>>,
+    /// Rows that failed their check, by kid: their credential id and what was wrong. They
+    /// cannot sign in.
+    tampered: HashMap<String, Tampered>,
+}
+
+/// A stored credential that failed its check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Tampered {
+    credential_id: String,
+    problem: String,
+}
+
+/// The node's credentials, all in memory, reloaded from the database when they change.
+#[derive(Debug, Default)]
+pub struct CredentialRegistry {
+    snapshot: RwLock<Arc<Snapshot>>,
+}
+
+/// How looking up a kid for a sign-in came out.
+#[derive(Debug)]
+pub enum Lookup {
+    Found(Arc<Credential>),
+    /// A stored credential whose row no longer matches its binding.
+    Tampered {
+        credential_id: String,
+    },
+    Unknown,
+}
+
+impl CredentialRegistry {
+    /// Reads every live credential and checks each against the owner key; rows that fail are
+    /// kept out and audited as `credential.tampered`.
+    pub async fn load(store: &Store, now: i64) -> Result<Self, StoreError> {
+        let registry = CredentialRegistry::default();
+        registry.reload(store, now).await?;
+        Ok(registry)
+    }
+
+    /// Reads the credentials again (after a claim or a change).
+    pub async fn reload(&self, store: &Store, now: i64) -> Result<(), StoreError> {
+        let (rows, owner_kid) = store
+            .run(|c| {
+                let owner_kid = crate::store::owner::find(c)?.map(|o| o.kid);
+                Ok::<_, StoreError>((rows::live(c)?, owner_kid))
+            })
+            .await?;
+        let snapshot = build_snapshot(&rows, owner_kid.as_deref());
+        let newly_tampered: Vec<(String, Tampered)> = {
+            let previous = self.current();
+            snapshot
+                .tampered
+                .iter()
+                .filter(|(kid, found)| previous.tampered.get(*kid) != Some(found))
+                .map(|(kid, found)| (kid.clone(), found.clone()))
+                .collect()
+        };
+        *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
+        if !newly_tampered.is_empty() {
+            for (kid, found) in &newly_tampered {
+                tracing::error!(%kid, problem = %found.problem, "a credential row does not match its binding");
+            }
+            store
+                .run(move |c| {
+                    let tx = c.transaction()?;
+                    for (kid, found) in &newly_tampered {
+                        let event = AuditEvent::CredentialTampered {
+                            credential_id: found.credential_id.clone(),
+                            kid: kid.clone(),
+                            problem: found.problem.clone(),
+                        };
+                        audit::append(&tx, now, &event, &Actor::local())?;
+                    }
+                    tx.commit()?;
+                    Ok::<_, StoreError>(())
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn current(&self) -> Arc<Snapshot> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The owner credential, loading the credentials once if the node was claimed since.
+    pub async fn owner(
+        &self,
+        store: &Store,
+        now: i64,
+    ) -> Result<Option<Arc<Credential>>, StoreError> {
+        if let Some(owner) = self.current().owner.clone() {
+            return Ok(Some(owner));
+        }
+        self.reload(store, now).await?;
+        Ok(self.current().owner.clone())
+    }
+
+    /// The owner key, for checking proofs and publishing it.
+    pub async fn owner_key(
+        &self,
+        store: &Store,
+        now: i64,
+    ) -> Result<Option<Arc<VerifyingKey>>, StoreError> {
+        Ok(self.owner(store, now).await?.map(|owner| owner.key.clone()))
+    }
+
+    /// The credential a sign-in names by `kid`.
+    pub async fn lookup(&self, store: &Store, kid: &str, now: i64) -> Result<Lookup, StoreError> {
+        // A node claimed since start-up (or from the command line) has no owner loaded yet.
+        self.owner(store, now).await?;
+        let snapshot = self.current();
+        if let Some(credential) = snapshot.by_kid.get(kid) {
+            return Ok(Lookup::Found(credential.clone()));
+        }
+        if let Some(found) = snapshot.tampered.get(kid) {
+            return Ok(Lookup::Tampered {
+                credential_id: found.credential_id.clone(),
+            });
+        }
+        Ok(Lookup::Unknown)
+    }
+
+    /// The live credential with `id`, from memory.
+    pub fn get(&self, id: &str) -> Option<Arc<Credential>> {
+        self.current().by_id.get(id).cloned()
+    }
+}
+
+fn build_snapshot(rows: &[CredentialRow], owner_kid: Option<&str>) -> Snapshot {
+    let mut snapshot = Snapshot::default();
+    let owner_row = owner_kid.and_then(|kid| {
+        rows.iter()
+            .find(|row| row.kid == kid && row.kind == CredentialKind::Owner.as_str())
+    });
+    let owner_key = owner_row.and_then(|row| {
+        OwnerPublicKey::from_json(&row.public_key)
+            .ok()
+            .map(|public| VerifyingKey::new(public))
+    });
+    let Some(owner_key) = owner_key else {
+        for row in rows {
+            let found = Tampered {
+                credential_id: row.id.clone(),
+                problem: "has no owner key to check it against".into(),
+            };
+            snapshot.tampered.insert(row.kid.clone(), found);
+        }
+        return snapshot;
+    };
+    for row in rows {
+        match check_row(row, &owner_key) {
+            Ok(credential) => {
+                let credential = Arc::new(credential);
+                if credential.kind == CredentialKind::Owner {
+                    snapshot.owner = Some(credential.clone());
+                }
+                snapshot
+                    .by_kid
+                    .insert(credential.kid.clone(), credential.clone());
+                snapshot.by_id.insert(credential.id.clone(), credential);
+            }
+            Err(problem) => {
+                let found = Tampered {
+                    credential_id: row.id.clone(),
+                    problem,
+                };
+                snapshot.tampered.insert(row.kid.clone(), found);
+            }
+        }
+    }
+    snapshot
+}

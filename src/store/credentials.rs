@@ -1,0 +1,77 @@
+//! Credential rows: the SQL behind the credential registry (every key that may sign in).
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::StoreError;
+
+/// One stored credential, as the database holds it. `capabilities` and `networks` are JSON
+/// arrays; `binding` is the owner's JWS over the fields (absent for the owner key itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialRow {
+    pub id: String,
+    pub kid: String,
+    pub kind: String,
+    pub alg: String,
+    pub public_key: String,
+    pub label: String,
+    pub capabilities: String,
+    pub networks: String,
+    pub expires_at: Option<i64>,
+    pub binding: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, kid, kind, alg, public_key, label, capabilities, networks, expires_at,
+     binding, created_at, updated_at, last_used_at, revoked_at";
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CredentialRow> {
+    Ok(CredentialRow {
+        id: row.get(0)?,
+        kid: row.get(1)?,
+        kind: row.get(2)?,
+        alg: row.get(3)?,
+        public_key: row.get(4)?,
+        label: row.get(5)?,
+        capabilities: row.get(6)?,
+        networks: row.get(7)?,
+        expires_at: row.get(8)?,
+        binding: row.get(9)?,
+        created_at: row.get(10)?,
+        updated_at: row.get(11)?,
+        last_used_at: row.get(12)?,
+        revoked_at: row.get(13)?,
+    })
+}
+
+/// Every credential that has not been revoked, oldest first.
+pub fn live(connection: &Connection) -> Result<Vec<CredentialRow>, StoreError> {
+    let mut statement = connection.prepare(&format!(
+        "SELECT {COLUMNS} FROM credential WHERE revoked_at IS NULL ORDER BY created_at, id"
+    ))?;
+    let rows = statement
+        .query_map([], from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The credential with `id`, revoked or not.
+pub fn find(connection: &Connection, id: &str) -> Result<Option<CredentialRow>, StoreError> {
+    Ok(connection
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM credential WHERE id = ?1"),
+            params![id],
+            from_row,
+        )
+        .optional()?)
+}
+
+/// Records when a credential last signed in.
+pub fn touch(connection: &Connection, id: &str, at: i64) -> Result<(), StoreError> {
+    connection
+        .prepare_cached("UPDATE credential SET last_used_at = ?2 WHERE id = ?1")?
+        .execute(params![id, at])?;
+    Ok(())
+}

@@ -463,7 +463,7 @@ fn build_snapshot(rows: &[CredentialRow], owner_kid: Option<&str>) -> Snapshot {
     let owner_key = owner_row.and_then(|row| {
         OwnerPublicKey::from_json(&row.public_key)
             .ok()
-            .map(|public| VerifyingKey::new(public))
+            .map(VerifyingKey::new)
     });
     let Some(owner_key) = owner_key else {
         for row in rows {

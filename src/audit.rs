@@ -53,11 +53,12 @@ pub enum AuditEvent {
         first_at: i64,
         reason: String,
     },
-    /// Unlock windows that filled in one minute: `clients` clients (or networks) of one
-    /// network, or the node-wide window.
+    /// Unlock windows that filled in one minute: `clients` windows of `networks` networks (one
+    /// entry per network, and past a cap one entry for the rest), or the node-wide window.
     UnlockThrottled {
         scope: &'static str,
         clients: u64,
+        networks: u64,
         retry_after: i64,
     },
     SessionCreated {
@@ -79,9 +80,10 @@ pub enum AuditEvent {
         first_at: i64,
         reason: String,
     },
-    /// Clients of one network whose sign-in window filled in one minute.
+    /// Clients whose sign-in window filled in one minute, as for `UnlockThrottled`.
     LoginThrottled {
         clients: u64,
+        networks: u64,
         retry_after: i64,
     },
     WrappedKeyReplaced {
@@ -112,8 +114,10 @@ pub enum AuditEvent {
         /// The session that made it; `None` from the command line.
         session_id: Option<String>,
     },
+    /// A code was used up, by an unlock whose password was right (`unlocked`) or wrong.
     UnlockCodeUsed {
         code_id: String,
+        unlocked: bool,
     },
     /// A stored credential no longer matches its binding: it cannot sign in.
     CredentialTampered {
@@ -200,8 +204,14 @@ impl AuditEvent {
             AuditEvent::UnlockThrottled {
                 scope,
                 clients,
+                networks,
                 retry_after,
-            } => json!({ "scope": scope, "clients": clients, "retry_after": retry_after }),
+            } => json!({
+                "scope": scope,
+                "clients": clients,
+                "networks": networks,
+                "retry_after": retry_after,
+            }),
             AuditEvent::SessionCreated {
                 session_id,
                 kid,
@@ -213,8 +223,9 @@ impl AuditEvent {
             AuditEvent::SessionSteppedUp { session_id } => json!({ "session_id": session_id }),
             AuditEvent::LoginThrottled {
                 clients,
+                networks,
                 retry_after,
-            } => json!({ "clients": clients, "retry_after": retry_after }),
+            } => json!({ "clients": clients, "networks": networks, "retry_after": retry_after }),
             AuditEvent::WrappedKeyReplaced { kid, session_id } => {
                 json!({ "kid": kid, "session_id": session_id })
             }
@@ -238,7 +249,9 @@ impl AuditEvent {
                 expires_at,
                 session_id,
             } => json!({ "code_id": code_id, "expires_at": expires_at, "session_id": session_id }),
-            AuditEvent::UnlockCodeUsed { code_id } => json!({ "code_id": code_id }),
+            AuditEvent::UnlockCodeUsed { code_id, unlocked } => {
+                json!({ "code_id": code_id, "unlocked": unlocked })
+            }
             AuditEvent::CredentialTampered {
                 credential_id,
                 kid,

@@ -77,51 +77,98 @@ pub fn raise_open_file_limit() -> u64 {
     }
 }
 
-/// Open WebSocket counts per client and in all.
+/// Open WebSockets per network (an IPv4 /24, an IPv6 /48), as a multiple of the per-client cap.
+pub const WEBSOCKETS_PER_NETWORK_FACTOR: usize = 4;
+/// The most sockets that may wait for authentication at once, whatever the total cap.
+pub const MAX_UNAUTHENTICATED_WEBSOCKETS: usize = 1024;
+
+/// Why a WebSocket was refused a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketRefusal {
+    /// The client (an address, an IPv6 /64) or its network has too many.
+    Client,
+    /// The node has too many, or too many not yet authenticated.
+    Node,
+}
+
+/// Open WebSocket counts per client, per network, in all, and of those not yet authenticated.
 #[derive(Debug)]
 pub struct OpenSockets {
     max_per_client: usize,
+    max_per_network: usize,
     max_total: usize,
-    open: Mutex<(HashMap<String, usize>, usize)>,
+    max_unauthenticated: usize,
+    open: Mutex<SocketCounts>,
+}
+
+#[derive(Debug, Default)]
+struct SocketCounts {
+    per_client: HashMap<String, usize>,
+    per_network: HashMap<String, usize>,
+    total: usize,
+    unauthenticated: usize,
+}
+
+fn decrement(counts: &mut HashMap<String, usize>, key: &str) {
+    if let Some(count) = counts.get_mut(key) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            counts.remove(key);
+        }
+    }
 }
 
 impl OpenSockets {
-    /// At most `max_per_client` sockets per client and `max_total` in all (sized from the
-    /// open-file limit).
+    /// At most `max_per_client` sockets per client, four times that per network, `max_total`
+    /// in all (sized from the open-file limit), and a quarter of the total (at most
+    /// [`MAX_UNAUTHENTICATED_WEBSOCKETS`]) waiting to authenticate.
     pub fn new(max_per_client: usize, max_total: usize) -> Self {
         OpenSockets {
             max_per_client,
+            max_per_network: max_per_client.saturating_mul(WEBSOCKETS_PER_NETWORK_FACTOR),
             max_total,
-            open: Mutex::new((HashMap::new(), 0)),
+            max_unauthenticated: (max_total / 4).clamp(1, MAX_UNAUTHENTICATED_WEBSOCKETS),
+            open: Mutex::new(SocketCounts::default()),
         }
     }
 
-    /// Takes a slot for `client`, if it and the node are under their caps.
-    pub fn acquire(&self, client: &str) -> bool {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let (per_client, total) = &mut *open;
-        if *total >= self.max_total {
-            return false;
-        }
-        let count = per_client.entry(client.to_owned()).or_insert(0);
-        if *count >= self.max_per_client {
-            return false;
-        }
-        *count += 1;
-        *total += 1;
-        true
+    fn lock(&self) -> std::sync::MutexGuard<'_, SocketCounts> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Gives back a slot `client` took.
-    pub fn release(&self, client: &str) {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let (per_client, total) = &mut *open;
-        if let Some(count) = per_client.get_mut(client) {
-            *count = count.saturating_sub(1);
-            *total = total.saturating_sub(1);
-            if *count == 0 {
-                per_client.remove(client);
-            }
+    /// Takes a slot, not yet authenticated, for `client` of `network`, if every cap allows.
+    pub fn acquire(&self, client: &str, network: &str) -> Result<(), SocketRefusal> {
+        let mut open = self.lock();
+        if open.total >= self.max_total || open.unauthenticated >= self.max_unauthenticated {
+            return Err(SocketRefusal::Node);
+        }
+        let per_client = open.per_client.get(client).copied().unwrap_or(0);
+        let per_network = open.per_network.get(network).copied().unwrap_or(0);
+        if per_client >= self.max_per_client || per_network >= self.max_per_network {
+            return Err(SocketRefusal::Client);
+        }
+        *open.per_client.entry(client.to_owned()).or_insert(0) += 1;
+        *open.per_network.entry(network.to_owned()).or_insert(0) += 1;
+        open.total += 1;
+        open.unauthenticated += 1;
+        Ok(())
+    }
+
+    /// A socket of a slot authenticated: it no longer counts as waiting.
+    pub fn authenticated(&self) {
+        let mut open = self.lock();
+        open.unauthenticated = open.unauthenticated.saturating_sub(1);
+    }
+
+    /// Gives back a slot; `authenticated` says whether [`OpenSockets::authenticated`] was
+    /// called for it.
+    pub fn release(&self, client: &str, network: &str, authenticated: bool) {
+        let mut open = self.lock();
+        decrement(&mut open.per_client, client);
+        decrement(&mut open.per_network, network);
+        open.total = open.total.saturating_sub(1);
+        if !authenticated {
+            open.unauthenticated = open.unauthenticated.saturating_sub(1);
         }
     }
 }
@@ -140,6 +187,36 @@ mod tests {
         assert_eq!(large.websockets, MAX_WEBSOCKETS);
         let tiny = ConnectionCaps::for_open_files(10, 4);
         assert!(tiny.connections >= 16 && tiny.per_worker >= 1 && tiny.websockets >= 1);
+    }
+
+    #[test]
+    fn sockets_are_capped_per_client_network_node_and_while_unauthenticated() {
+        let sockets = OpenSockets::new(2, 16);
+        let take = |client: &str, network: &str| {
+            let taken = sockets.acquire(client, network);
+            if taken.is_ok() {
+                sockets.authenticated();
+            }
+            taken
+        };
+        assert_eq!(take("a1", "a"), Ok(()));
+        assert_eq!(take("a1", "a"), Ok(()));
+        assert_eq!(take("a1", "a"), Err(SocketRefusal::Client), "2 per client");
+        for client in ["a2", "a2", "a3", "a3", "a4", "a4"] {
+            assert_eq!(take(client, "a"), Ok(()));
+        }
+        assert_eq!(take("a5", "a"), Err(SocketRefusal::Client), "8 per network");
+        assert_eq!(take("b1", "b"), Ok(()));
+        let waiting = OpenSockets::new(32, 8);
+        assert_eq!(waiting.acquire("b1", "b"), Ok(()));
+        assert_eq!(waiting.acquire("c1", "c"), Ok(()));
+        assert_eq!(
+            waiting.acquire("d1", "d"),
+            Err(SocketRefusal::Node),
+            "a quarter may wait"
+        );
+        waiting.release("b1", "b", false);
+        assert_eq!(waiting.acquire("d1", "d"), Ok(()));
     }
 
     #[test]

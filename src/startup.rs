@@ -14,6 +14,7 @@ use crate::auth::challenge::Challenges;
 use crate::auth::claim::current_claim_token;
 use crate::auth::credentials::CredentialRegistry;
 use crate::auth::sessions::Sessions;
+use crate::auth::unlock_codes::LiveCodes;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{PublicUrl, Settings};
 use crate::http::{self, AppState};
@@ -109,6 +110,11 @@ impl Application {
             clock: clock.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),
             attempts: AttemptLedger::load(&store, clock.now()).await?,
+            live_codes: {
+                let live_codes = LiveCodes::default();
+                live_codes.refresh(&store, clock.now()).await?;
+                live_codes
+            },
             well_known_dir,
             credentials: CredentialRegistry::load(&store, clock.now()).await?,
             challenges: Challenges::default(),
@@ -287,7 +293,8 @@ async fn sweep_sessions(
     }
 }
 
-/// Writes failed attempts and their audit entries once a second, in one transaction.
+/// Writes failed attempts and their audit entries once a second, in one transaction, and
+/// reads the live unlock codes again.
 async fn flush_attempts(
     state: web::Data<AppState>,
     mut stopping: tokio::sync::watch::Receiver<bool>,
@@ -306,6 +313,16 @@ async fn flush_attempts(
             Ok(()) => {}
             Err(StoreError::Closed) => return,
             Err(error) => tracing::warn!(%error, "writing failed attempts failed"),
+        }
+        // Codes made on the command line become usable here.
+        match state
+            .live_codes
+            .refresh(&state.store, state.clock.now())
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::Closed) => return,
+            Err(error) => tracing::warn!(%error, "reading the live unlock codes failed"),
         }
     }
 }

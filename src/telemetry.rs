@@ -43,7 +43,8 @@ fn new_request_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Middleware: gives each request an id, a span, one log line and an `X-Request-Id` header.
+/// Middleware: gives each request an id, a span, one log line (at debug for 4xx answers) and
+/// an `X-Request-Id` header.
 pub async fn request_span(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -65,8 +66,13 @@ pub async fn request_span(
         Ok(mut response) => {
             let status = response.status().as_u16();
             let millis = started.elapsed().as_millis() as u64;
+            // Refusals (a wrong password, a bad token, a throttled client) are what a flood is
+            // made of: at the default level they would fill the log, and the audit log already
+            // sums them up.
             if status >= 500 {
                 tracing::warn!(status, millis, "answered");
+            } else if status >= 400 {
+                tracing::debug!(status, millis, "answered");
             } else {
                 tracing::info!(status, millis, "answered");
             }

@@ -337,16 +337,22 @@ pub fn etag(body: &[u8]) -> String {
     format!("\"{}\"", b64::encode(&Sha256::digest(body)[..16]))
 }
 
-/// Reads at most [`MAX_FILE_SIZE`] bytes; `None` if the file is larger (it may have grown
-/// since its size was checked) or unreadable.
+/// Reads at most [`MAX_FILE_SIZE`] bytes of a regular file; `None` if it is larger (it may have
+/// grown since its size was checked), unreadable or no longer a regular file.
 fn read_bounded(path: &Path) -> Option<Vec<u8>> {
     use std::io::Read;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // A file swapped for a named pipe after it was checked must not block the watcher: open
+    // without waiting, then check what was opened.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
     let mut body = Vec::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(MAX_FILE_SIZE + 1)
-        .read_to_end(&mut body)
-        .ok()?;
+    file.take(MAX_FILE_SIZE + 1).read_to_end(&mut body).ok()?;
     (body.len() as u64 <= MAX_FILE_SIZE).then_some(body)
 }
 
@@ -414,6 +420,17 @@ mod tests {
             index["security.txt"].content_type,
             "text/plain; charset=utf-8"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_named_pipe_is_not_read_and_does_not_block() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pipe = dir.path().join("pipe.txt");
+        let path = std::ffi::CString::new(pipe.to_str().expect("utf-8")).expect("no NUL");
+        // SAFETY: mkfifo reads the NUL-terminated path we pass.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "mkfifo");
+        assert_eq!(read_bounded(&pipe), None);
     }
 
     #[cfg(unix)]

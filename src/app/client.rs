@@ -30,6 +30,13 @@ impl FromRequest for Client {
     type Future = Ready<Result<Self, Problem>>;
 
     fn from_request(request: &HttpRequest, _: &mut dev::Payload) -> Self::Future {
+        ready(Client::of(request))
+    }
+}
+
+impl Client {
+    /// The client of `request`.
+    pub fn of(request: &HttpRequest) -> Result<Client, Problem> {
         let trusted: &[IpAddr] = request
             .app_data::<web::Data<AppState>>()
             .map(|state| state.trusted_proxies.as_slice())
@@ -38,7 +45,7 @@ impl FromRequest for Client {
             .peer_addr()
             .map(|address| address.ip().to_canonical())
         else {
-            return ready(Err(Problem::internal(&"request without a peer address")));
+            return Err(Problem::internal(&"request without a peer address"));
         };
         let forwarded: Vec<&str> = request
             .headers()
@@ -51,7 +58,7 @@ impl FromRequest for Client {
             .get(header::USER_AGENT)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
-        ready(Ok(Client { ip, user_agent }))
+        Ok(Client { ip, user_agent })
     }
 }
 
@@ -69,7 +76,7 @@ pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpAddr]) -> Ip
         .map(str::trim)
         .collect::<Vec<_>>();
     for hop in hops.into_iter().rev() {
-        let Ok(address) = hop.parse::<IpAddr>().map(|a| a.to_canonical()) else {
+        let Some(address) = parse_hop(hop) else {
             return client;
         };
         client = address;
@@ -80,9 +87,41 @@ pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpAddr]) -> Ip
     client
 }
 
+/// An `X-Forwarded-For` hop: an address, `ip:port` or `[v6]:port` (some proxies add the
+/// port), read canonically (an IPv4-mapped address as IPv4).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let address = hop
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            hop.strip_prefix('[')
+                .and_then(|rest| rest.strip_suffix(']'))
+                .and_then(|inner| inner.parse::<IpAddr>().ok())
+        })?;
+    Some(address.to_canonical())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hops_with_a_port_name_their_address() {
+        let trusted = [ip("127.0.0.1")];
+        for (hop, expected) in [
+            ("198.51.100.7:5555", "198.51.100.7"),
+            ("[2001:db8::7]:443", "2001:db8::7"),
+            ("[2001:db8::8]", "2001:db8::8"),
+            ("::ffff:198.51.100.9", "198.51.100.9"),
+        ] {
+            assert_eq!(
+                client_ip(ip("127.0.0.1"), &[hop], &trusted),
+                ip(expected),
+                "{hop}"
+            );
+        }
+    }
 
     fn ip(text: &str) -> IpAddr {
         text.parse().expect("ip")

@@ -12,6 +12,7 @@ use crate::auth::credentials::CredentialRegistry;
 use crate::auth::login::LoginContext;
 use crate::auth::sessions::Sessions;
 use crate::auth::unlock::RewrapContext;
+use crate::auth::unlock_codes::LiveCodes;
 use crate::clock::Clock;
 use crate::config::PublicUrl;
 use crate::limits::OpenSockets;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub trusted_proxies: Vec<IpAddr>,
     pub attempts: AttemptLedger,
+    /// The live one-time unlock codes, by hash.
+    pub live_codes: LiveCodes,
     pub well_known_dir: WellKnownDir,
     pub credentials: CredentialRegistry,
     pub challenges: Challenges,

@@ -2,7 +2,7 @@
 //! against every rule of RFC 8725 and the protocol, under a per-client throttle.
 
 use super::InternalError;
-use super::attempts::{AttemptLedger, Failure};
+use super::attempts::{AttemptLedger, Windows};
 use super::challenge::{Challenges, Purpose};
 use super::claim::secrets_match;
 use super::credentials::{CredentialRegistry, Lookup, Principal};
@@ -120,20 +120,21 @@ pub async fn sign_in(
     actor: &Actor,
     now: i64,
 ) -> Result<Principal, LoginError> {
-    if let Some(retry_after) = context.attempts.login_retry_after(actor, now) {
-        return Err(LoginError::Throttled { retry_after });
-    }
+    let attempt = context
+        .attempts
+        .begin_login(actor, now)
+        .map_err(|retry_after| LoginError::Throttled { retry_after })?;
     match check_assertion(context, token, expected_nonce, actor, now).await {
         Ok(principal) => {
-            context.attempts.login_succeeded(actor);
+            attempt.succeeded();
             Ok(principal)
         }
         Err(LoginError::NetworkNotAllowed { credential_id }) => {
-            context.attempts.login_failed(Failure {
+            attempt.failed(
                 actor,
-                reason: "names a credential that may not be used from this address",
-                at: now,
-            });
+                "names a credential that may not be used from this address",
+                Windows::Client,
+            );
             let key = format!(
                 "network:{credential_id}:{}",
                 actor.ip.as_deref().unwrap_or("local")
@@ -146,11 +147,7 @@ pub async fn sign_in(
             Err(LoginError::NetworkNotAllowed { credential_id })
         }
         Err(LoginError::Rejected(reason)) => {
-            context.attempts.login_failed(Failure {
-                actor,
-                reason: &reason,
-                at: now,
-            });
+            attempt.failed(actor, &reason, Windows::Client);
             Err(LoginError::Rejected(reason))
         }
         Err(other) => Err(other),

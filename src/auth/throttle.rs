@@ -117,10 +117,13 @@ impl Window {
 }
 
 /// The newest failures of one bucket: no more than the window's limit are kept, since only
-/// those decide when the window has room again.
+/// those decide when the window has room again. Attempts still being judged are counted as
+/// failures until they end, so that concurrent attempts cannot all pass one check.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecentFailures {
     times: VecDeque<i64>,
+    /// Whether the start of the current throttling was recorded.
+    announced: bool,
 }
 
 impl RecentFailures {
@@ -129,6 +132,9 @@ impl RecentFailures {
         let start = window.start(now);
         while self.times.front().is_some_and(|at| *at < start) {
             self.times.pop_front();
+        }
+        if self.times.len() < window.limit {
+            self.announced = false;
         }
         self.times.is_empty()
     }
@@ -139,18 +145,37 @@ impl RecentFailures {
         window.retry_after(self.times.make_contiguous(), now)
     }
 
-    /// Adds a failure at `at`; returns whether this failure filled the window (throttling
-    /// starts with it).
-    pub fn push(&mut self, window: &Window, at: i64) -> bool {
+    /// Adds a failure (or an attempt being judged) at `at`.
+    pub fn push(&mut self, window: &Window, at: i64) {
         self.expire(window, at);
-        let was_full = self.times.len() >= window.limit;
         // Failures arrive in time order, except for rows read back out of order.
         let position = self.times.partition_point(|t| *t <= at);
         self.times.insert(position, at);
         while self.times.len() > window.limit {
             self.times.pop_front();
         }
-        !was_full && self.times.len() >= window.limit
+    }
+
+    /// Takes back one attempt at `at` that turned out not to be a failure. It may already
+    /// have been pushed out by newer ones.
+    pub fn remove_one(&mut self, at: i64) {
+        if let Some(position) = self.times.iter().rposition(|t| *t == at) {
+            self.times.remove(position);
+        }
+    }
+
+    /// Whether the window is full and its throttling not yet recorded; marks it recorded.
+    pub fn throttling_starts(&mut self, window: &Window, now: i64) -> bool {
+        if self.retry_after(window, now).is_none() || self.announced {
+            return false;
+        }
+        self.announced = true;
+        true
+    }
+
+    /// The failures kept, oldest first.
+    pub fn times(&self) -> impl Iterator<Item = i64> + '_ {
+        self.times.iter().copied()
     }
 }
 
@@ -225,12 +250,12 @@ mod tests {
     #[test]
     fn recent_failures_keep_only_what_decides_the_wait() {
         let mut recent = RecentFailures::default();
-        let mut filled = Vec::new();
+        let mut starts = 0;
         for at in 100..112 {
-            filled.push(recent.push(&PER_CLIENT, at));
+            recent.push(&PER_CLIENT, at);
+            starts += usize::from(recent.throttling_starts(&PER_CLIENT, at));
         }
-        assert_eq!(filled.iter().filter(|f| **f).count(), 1, "one start");
-        assert!(filled[9], "the tenth failure fills the window");
+        assert_eq!(starts, 1, "throttling starts once");
         assert_eq!(recent.times.len(), 10);
         let all: Vec<i64> = (100..112).collect();
         assert_eq!(
@@ -238,5 +263,12 @@ mod tests {
             PER_CLIENT.retry_after(&all, 112)
         );
         assert_eq!(recent.retry_after(&PER_CLIENT, 112 + 900), None);
+        recent.push(&PER_CLIENT, 2_000);
+        recent.remove_one(2_000);
+        assert_eq!(
+            recent.times().count(),
+            0,
+            "an attempt taken back leaves nothing"
+        );
     }
 }

@@ -7,12 +7,12 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::InternalError;
-use super::attempts::{AttemptLedger, Failure};
+use super::attempts::{AttemptLedger, Windows};
 use super::challenge::{Challenges, Purpose};
 use super::claim::{checked_set_id, verifier_hash};
 use super::credentials::CredentialRegistry;
 use super::throttle::Scope;
-use super::unlock_codes::{self, UnlockCode};
+use super::unlock_codes::{self, LiveCodes, UnlockCode};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::b64;
 use crate::jose::jwe::{KEY_ALG, WrappedKey};
@@ -92,12 +92,14 @@ pub async fn parameters(store: &Store) -> Result<UnlockParameters, UnlockError> 
 }
 
 /// Checks an unlock verifier and returns the wrapped key. The client's throttle window always
-/// applies; the network and node-wide windows apply unless the request carries a one-time
-/// unlock code, which is used up whether or not the verifier is right. A wrong verifier or a
-/// wrong code counts as a failure.
+/// applies; the network and node-wide windows apply unless the request carries a live
+/// one-time unlock code, which is used up whether or not the verifier is right. A wrong
+/// verifier is a password guess and counts in every window; a code that is not live counts
+/// only in the client's window (the password was not tried).
 pub async fn unlock(
     store: &Store,
     attempts: &AttemptLedger,
+    live_codes: &LiveCodes,
     verifier: &str,
     code: Option<&str>,
     actor: Actor,
@@ -108,21 +110,35 @@ pub async fn unlock(
         .map(UnlockCode::parse)
         .transpose()
         .map_err(|e| invalid("unlock_code", e))?;
-    if let Some((retry_after, scope)) = attempts.unlock_retry_after(&actor, code.is_none(), now) {
-        return Err(UnlockError::Throttled { retry_after, scope });
-    }
+    let windows = match &code {
+        Some(code) if live_codes.contains(code, now) => Windows::Client,
+        _ => Windows::All,
+    };
+    let attempt = attempts
+        .begin_unlock(&actor, windows, now)
+        .map_err(|(retry_after, scope)| UnlockError::Throttled { retry_after, scope })?;
     let transaction_actor = actor.clone();
     let outcome = store
         .run(move |c| {
             let actor = transaction_actor;
             let tx = c.transaction().map_err(StoreError::from)?;
             let record = owner::find(&tx)?.ok_or(UnlockError::NotClaimed)?;
-            if let Some(code) = &code
-                && !unlock_codes::redeem(&tx, code, &actor, now)?
-            {
-                return Err(UnlockError::WrongCode);
+            let code_id = match &code {
+                Some(code) => match unlock_codes::redeem(&tx, code, now)? {
+                    Some(code_id) => Some(code_id),
+                    None => return Err(UnlockError::WrongCode),
+                },
+                None => None,
+            };
+            let right = bool::from(presented_hash.ct_eq(&record.verifier_hash));
+            if let Some(code_id) = code_id {
+                let used = AuditEvent::UnlockCodeUsed {
+                    code_id,
+                    unlocked: right,
+                };
+                audit::append(&tx, now, &used, &actor)?;
             }
-            if !bool::from(presented_hash.ct_eq(&record.verifier_hash)) {
+            if !right {
                 // A code, once presented with a password, is used up even when that is wrong.
                 tx.commit().map_err(StoreError::from)?;
                 return Err(UnlockError::WrongVerifier);
@@ -142,20 +158,13 @@ pub async fn unlock(
             })
         })
         .await;
-    let reason = match &outcome {
-        Ok(_) => {
-            attempts.unlock_succeeded(&actor);
-            return outcome;
-        }
-        Err(UnlockError::WrongVerifier) => "wrong_verifier",
-        Err(UnlockError::WrongCode) => "wrong_code",
-        Err(_) => return outcome,
-    };
-    attempts.unlock_failed(Failure {
-        actor: &actor,
-        reason,
-        at: now,
-    });
+    match &outcome {
+        Ok(_) => attempt.succeeded(),
+        Err(UnlockError::WrongVerifier) => attempt.failed(&actor, "wrong_verifier", Windows::All),
+        Err(UnlockError::WrongCode) => attempt.failed(&actor, "wrong_code", Windows::Client),
+        // Not the client's fault: the attempt is taken back when dropped.
+        Err(_) => drop(attempt),
+    }
     outcome
 }
 
@@ -243,11 +252,17 @@ pub async fn replace_wrapped_key(
         ));
     }
     check_rewrap_proof(context, &request, &owner_key, now).map_err(|e| invalid("proof", e))?;
-    if old_hash.is_some()
-        && let Some((retry_after, scope)) = context.attempts.unlock_retry_after(&actor, false, now)
-    {
-        return Err(UnlockError::Throttled { retry_after, scope });
-    }
+    // Only the client's window applies: the proof shows the owner key is at work. A wrong old
+    // verifier still counts in every window.
+    let attempt = match old_hash {
+        Some(_) => Some(
+            context
+                .attempts
+                .begin_unlock(&actor, Windows::Client, now)
+                .map_err(|(retry_after, scope)| UnlockError::Throttled { retry_after, scope })?,
+        ),
+        None => None,
+    };
     let session_id = session_id.to_owned();
     let transaction_actor = actor.clone();
     let outcome = context
@@ -277,14 +292,14 @@ pub async fn replace_wrapped_key(
             Ok(())
         })
         .await;
-    match &outcome {
-        Err(UnlockError::WrongVerifier) => context.attempts.unlock_failed(Failure {
-            actor: &actor,
-            reason: "wrong_old_verifier",
-            at: now,
-        }),
-        Ok(()) if old_hash.is_some() => context.attempts.unlock_succeeded(&actor),
-        _ => {}
+    if let Some(attempt) = attempt {
+        match &outcome {
+            Ok(()) => attempt.succeeded(),
+            Err(UnlockError::WrongVerifier) => {
+                attempt.failed(&actor, "wrong_old_verifier", Windows::All);
+            }
+            Err(_) => drop(attempt),
+        }
     }
     outcome
 }

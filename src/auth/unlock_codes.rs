@@ -120,15 +120,14 @@ pub fn mint(
     })
 }
 
-/// Uses up `code` if it is live: compared with every live code in constant time, deleted when
-/// it matches, and audited as `unlock_code.used`. Returns whether it matched. Call inside the
-/// unlock's transaction.
+/// Uses up `code` if it is live: compared with every live code in constant time and deleted
+/// when it matches. Returns the code's id. Call inside the unlock's transaction, which audits
+/// the use once it knows whether the password was right.
 pub fn redeem(
     transaction: &rusqlite::Connection,
     code: &UnlockCode,
-    actor: &Actor,
     now: i64,
-) -> Result<bool, StoreError> {
+) -> Result<Option<String>, StoreError> {
     let presented = code.hash();
     let mut matched = None;
     for stored in unlock_codes::live(transaction, now)? {
@@ -136,17 +135,50 @@ pub fn redeem(
             matched = Some(stored.id);
         }
     }
-    let Some(code_id) = matched else {
-        return Ok(false);
-    };
-    unlock_codes::delete(transaction, &code_id)?;
-    audit::append(
-        transaction,
-        now,
-        &AuditEvent::UnlockCodeUsed { code_id },
-        actor,
-    )?;
-    Ok(true)
+    if let Some(code_id) = &matched {
+        unlock_codes::delete(transaction, code_id)?;
+    }
+    Ok(matched)
+}
+
+/// The hashes of the live codes, in memory, so that deciding which throttle windows apply to
+/// an unlock costs no database read. Refreshed every second (codes made on the command line
+/// appear within a second) and at once when the node makes one.
+#[derive(Debug, Default)]
+pub struct LiveCodes {
+    hashes: std::sync::Mutex<Vec<([u8; 32], i64)>>,
+}
+
+impl LiveCodes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<([u8; 32], i64)>> {
+        self.hashes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the live codes again.
+    pub async fn refresh(&self, store: &crate::store::Store, now: i64) -> Result<(), StoreError> {
+        let live = store.run(move |c| unlock_codes::live(c, now)).await?;
+        *self.lock() = live
+            .into_iter()
+            .map(|code| (code.code_hash, code.expires_at))
+            .collect();
+        Ok(())
+    }
+
+    /// Adds a code the node just made.
+    pub fn add(&self, minted: &MintedCode) {
+        self.lock().push((minted.code.hash(), minted.expires_at));
+    }
+
+    /// Whether `code` is live at `now`, compared with every live code in constant time. The
+    /// transaction that uses the code up has the last word.
+    pub fn contains(&self, code: &UnlockCode, now: i64) -> bool {
+        let presented = code.hash();
+        let mut found = false;
+        for (hash, expires_at) in self.lock().iter() {
+            found |= bool::from(hash.ct_eq(&presented)) && *expires_at > now;
+        }
+        found
+    }
 }
 
 #[cfg(test)]
@@ -193,8 +225,9 @@ mod tests {
         let again = UnlockCode::parse(&minted.code.display()).expect("parse");
         let redeem_at = |at: i64| {
             store
-                .run_blocking(|c| redeem(c, &again, &actor, at))
+                .run_blocking(|c| redeem(c, &again, at))
                 .expect("redeem")
+                .is_some()
         };
         assert!(!redeem_at(1_000 + CODE_LIFETIME), "expired");
         assert!(redeem_at(1_000 + CODE_LIFETIME - 1));

@@ -9,6 +9,8 @@ use actix_web::http::{Method, StatusCode, header};
 use actix_web::{FromRequest, HttpRequest, dev, web};
 
 use super::AppState;
+use super::client::Client;
+use crate::audit::AuditEvent;
 use crate::auth::sessions::SessionInfo;
 use crate::config::PublicUrl;
 use crate::error::Problem;
@@ -121,9 +123,30 @@ impl FromRequest for SignedIn {
             )));
         }
         let now = state.clock.now();
+        let client = match Client::of(request) {
+            Ok(client) => client,
+            Err(problem) => return ready(Err(problem)),
+        };
+        let actor = client.actor();
+        // An unknown token is not counted as a failed sign-in: 256 random bits cannot be
+        // guessed, and counting would let a browser's stale tabs throttle its owner's sign-in.
         let Some((session, persist)) = state.sessions.authenticate(&token, now) else {
             return ready(Err(unauthenticated()));
         };
+        // A session may be used only from where its credential may be used.
+        let allowed = state
+            .credentials
+            .get(&session.credential_id)
+            .is_some_and(|credential| credential.allows_address(Some(client.ip)));
+        if !allowed {
+            let key = format!("network:{}:{}", session.credential_id, client.ip);
+            let event = AuditEvent::CredentialNetworkRefused {
+                credential_id: session.credential_id.clone(),
+                session_id: Some(session.id.clone()),
+            };
+            state.attempts.record_limited(&key, event, &actor, now);
+            return ready(Err(Problem::network_not_allowed()));
+        }
         if persist {
             let state = state.clone();
             let id = session.id.clone();

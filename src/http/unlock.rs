@@ -37,6 +37,7 @@ pub async fn unlock(
     let unlocked = unlock::unlock(
         &state.store,
         &state.attempts,
+        &state.live_codes,
         &body.unlock_verifier,
         body.unlock_code.as_deref(),
         client.actor(),

@@ -24,6 +24,7 @@ pub async fn create(
         .run(move |c| unlock_codes::mint(c, Some(&session_id), &actor, now))
         .await
         .map_err(|e| Problem::internal(&e))?;
+    state.live_codes.add(&minted);
     Ok(HttpResponse::Created().json(serde_json::json!({
         "code": minted.code.display(),
         "expires_in": CODE_LIFETIME,

@@ -10,6 +10,7 @@ pub struct StoredCode {
     pub id: String,
     pub code_hash: [u8; 32],
     pub created_at: i64,
+    pub expires_at: i64,
 }
 
 /// Stores a new code.
@@ -33,23 +34,29 @@ pub fn insert(
 /// The codes that have not expired at `now`, oldest first.
 pub fn live(connection: &Connection, now: i64) -> Result<Vec<StoredCode>, StoreError> {
     let mut statement = connection.prepare_cached(
-        "SELECT id, code_hash, created_at FROM unlock_code
+        "SELECT id, code_hash, created_at, expires_at FROM unlock_code
          WHERE expires_at > ?1 ORDER BY created_at, id",
     )?;
     let rows = statement
         .query_map(params![now], |row| {
             let hash: Vec<u8> = row.get(1)?;
-            Ok((row.get::<_, String>(0)?, hash, row.get::<_, i64>(2)?))
+            Ok((
+                row.get::<_, String>(0)?,
+                hash,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows
         .into_iter()
         // The table's CHECK keeps every hash at 32 bytes.
-        .filter_map(|(id, hash, created_at)| {
+        .filter_map(|(id, hash, created_at, expires_at)| {
             Some(StoredCode {
                 id,
                 code_hash: hash.try_into().ok()?,
                 created_at,
+                expires_at,
             })
         })
         .collect())

@@ -8,9 +8,13 @@ pub mod socket;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::app::AppState;
 use crate::app::client::Client;
 use crate::error::Problem;
+use crate::limits::SocketRefusal;
 
 /// The largest frame (and reassembled message) accepted, in bytes.
 pub const MAX_FRAME_SIZE: usize = 64 * 1024;
@@ -18,11 +22,25 @@ pub const MAX_FRAME_SIZE: usize = 64 * 1024;
 pub struct Slot {
     state: web::Data<AppState>,
     client: String,
+    network: String,
+    authenticated: Arc<AtomicBool>,
+}
+
+impl Slot {
+    /// The socket has a session: it stops counting as waiting, and its frames may be larger.
+    pub fn authenticated(&self) {
+        if !self.authenticated.swap(true, Ordering::AcqRel) {
+            self.state.websockets.authenticated();
+        }
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.state.websockets.release(&self.client);
+        let authenticated = self.authenticated.load(Ordering::Acquire);
+        self.state
+            .websockets
+            .release(&self.client, &self.network, authenticated);
     }
 }
 
@@ -44,18 +62,31 @@ pub async fn handshake(
             "WebSockets from browsers are accepted only from this node's own origin.",
         ));
     }
-    let client_key = crate::auth::throttle::client_key(Some(&client.ip.to_string()));
-    if !state.websockets.acquire(&client_key) {
+    let address = client.ip.to_string();
+    let client_key = crate::auth::throttle::client_key(Some(&address));
+    let network_key = crate::auth::throttle::network_key(Some(&address));
+    if let Err(refusal) = state.websockets.acquire(&client_key, &network_key) {
+        let detail = match refusal {
+            SocketRefusal::Client => {
+                "This address or its network has too many open WebSockets; close one and retry."
+            }
+            SocketRefusal::Node => {
+                "The node has too many open WebSockets, or too many still authenticating; retry shortly."
+            }
+        };
         return Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too-many-websockets",
             "Too many open WebSockets",
-            "This address has too many open WebSockets; close one and retry.",
+            detail,
         ));
     }
+    let authenticated = Arc::new(AtomicBool::new(false));
     let slot = Slot {
         state: state.clone(),
         client: client_key,
+        network: network_key,
+        authenticated: authenticated.clone(),
     };
     let guarded: std::pin::Pin<
         Box<
@@ -66,6 +97,7 @@ pub async fn handshake(
     > = Box::pin(frame_guard::GuardedPayload::new(
         body.into_inner(),
         MAX_FRAME_SIZE,
+        authenticated,
     ));
     let mut payload = actix_web::dev::Payload::from(guarded);
     let body = <web::Payload as actix_web::FromRequest>::from_request(&request, &mut payload)

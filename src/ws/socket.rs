@@ -15,7 +15,7 @@ use super::protocol::{
 };
 use crate::app::AppState;
 use crate::app::client::Client;
-use crate::auth::attempts::Failure;
+use crate::auth::attempts::Windows;
 use crate::auth::challenge::CHALLENGE_LIFETIME;
 use crate::auth::login::{self, LoginError};
 use crate::auth::sessions::{EndReason, SessionEvent};
@@ -38,7 +38,7 @@ pub async fn run(
     client: Client,
     mut session: Session,
     mut stream: AggregatedMessageStream,
-    _slot: Slot,
+    slot: Slot,
 ) {
     let nonce = state.challenges.issue(
         state.clock.now(),
@@ -69,6 +69,7 @@ pub async fn run(
                 let next = match message {
                     Ok(AggregatedMessage::Text(text)) => {
                         let next = handle_text(&state, &client, &mut session, &nonce, &mut ready, &mut created_here, &text).await;
+                        if ready.is_some() { slot.authenticated(); }
                         // Only application messages count as use of the session; the browser
                         // answers pings by itself, so an unattended tab still goes idle.
                         if let Some(id) = &ready { state.sessions.touch(id, state.clock.now()); }
@@ -81,7 +82,7 @@ pub async fn run(
                     }
                     Ok(AggregatedMessage::Pong(_)) => Next::Continue,
                     Ok(AggregatedMessage::Close(_)) => break Some((1000, "goodbye")),
-                    Err(_) => Next::Close(CLOSE_BAD_MESSAGE, "protocol error or frame over 64 KiB"),
+                    Err(_) => Next::Close(CLOSE_BAD_MESSAGE, "protocol error, or a frame over the limit (64 KiB; 16 KiB in all before authentication)"),
                 };
                 if let Next::Close(code, why) = next { break Some((code, why)); }
             }
@@ -239,29 +240,30 @@ async fn handle_text(
     }
 }
 
-/// Attaches the socket to the session of an access token. Unknown tokens count as failed
-/// sign-ins of the client, so that guessing them over sockets is throttled like assertions.
+/// Attaches the socket to the session of an access token. A token that is not valid counts
+/// as a failed sign-in of the client, so that guessing tokens over sockets is throttled like
+/// assertions; a valid token always attaches.
 fn attach(state: &AppState, client: &Client, token: &str, now: i64) -> Result<String, Next> {
-    let actor = client.actor();
-    if state.attempts.login_retry_after(&actor, now).is_some() {
-        return Err(Next::Close(
-            CLOSE_THROTTLED,
-            "too many failed sign-ins from this address",
-        ));
+    if let Some((info, _)) = state.sessions.authenticate(token, now) {
+        return Ok(info.id);
     }
-    match state.sessions.authenticate(token, now) {
-        Some((info, _)) => Ok(info.id),
-        None => {
-            state.attempts.login_failed(Failure {
-                actor: &actor,
-                reason: "has an access token that is not valid (WebSocket)",
-                at: now,
-            });
+    let actor = client.actor();
+    match state.attempts.begin_login(&actor, now) {
+        Ok(attempt) => {
+            attempt.failed(
+                &actor,
+                "has an access token that is not valid (WebSocket)",
+                Windows::Client,
+            );
             Err(Next::Close(
                 CLOSE_UNAUTHORIZED,
                 "the access token is not valid",
             ))
         }
+        Err(_) => Err(Next::Close(
+            CLOSE_THROTTLED,
+            "too many failed sign-ins from this address",
+        )),
     }
 }
 

@@ -364,18 +364,8 @@ impl TestNode {
             .unwrap_or_else(|| panic!("no {event} in the audit log"))
     }
 
-    /// Sends `method path` with an optional JSON body and bearer token from the loopback
-    /// address `source` (any of 127.0.0.0/8), so that one test can play clients on many
-    /// addresses and networks without a proxy.
-    pub fn request_from(
-        &self,
-        source: &str,
-        method: &str,
-        path: &str,
-        bearer: Option<&str>,
-        body: Option<&Value>,
-    ) -> Answer {
-        use std::io::{Read, Write};
+    /// A connection to the node from the loopback address `source` (any of 127.0.0.0/8).
+    pub fn connect_from(&self, source: &str) -> std::net::TcpStream {
         let source: std::net::IpAddr = source.parse().expect("a source address");
         assert!(
             source.is_loopback(),
@@ -393,10 +383,22 @@ impl TestNode {
         socket
             .connect_timeout(&self.address.into(), Duration::from_secs(10))
             .expect("connect");
-        let mut stream: std::net::TcpStream = socket.into();
+        let stream: std::net::TcpStream = socket.into();
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
+        stream
+    }
+
+    /// The bytes of an HTTP/1.1 request to the node with an optional JSON body and bearer
+    /// token, closing the connection after the answer.
+    pub fn raw_request(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&Value>,
+    ) -> Vec<u8> {
         let body = body.map(Value::to_string).unwrap_or_default();
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -410,8 +412,27 @@ impl TestNode {
             head.push_str(&format!("Authorization: Bearer {token}\r\n"));
         }
         head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).expect("write");
-        stream.write_all(body.as_bytes()).expect("write");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body.as_bytes());
+        bytes
+    }
+
+    /// Sends `method path` with an optional JSON body and bearer token from the loopback
+    /// address `source` (any of 127.0.0.0/8), so that one test can play clients on many
+    /// addresses and networks without a proxy.
+    pub fn request_from(
+        &self,
+        source: &str,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&Value>,
+    ) -> Answer {
+        use std::io::{Read, Write};
+        let mut stream = self.connect_from(source);
+        stream
+            .write_all(&self.raw_request(method, path, bearer, body))
+            .expect("write");
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).expect("read");
         Answer::parse_raw(&raw)

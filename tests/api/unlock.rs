@@ -289,12 +289,11 @@ fn the_owner_gets_in_with_a_one_time_code_while_the_node_wide_window_is_full() {
     );
 }
 
-#[test]
-fn a_code_does_not_lift_the_client_window_and_a_wrong_code_counts_as_a_failure() {
-    let (dir, node, clock, owner) = node_with_a_full_node_window();
+/// Makes a code on the server with `siteid unlock-code`.
+fn code_from_the_command_line(data_dir: &std::path::Path) -> String {
     let minted = std::process::Command::new(env!("CARGO_BIN_EXE_siteid"))
         .args(["unlock-code", "--data-dir"])
-        .arg(dir.path())
+        .arg(data_dir)
         .output()
         .expect("run siteid unlock-code");
     assert!(
@@ -307,41 +306,121 @@ fn a_code_does_not_lift_the_client_window_and_a_wrong_code_counts_as_a_failure()
         .trim()
         .to_owned();
     assert_eq!(code.len(), 19, "{code}");
+    code
+}
 
-    // Nine wrong codes and one wrong password from one address fill its own window.
-    let source = "127.0.50.1";
-    for attempt in 0..9 {
-        let wrong = unlock_with_code(&node, source, &owner.unlock_verifier, "0000-0000-0000-0000");
+#[test]
+fn a_code_from_the_server_works_once_and_a_code_that_is_not_live_lifts_nothing() {
+    let (dir, node, clock, owner) = node_with_a_full_node_window();
+    let code = code_from_the_command_line(dir.path());
+    let not_live = unlock_with_code(
+        &node,
+        "127.0.50.1",
+        &owner.unlock_verifier,
+        "0000-0000-0000-0000",
+    );
+    assert_eq!(
+        not_live.problem(429)["scope"],
+        "node",
+        "only a live code gets past the node-wide window"
+    );
+    // The node sees a code made on the command line within a second.
+    let mut answer = None;
+    let seen = crate::helpers::wait_until(std::time::Duration::from_secs(10), || {
+        let attempt = unlock_with_code(&node, "127.0.50.1", &owner.unlock_verifier, &code);
+        let done = attempt.status != 429;
+        answer = Some(attempt);
+        done
+    });
+    assert!(seen, "the code from the command line was never accepted");
+    let unlocked = answer.expect("an answer");
+    assert_eq!(unlocked.status, 200, "{}", unlocked.body);
+    let reused = unlock_with_code(&node, "127.0.50.2", &owner.unlock_verifier, &code);
+    assert!(
+        [401, 429].contains(&reused.status),
+        "a used code lets nothing through: {}",
+        reused.body
+    );
+    let malformed = unlock_with_code(&node, "127.0.50.3", &owner.unlock_verifier, "not a code!");
+    assert_eq!(malformed.problem(422)["field"], "unlock_code");
+    let expiring = code_from_the_command_line(dir.path());
+    clock.advance(601);
+    let expired = unlock_with_code(&node, "127.0.51.1", &owner.unlock_verifier, &expiring);
+    assert_eq!(
+        expired.problem(429)["scope"],
+        "node",
+        "an expired code is not live"
+    );
+}
+
+#[test]
+fn a_code_does_not_lift_the_client_window_and_a_wrong_code_counts_only_there() {
+    let (dir, node, clock) = spawn_node_with_clock();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    for _ in 0..10 {
+        let wrong = node.request_from(
+            "127.0.60.1",
+            "POST",
+            "/api/v1/unlock",
+            None,
+            Some(&wrong_verifier()),
+        );
+        wrong.problem(401);
+    }
+    let (token, _) = node.login_at(&owner, clock.now());
+    node.step_up_at(&owner, &token, clock.now());
+    let minted = node.call("POST", "/api/v1/unlock-codes", Some(&token), None, &[]);
+    let code = minted.json()["code"].as_str().expect("code").to_owned();
+    let throttled = unlock_with_code(&node, "127.0.60.1", &owner.unlock_verifier, &code);
+    assert_eq!(
+        throttled.problem(429)["scope"],
+        "client",
+        "the client's own window holds"
+    );
+
+    // Codes that are not live: counted in the client's window only, and never stored.
+    for attempt in 0..10 {
+        let wrong = unlock_with_code(
+            &node,
+            "127.0.61.1",
+            &owner.unlock_verifier,
+            "0000-0000-0000-0000",
+        );
         assert_eq!(
             wrong.problem(401)["type"],
             "urn:siteid:problem:wrong-unlock-code",
             "attempt {attempt}"
         );
     }
-    let bad_password = unlock_with_code(&node, source, &b64::encode(&[7u8; 32]), &code);
-    assert_eq!(
-        bad_password.problem(401)["type"],
-        "urn:siteid:problem:wrong-unlock-verifier"
+    let next = unlock_with_code(
+        &node,
+        "127.0.61.1",
+        &owner.unlock_verifier,
+        "0000-0000-0000-0000",
     );
-    let throttled = unlock_with_code(&node, source, &owner.unlock_verifier, &code);
-    assert_eq!(throttled.problem(429)["scope"], "client");
-    let malformed = unlock_with_code(&node, "127.0.50.2", &owner.unlock_verifier, "not a code!");
-    assert_eq!(malformed.problem(422)["field"], "unlock_code");
-
-    // The code was used up by the wrong password; a fresh one from the server works, until it
-    // expires.
-    let fresh = std::process::Command::new(env!("CARGO_BIN_EXE_siteid"))
-        .args(["unlock-code", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .expect("run siteid unlock-code");
-    let fresh = String::from_utf8(fresh.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned();
-    clock.advance(601);
-    let expired = unlock_with_code(&node, "127.0.51.1", &owner.unlock_verifier, &fresh);
-    expired.problem(401);
+    assert_eq!(next.problem(429)["scope"], "client");
+    let neighbour = node.request_from(
+        "127.0.61.2",
+        "POST",
+        "/api/v1/unlock",
+        None,
+        Some(&json!({"unlock_verifier": owner.unlock_verifier})),
+    );
+    assert_eq!(
+        neighbour.status, 200,
+        "the network window was not charged: {}",
+        neighbour.body
+    );
+    node.stop();
+    let stored: Vec<String> = with_store(dir.path(), |c| {
+        let mut statement = c.prepare("SELECT DISTINCT ip FROM unlock_failure")?;
+        let rows = statement
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok::<_, siteid::store::StoreError>(rows)
+    });
+    assert_eq!(stored, ["127.0.60.1"], "only password guesses are stored");
 }
 
 #[test]
@@ -361,4 +440,39 @@ fn unlock_codes_need_a_session() {
         .expect("run siteid unlock-code");
     assert_eq!(output.status.code(), Some(1));
     assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn concurrent_wrong_passwords_from_one_client_cannot_pass_its_window_together() {
+    use std::io::{Read, Write};
+    let (_dir, node, _clock) = spawn_node_with_clock();
+    node.claim(&TestOwner::from_vector());
+    // Fifty requests from one address arrive together: each is sent but its last byte, then
+    // every last byte goes out at once.
+    let request = node.raw_request("POST", "/api/v1/unlock", None, Some(&wrong_verifier()));
+    let (head, last) = request.split_at(request.len() - 1);
+    let mut streams: Vec<std::net::TcpStream> = (0..50)
+        .map(|_| {
+            let mut stream = node.connect_from("127.0.80.1");
+            stream.write_all(head).expect("write");
+            stream
+        })
+        .collect();
+    for stream in &mut streams {
+        stream.write_all(last).expect("write");
+    }
+    let statuses: Vec<u16> = streams
+        .iter_mut()
+        .map(|stream| {
+            let mut raw = Vec::new();
+            stream.read_to_end(&mut raw).expect("read");
+            Answer::parse_raw(&raw).status
+        })
+        .collect();
+    let judged = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(
+        judged, 10,
+        "only the client's window of attempts is judged: {statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 40);
 }

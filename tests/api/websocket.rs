@@ -45,9 +45,15 @@ fn read_json(socket: &mut Socket) -> Value {
     }
 }
 
-/// Reads until the server closes; returns the close code.
+/// Reads until the server closes; returns the close code. Fails after 30 seconds, so that a
+/// socket the server keeps open (answering with pings) cannot hang the test.
 fn close_code(socket: &mut Socket) -> u16 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not close the socket within 30 seconds"
+        );
         match socket.read() {
             Ok(Message::Close(Some(frame))) => return u16::from(frame.code),
             Ok(Message::Close(None)) => return 1005,
@@ -472,15 +478,21 @@ fn access_token_guesses_on_sockets_are_throttled_like_failed_sign_ins() {
             &mut socket,
             json!({"type": "auth", "access_token": access_token}),
         );
-        close_code(&mut socket)
+        socket
     };
     for guess in 0..10 {
-        assert_eq!(attach(&format!("guess-{guess}")), 4401);
+        assert_eq!(close_code(&mut attach(&format!("guess-{guess}"))), 4401);
     }
     assert_eq!(
-        attach(&token),
+        close_code(&mut attach("guess-10")),
         4429,
-        "after ten wrong tokens even a right one waits out the throttle"
+        "after ten wrong tokens the address waits"
+    );
+    let mut valid = attach(&token);
+    assert_eq!(
+        read_json(&mut valid)["type"],
+        "ready",
+        "a valid token still attaches: it proves the session"
     );
     let assertion = owner.login_assertion(&node, &node.challenge());
     let rest = node.post_json("/api/v1/auth/login", &json!({"assertion": assertion}));
@@ -489,4 +501,86 @@ fn access_token_guesses_on_sockets_are_throttled_like_failed_sign_ins() {
         "client",
         "the same throttle as sign-ins"
     );
+}
+
+#[test]
+fn a_socket_that_has_not_authenticated_may_send_only_a_small_budget() {
+    let (_dir, node, owner) = claimed_node();
+    let mut socket = connect(&node, None).expect("handshake");
+    read_json(&mut socket);
+    let padding = "x".repeat(17 * 1024);
+    socket
+        .send(Message::text(format!(
+            r#"{{"type":"ping","id":1,"pad":"{padding}"}}"#
+        )))
+        .expect("send");
+    assert_eq!(
+        close_code(&mut socket),
+        4400,
+        "17 KiB before authenticating"
+    );
+    // After authenticating, a socket may send frames up to 64 KiB (refused here only for the
+    // unknown member, after it was read whole).
+    let (mut signed_in, _) = signed_in_socket(&node, &owner);
+    let padding = "x".repeat(60 * 1024);
+    signed_in
+        .send(Message::text(format!(
+            r#"{{"type":"ping","id":1,"pad":"{padding}"}}"#
+        )))
+        .expect("send");
+    assert_eq!(close_code(&mut signed_in), 4400);
+    let (mut fine, _) = signed_in_socket(&node, &owner);
+    send(&mut fine, json!({"type": "ping", "id": 7}));
+    assert_eq!(read_json(&mut fine)["id"], 7);
+}
+
+#[test]
+fn open_sockets_are_capped_per_network_too() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = TestNode::start(
+        dir.path(),
+        NodeOptions {
+            websocket_max_per_client: Some(2),
+            ..NodeOptions::default()
+        },
+    );
+    node.claim(&TestOwner::from_vector());
+    let mut open = Vec::new();
+    for host in 1..=4 {
+        for _ in 0..2 {
+            let stream = node.connect_from(&format!("127.0.90.{host}"));
+            open.push(
+                tungstenite::client::client(
+                    format!("ws://{}/api/v1/ws", node.address)
+                        .into_client_request()
+                        .expect("request"),
+                    stream,
+                )
+                .expect("handshake")
+                .0,
+            );
+        }
+    }
+    let stream = node.connect_from("127.0.90.5");
+    let refused = tungstenite::client::client(
+        format!("ws://{}/api/v1/ws", node.address)
+            .into_client_request()
+            .expect("request"),
+        stream,
+    );
+    match refused {
+        Err(tungstenite::HandshakeError::Failure(Error::Http(response))) => {
+            assert_eq!(response.status(), 429, "a ninth socket from one /24");
+        }
+        other => panic!("expected a 429, got {:?}", other.map(|(_, r)| r.status())),
+    }
+    let stream = node.connect_from("127.0.91.1");
+    tungstenite::client::client(
+        format!("ws://{}/api/v1/ws", node.address)
+            .into_client_request()
+            .expect("request"),
+        stream,
+    )
+    .expect("another network still gets one");
+    drop(open);
 }

@@ -74,7 +74,8 @@ pub enum JweError {
     BadPlaintext(JwkError),
 }
 
-/// The protected header members. Anything else (zip, crit, jku, ...) is refused.
+/// The protected header members. Anything else (zip, crit, jku, ...) is refused, and so is a
+/// `kid` of `null`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 struct ProtectedHeader {
@@ -83,7 +84,11 @@ struct ProtectedHeader {
     cty: String,
     p2s: String,
     p2c: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::present"
+    )]
     kid: Option<String>,
 }
 
@@ -336,4 +341,46 @@ pub fn wrap_plaintext(
         b64::encode(&tag)
     );
     Ok((WrappedKey::parse(&compact)?, kek.unlock_verifier()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A structurally valid compact JWE with `header` as its protected header.
+    fn compact(header: &serde_json::Value) -> String {
+        format!(
+            "{}.{}.{}.{}.{}",
+            b64::encode(header.to_string().as_bytes()),
+            b64::encode(&[1u8; ENCRYPTED_KEY_LEN]),
+            b64::encode(&[2u8; IV_LEN]),
+            b64::encode(&[3u8; 200]),
+            b64::encode(&[4u8; TAG_LEN])
+        )
+    }
+
+    fn header(kid: Option<serde_json::Value>) -> serde_json::Value {
+        let mut header = serde_json::json!({
+            "alg": KEY_ALG, "enc": CONTENT_ENC, "cty": CONTENT_TYPE,
+            "p2s": b64::encode(&[5u8; NEW_P2S_LEN]), "p2c": DEFAULT_P2C,
+        });
+        if let Some(kid) = kid {
+            header["kid"] = kid;
+        }
+        header
+    }
+
+    #[test]
+    fn a_null_kid_in_the_protected_header_is_refused_not_read_as_absent() {
+        let with_null = compact(&header(Some(serde_json::Value::Null)));
+        assert!(matches!(
+            WrappedKey::parse(&with_null),
+            Err(JweError::BadHeader(_))
+        ));
+        let with_kid = WrappedKey::parse(&compact(&header(Some("k".into())))).unwrap();
+        assert_eq!(with_kid.kid(), Some("k"));
+        let without = WrappedKey::parse(&compact(&header(None))).unwrap();
+        assert_eq!(without.kid(), None);
+        assert_eq!(without.p2c(), DEFAULT_P2C);
+    }
 }

@@ -39,7 +39,8 @@ pub enum JwkError {
     MismatchedPrivateKey,
 }
 
-/// The members a P-384 JWK may carry on the wire. Duplicate and unknown members are refused.
+/// The members a P-384 JWK may carry on the wire. Duplicate and unknown members are refused,
+/// and so is `null` for an optional member.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct JwkMembers {
@@ -49,15 +50,15 @@ struct JwkMembers {
     y: String,
     #[serde(default)]
     d: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::present")]
     alg: Option<String>,
-    #[serde(default, rename = "use")]
+    #[serde(default, rename = "use", deserialize_with = "super::present")]
     public_key_use: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::present")]
     key_ops: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::present")]
     ext: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::present")]
     kid: Option<String>,
 }
 
@@ -410,6 +411,17 @@ mod tests {
             "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
         );
         assert!(OwnerPrivateKey::from_scalar_bytes(&order).is_err());
+    }
+
+    #[test]
+    fn optional_members_that_are_null_are_refused_not_read_as_absent() {
+        for member in ["alg", "use", "key_ops", "ext", "kid"] {
+            let text = jwk(&format!(r#","{member}":null"#));
+            assert!(
+                matches!(OwnerPublicKey::from_json(&text), Err(JwkError::Shape(_))),
+                "{member}"
+            );
+        }
     }
 
     fn hex_48(hex: &str) -> Vec<u8> {

@@ -54,13 +54,13 @@ pub enum JwsError {
     WrongAudience,
 }
 
-/// The protected header of an accepted token.
+/// The protected header of an accepted token. A `kid` of `null` is refused, not read as absent.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwsHeader {
     pub alg: String,
     pub typ: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::present")]
     pub kid: Option<String>,
 }
 
@@ -332,6 +332,21 @@ mod tests {
             CompactJws::parse(&jwt, TYP).err(),
             Some(JwsError::BadHeader(_))
         ));
+    }
+
+    #[test]
+    fn a_null_kid_is_refused_not_read_as_absent() {
+        let key = OwnerPrivateKey::generate();
+        let jwt = token(&key, json!({"alg": "ES384", "typ": TYP, "kid": null}));
+        assert!(matches!(
+            CompactJws::parse(&jwt, TYP).err(),
+            Some(JwsError::BadHeader(_))
+        ));
+        let jwt = token(&key, json!({"alg": "ES384", "typ": TYP, "kid": "k"}));
+        assert_eq!(
+            CompactJws::parse(&jwt, TYP).map(|jws| jws.header.kid).ok(),
+            Some(Some("k".into()))
+        );
     }
 
     #[test]

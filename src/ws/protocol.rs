@@ -53,8 +53,12 @@ pub enum Event {
     SessionEnded { session_id: String, reason: String },
 }
 
-/// Parses a text frame, or says what is wrong with it.
+/// Parses a text frame, or says what is wrong with it. Only a JSON object is a message: the
+/// derived parser alone would also read an array such as `["ping",7]`, tag first.
 pub fn parse(text: &str) -> Result<ClientMessage, String> {
+    if !crate::jose::is_json_object(text.as_bytes()) {
+        return Err("a message must be a JSON object".into());
+    }
     serde_json::from_str(text).map_err(|e| e.to_string())
 }
 
@@ -89,6 +93,17 @@ mod tests {
             "not json",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_array_is_not_a_message_even_with_the_tag_first() {
+        for bad in [r#"["ping",7]"#, r#"["auth"]"#, r#" ["auth","assertion"]"#] {
+            assert_eq!(
+                parse(bad),
+                Err("a message must be a JSON object".into()),
+                "{bad}"
+            );
         }
     }
 

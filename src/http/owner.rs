@@ -10,6 +10,7 @@ use super::client::Client;
 use super::json::StrictJson;
 use super::session_auth::SignedIn;
 use crate::auth::claim::{self, ClaimInput, ClaimVia};
+use crate::auth::credentials::Capability;
 use crate::auth::unlock::{self, Rewrap};
 use crate::error::Problem;
 
@@ -92,6 +93,7 @@ pub async fn replace_wrapped_key(
     StrictJson(body): StrictJson<ReplaceWrappedKeyBody>,
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
+    signed_in.require(Capability::Owner)?;
     signed_in.require_step_up(now)?;
     let context = state.rewrap_context();
     let request = Rewrap {

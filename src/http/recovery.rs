@@ -8,6 +8,7 @@ use super::AppState;
 use super::client::Client;
 use super::json::StrictJson;
 use super::session_auth::SignedIn;
+use crate::auth::credentials::Capability;
 use crate::error::Problem;
 use crate::recovery::sets;
 
@@ -21,18 +22,19 @@ pub struct NewSetBody {
     labels: Vec<String>,
 }
 
-/// `GET /api/v1/recovery/sets` → `{"sets":[...]}`, newest first.
+/// `GET /api/v1/recovery/sets` (capability `recovery`) → `{"sets":[...]}`, newest first.
 pub async fn list(
     state: web::Data<AppState>,
-    _signed_in: SignedIn,
+    signed_in: SignedIn,
 ) -> Result<HttpResponse, Problem> {
+    signed_in.require(Capability::Recovery)?;
     let sets = sets::list(&state.store)
         .await
         .map_err(|e| Problem::internal(&e))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "sets": sets })))
 }
 
-/// `POST /api/v1/recovery/sets` → 201 with the recorded set; 409 when the id is taken or the
+/// `POST /api/v1/recovery/sets` (capability `recovery`) → 201 with the recorded set; 409 when the id is taken or the
 /// node keeps the most sets it will; 422 naming the field at fault.
 pub async fn create(
     state: web::Data<AppState>,
@@ -41,6 +43,7 @@ pub async fn create(
     StrictJson(body): StrictJson<NewSetBody>,
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
+    signed_in.require(Capability::Recovery)?;
     signed_in.require_step_up(now)?;
     let set = sets::check(&body.set_id, body.threshold, body.shares, body.labels)?;
     let actor = client.actor();

@@ -11,6 +11,7 @@ use actix_web::{FromRequest, HttpRequest, dev, web};
 use super::AppState;
 use super::client::Client;
 use crate::audit::AuditEvent;
+use crate::auth::credentials::Capability;
 use crate::auth::sessions::SessionInfo;
 use crate::config::PublicUrl;
 use crate::error::Problem;
@@ -46,6 +47,14 @@ pub struct SignedIn {
 }
 
 impl SignedIn {
+    /// Refuses unless the session's credential has `capability`: 403 `insufficient-capability`.
+    pub fn require(&self, capability: Capability) -> Result<(), Problem> {
+        if self.session.capabilities.contains(capability) {
+            return Ok(());
+        }
+        Err(Problem::insufficient_capability(capability.as_str()))
+    }
+
     /// Refuses unless the session stepped up (or signed in) within the last five minutes.
     pub fn require_step_up(&self, now: i64) -> Result<(), Problem> {
         if self.session.is_fresh(now) {

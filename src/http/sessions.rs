@@ -8,20 +8,28 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::client::Client;
 use super::session_auth::{SignedIn, session_cookie};
+use crate::auth::credentials::{Capabilities, Capability};
 use crate::auth::sessions::EndReason;
 use crate::error::Problem;
 use crate::store::StoreError;
 use crate::store::audit_rows;
 
-/// `GET /api/v1/session` → `{"session_id","kid","created_at","expires_at"}`.
-pub async fn current(state: web::Data<AppState>, signed_in: SignedIn) -> HttpResponse {
+/// `GET /api/v1/session` (capability `session`) →
+/// `{"session_id","kid","credential_id","capabilities","created_at","expires_at"}`.
+pub async fn current(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+) -> Result<HttpResponse, Problem> {
+    signed_in.require(Capability::Session)?;
     let session = signed_in.session;
-    HttpResponse::Ok().json(serde_json::json!({
+    Ok(HttpResponse::Ok().json(serde_json::json!({
         "session_id": session.id,
         "kid": session.kid,
+        "credential_id": session.credential_id,
+        "capabilities": session.capabilities,
         "created_at": session.created_at,
         "expires_at": session.ends_at(&state.sessions.policy),
-    }))
+    })))
 }
 
 /// `DELETE /api/v1/session` → 204: signs out and clears the cookie.
@@ -54,6 +62,8 @@ pub async fn sign_out(
 struct SessionEntry {
     id: String,
     kid: String,
+    credential_id: String,
+    capabilities: Capabilities,
     created_at: i64,
     last_seen_at: i64,
     ip: String,
@@ -61,8 +71,12 @@ struct SessionEntry {
     current: bool,
 }
 
-/// `GET /api/v1/sessions` → `{"sessions":[...]}`, newest first.
-pub async fn list(state: web::Data<AppState>, signed_in: SignedIn) -> HttpResponse {
+/// `GET /api/v1/sessions` (capability `sessions`) → `{"sessions":[...]}`, newest first.
+pub async fn list(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+) -> Result<HttpResponse, Problem> {
+    signed_in.require(Capability::Sessions)?;
     let sessions: Vec<SessionEntry> = state
         .sessions
         .list(state.clock.now())
@@ -71,22 +85,25 @@ pub async fn list(state: web::Data<AppState>, signed_in: SignedIn) -> HttpRespon
             current: s.id == signed_in.session.id,
             id: s.id,
             kid: s.kid,
+            credential_id: s.credential_id,
+            capabilities: s.capabilities,
             created_at: s.created_at,
             last_seen_at: s.last_seen_at,
             ip: s.ip,
             user_agent: s.user_agent,
         })
         .collect();
-    HttpResponse::Ok().json(serde_json::json!({ "sessions": sessions }))
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "sessions": sessions })))
 }
 
-/// `DELETE /api/v1/sessions/{id}` → 204; 404 for an unknown id.
+/// `DELETE /api/v1/sessions/{id}` (capability `sessions`) → 204; 404 for an unknown id.
 pub async fn revoke(
     state: web::Data<AppState>,
     client: Client,
-    _signed_in: SignedIn,
+    signed_in: SignedIn,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
+    signed_in.require(Capability::Sessions)?;
     let now = state.clock.now();
     let ended = state
         .sessions
@@ -110,12 +127,13 @@ pub async fn revoke(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `POST /api/v1/sessions/revoke-others` → `{"revoked": n}`.
+/// `POST /api/v1/sessions/revoke-others` (capability `sessions`) → `{"revoked": n}`.
 pub async fn revoke_others(
     state: web::Data<AppState>,
     client: Client,
     signed_in: SignedIn,
 ) -> Result<HttpResponse, Problem> {
+    signed_in.require(Capability::Sessions)?;
     let now = state.clock.now();
     let others: Vec<String> = state
         .sessions
@@ -150,12 +168,14 @@ pub struct AuditQuery {
 pub const AUDIT_PAGE: u32 = 50;
 pub const MAX_AUDIT_PAGE: u32 = 500;
 
-/// `GET /api/v1/audit?limit=&before=` → `{"entries":[...],"next_before"}`, newest first.
+/// `GET /api/v1/audit?limit=&before=` (capability `audit`) →
+/// `{"entries":[...],"next_before"}`, newest first.
 pub async fn audit(
     state: web::Data<AppState>,
-    _signed_in: SignedIn,
+    signed_in: SignedIn,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, Problem> {
+    signed_in.require(Capability::Audit)?;
     let limit = query.limit.unwrap_or(AUDIT_PAGE);
     if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
         return Err(Problem::invalid_field(

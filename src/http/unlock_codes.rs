@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, web};
 use super::AppState;
 use super::client::Client;
 use super::session_auth::SignedIn;
+use crate::auth::credentials::Capability;
 use crate::auth::unlock_codes::{self, CODE_LIFETIME};
 use crate::error::Problem;
 
@@ -16,6 +17,7 @@ pub async fn create(
     signed_in: SignedIn,
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
+    signed_in.require(Capability::Owner)?;
     signed_in.require_step_up(now)?;
     let session_id = signed_in.session.id.clone();
     let actor = client.actor();

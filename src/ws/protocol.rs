@@ -4,6 +4,9 @@ use serde::{Deserialize, Serialize};
 
 /// Close code: authentication failed, timed out, or the session ended.
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+/// Close code: the credential may not do this (a capability it lacks, or a network it may not
+/// be used from).
+pub const CLOSE_FORBIDDEN: u16 = 4403;
 /// Close code: a frame that is not a valid client message.
 pub const CLOSE_BAD_MESSAGE: u16 = 4400;
 /// Close code: no answer to the server's pings.

@@ -10,13 +10,14 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::Slot;
 use super::protocol::{
-    self, CLOSE_BAD_MESSAGE, CLOSE_HEARTBEAT_TIMEOUT, CLOSE_THROTTLED, CLOSE_UNAUTHORIZED,
-    ClientMessage, Event, ServerMessage,
+    self, CLOSE_BAD_MESSAGE, CLOSE_FORBIDDEN, CLOSE_HEARTBEAT_TIMEOUT, CLOSE_THROTTLED,
+    CLOSE_UNAUTHORIZED, ClientMessage, Event, ServerMessage,
 };
 use crate::app::AppState;
 use crate::app::client::Client;
 use crate::auth::attempts::Windows;
 use crate::auth::challenge::CHALLENGE_LIFETIME;
+use crate::auth::credentials::{Capabilities, Capability};
 use crate::auth::login::{self, LoginError};
 use crate::auth::sessions::{EndReason, SessionEvent};
 
@@ -26,6 +27,16 @@ pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 /// How long the server waits for any frame before giving up on the client.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a socket knows of its session once it has authenticated.
+#[derive(Debug, Default)]
+struct Attachment {
+    session_id: Option<String>,
+    /// Events about other sessions go only to sockets whose credential may see sessions.
+    capabilities: Capabilities,
+    /// Whether this socket's own assertion started the session, which then ends with it.
+    created_here: bool,
+}
 
 enum Next {
     Continue,
@@ -56,8 +67,7 @@ pub async fn run(
     let started_at = state.clock.now();
     let mut last_heard = Instant::now();
     let mut last_ping = Instant::now();
-    let mut ready: Option<String> = None;
-    let mut created_here = false;
+    let mut attachment = Attachment::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -68,11 +78,11 @@ pub async fn run(
                 last_heard = Instant::now();
                 let next = match message {
                     Ok(AggregatedMessage::Text(text)) => {
-                        let next = handle_text(&state, &client, &mut session, &nonce, &mut ready, &mut created_here, &text).await;
-                        if ready.is_some() { slot.authenticated(); }
+                        let next = handle_text(&state, &client, &mut session, &nonce, &mut attachment, &text).await;
+                        if attachment.session_id.is_some() { slot.authenticated(); }
                         // Only application messages count as use of the session; the browser
                         // answers pings by itself, so an unattended tab still goes idle.
-                        if let Some(id) = &ready { state.sessions.touch(id, state.clock.now()); }
+                        if let Some(id) = &attachment.session_id { state.sessions.touch(id, state.clock.now()); }
                         next
                     }
                     Ok(AggregatedMessage::Binary(_)) => Next::Close(CLOSE_BAD_MESSAGE, "binary frames are not part of the protocol"),
@@ -88,7 +98,7 @@ pub async fn run(
             }
             _ = tick.tick() => {
                 let now = state.clock.now();
-                match &ready {
+                match &attachment.session_id {
                     None if now - started_at >= AUTH_TIMEOUT.as_secs() as i64 => break Some((CLOSE_UNAUTHORIZED, "authentication timed out")),
                     Some(id) if !state.sessions.is_active(id, now) => break Some((CLOSE_UNAUTHORIZED, "the session has ended")),
                     _ => {}
@@ -105,11 +115,13 @@ pub async fn run(
                 if matches!(event, Ok(SessionEvent::Stopping)) {
                     break Some((1001, "the node is stopping"));
                 }
-                let Some(current) = &ready else { continue };
+                let Some(current) = &attachment.session_id else { continue };
+                let sees_sessions = attachment.capabilities.contains(Capability::Sessions);
                 let frame = match event {
                     Ok(SessionEvent::Ended { id, .. }) if id == *current => {
                         break Some((CLOSE_UNAUTHORIZED, "the session has ended"));
                     }
+                    Ok(SessionEvent::Ended { .. } | SessionEvent::Created(_)) if !sees_sessions => continue,
                     Ok(SessionEvent::Ended { id, reason: EndReason::Revoked }) => {
                         Event::SessionRevoked { session_id: id }
                     }
@@ -147,7 +159,9 @@ pub async fn run(
         let _ = tokio::time::timeout(SEND_DEADLINE, close).await;
     }
     // A session this socket signed in has no token anyone holds: it ends with the socket.
-    if created_here && let Some(id) = ready {
+    if attachment.created_here
+        && let Some(id) = attachment.session_id
+    {
         let now = state.clock.now();
         let _ = state
             .sessions
@@ -186,8 +200,7 @@ async fn handle_text(
     client: &Client,
     session: &mut Session,
     nonce: &str,
-    ready: &mut Option<String>,
-    created_here: &mut bool,
+    attachment: &mut Attachment,
     text: &str,
 ) -> Next {
     let message = match protocol::parse(text) {
@@ -199,7 +212,7 @@ async fn handle_text(
             Ok(()) => Next::Continue,
             Err(_) => Next::Close(1011, "send failed"),
         },
-        ClientMessage::Auth { .. } if ready.is_some() => {
+        ClientMessage::Auth { .. } if attachment.session_id.is_some() => {
             Next::Close(CLOSE_BAD_MESSAGE, "already authenticated")
         }
         ClientMessage::Auth {
@@ -207,18 +220,18 @@ async fn handle_text(
             access_token,
         } => {
             let now = state.clock.now();
-            let session_id = match (assertion, access_token) {
+            let (session_id, granted) = match (assertion, access_token) {
                 (Some(assertion), None) => {
                     match sign_in(state, client, nonce, &assertion, now).await {
-                        Ok(id) => {
-                            *created_here = true;
-                            id
+                        Ok(attached) => {
+                            attachment.created_here = true;
+                            attached
                         }
                         Err(close) => return close,
                     }
                 }
                 (None, Some(token)) => match attach(state, client, &token, now) {
-                    Ok(id) => id,
+                    Ok(attached) => attached,
                     Err(close) => return close,
                 },
                 _ => {
@@ -231,7 +244,8 @@ async fn handle_text(
             let frame = ServerMessage::Ready {
                 session_id: session_id.clone(),
             };
-            *ready = Some(session_id);
+            attachment.session_id = Some(session_id);
+            attachment.capabilities = granted;
             match send(session, &frame).await {
                 Ok(()) => Next::Continue,
                 Err(_) => Next::Close(1011, "send failed"),
@@ -240,12 +254,34 @@ async fn handle_text(
     }
 }
 
-/// Attaches the socket to the session of an access token. A token that is not valid counts
-/// as a failed sign-in of the client, so that guessing tokens over sockets is throttled like
-/// assertions; a valid token always attaches.
-fn attach(state: &AppState, client: &Client, token: &str, now: i64) -> Result<String, Next> {
+/// Attaches the socket to the session of an access token, if the session's credential may
+/// open sockets (`session`) from this address. A token that is not valid counts as a failed
+/// sign-in of the client, so that guessing tokens over sockets is throttled like assertions; a
+/// valid token always attaches.
+fn attach(
+    state: &AppState,
+    client: &Client,
+    token: &str,
+    now: i64,
+) -> Result<(String, Capabilities), Next> {
     if let Some((info, _)) = state.sessions.authenticate(token, now) {
-        return Ok(info.id);
+        if !info.capabilities.contains(Capability::Session) {
+            return Err(Next::Close(
+                CLOSE_FORBIDDEN,
+                "the credential may not open sockets (capability session)",
+            ));
+        }
+        let allowed = state
+            .credentials
+            .get(&info.credential_id)
+            .is_some_and(|credential| credential.allows_address(Some(client.ip)));
+        if !allowed {
+            return Err(Next::Close(
+                CLOSE_FORBIDDEN,
+                "the credential may not be used from this address",
+            ));
+        }
+        return Ok((info.id, info.capabilities));
     }
     let actor = client.actor();
     match state.attempts.begin_login(&actor, now) {
@@ -273,19 +309,27 @@ async fn sign_in(
     nonce: &str,
     assertion: &str,
     now: i64,
-) -> Result<String, Next> {
+) -> Result<(String, Capabilities), Next> {
     let actor = client.actor();
     let context = state.login_context();
     match login::sign_in(&context, assertion, Some(nonce), &actor, now).await {
+        Ok(principal) if !principal.capabilities.contains(Capability::Session) => Err(Next::Close(
+            CLOSE_FORBIDDEN,
+            "the credential may not open sockets (capability session)",
+        )),
         Ok(principal) => state
             .sessions
             .create(&state.store, &principal, &actor, "websocket", now)
             .await
-            .map(|(info, _token)| info.id)
+            .map(|(info, _token)| (info.id, info.capabilities))
             .map_err(|_| Next::Close(1011, "the node could not store the session")),
         Err(LoginError::Throttled { .. }) => {
             Err(Next::Close(CLOSE_THROTTLED, "too many failed sign-ins"))
         }
+        Err(LoginError::NetworkNotAllowed { .. }) => Err(Next::Close(
+            CLOSE_FORBIDDEN,
+            "the credential may not be used from this address",
+        )),
         Err(_) => Err(Next::Close(CLOSE_UNAUTHORIZED, "sign-in refused")),
     }
 }

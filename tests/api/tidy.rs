@@ -140,7 +140,7 @@ const ALLOWED_DEPENDENCIES: [(&str, &[&str]); 15] = [
     ("store", &[]),
     ("telemetry", &[]),
     ("well_known_dir", &["jose"]),
-    ("ws", &["app", "auth", "error", "limits"]),
+    ("ws", &["app", "auth", "error", "jose", "limits"]),
 ];
 
 /// Modules that hold no HTTP types.

@@ -761,7 +761,9 @@ mod flood {
     const MAX_CONNECT_FAILURES_IN_A_ROW: u64 = 1_000;
     /// Bad assertions made before the flood, used round-robin.
     const BAD_ASSERTIONS: usize = 16;
-    const TABLES: [&str; 3] = ["login_failure", "unlock_failure", "audit_log"];
+    /// The failure tables (sign-in failures: one row per client since migration 0006; before,
+    /// `login_failure` held one row per failure) and the audit log.
+    const TABLES: [&str; 3] = ["login_throttle", "unlock_failure", "audit_log"];
 
     /// The `n`th flood source address, 127.A.B.C with A from 1 (never 127.0.0.1, the owner):
     /// consecutive addresses go to the 256 different /24s of 127.A.0.0/16 before any /24 gets

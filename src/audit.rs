@@ -125,6 +125,29 @@ pub enum AuditEvent {
         kid: String,
         problem: String,
     },
+    CredentialAdded {
+        credential_id: String,
+        kid: String,
+        kind: String,
+        /// The JSON arrays as stored.
+        capabilities: String,
+        networks: String,
+        expires_at: Option<i64>,
+    },
+    CredentialChanged {
+        credential_id: String,
+        capabilities: String,
+        networks: String,
+        expires_at: Option<i64>,
+    },
+    CredentialReset {
+        credential_id: String,
+        kid: String,
+    },
+    CredentialRevoked {
+        credential_id: String,
+        kid: String,
+    },
     /// A credential signed in, or used a session, from outside its networks.
     CredentialNetworkRefused {
         credential_id: String,
@@ -164,6 +187,10 @@ impl AuditEvent {
             AuditEvent::UnlockCodeCreated { .. } => "unlock_code.created",
             AuditEvent::UnlockCodeUsed { .. } => "unlock_code.used",
             AuditEvent::CredentialTampered { .. } => "credential.tampered",
+            AuditEvent::CredentialAdded { .. } => "credential.added",
+            AuditEvent::CredentialChanged { .. } => "credential.changed",
+            AuditEvent::CredentialReset { .. } => "credential.reset",
+            AuditEvent::CredentialRevoked { .. } => "credential.revoked",
             AuditEvent::CredentialNetworkRefused { .. } => "credential.network_refused",
             AuditEvent::AuditPruned { .. } => PRUNED_EVENT,
         }
@@ -261,6 +288,36 @@ impl AuditEvent {
                 credential_id,
                 session_id,
             } => json!({ "credential_id": credential_id, "session_id": session_id }),
+            AuditEvent::CredentialAdded {
+                credential_id,
+                kid,
+                kind,
+                capabilities,
+                networks,
+                expires_at,
+            } => json!({
+                "credential_id": credential_id,
+                "kid": kid,
+                "kind": kind,
+                "capabilities": json_or_text(capabilities),
+                "networks": json_or_text(networks),
+                "expires_at": expires_at,
+            }),
+            AuditEvent::CredentialChanged {
+                credential_id,
+                capabilities,
+                networks,
+                expires_at,
+            } => json!({
+                "credential_id": credential_id,
+                "capabilities": json_or_text(capabilities),
+                "networks": json_or_text(networks),
+                "expires_at": expires_at,
+            }),
+            AuditEvent::CredentialReset { credential_id, kid }
+            | AuditEvent::CredentialRevoked { credential_id, kid } => {
+                json!({ "credential_id": credential_id, "kid": kid })
+            }
             AuditEvent::AuditPruned {
                 through_seq,
                 through_hash,
@@ -276,6 +333,11 @@ impl AuditEvent {
             }),
         }
     }
+}
+
+/// A stored JSON array as a value in a detail, or its text if it does not parse.
+fn json_or_text(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
 }
 
 /// Who caused an event, as far as the node can tell.

@@ -8,6 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::auth::claim::ClaimError;
+use crate::auth::credential_changes::CredentialError;
 use crate::auth::login::LoginError;
 use crate::auth::throttle::Scope;
 use crate::auth::unlock::UnlockError;
@@ -259,6 +260,40 @@ impl From<ClaimError> for Problem {
                 Problem::invalid_field(field, format!("{field} {message}"))
             }
             ClaimError::Internal(cause) => Problem::internal(&cause),
+        }
+    }
+}
+
+impl From<CredentialError> for Problem {
+    fn from(error: CredentialError) -> Self {
+        match error {
+            CredentialError::NotClaimed => Problem::not_claimed(),
+            CredentialError::Invalid { field, message } => {
+                Problem::invalid_field(field, format!("{field} {message}."))
+            }
+            CredentialError::Exists(what) => Problem::new(
+                StatusCode::CONFLICT,
+                "credential-exists",
+                "The credential is already registered",
+                format!(
+                    "A credential with this {what} is, or was, registered; a revoked key stays \
+                     refused. Make a new key (or a new id)."
+                ),
+            ),
+            CredentialError::NotFound => Problem::new(
+                StatusCode::NOT_FOUND,
+                "credential-not-found",
+                "No such credential",
+                "There is no live credential with this id.",
+            ),
+            CredentialError::OwnerCredential => Problem::new(
+                StatusCode::CONFLICT,
+                "owner-credential",
+                "The owner key cannot be changed here",
+                "The owner key is the root credential: it cannot be revoked, reset or changed \
+                 through the credentials API.",
+            ),
+            CredentialError::Internal(cause) => Problem::internal(&cause),
         }
     }
 }

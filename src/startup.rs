@@ -13,7 +13,7 @@ use crate::auth::attempts::AttemptLedger;
 use crate::auth::challenge::Challenges;
 use crate::auth::claim::current_claim_token;
 use crate::auth::credentials::CredentialRegistry;
-use crate::auth::sessions::Sessions;
+use crate::auth::sessions::{EndReason, Sessions};
 use crate::auth::unlock_codes::LiveCodes;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{PublicUrl, Settings};
@@ -154,12 +154,7 @@ impl Application {
                 settings.audit_retention_days,
                 stopping.clone(),
             )),
-            actix_web::rt::spawn(sweep_sessions(
-                sessions.clone(),
-                store.clone(),
-                clock.clone(),
-                stopping.clone(),
-            )),
+            actix_web::rt::spawn(sweep_sessions(state.clone(), stopping.clone())),
             actix_web::rt::spawn(flush_attempts(state.clone(), stopping)),
         ];
         Ok(Application {
@@ -274,9 +269,7 @@ async fn announce_owner_state(
 
 /// Ends expired sessions once a second, so their sockets close and the audit log records it.
 async fn sweep_sessions(
-    sessions: Arc<Sessions>,
-    store: Store,
-    clock: Arc<dyn Clock>,
+    state: web::Data<AppState>,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -285,8 +278,26 @@ async fn sweep_sessions(
             _ = tick.tick() => {}
             _ = stopping.changed() => return,
         }
-        match sessions.sweep(&store, clock.now()).await {
-            Ok(_) => {}
+        let now = state.clock.now();
+        let mut outcome = state.sessions.sweep(&state.store, now).await.map(|_| ());
+        // The sessions of a credential past its expiry end too.
+        for credential_id in state.credentials.expired(now) {
+            if outcome.is_ok() {
+                outcome = state
+                    .sessions
+                    .end_for_credential(
+                        &state.store,
+                        &credential_id,
+                        EndReason::Expired,
+                        &Actor::local(),
+                        now,
+                    )
+                    .await
+                    .map(|_| ());
+            }
+        }
+        match outcome {
+            Ok(()) => {}
             Err(StoreError::Closed) => return,
             Err(error) => tracing::warn!(%error, "ending expired sessions failed"),
         }

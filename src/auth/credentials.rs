@@ -448,6 +448,16 @@ impl CredentialRegistry {
         Ok(Lookup::Unknown)
     }
 
+    /// The ids of live credentials whose expiry has passed at `now`.
+    pub fn expired(&self, now: i64) -> Vec<String> {
+        self.current()
+            .by_id
+            .values()
+            .filter(|credential| credential.has_expired(now))
+            .map(|credential| credential.id.clone())
+            .collect()
+    }
+
     /// The live credential with `id`, from memory.
     pub fn get(&self, id: &str) -> Option<Arc<Credential>> {
         self.current().by_id.get(id).cloned()

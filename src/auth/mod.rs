@@ -4,6 +4,7 @@
 pub mod attempts;
 pub mod challenge;
 pub mod claim;
+pub mod credential_changes;
 pub mod credentials;
 pub mod login;
 pub mod sessions;

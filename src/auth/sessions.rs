@@ -246,6 +246,7 @@ impl Sessions {
         store
             .run_grouped(move |c| {
                 rows::insert(c, &row)?;
+                crate::store::credentials::touch(c, &row.credential_id, now)?;
                 audit::append(c, now, &event, &actor)?;
                 Ok(())
             })
@@ -394,6 +395,25 @@ impl Sessions {
             return Err(error);
         }
         Ok(count)
+    }
+
+    /// Ends every session of a credential (revoked, reset or changed), with `reason`.
+    pub async fn end_for_credential(
+        &self,
+        store: &Store,
+        credential_id: &str,
+        reason: EndReason,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        let ids: Vec<String> = self
+            .lock()
+            .by_id
+            .values()
+            .filter(|s| s.credential_id == credential_id)
+            .map(|s| s.id.clone())
+            .collect();
+        self.end(store, ids, reason, actor, now).await
     }
 
     /// Writes the ends whose database write failed earlier; those that fail again stay queued.

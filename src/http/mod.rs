@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod credentials;
 pub mod json;
 pub mod owner;
 pub mod pages;
@@ -67,6 +68,23 @@ pub fn routes(config: &mut web::ServiceConfig) {
                     web::resource("/sessions/{id}")
                         .route(web::delete().to(sessions::revoke))
                         .default_service(not_allowed("DELETE")),
+                )
+                .service(
+                    web::resource("/credentials")
+                        .route(web::get().to(credentials::list))
+                        .route(web::post().to(credentials::create))
+                        .default_service(not_allowed("GET, POST")),
+                )
+                .service(
+                    web::resource("/credentials/{id}")
+                        .route(web::patch().to(credentials::change))
+                        .route(web::delete().to(credentials::revoke))
+                        .default_service(not_allowed("PATCH, DELETE")),
+                )
+                .service(
+                    web::resource("/credentials/{id}/key")
+                        .route(web::put().to(credentials::reset))
+                        .default_service(not_allowed("PUT")),
                 )
                 .service(
                     web::resource("/recovery/sets")

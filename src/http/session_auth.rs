@@ -142,12 +142,16 @@ impl FromRequest for SignedIn {
         let Some((session, persist)) = state.sessions.authenticate(&token, now) else {
             return ready(Err(unauthenticated()));
         };
-        // A session may be used only from where its credential may be used.
-        let allowed = state
+        // A session may be used only while its credential lives, and only from where it may be
+        // used.
+        let Some(credential) = state
             .credentials
             .get(&session.credential_id)
-            .is_some_and(|credential| credential.allows_address(Some(client.ip)));
-        if !allowed {
+            .filter(|credential| !credential.has_expired(now))
+        else {
+            return ready(Err(unauthenticated()));
+        };
+        if !credential.allows_address(Some(client.ip)) {
             let key = format!("network:{}:{}", session.credential_id, client.ip);
             let event = AuditEvent::CredentialNetworkRefused {
                 credential_id: session.credential_id.clone(),

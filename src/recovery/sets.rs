@@ -85,25 +85,8 @@ pub fn check(
         ));
     }
     for (i, label) in labels.iter().enumerate() {
-        let chars = label.chars().count();
-        if chars == 0 || chars > MAX_LABEL_CHARS {
-            return Err(invalid(
-                "labels",
-                format!(
-                    "entry {} must have 1 to {MAX_LABEL_CHARS} characters",
-                    i + 1
-                ),
-            ));
-        }
-        if label.chars().any(|c| c.is_control() || is_bidi_control(c)) || label.trim() != label {
-            return Err(invalid(
-                "labels",
-                format!(
-                    "entry {} must not contain control or text-direction characters, nor start \
-                     or end with a space",
-                    i + 1
-                ),
-            ));
+        if let Some(problem) = label_problem(label) {
+            return Err(invalid("labels", format!("entry {} {problem}", i + 1)));
         }
     }
     Ok(NewSet {
@@ -112,6 +95,24 @@ pub fn check(
         shares,
         labels,
     })
+}
+
+/// What is wrong with a label a person gave (a friend's name, a device's name), if anything:
+/// it must have 1 to 64 characters, no control or text-direction characters, and no spaces
+/// around it. The message completes "the label ...".
+pub fn label_problem(label: &str) -> Option<String> {
+    let chars = label.chars().count();
+    if chars == 0 || chars > MAX_LABEL_CHARS {
+        return Some(format!("must have 1 to {MAX_LABEL_CHARS} characters"));
+    }
+    if label.chars().any(|c| c.is_control() || is_bidi_control(c)) || label.trim() != label {
+        return Some(
+            "must not contain control or text-direction characters, nor start or end with a \
+             space"
+                .into(),
+        );
+    }
+    None
 }
 
 /// Characters that reorder text on screen (Trojan Source, CVE-2021-42574), which a label has

@@ -75,3 +75,85 @@ pub fn touch(connection: &Connection, id: &str, at: i64) -> Result<(), StoreErro
         .execute(params![id, at])?;
     Ok(())
 }
+
+/// Whether a credential with `kid` or `id` was ever stored (revoked ones count: a revoked key
+/// stays refused).
+pub fn taken(connection: &Connection, id: &str, kid: &str) -> Result<(bool, bool), StoreError> {
+    let id_taken = connection
+        .query_row(
+            "SELECT 1 FROM credential WHERE id = ?1",
+            params![id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    let kid_taken = connection
+        .query_row(
+            "SELECT 1 FROM credential WHERE kid = ?1",
+            params![kid],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    Ok((id_taken, kid_taken))
+}
+
+/// Stores a new credential.
+pub fn insert(connection: &Connection, row: &CredentialRow) -> Result<(), StoreError> {
+    connection.execute(
+        &format!(
+            "INSERT INTO credential ({COLUMNS})
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        ),
+        params![
+            row.id,
+            row.kid,
+            row.kind,
+            row.alg,
+            row.public_key,
+            row.label,
+            row.capabilities,
+            row.networks,
+            row.expires_at,
+            row.binding,
+            row.created_at,
+            row.updated_at,
+            row.last_used_at,
+            row.revoked_at
+        ],
+    )?;
+    Ok(())
+}
+
+/// Rewrites a live credential's key, fields and binding (a change or a reset); returns whether
+/// there was one.
+pub fn update(connection: &Connection, row: &CredentialRow) -> Result<bool, StoreError> {
+    let changed = connection.execute(
+        "UPDATE credential SET kid = ?2, alg = ?3, public_key = ?4, label = ?5,
+                capabilities = ?6, networks = ?7, expires_at = ?8, binding = ?9, updated_at = ?10
+         WHERE id = ?1 AND revoked_at IS NULL AND kind != 'owner'",
+        params![
+            row.id,
+            row.kid,
+            row.alg,
+            row.public_key,
+            row.label,
+            row.capabilities,
+            row.networks,
+            row.expires_at,
+            row.binding,
+            row.updated_at
+        ],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Marks a live credential (never the owner key) revoked; returns whether there was one.
+pub fn revoke(connection: &Connection, id: &str, at: i64) -> Result<bool, StoreError> {
+    let changed = connection.execute(
+        "UPDATE credential SET revoked_at = ?2, updated_at = ?2
+         WHERE id = ?1 AND revoked_at IS NULL AND kind != 'owner'",
+        params![id, at],
+    )?;
+    Ok(changed == 1)
+}

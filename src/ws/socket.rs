@@ -271,11 +271,17 @@ fn attach(
                 "the credential may not open sockets (capability session)",
             ));
         }
-        let allowed = state
+        let Some(credential) = state
             .credentials
             .get(&info.credential_id)
-            .is_some_and(|credential| credential.allows_address(Some(client.ip)));
-        if !allowed {
+            .filter(|credential| !credential.has_expired(now))
+        else {
+            return Err(Next::Close(
+                CLOSE_UNAUTHORIZED,
+                "the session's credential has ended",
+            ));
+        };
+        if !credential.allows_address(Some(client.ip)) {
             return Err(Next::Close(
                 CLOSE_FORBIDDEN,
                 "the credential may not be used from this address",

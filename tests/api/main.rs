@@ -4,6 +4,7 @@
 mod audit;
 mod bad_input;
 mod claim;
+mod credentials;
 mod cross_fixtures;
 mod helpers;
 mod pages;

@@ -1,0 +1,520 @@
+//! Adding, changing, resetting and revoking credentials: reading a request's fields, checking
+//! the owner's binding against every one of them, and the transactions that store the change.
+//! The node never holds the owner's private key: the browser or the command line makes the
+//! binding, and the node only checks it with the owner's public key.
+
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+
+use super::InternalError;
+use super::credentials::{BINDING_TYPE, Capabilities, CredentialKind, CredentialRegistry};
+use crate::audit::{self, Actor, AuditEvent};
+use crate::jose::b64;
+use crate::jose::jwk::OwnerPublicKey;
+use crate::jose::jws::{ALG, CompactJws, VerifyingKey};
+use crate::net::IpNetwork;
+use crate::recovery::sets::label_problem;
+use crate::store::credentials::{self as rows, CredentialRow};
+use crate::store::{Store, StoreError};
+
+/// Random bytes a credential id holds at least (128 bits), and at most.
+pub const MIN_ID_BYTES: usize = 16;
+pub const MAX_ID_BYTES: usize = 64;
+/// Networks a credential may name.
+pub const MAX_NETWORKS: usize = 32;
+
+/// Why a credential change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("this node has no owner yet")]
+    NotClaimed,
+    #[error("{field} {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("a credential with this {0} is already registered")]
+    Exists(&'static str),
+    #[error("there is no live credential with this id")]
+    NotFound,
+    #[error("the owner key cannot be changed or revoked here")]
+    OwnerCredential,
+    #[error(transparent)]
+    Internal(#[from] InternalError),
+}
+
+impl From<StoreError> for CredentialError {
+    fn from(error: StoreError) -> Self {
+        CredentialError::Internal(InternalError(error))
+    }
+}
+
+fn invalid(field: &'static str, message: impl std::fmt::Display) -> CredentialError {
+    CredentialError::Invalid {
+        field,
+        message: message.to_string(),
+    }
+}
+
+/// The fields a binding signs, as a request gives them (before checking).
+#[derive(Debug, Clone)]
+pub struct CredentialFields {
+    pub label: String,
+    pub capabilities: Vec<String>,
+    pub networks: Vec<String>,
+    pub expires_at: Option<i64>,
+}
+
+/// The fields, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CheckedFields {
+    label: String,
+    capabilities: Capabilities,
+    networks: Vec<IpNetwork>,
+    expires_at: Option<i64>,
+}
+
+fn check_fields(fields: &CredentialFields, now: i64) -> Result<CheckedFields, CredentialError> {
+    if let Some(problem) = label_problem(&fields.label) {
+        return Err(invalid("label", problem));
+    }
+    let capabilities = Capabilities::from_names(fields.capabilities.iter().map(String::as_str))
+        .map_err(|e| invalid("capabilities", e))?;
+    if fields.networks.len() > MAX_NETWORKS {
+        return Err(invalid(
+            "networks",
+            format!("may name at most {MAX_NETWORKS} networks"),
+        ));
+    }
+    let mut networks = Vec::new();
+    for text in &fields.networks {
+        let network = IpNetwork::parse(text)
+            .map_err(|e| invalid("networks", format!("has {text:?}, which {e}")))?;
+        if !networks.contains(&network) {
+            networks.push(network);
+        }
+    }
+    networks.sort();
+    if let Some(at) = fields.expires_at
+        && at <= now
+    {
+        return Err(invalid("expires_at", "must be in the future"));
+    }
+    Ok(CheckedFields {
+        label: fields.label.clone(),
+        capabilities,
+        networks,
+        expires_at: fields.expires_at,
+    })
+}
+
+/// Reads a credential's public key: a P-384 JWK object today (ES384). The message completes
+/// "public_key ...".
+fn check_public_key(json: &str) -> Result<OwnerPublicKey, CredentialError> {
+    let trimmed = json.trim_start();
+    if trimmed.starts_with('"') {
+        return Err(invalid(
+            "public_key",
+            "as a PEM or OpenSSH string is not accepted by this node yet; send the key as a \
+             P-384 JWK object",
+        ));
+    }
+    OwnerPublicKey::from_json(json).map_err(|e| invalid("public_key", e))
+}
+
+fn check_id(id: &str) -> Result<(), CredentialError> {
+    let bytes = b64::decode(id).map_err(|_| invalid("id", "must be base64url without padding"))?;
+    if !(MIN_ID_BYTES..=MAX_ID_BYTES).contains(&bytes.len()) {
+        return Err(invalid(
+            "id",
+            format!("must hold {MIN_ID_BYTES} to {MAX_ID_BYTES} random bytes"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_kind(kind: &str) -> Result<CredentialKind, CredentialError> {
+    match kind {
+        "device" => Ok(CredentialKind::Device),
+        "key" => Ok(CredentialKind::Key),
+        _ => Err(invalid("kind", "must be \"device\" or \"key\"")),
+    }
+}
+
+/// The claims of a binding: exactly these members.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BindingClaims {
+    sub: String,
+    kind: String,
+    label: String,
+    cap: Vec<String>,
+    net: Vec<String>,
+    #[serde(default)]
+    exp: Option<i64>,
+    #[allow(dead_code)]
+    iat: i64,
+    jti: String,
+}
+
+/// Checks that `binding` is the owner key's signature over exactly this credential; the error
+/// names the request member that disagrees with it.
+fn check_binding(
+    binding: &str,
+    owner_key: &VerifyingKey,
+    id: &str,
+    kid: &str,
+    kind: CredentialKind,
+    fields: &CheckedFields,
+) -> Result<(), CredentialError> {
+    let jws = CompactJws::parse(binding, BINDING_TYPE).map_err(|e| invalid("binding", e))?;
+    if jws.header.kid.as_deref() != Some(owner_key.kid.as_str()) {
+        return Err(invalid(
+            "binding",
+            "must name the owner key in its kid header",
+        ));
+    }
+    let claims: BindingClaims = jws
+        .verify_with(owner_key)
+        .map_err(|e| invalid("binding", e))?;
+    let disagrees =
+        |field: &'static str| invalid(field, "does not agree with the binding's claims");
+    if claims.jti != id {
+        return Err(disagrees("id"));
+    }
+    if claims.sub != kid {
+        return Err(disagrees("public_key"));
+    }
+    if claims.kind != kind.as_str() {
+        return Err(disagrees("kind"));
+    }
+    if claims.label != fields.label {
+        return Err(disagrees("label"));
+    }
+    if Capabilities::from_names(claims.cap.iter().map(String::as_str)).ok()
+        != Some(fields.capabilities)
+    {
+        return Err(disagrees("capabilities"));
+    }
+    let bound: Option<BTreeSet<String>> = claims
+        .net
+        .iter()
+        .map(|n| IpNetwork::parse(n).ok().map(|net| net.to_string()))
+        .collect();
+    let given: BTreeSet<String> = fields.networks.iter().map(ToString::to_string).collect();
+    if bound != Some(given) {
+        return Err(disagrees("networks"));
+    }
+    if claims.exp != fields.expires_at {
+        return Err(disagrees("expires_at"));
+    }
+    Ok(())
+}
+
+fn networks_json(networks: &[IpNetwork]) -> String {
+    let names: Vec<String> = networks.iter().map(ToString::to_string).collect();
+    serde_json::to_string(&names).unwrap_or_else(|_| "[]".into())
+}
+
+/// A new credential as received.
+#[derive(Debug, Clone)]
+pub struct NewCredential {
+    pub id: String,
+    pub kind: String,
+    /// The `public_key` member as raw JSON.
+    pub public_key_json: String,
+    pub fields: CredentialFields,
+    pub binding: String,
+}
+
+/// A change as received: the fields it leaves out keep their values; the binding covers the
+/// result.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialChange {
+    pub label: Option<String>,
+    pub capabilities: Option<Vec<String>>,
+    pub networks: Option<Vec<String>>,
+    /// `Some(None)` removes the expiry.
+    pub expires_at: Option<Option<i64>>,
+    pub binding: String,
+}
+
+/// What a change did, for the caller to end sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    pub row: CredentialRow,
+    /// Whether the credential's sessions must end: its key, capabilities, networks or expiry
+    /// changed.
+    pub ends_sessions: bool,
+}
+
+async fn owner_key(
+    registry: &CredentialRegistry,
+    store: &Store,
+    now: i64,
+) -> Result<std::sync::Arc<VerifyingKey>, CredentialError> {
+    registry
+        .owner_key(store, now)
+        .await?
+        .ok_or(CredentialError::NotClaimed)
+}
+
+/// Checks and stores a new credential. Audited as `credential.added`.
+pub async fn add(
+    store: &Store,
+    registry: &CredentialRegistry,
+    input: NewCredential,
+    actor: &Actor,
+    now: i64,
+) -> Result<CredentialRow, CredentialError> {
+    check_id(&input.id)?;
+    let kind = check_kind(&input.kind)?;
+    let public = check_public_key(&input.public_key_json)?;
+    let fields = check_fields(&input.fields, now)?;
+    let kid = public.thumbprint();
+    let owner = owner_key(registry, store, now).await?;
+    check_binding(&input.binding, &owner, &input.id, &kid, kind, &fields)?;
+    let row = CredentialRow {
+        id: input.id,
+        kid,
+        kind: kind.as_str().into(),
+        alg: ALG.into(),
+        public_key: public.to_json(),
+        label: fields.label.clone(),
+        capabilities: fields.capabilities.to_json(),
+        networks: networks_json(&fields.networks),
+        expires_at: fields.expires_at,
+        binding: Some(input.binding),
+        created_at: now,
+        updated_at: now,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    let actor = actor.clone();
+    let stored = row.clone();
+    store
+        .run(move |c| {
+            let tx = c.transaction().map_err(StoreError::from)?;
+            let (id_taken, kid_taken) = rows::taken(&tx, &row.id, &row.kid)?;
+            if kid_taken {
+                return Err(CredentialError::Exists("kid"));
+            }
+            if id_taken {
+                return Err(CredentialError::Exists("id"));
+            }
+            rows::insert(&tx, &row)?;
+            let event = AuditEvent::CredentialAdded {
+                credential_id: row.id.clone(),
+                kid: row.kid.clone(),
+                kind: row.kind.clone(),
+                capabilities: row.capabilities.clone(),
+                networks: row.networks.clone(),
+                expires_at: row.expires_at,
+            };
+            audit::append(&tx, now, &event, &actor)?;
+            tx.commit().map_err(StoreError::from)?;
+            Ok(())
+        })
+        .await?;
+    registry.reload(store, now).await?;
+    Ok(stored)
+}
+
+/// The live credential `id` that is not the owner key.
+async fn changeable(store: &Store, id: &str) -> Result<CredentialRow, CredentialError> {
+    let id = id.to_owned();
+    let row = store
+        .run(move |c| rows::find(c, &id))
+        .await?
+        .filter(|row| row.revoked_at.is_none())
+        .ok_or(CredentialError::NotFound)?;
+    if row.kind == CredentialKind::Owner.as_str() {
+        return Err(CredentialError::OwnerCredential);
+    }
+    Ok(row)
+}
+
+fn stored_fields(row: &CredentialRow) -> CredentialFields {
+    CredentialFields {
+        label: row.label.clone(),
+        capabilities: serde_json::from_str(&row.capabilities).unwrap_or_default(),
+        networks: serde_json::from_str(&row.networks).unwrap_or_default(),
+        expires_at: row.expires_at,
+    }
+}
+
+fn row_kind(row: &CredentialRow) -> CredentialKind {
+    if row.kind == CredentialKind::Device.as_str() {
+        CredentialKind::Device
+    } else {
+        CredentialKind::Key
+    }
+}
+
+/// Changes a credential's label, capabilities, networks or expiry under a new binding.
+/// Audited as `credential.changed`.
+pub async fn change(
+    store: &Store,
+    registry: &CredentialRegistry,
+    id: &str,
+    change: CredentialChange,
+    actor: &Actor,
+    now: i64,
+) -> Result<Changed, CredentialError> {
+    let current = changeable(store, id).await?;
+    let mut fields = stored_fields(&current);
+    if let Some(label) = change.label {
+        fields.label = label;
+    }
+    if let Some(capabilities) = change.capabilities {
+        fields.capabilities = capabilities;
+    }
+    if let Some(networks) = change.networks {
+        fields.networks = networks;
+    }
+    if let Some(expires_at) = change.expires_at {
+        fields.expires_at = expires_at;
+    }
+    let checked = check_fields(&fields, now)?;
+    let owner = owner_key(registry, store, now).await?;
+    let kind = row_kind(&current);
+    check_binding(&change.binding, &owner, id, &current.kid, kind, &checked)?;
+    let row = CredentialRow {
+        label: checked.label.clone(),
+        capabilities: checked.capabilities.to_json(),
+        networks: networks_json(&checked.networks),
+        expires_at: checked.expires_at,
+        binding: Some(change.binding),
+        updated_at: now,
+        ..current.clone()
+    };
+    let ends_sessions = row.capabilities != current.capabilities
+        || row.networks != current.networks
+        || row.expires_at != current.expires_at;
+    store_change(
+        store,
+        registry,
+        row.clone(),
+        actor,
+        now,
+        ChangeKind::Changed,
+    )
+    .await?;
+    Ok(Changed { row, ends_sessions })
+}
+
+/// Gives a credential a new key under a new binding; its id, label, capabilities, networks
+/// and expiry stay. The old key's sessions must end. Audited as `credential.reset`.
+pub async fn reset(
+    store: &Store,
+    registry: &CredentialRegistry,
+    id: &str,
+    public_key_json: &str,
+    binding: &str,
+    actor: &Actor,
+    now: i64,
+) -> Result<Changed, CredentialError> {
+    let current = changeable(store, id).await?;
+    let public = check_public_key(public_key_json)?;
+    let kid = public.thumbprint();
+    // The stored fields were checked when they were bound; only the expiry can have passed, and
+    // a credential past its expiry is changed (given a new expiry), not reset.
+    let checked = check_fields(&stored_fields(&current), now)?;
+    let owner = owner_key(registry, store, now).await?;
+    check_binding(binding, &owner, id, &kid, row_kind(&current), &checked)?;
+    let row = CredentialRow {
+        kid,
+        alg: ALG.into(),
+        public_key: public.to_json(),
+        binding: Some(binding.to_owned()),
+        updated_at: now,
+        ..current
+    };
+    store_change(store, registry, row.clone(), actor, now, ChangeKind::Reset).await?;
+    Ok(Changed {
+        row,
+        ends_sessions: true,
+    })
+}
+
+/// Revokes a credential: its key can never sign in again. The caller ends its sessions.
+/// Audited as `credential.revoked`.
+pub async fn revoke(
+    store: &Store,
+    registry: &CredentialRegistry,
+    id: &str,
+    actor: &Actor,
+    now: i64,
+) -> Result<CredentialRow, CredentialError> {
+    let current = changeable(store, id).await?;
+    let actor = actor.clone();
+    let revoked = current.clone();
+    store
+        .run(move |c| {
+            let tx = c.transaction().map_err(StoreError::from)?;
+            if !rows::revoke(&tx, &revoked.id, now)? {
+                return Err(CredentialError::NotFound);
+            }
+            let event = AuditEvent::CredentialRevoked {
+                credential_id: revoked.id.clone(),
+                kid: revoked.kid.clone(),
+            };
+            audit::append(&tx, now, &event, &actor)?;
+            tx.commit().map_err(StoreError::from)?;
+            Ok(())
+        })
+        .await?;
+    registry.reload(store, now).await?;
+    Ok(current)
+}
+
+/// Which change a stored row records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChangeKind {
+    Changed,
+    Reset,
+}
+
+/// Stores a changed row (a change or a reset) with its audit entry, then reloads the registry.
+async fn store_change(
+    store: &Store,
+    registry: &CredentialRegistry,
+    row: CredentialRow,
+    actor: &Actor,
+    now: i64,
+    what: ChangeKind,
+) -> Result<(), CredentialError> {
+    let actor = actor.clone();
+    store
+        .run(move |c| {
+            let tx = c.transaction().map_err(StoreError::from)?;
+            if what == ChangeKind::Reset {
+                let (_, kid_taken) = rows::taken(&tx, "", &row.kid)?;
+                if kid_taken {
+                    return Err(CredentialError::Exists("kid"));
+                }
+            }
+            if !rows::update(&tx, &row)? {
+                return Err(CredentialError::NotFound);
+            }
+            let event = match what {
+                ChangeKind::Changed => AuditEvent::CredentialChanged {
+                    credential_id: row.id.clone(),
+                    capabilities: row.capabilities.clone(),
+                    networks: row.networks.clone(),
+                    expires_at: row.expires_at,
+                },
+                ChangeKind::Reset => AuditEvent::CredentialReset {
+                    credential_id: row.id.clone(),
+                    kid: row.kid.clone(),
+                },
+            };
+            audit::append(&tx, now, &event, &actor)?;
+            tx.commit().map_err(StoreError::from)?;
+            Ok(())
+        })
+        .await?;
+    registry.reload(store, now).await?;
+    Ok(())
+}

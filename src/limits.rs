@@ -2,8 +2,10 @@
 //! allows, the connection and WebSocket caps sized from it (so that open sockets can never use
 //! up the descriptors the database and health checks need), and the open-WebSocket counters.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
 
 /// Descriptors kept back from connections: the database and its journal files, the watcher,
 /// the log, the listener, and files served from the well-known directory.
@@ -87,7 +89,7 @@ pub const MAX_UNAUTHENTICATED_WEBSOCKETS: usize = 1024;
 pub enum SocketRefusal {
     /// The client (an address, an IPv6 /64) or its network has too many.
     Client,
-    /// The node has too many, or too many not yet authenticated.
+    /// The node has too many.
     Node,
 }
 
@@ -106,7 +108,18 @@ struct SocketCounts {
     per_client: HashMap<String, usize>,
     per_network: HashMap<String, usize>,
     total: usize,
-    unauthenticated: usize,
+    /// Sockets waiting to authenticate, oldest first, with the signal that closes each.
+    waiting: VecDeque<(u64, Arc<Notify>)>,
+    next_ticket: u64,
+}
+
+/// A slot's identity and the signal that tells its socket to give way: when too many sockets
+/// wait to authenticate, the oldest waiting one is closed to make room for a new one, so that
+/// sockets opened and left waiting cannot keep others out.
+#[derive(Debug, Clone)]
+pub struct SocketTicket {
+    pub id: u64,
+    pub give_way: Arc<Notify>,
 }
 
 fn decrement(counts: &mut HashMap<String, usize>, key: &str) {
@@ -121,7 +134,8 @@ fn decrement(counts: &mut HashMap<String, usize>, key: &str) {
 impl OpenSockets {
     /// At most `max_per_client` sockets per client, four times that per network, `max_total`
     /// in all (sized from the open-file limit), and a quarter of the total (at most
-    /// [`MAX_UNAUTHENTICATED_WEBSOCKETS`]) waiting to authenticate.
+    /// [`MAX_UNAUTHENTICATED_WEBSOCKETS`]) waiting to authenticate before the oldest waiting
+    /// one gives way.
     pub fn new(max_per_client: usize, max_total: usize) -> Self {
         OpenSockets {
             max_per_client,
@@ -136,10 +150,12 @@ impl OpenSockets {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes a slot, not yet authenticated, for `client` of `network`, if every cap allows.
-    pub fn acquire(&self, client: &str, network: &str) -> Result<(), SocketRefusal> {
+    /// Takes a slot, not yet authenticated, for `client` of `network`, if the client, network
+    /// and total caps allow. When too many sockets are waiting to authenticate, the oldest
+    /// waiting one is told to give way.
+    pub fn acquire(&self, client: &str, network: &str) -> Result<SocketTicket, SocketRefusal> {
         let mut open = self.lock();
-        if open.total >= self.max_total || open.unauthenticated >= self.max_unauthenticated {
+        if open.total >= self.max_total {
             return Err(SocketRefusal::Node);
         }
         let per_client = open.per_client.get(client).copied().unwrap_or(0);
@@ -147,29 +163,36 @@ impl OpenSockets {
         if per_client >= self.max_per_client || per_network >= self.max_per_network {
             return Err(SocketRefusal::Client);
         }
+        if open.waiting.len() >= self.max_unauthenticated
+            && let Some((_, oldest)) = open.waiting.pop_front()
+        {
+            oldest.notify_one();
+        }
         *open.per_client.entry(client.to_owned()).or_insert(0) += 1;
         *open.per_network.entry(network.to_owned()).or_insert(0) += 1;
         open.total += 1;
-        open.unauthenticated += 1;
-        Ok(())
+        open.next_ticket += 1;
+        let ticket = SocketTicket {
+            id: open.next_ticket,
+            give_way: Arc::new(Notify::new()),
+        };
+        open.waiting.push_back((ticket.id, ticket.give_way.clone()));
+        Ok(ticket)
     }
 
-    /// A socket of a slot authenticated: it no longer counts as waiting.
-    pub fn authenticated(&self) {
+    /// The socket of a slot authenticated: it no longer waits, and never has to give way.
+    pub fn authenticated(&self, ticket: u64) {
         let mut open = self.lock();
-        open.unauthenticated = open.unauthenticated.saturating_sub(1);
+        open.waiting.retain(|(id, _)| *id != ticket);
     }
 
-    /// Gives back a slot; `authenticated` says whether [`OpenSockets::authenticated`] was
-    /// called for it.
-    pub fn release(&self, client: &str, network: &str, authenticated: bool) {
+    /// Gives back a slot.
+    pub fn release(&self, client: &str, network: &str, ticket: u64) {
         let mut open = self.lock();
         decrement(&mut open.per_client, client);
         decrement(&mut open.per_network, network);
         open.total = open.total.saturating_sub(1);
-        if !authenticated {
-            open.unauthenticated = open.unauthenticated.saturating_sub(1);
-        }
+        open.waiting.retain(|(id, _)| *id != ticket);
     }
 }
 
@@ -190,14 +213,12 @@ mod tests {
     }
 
     #[test]
-    fn sockets_are_capped_per_client_network_node_and_while_unauthenticated() {
+    fn sockets_are_capped_per_client_network_and_node() {
         let sockets = OpenSockets::new(2, 16);
         let take = |client: &str, network: &str| {
-            let taken = sockets.acquire(client, network);
-            if taken.is_ok() {
-                sockets.authenticated();
-            }
-            taken
+            sockets
+                .acquire(client, network)
+                .map(|ticket| sockets.authenticated(ticket.id))
         };
         assert_eq!(take("a1", "a"), Ok(()));
         assert_eq!(take("a1", "a"), Ok(()));
@@ -207,16 +228,29 @@ mod tests {
         }
         assert_eq!(take("a5", "a"), Err(SocketRefusal::Client), "8 per network");
         assert_eq!(take("b1", "b"), Ok(()));
-        let waiting = OpenSockets::new(32, 8);
-        assert_eq!(waiting.acquire("b1", "b"), Ok(()));
-        assert_eq!(waiting.acquire("c1", "c"), Ok(()));
-        assert_eq!(
-            waiting.acquire("d1", "d"),
-            Err(SocketRefusal::Node),
-            "a quarter may wait"
-        );
-        waiting.release("b1", "b", false);
-        assert_eq!(waiting.acquire("d1", "d"), Ok(()));
+    }
+
+    #[test]
+    fn the_oldest_waiting_socket_gives_way_to_a_new_one() {
+        let sockets = OpenSockets::new(32, 8);
+        let first = sockets.acquire("b1", "b").expect("room");
+        let second = sockets.acquire("c1", "c").expect("room");
+        let third = sockets
+            .acquire("d1", "d")
+            .expect("a new socket is never refused for waiting");
+        let told = |ticket: &SocketTicket| {
+            let waiting = ticket.give_way.notified();
+            futures_util::pin_mut!(waiting);
+            waiting.as_mut().enable()
+        };
+        assert!(told(&first), "two may wait; the oldest gives way");
+        assert!(!told(&second));
+        sockets.authenticated(second.id);
+        sockets.release("b1", "b", first.id);
+        let _fourth = sockets.acquire("e1", "e").expect("room");
+        let _fifth = sockets.acquire("f1", "f").expect("room");
+        assert!(!told(&second), "an authenticated socket never gives way");
+        assert!(told(&third), "the oldest still waiting gives way");
     }
 
     #[test]

@@ -280,8 +280,17 @@ async fn sweep_sessions(
         }
         let now = state.clock.now();
         let mut outcome = state.sessions.sweep(&state.store, now).await.map(|_| ());
-        // The sessions of a credential past its expiry end too.
-        for credential_id in state.credentials.expired(now) {
+        // The sessions of a credential past its expiry end too, and those of a credential that
+        // is no longer live (revoked elsewhere, or failing its binding since a reload).
+        let mut ended_credentials = state.credentials.expired(now);
+        ended_credentials.extend(
+            state
+                .sessions
+                .credential_ids()
+                .into_iter()
+                .filter(|id| state.credentials.get(id).is_none()),
+        );
+        for credential_id in ended_credentials {
             if outcome.is_ok() {
                 outcome = state
                     .sessions

@@ -30,10 +30,11 @@ pub const LIMITED_INTERVAL: i64 = 60;
 /// Entries per minute for event types an attacker can cause without limit; past its budget a
 /// type's entries are counted in an `audit.suppressed` summary instead. Types not listed are
 /// never dropped.
-pub const AUDIT_BUDGETS: [(&str, usize); 3] = [
+pub const AUDIT_BUDGETS: [(&str, usize); 4] = [
     ("claim.rejected", 30),
     ("login.failed", 120),
     ("unlock.failed", 120),
+    ("credential.network_refused", 30),
 ];
 
 /// Throttling-start entries per minute, kind and scope that name their network; past this,
@@ -302,10 +303,33 @@ impl Attempt<'_> {
     }
 }
 
+impl Attempt<'_> {
+    /// The node could not judge the attempt (its database failed, it has no owner): not the
+    /// client's doing, so it is taken back.
+    pub fn abandoned(mut self) {
+        self.open = false;
+        self.ledger.lock().take_back(&self, false);
+    }
+}
+
 impl Drop for Attempt<'_> {
+    /// An attempt dropped unjudged (the client went away mid-request, and the handler with it)
+    /// counts as a failure in the windows it was checked against: the node may still judge it
+    /// after the client left, so taking it back would give a guess for free.
     fn drop(&mut self) {
         if self.open {
-            self.ledger.lock().take_back(self, false);
+            self.open = false;
+            let actor = Actor {
+                ip: None,
+                user_agent: None,
+            };
+            let counted = self.checked;
+            self.ledger.lock().confirm_failure(
+                self,
+                &actor,
+                "the client went away before the answer",
+                counted,
+            );
         }
     }
 }
@@ -586,9 +610,10 @@ impl Ledger {
         let (kind, at) = (attempt.kind, attempt.at);
         let (client, network) = (attempt.client.as_str(), attempt.network.as_str());
         match (attempt.checked, counted) {
-            (Windows::All, Windows::Client) => {
-                self.remove_attempt(kind, client, network, Windows::All, at);
-                self.push_attempt(kind, client, network, Windows::Client, at);
+            // Not a password guess: it stays in the client's window only.
+            (Windows::All, Windows::Client) if kind == AttemptKind::Unlock => {
+                self.unlock_networks.remove_one(network, at);
+                self.unlock_node.remove_one(at);
             }
             (Windows::Client, Windows::All) if kind == AttemptKind::Unlock => {
                 self.unlock_networks.push(network, at);
@@ -726,10 +751,16 @@ impl Ledger {
         self.budget.used = later_used;
         entries.sort_by_key(|(at, _, _)| *at);
         let changed: Vec<String> = self.login_changed.drain().collect();
+        // Only throttled clients are stored: a restart may forget a few failed sign-ins of a
+        // client that is not throttled (a key cannot be guessed anyway), and a spray of
+        // failures from fresh addresses then costs no rows.
         let login_rows = changed
             .into_iter()
             .map(|client| {
-                let times = self.login_clients.times(&client, now);
+                let mut times = self.login_clients.times(&client, now);
+                if times.len() < LOGIN_PER_CLIENT.limit {
+                    times.clear();
+                }
                 (client, times)
             })
             .collect();
@@ -893,6 +924,23 @@ mod tests {
         Actor::client(ip.into(), Some("test"))
     }
 
+    #[test]
+    fn an_attempt_dropped_unjudged_counts_as_a_failure() {
+        let ledger = AttemptLedger::default();
+        let who = actor("192.0.2.1");
+        for _ in 0..10 {
+            drop(
+                ledger
+                    .begin_unlock(&who, Windows::All, 1_000)
+                    .expect("room"),
+            );
+        }
+        assert!(
+            ledger.begin_unlock(&who, Windows::All, 1_000).is_err(),
+            "a client that hangs up mid-request gets no free guesses"
+        );
+    }
+
     /// A failed attempt as the node handles it: refused while a window is full, else counted.
     fn fail(ledger: &AttemptLedger, kind: AttemptKind, ip: &str, at: i64) -> bool {
         let who = actor(ip);
@@ -956,13 +1004,14 @@ mod tests {
         let ledger = AttemptLedger::default();
         let who = actor("192.0.2.1");
         for _ in 0..20 {
-            drop(
-                ledger
-                    .begin_unlock(&who, Windows::All, 1_000)
-                    .expect("room"),
-            );
+            ledger
+                .begin_unlock(&who, Windows::All, 1_000)
+                .expect("room")
+                .abandoned();
         }
-        assert!(ledger.begin_unlock(&who, Windows::All, 1_000).is_ok());
+        let more = ledger.begin_unlock(&who, Windows::All, 1_000);
+        assert!(more.is_ok());
+        more.map(Attempt::abandoned).ok();
         assert!(ledger.lock().drain(2_000, true).unlock_rows.is_empty());
     }
 

@@ -93,6 +93,11 @@ impl Capabilities {
         Capabilities(self.0 | capability.bit())
     }
 
+    /// The capabilities in both sets.
+    pub fn intersection(self, other: Capabilities) -> Capabilities {
+        Capabilities(self.0 & other.0)
+    }
+
     /// Whether the set holds `capability`.
     pub fn contains(self, capability: Capability) -> bool {
         self.0 & capability.bit() != 0

@@ -75,9 +75,8 @@ pub async fn check_assertion(
                 problem: "tried to sign in".into(),
             };
             context.attempts.record_limited(&key, event, actor, now);
-            return Err(rejected(
-                "names a credential whose stored record no longer matches its binding".into(),
-            ));
+            // Said like an unknown kid: the refusal tells nothing about the database.
+            return Err(rejected("has a kid that is not a registered key".into()));
         }
         Lookup::Unknown => return Err(rejected("has a kid that is not a registered key".into())),
     };
@@ -95,6 +94,12 @@ pub async fn check_assertion(
     {
         return Err(rejected("answers another challenge (nonce)".into()));
     }
+    // The nonce is used up before the credential's own limits are checked, so an assertion
+    // refused for them cannot be replayed from elsewhere.
+    context
+        .challenges
+        .redeem(&claims.nonce, now, purpose)
+        .map_err(|e| rejected(format!("has a nonce that {e}")))?;
     if credential.has_expired(now) {
         return Err(rejected("names a credential that has expired".into()));
     }
@@ -103,10 +108,6 @@ pub async fn check_assertion(
             credential_id: credential.id.clone(),
         });
     }
-    context
-        .challenges
-        .redeem(&claims.nonce, now, purpose)
-        .map_err(|e| rejected(format!("has a nonce that {e}")))?;
     Ok(credential.principal())
 }
 
@@ -137,7 +138,7 @@ pub async fn sign_in(
             );
             let key = format!(
                 "network:{credential_id}:{}",
-                actor.ip.as_deref().unwrap_or("local")
+                super::throttle::network_key(actor.ip.as_deref())
             );
             let event = AuditEvent::CredentialNetworkRefused {
                 credential_id: credential_id.clone(),
@@ -150,6 +151,9 @@ pub async fn sign_in(
             attempt.failed(actor, &reason, Windows::Client);
             Err(LoginError::Rejected(reason))
         }
-        Err(other) => Err(other),
+        Err(other) => {
+            attempt.abandoned();
+            Err(other)
+        }
     }
 }

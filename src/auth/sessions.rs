@@ -397,6 +397,15 @@ impl Sessions {
         Ok(count)
     }
 
+    /// The credentials that live sessions act for.
+    pub fn credential_ids(&self) -> std::collections::HashSet<String> {
+        self.lock()
+            .by_id
+            .values()
+            .map(|s| s.credential_id.clone())
+            .collect()
+    }
+
     /// Ends every session of a credential (revoked, reset or changed), with `reason`.
     pub async fn end_for_credential(
         &self,

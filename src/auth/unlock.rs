@@ -162,8 +162,8 @@ pub async fn unlock(
         Ok(_) => attempt.succeeded(),
         Err(UnlockError::WrongVerifier) => attempt.failed(&actor, "wrong_verifier", Windows::All),
         Err(UnlockError::WrongCode) => attempt.failed(&actor, "wrong_code", Windows::Client),
-        // Not the client's fault: the attempt is taken back when dropped.
-        Err(_) => drop(attempt),
+        // Not the client's fault: the attempt is taken back.
+        Err(_) => attempt.abandoned(),
     }
     outcome
 }
@@ -298,7 +298,7 @@ pub async fn replace_wrapped_key(
             Err(UnlockError::WrongVerifier) => {
                 attempt.failed(&actor, "wrong_old_verifier", Windows::All);
             }
-            Err(_) => drop(attempt),
+            Err(_) => attempt.abandoned(),
         }
     }
     outcome

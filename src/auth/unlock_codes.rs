@@ -146,35 +146,59 @@ pub fn redeem(
 /// appear within a second) and at once when the node makes one.
 #[derive(Debug, Default)]
 pub struct LiveCodes {
-    hashes: std::sync::Mutex<Vec<([u8; 32], i64)>>,
+    codes: std::sync::Mutex<KnownCodes>,
+}
+
+/// The live codes as last read, and those the node made since that read began.
+#[derive(Debug, Default)]
+struct KnownCodes {
+    read: Vec<([u8; 32], i64)>,
+    /// Codes made here, with the refresh count at which they were added: a refresh whose read
+    /// began before a code was stored must not forget it.
+    made_here: Vec<([u8; 32], i64, u64)>,
+    refreshes: u64,
 }
 
 impl LiveCodes {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<([u8; 32], i64)>> {
-        self.hashes.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, KnownCodes> {
+        self.codes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Reads the live codes again.
     pub async fn refresh(&self, store: &crate::store::Store, now: i64) -> Result<(), StoreError> {
+        let started = self.lock().refreshes;
         let live = store.run(move |c| unlock_codes::live(c, now)).await?;
-        *self.lock() = live
+        let mut known = self.lock();
+        known.read = live
             .into_iter()
             .map(|code| (code.code_hash, code.expires_at))
             .collect();
+        // Codes made before this read began are in it; later ones are kept until the next.
+        known.made_here.retain(|(_, _, at)| *at >= started);
+        known.refreshes += 1;
         Ok(())
     }
 
     /// Adds a code the node just made.
     pub fn add(&self, minted: &MintedCode) {
-        self.lock().push((minted.code.hash(), minted.expires_at));
+        let mut known = self.lock();
+        let at = known.refreshes;
+        known
+            .made_here
+            .push((minted.code.hash(), minted.expires_at, at));
     }
 
-    /// Whether `code` is live at `now`, compared with every live code in constant time. The
+    /// Whether `code` is live at `now`, compared with every known code in constant time. The
     /// transaction that uses the code up has the last word.
     pub fn contains(&self, code: &UnlockCode, now: i64) -> bool {
         let presented = code.hash();
+        let known = self.lock();
         let mut found = false;
-        for (hash, expires_at) in self.lock().iter() {
+        let made_here = known
+            .made_here
+            .iter()
+            .map(|(hash, expires_at, _)| (hash, expires_at));
+        for (hash, expires_at) in known.read.iter().map(|(h, e)| (h, e)).chain(made_here) {
             found |= bool::from(hash.ct_eq(&presented)) && *expires_at > now;
         }
         found

@@ -49,8 +49,8 @@ impl CredentialView {
     }
 }
 
-/// `GET /api/v1/credentials` (capability `credentials`) → `{"credentials":[...]}`, oldest
-/// first; the owner key is listed too.
+/// `GET /api/v1/credentials` (capability `credentials`) → `{"credentials":[...]}`: the owner
+/// key first, then the others oldest first.
 pub async fn list(
     state: web::Data<AppState>,
     signed_in: SignedIn,

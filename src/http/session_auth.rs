@@ -139,7 +139,7 @@ impl FromRequest for SignedIn {
         let actor = client.actor();
         // An unknown token is not counted as a failed sign-in: 256 random bits cannot be
         // guessed, and counting would let a browser's stale tabs throttle its owner's sign-in.
-        let Some((session, persist)) = state.sessions.authenticate(&token, now) else {
+        let Some((mut session, persist)) = state.sessions.authenticate(&token, now) else {
             return ready(Err(unauthenticated()));
         };
         // A session may be used only while its credential lives, and only from where it may be
@@ -152,7 +152,8 @@ impl FromRequest for SignedIn {
             return ready(Err(unauthenticated()));
         };
         if !credential.allows_address(Some(client.ip)) {
-            let key = format!("network:{}:{}", session.credential_id, client.ip);
+            let network = crate::auth::throttle::network_key(Some(&client.ip.to_string()));
+            let key = format!("network:{}:{network}", session.credential_id);
             let event = AuditEvent::CredentialNetworkRefused {
                 credential_id: session.credential_id.clone(),
                 session_id: Some(session.id.clone()),
@@ -170,6 +171,8 @@ impl FromRequest for SignedIn {
                     .await;
             });
         }
+        // A session may do no more than its credential may now, whatever its row says.
+        session.capabilities = session.capabilities.intersection(credential.capabilities);
         ready(Ok(SignedIn {
             session,
             via_cookie,

@@ -46,10 +46,11 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CredentialRow> {
     })
 }
 
-/// Every credential that has not been revoked, oldest first.
+/// Every credential that has not been revoked: the owner key first, then oldest first.
 pub fn live(connection: &Connection) -> Result<Vec<CredentialRow>, StoreError> {
     let mut statement = connection.prepare(&format!(
-        "SELECT {COLUMNS} FROM credential WHERE revoked_at IS NULL ORDER BY created_at, id"
+        "SELECT {COLUMNS} FROM credential WHERE revoked_at IS NULL
+         ORDER BY kind != 'owner', created_at, id"
     ))?;
     let rows = statement
         .query_map([], from_row)?

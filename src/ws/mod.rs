@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::app::AppState;
 use crate::app::client::Client;
 use crate::error::Problem;
-use crate::limits::SocketRefusal;
+use crate::limits::{SocketRefusal, SocketTicket};
 
 /// The largest frame (and reassembled message) accepted, in bytes.
 pub const MAX_FRAME_SIZE: usize = 64 * 1024;
@@ -23,24 +23,29 @@ pub struct Slot {
     state: web::Data<AppState>,
     client: String,
     network: String,
+    ticket: SocketTicket,
     authenticated: Arc<AtomicBool>,
 }
 
 impl Slot {
-    /// The socket has a session: it stops counting as waiting, and its frames may be larger.
+    /// The socket has a session: it stops waiting, and its frames may be larger.
     pub fn authenticated(&self) {
         if !self.authenticated.swap(true, Ordering::AcqRel) {
-            self.state.websockets.authenticated();
+            self.state.websockets.authenticated(self.ticket.id);
         }
+    }
+
+    /// Completes when the socket, still waiting to authenticate, must give way to a new one.
+    pub async fn give_way(&self) {
+        self.ticket.give_way.notified().await;
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let authenticated = self.authenticated.load(Ordering::Acquire);
         self.state
             .websockets
-            .release(&self.client, &self.network, authenticated);
+            .release(&self.client, &self.network, self.ticket.id);
     }
 }
 
@@ -65,27 +70,29 @@ pub async fn handshake(
     let address = client.ip.to_string();
     let client_key = crate::auth::throttle::client_key(Some(&address));
     let network_key = crate::auth::throttle::network_key(Some(&address));
-    if let Err(refusal) = state.websockets.acquire(&client_key, &network_key) {
-        let detail = match refusal {
-            SocketRefusal::Client => {
-                "This address or its network has too many open WebSockets; close one and retry."
-            }
-            SocketRefusal::Node => {
-                "The node has too many open WebSockets, or too many still authenticating; retry shortly."
-            }
-        };
-        return Err(Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too-many-websockets",
-            "Too many open WebSockets",
-            detail,
-        ));
-    }
+    let ticket = match state.websockets.acquire(&client_key, &network_key) {
+        Ok(ticket) => ticket,
+        Err(refusal) => {
+            let detail = match refusal {
+                SocketRefusal::Client => {
+                    "This address or its network has too many open WebSockets; close one and retry."
+                }
+                SocketRefusal::Node => "The node has too many open WebSockets; retry shortly.",
+            };
+            return Err(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-websockets",
+                "Too many open WebSockets",
+                detail,
+            ));
+        }
+    };
     let authenticated = Arc::new(AtomicBool::new(false));
     let slot = Slot {
         state: state.clone(),
         client: client_key,
         network: network_key,
+        ticket,
         authenticated: authenticated.clone(),
     };
     let guarded: std::pin::Pin<

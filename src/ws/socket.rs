@@ -96,6 +96,9 @@ pub async fn run(
                 };
                 if let Next::Close(code, why) = next { break Some((code, why)); }
             }
+            _ = slot.give_way(), if attachment.session_id.is_none() => {
+                break Some((1013, "too many sockets are waiting to authenticate; retry"));
+            }
             _ = tick.tick() => {
                 let now = state.clock.now();
                 match &attachment.session_id {
@@ -265,12 +268,6 @@ fn attach(
     now: i64,
 ) -> Result<(String, Capabilities), Next> {
     if let Some((info, _)) = state.sessions.authenticate(token, now) {
-        if !info.capabilities.contains(Capability::Session) {
-            return Err(Next::Close(
-                CLOSE_FORBIDDEN,
-                "the credential may not open sockets (capability session)",
-            ));
-        }
         let Some(credential) = state
             .credentials
             .get(&info.credential_id)
@@ -287,7 +284,15 @@ fn attach(
                 "the credential may not be used from this address",
             ));
         }
-        return Ok((info.id, info.capabilities));
+        // A session may do no more than its credential may now, whatever its row says.
+        let capabilities = info.capabilities.intersection(credential.capabilities);
+        if !capabilities.contains(Capability::Session) {
+            return Err(Next::Close(
+                CLOSE_FORBIDDEN,
+                "the credential may not open sockets (capability session)",
+            ));
+        }
+        return Ok((info.id, capabilities));
     }
     let actor = client.actor();
     match state.attempts.begin_login(&actor, now) {

@@ -5,14 +5,12 @@
 
 use std::collections::BTreeSet;
 
-use serde::Deserialize;
-
 use super::InternalError;
-use super::credentials::{BINDING_TYPE, Capabilities, CredentialKind, CredentialRegistry};
+use super::credentials::{Capabilities, CredentialKind, CredentialRegistry, verify_binding};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::b64;
 use crate::jose::jwk::OwnerPublicKey;
-use crate::jose::jws::{ALG, CompactJws, VerifyingKey};
+use crate::jose::jws::{ALG, VerifyingKey};
 use crate::net::IpNetwork;
 use crate::recovery::sets::label_problem;
 use crate::store::credentials::{self as rows, CredentialRow};
@@ -142,22 +140,6 @@ fn check_kind(kind: &str) -> Result<CredentialKind, CredentialError> {
     }
 }
 
-/// The claims of a binding: exactly these members.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BindingClaims {
-    sub: String,
-    kind: String,
-    label: String,
-    cap: Vec<String>,
-    net: Vec<String>,
-    #[serde(default)]
-    exp: Option<i64>,
-    #[allow(dead_code)]
-    iat: i64,
-    jti: String,
-}
-
 /// Checks that `binding` is the owner key's signature over exactly this credential; the error
 /// names the request member that disagrees with it.
 fn check_binding(
@@ -168,16 +150,7 @@ fn check_binding(
     kind: CredentialKind,
     fields: &CheckedFields,
 ) -> Result<(), CredentialError> {
-    let jws = CompactJws::parse(binding, BINDING_TYPE).map_err(|e| invalid("binding", e))?;
-    if jws.header.kid.as_deref() != Some(owner_key.kid.as_str()) {
-        return Err(invalid(
-            "binding",
-            "must name the owner key in its kid header",
-        ));
-    }
-    let claims: BindingClaims = jws
-        .verify_with(owner_key)
-        .map_err(|e| invalid("binding", e))?;
+    let claims = verify_binding(binding, owner_key).map_err(|e| invalid("binding", e))?;
     let disagrees =
         |field: &'static str| invalid(field, "does not agree with the binding's claims");
     if claims.jti != id {

@@ -231,17 +231,17 @@ pub struct Principal {
 /// The claims of a binding: exactly these members.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BindingClaims {
-    sub: String,
-    kind: String,
-    label: String,
-    cap: Vec<String>,
-    net: Vec<String>,
+pub(crate) struct BindingClaims {
+    pub sub: String,
+    pub kind: String,
+    pub label: String,
+    pub cap: Vec<String>,
+    pub net: Vec<String>,
     #[serde(default)]
-    exp: Option<i64>,
+    pub exp: Option<i64>,
     #[allow(dead_code)]
-    iat: i64,
-    jti: String,
+    pub iat: i64,
+    pub jti: String,
 }
 
 /// Checks a stored row against its binding and the owner key; the message says what does not
@@ -312,7 +312,12 @@ fn check_row(row: &CredentialRow, owner_key: &VerifyingKey) -> Result<Credential
     })
 }
 
-fn verify_binding(binding: &str, owner_key: &VerifyingKey) -> Result<BindingClaims, String> {
+/// Checks a binding's form and the owner key's signature; returns its claims. The message
+/// completes "... has a binding that ...", or says the binding names another key.
+pub(crate) fn verify_binding(
+    binding: &str,
+    owner_key: &VerifyingKey,
+) -> Result<BindingClaims, String> {
     let jws =
         CompactJws::parse(binding, BINDING_TYPE).map_err(|e| format!("has a binding that {e}"))?;
     if jws.header.kid.as_deref() != Some(owner_key.kid.as_str()) {

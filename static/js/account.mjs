@@ -267,11 +267,22 @@ async function changePassword(event) {
   setBusy(false, form);
 }
 
+/** Stops the countdown of the unlock code on screen, if any. */
+let stopUnlockCodeCountdown = () => {};
+
+/** Takes the unlock code shown, if any, off the screen. */
+function hideUnlockCode() {
+  stopUnlockCodeCountdown();
+  $('unlock-code').value = '';
+  $('unlock-code-shown').hidden = true;
+}
+
 /** Makes a one-time unlock code for a new device (after a step-up with the key this device keeps) and shows it until it expires. */
 async function makeUnlockCode() {
   const button = $('unlock-code-make');
   messagesAfter(button);
   clearMessages();
+  hideUnlockCode();
   const section = button.parentElement;
   setBusy(true, section);
   try {
@@ -283,15 +294,12 @@ async function makeUnlockCode() {
     showStatus('');
     $('unlock-code').value = code;
     $('unlock-code-shown').hidden = false;
-    countdown(
+    stopUnlockCodeCountdown = countdown(
       expiresIn,
       (seconds) => {
         $('unlock-code-left').textContent = `(valid for ${formatDuration(seconds)})`;
       },
-      () => {
-        $('unlock-code').value = '';
-        $('unlock-code-shown').hidden = true;
-      },
+      hideUnlockCode,
     );
   } catch (error) {
     showStatus('');

@@ -9,8 +9,8 @@ use super::InternalError;
 use super::credentials::{Capabilities, CredentialKind, CredentialRegistry, verify_binding};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::b64;
-use crate::jose::jwk::OwnerPublicKey;
-use crate::jose::jws::{ALG, VerifyingKey};
+use crate::jose::jws::VerifyingKey;
+use crate::keys::{JwsAlgorithm, PublicKey};
 use crate::net::IpNetwork;
 use crate::recovery::sets::label_problem;
 use crate::store::credentials::{self as rows, CredentialRow};
@@ -107,18 +107,34 @@ fn check_fields(fields: &CredentialFields, now: i64) -> Result<CheckedFields, Cr
     })
 }
 
-/// Reads a credential's public key: a P-384 JWK object today (ES384). The message completes
-/// "public_key ...".
-fn check_public_key(json: &str) -> Result<OwnerPublicKey, CredentialError> {
-    let trimmed = json.trim_start();
-    if trimmed.starts_with('"') {
-        return Err(invalid(
-            "public_key",
-            "as a PEM or OpenSSH string is not accepted by this node yet; send the key as a \
-             P-384 JWK object",
-        ));
-    }
-    OwnerPublicKey::from_json(json).map_err(|e| invalid("public_key", e))
+/// A credential's public key and the one algorithm it signs with.
+struct CheckedKey {
+    public: PublicKey,
+    alg: JwsAlgorithm,
+}
+
+/// Reads a credential's public key: a JWK object (its `alg` member, if any, names the
+/// algorithm), or a string holding a PEM SubjectPublicKeyInfo or an OpenSSH public key line
+/// (RSA keys then sign RS256). The message completes "public_key ...".
+fn check_public_key(json: &str) -> Result<CheckedKey, CredentialError> {
+    let (public, named) = if json.trim_start().starts_with('"') {
+        let text: String = serde_json::from_str(json)
+            .map_err(|_| invalid("public_key", "is not a JSON string"))?;
+        if text.trim_start().starts_with('{') {
+            return Err(invalid(
+                "public_key",
+                "holds a JWK as a string; send it as a JSON object",
+            ));
+        }
+        (
+            PublicKey::from_text(&text).map_err(|e| invalid("public_key", e))?,
+            None,
+        )
+    } else {
+        PublicKey::from_jwk_json(json).map_err(|e| invalid("public_key", e))?
+    };
+    let alg = named.unwrap_or_else(|| public.default_algorithm());
+    Ok(CheckedKey { public, alg })
 }
 
 fn check_id(id: &str) -> Result<(), CredentialError> {
@@ -243,17 +259,17 @@ pub async fn add(
 ) -> Result<CredentialRow, CredentialError> {
     check_id(&input.id)?;
     let kind = check_kind(&input.kind)?;
-    let public = check_public_key(&input.public_key_json)?;
+    let key = check_public_key(&input.public_key_json)?;
     let fields = check_fields(&input.fields, now)?;
-    let kid = public.thumbprint();
+    let kid = key.public.thumbprint();
     let owner = owner_key(registry, store, now).await?;
     check_binding(&input.binding, &owner, &input.id, &kid, kind, &fields)?;
     let row = CredentialRow {
         id: input.id,
         kid,
         kind: kind.as_str().into(),
-        alg: ALG.into(),
-        public_key: public.to_json(),
+        alg: key.alg.as_str().into(),
+        public_key: key.public.to_jwk_json(),
         label: fields.label.clone(),
         capabilities: fields.capabilities.to_json(),
         networks: networks_json(&fields.networks),
@@ -389,8 +405,8 @@ pub async fn reset(
     now: i64,
 ) -> Result<Changed, CredentialError> {
     let current = changeable(store, id).await?;
-    let public = check_public_key(public_key_json)?;
-    let kid = public.thumbprint();
+    let key = check_public_key(public_key_json)?;
+    let kid = key.public.thumbprint();
     // The stored fields were checked when they were bound; only the expiry can have passed, and
     // a credential past its expiry is changed (given a new expiry), not reset.
     let checked = check_fields(&stored_fields(&current), now)?;
@@ -398,8 +414,8 @@ pub async fn reset(
     check_binding(binding, &owner, id, &kid, row_kind(&current), &checked)?;
     let row = CredentialRow {
         kid,
-        alg: ALG.into(),
-        public_key: public.to_json(),
+        alg: key.alg.as_str().into(),
+        public_key: key.public.to_jwk_json(),
         binding: Some(binding.to_owned()),
         updated_at: now,
         ..current

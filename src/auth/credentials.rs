@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::jwk::OwnerPublicKey;
 use crate::jose::jws::{CompactJws, VerifyingKey};
+use crate::keys::{CredentialKey, JwsAlgorithm, PublicKey};
 use crate::net::IpNetwork;
 use crate::store::credentials::{self as rows, CredentialRow};
 use crate::store::{Store, StoreError};
@@ -193,7 +194,7 @@ pub struct Credential {
     pub capabilities: Capabilities,
     pub networks: Vec<IpNetwork>,
     pub expires_at: Option<i64>,
-    pub key: Arc<VerifyingKey>,
+    pub key: Arc<CredentialKey>,
     pub created_at: i64,
 }
 
@@ -248,15 +249,12 @@ pub(crate) struct BindingClaims {
 /// match. The owner credential has no binding: it is the owner key itself.
 fn check_row(row: &CredentialRow, owner_key: &VerifyingKey) -> Result<Credential, String> {
     let kind = CredentialKind::parse(&row.kind).ok_or("has an unknown kind")?;
-    if row.alg != crate::jose::jws::ALG {
-        return Err(format!(
-            "has an algorithm this node does not verify: {}",
-            row.alg
-        ));
-    }
-    let public = OwnerPublicKey::from_json(&row.public_key)
-        .map_err(|e| format!("has a public key that does not parse: {e}"))?;
-    if public.thumbprint() != row.kid {
+    let alg = JwsAlgorithm::parse(&row.alg)
+        .ok_or_else(|| format!("has an algorithm this node does not verify: {}", row.alg))?;
+    let (public, _) = PublicKey::from_jwk_json(&row.public_key)
+        .map_err(|e| format!("has a public key that {e}"))?;
+    let key = CredentialKey::new(public, alg).map_err(|e| format!("has a public key that {e}"))?;
+    if key.kid != row.kid {
         return Err("has a public key whose thumbprint is not its kid".into());
     }
     let capabilities = Capabilities::from_json(&row.capabilities)
@@ -269,7 +267,7 @@ fn check_row(row: &CredentialRow, owner_key: &VerifyingKey) -> Result<Credential
         .collect::<Result<Vec<_>, _>>()?;
     match (kind, &row.binding) {
         (CredentialKind::Owner, None) => {
-            if row.kid != owner_key.kid || row.id != row.kid {
+            if row.kid != owner_key.kid || row.id != row.kid || alg != JwsAlgorithm::Es384 {
                 return Err("is an owner credential that is not the owner key".into());
             }
         }
@@ -307,7 +305,7 @@ fn check_row(row: &CredentialRow, owner_key: &VerifyingKey) -> Result<Credential
         capabilities,
         networks,
         expires_at: row.expires_at,
-        key: Arc::new(VerifyingKey::new(public)),
+        key: Arc::new(key),
         created_at: row.created_at,
     })
 }
@@ -333,6 +331,8 @@ struct Snapshot {
     by_kid: HashMap<String, Arc<Credential>>,
     by_id: HashMap<String, Arc<Credential>>,
     owner: Option<Arc<Credential>>,
+    /// The owner credential's key, for checking bindings and proofs and publishing it.
+    owner_key: Option<Arc<VerifyingKey>>,
     /// Rows that failed their check, by kid: their credential id and what was wrong. They
     /// cannot sign in.
     tampered: HashMap<String, Tampered>,
@@ -439,7 +439,8 @@ impl CredentialRegistry {
         store: &Store,
         now: i64,
     ) -> Result<Option<Arc<VerifyingKey>>, StoreError> {
-        Ok(self.owner(store, now).await?.map(|owner| owner.key.clone()))
+        self.owner(store, now).await?;
+        Ok(self.current().owner_key.clone())
     }
 
     /// The credential a sign-in names by `kid`.
@@ -501,6 +502,7 @@ fn build_snapshot(rows: &[CredentialRow], owner_kid: Option<&str>) -> Snapshot {
                 let credential = Arc::new(credential);
                 if credential.kind == CredentialKind::Owner {
                     snapshot.owner = Some(credential.clone());
+                    snapshot.owner_key = Some(Arc::new(owner_key.clone()));
                 }
                 snapshot
                     .by_kid

@@ -1,5 +1,6 @@
-//! Signing in with a key: checking a login assertion (an ES384 JWT over a server challenge)
-//! against every rule of RFC 8725 and the protocol, under a per-client throttle.
+//! Signing in with a key: checking a login assertion (a JWT over a server challenge, in the
+//! credential's own algorithm) against every rule of RFC 8725 and the protocol, under a
+//! per-client throttle.
 
 use super::InternalError;
 use super::attempts::{AttemptLedger, Windows};
@@ -8,6 +9,7 @@ use super::claim::secrets_match;
 use super::credentials::{CredentialRegistry, Lookup, Principal};
 use crate::audit::{Actor, AuditEvent};
 use crate::jose::jws::{CompactJws, NonceClaims, PROOF_LIFETIME};
+use crate::keys::JwsAlgorithm;
 use crate::store::{Store, StoreError};
 
 /// The `typ` of a login assertion.
@@ -59,7 +61,9 @@ pub async fn check_assertion(
     } else {
         Purpose::Rest
     };
-    let jws = CompactJws::parse(token, LOGIN_TYPE).map_err(|e| rejected(e.to_string()))?;
+    let jws =
+        CompactJws::parse_accepting(token, LOGIN_TYPE, |alg| JwsAlgorithm::parse(alg).is_some())
+            .map_err(|e| rejected(e.to_string()))?;
     let kid = jws
         .header
         .kid
@@ -80,8 +84,17 @@ pub async fn check_assertion(
         }
         Lookup::Unknown => return Err(rejected("has a kid that is not a registered key".into())),
     };
+    let alg = JwsAlgorithm::parse(&jws.header.alg)
+        .ok_or_else(|| rejected("has an algorithm that is not accepted".into()))?;
+    if alg != credential.key.alg {
+        return Err(rejected(format!(
+            "uses alg {}, but the credential signs with {}",
+            alg.as_str(),
+            credential.key.alg.as_str()
+        )));
+    }
     let claims: NonceClaims = jws
-        .verify_with(&credential.key)
+        .verify_by(|input, signature| credential.key.verify_jws(alg, input, signature))
         .map_err(|e| rejected(e.to_string()))?;
     if claims.aud != context.audience {
         return Err(rejected("is for another audience (aud)".into()));

@@ -1,4 +1,5 @@
-//! Compact JWS with ES384 (RFC 7515, RFC 7518 §3.4), parsed strictly before any signature check,
+//! Compact JWS (RFC 7515): ES384 for the owner key (RFC 7518 §3.4), other algorithms for
+//! credentials through a caller's check, parsed strictly before any signature check,
 //! following the JWT best current practices of RFC 8725.
 
 use jsonwebtoken::{Algorithm, DecodingKey};
@@ -36,6 +37,8 @@ pub enum JwsError {
     BadHeader(String),
     #[error("must use alg ES384, not {0:?}")]
     WrongAlgorithm(String),
+    #[error("uses alg {0:?}, which is not accepted")]
+    UnsupportedAlgorithm(String),
     #[error("must have typ {expected:?}, not {actual:?}")]
     WrongType { expected: String, actual: String },
     #[error("has a signature that is not 96 bytes of r || s with r and s in range")]
@@ -73,9 +76,36 @@ pub struct CompactJws<'a> {
 }
 
 impl<'a> CompactJws<'a> {
-    /// Splits and checks a token: its size, shape, header members, algorithm, type and
+    /// Splits and checks an ES384 token: its size, shape, header members, algorithm, type and
     /// signature encoding. Nothing here trusts the token's contents.
     pub fn parse(token: &'a str, expected_typ: &str) -> Result<Self, JwsError> {
+        let jws = Self::split(token, expected_typ, |alg| alg == ALG).map_err(|e| match e {
+            JwsError::UnsupportedAlgorithm(alg) => JwsError::WrongAlgorithm(alg),
+            other => other,
+        })?;
+        if jws.signature.len() != SIGNATURE_LEN
+            || p384::ecdsa::Signature::from_slice(&jws.signature).is_err()
+        {
+            return Err(JwsError::MalformedSignature);
+        }
+        Ok(jws)
+    }
+
+    /// Splits and checks a token signed with an algorithm `accepts` names. The signature's
+    /// form is left to the key that checks it ([`CompactJws::verify_by`]).
+    pub fn parse_accepting(
+        token: &'a str,
+        expected_typ: &str,
+        accepts: impl Fn(&str) -> bool,
+    ) -> Result<Self, JwsError> {
+        Self::split(token, expected_typ, accepts)
+    }
+
+    fn split(
+        token: &'a str,
+        expected_typ: &str,
+        accepts: impl Fn(&str) -> bool,
+    ) -> Result<Self, JwsError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(JwsError::TooLong);
         }
@@ -87,8 +117,8 @@ impl<'a> CompactJws<'a> {
         };
         let header_bytes = b64::decode(header_b64).map_err(|_| JwsError::BadEncoding("header"))?;
         let header = parse_header(&header_bytes)?;
-        if header.alg != ALG {
-            return Err(JwsError::WrongAlgorithm(header.alg));
+        if !accepts(&header.alg) {
+            return Err(JwsError::UnsupportedAlgorithm(header.alg));
         }
         if header.typ != expected_typ {
             return Err(JwsError::WrongType {
@@ -99,11 +129,6 @@ impl<'a> CompactJws<'a> {
         let payload = b64::decode(payload_b64).map_err(|_| JwsError::BadEncoding("payload"))?;
         let signature =
             b64::decode(signature_b64).map_err(|_| JwsError::BadEncoding("signature"))?;
-        if signature.len() != SIGNATURE_LEN
-            || p384::ecdsa::Signature::from_slice(&signature).is_err()
-        {
-            return Err(JwsError::MalformedSignature);
-        }
         let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
         Ok(CompactJws {
             header,
@@ -111,6 +136,25 @@ impl<'a> CompactJws<'a> {
             payload,
             signature,
         })
+    }
+
+    /// Checks the signature with `verify` (given the signing input and the signature bytes),
+    /// then parses the claims strictly. Claims are never read from a token that fails.
+    pub fn verify_by<C: DeserializeOwned>(
+        &self,
+        verify: impl FnOnce(&[u8], &[u8]) -> bool,
+    ) -> Result<C, JwsError> {
+        if !verify(self.signing_input.as_bytes(), &self.signature) {
+            return Err(JwsError::BadSignature);
+        }
+        self.claims()
+    }
+
+    fn claims<C: DeserializeOwned>(&self) -> Result<C, JwsError> {
+        if !super::is_json_object(&self.payload) {
+            return Err(JwsError::BadClaims("not a JSON object".into()));
+        }
+        serde_json::from_slice(&self.payload).map_err(|e| JwsError::BadClaims(e.to_string()))
     }
 
     /// Checks the ES384 signature with `key`, then parses the claims strictly.
@@ -131,10 +175,7 @@ impl<'a> CompactJws<'a> {
         if !valid {
             return Err(JwsError::BadSignature);
         }
-        if !super::is_json_object(&self.payload) {
-            return Err(JwsError::BadClaims("not a JSON object".into()));
-        }
-        serde_json::from_slice(&self.payload).map_err(|e| JwsError::BadClaims(e.to_string()))
+        self.claims()
     }
 }
 

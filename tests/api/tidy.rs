@@ -95,7 +95,7 @@ fn only_the_command_line_runs_database_work_on_the_calling_thread() {
 /// The top-level modules each module may use (`crate::<name>`), from ARCHITECTURE.md's
 /// layering: lower layers never reach up, and `http`, `ws` and `app` reach down only.
 /// `cli`, `startup`, `lib` and `main` wire everything and may use anything.
-const ALLOWED_DEPENDENCIES: [(&str, &[&str]); 15] = [
+const ALLOWED_DEPENDENCIES: [(&str, &[&str]); 16] = [
     (
         "app",
         &[
@@ -112,7 +112,9 @@ const ALLOWED_DEPENDENCIES: [(&str, &[&str]); 15] = [
     ("audit", &["store"]),
     (
         "auth",
-        &["audit", "config", "jose", "net", "recovery", "store"],
+        &[
+            "audit", "config", "jose", "keys", "net", "recovery", "store",
+        ],
     ),
     ("clock", &[]),
     ("config", &[]),
@@ -134,6 +136,7 @@ const ALLOWED_DEPENDENCIES: [(&str, &[&str]); 15] = [
         ],
     ),
     ("jose", &[]),
+    ("keys", &["jose"]),
     ("limits", &[]),
     ("net", &[]),
     ("recovery", &["audit", "jose", "store"]),
@@ -144,8 +147,8 @@ const ALLOWED_DEPENDENCIES: [(&str, &[&str]); 15] = [
 ];
 
 /// Modules that hold no HTTP types.
-const WITHOUT_ACTIX: [&str; 9] = [
-    "audit", "auth", "clock", "config", "jose", "limits", "net", "recovery", "store",
+const WITHOUT_ACTIX: [&str; 10] = [
+    "audit", "auth", "clock", "config", "jose", "keys", "limits", "net", "recovery", "store",
 ];
 
 /// The top-level module a source file belongs to.
@@ -211,4 +214,44 @@ fn modules_use_only_the_layers_below_them() {
         "layering broken:\n{}",
         violations.join("\n")
     );
+}
+
+#[test]
+fn only_jose_and_keys_touch_the_signature_and_encryption_crates() {
+    // ARCHITECTURE.md: strict parsing before cryptography holds because every use of these
+    // crates sits behind the parsers in `jose` and `keys`. (rustls names its own aws-lc-rs
+    // provider, `rustls::crypto::aws_lc_rs`, which is a TLS setting, not a use.)
+    const CRATES: [&str; 9] = [
+        "p256",
+        "p384",
+        "jsonwebtoken",
+        "aws_lc_rs",
+        "aes_kw",
+        "aes_gcm",
+        "pbkdf2",
+        "bcrypt_pbkdf",
+        "crypto_bigint",
+    ];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    files_with_extension(&root.join("src"), "rs", &mut files);
+    let mut offenders = Vec::new();
+    for path in &files {
+        let module = top_module(root, path);
+        if module == "jose" || module == "keys" {
+            continue;
+        }
+        let text = production_code(path);
+        for name in CRATES {
+            let pattern = format!("{name}::");
+            let uses = text.match_indices(&pattern).any(|(at, _)| {
+                let before = &text[..at];
+                !before.ends_with("::") && !before.ends_with('_')
+            });
+            if uses {
+                offenders.push(format!("{path:?} uses {name}"));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{}", offenders.join("\n"));
 }

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use siteid::auth::claim::PROOF_TYPE;
 use siteid::auth::login::LOGIN_TYPE;
-use siteid::http::auth::{LoginBody, ReauthBody};
+use siteid::http::auth::ProofBody;
 use siteid::http::owner::{ClaimBody, ReplaceWrappedKeyBody};
 use siteid::http::recovery::NewSetBody;
 use siteid::http::unlock::UnlockBody;
@@ -812,8 +812,7 @@ fn json_check(_: &Fixtures, input: &[u8]) -> Result<Verdict, Broken> {
         json_body::<ReplaceWrappedKeyBody>(input)?,
         json_body::<NewSetBody>(input)?,
         json_body::<UnlockBody>(input)?,
-        json_body::<LoginBody>(input)?,
-        json_body::<ReauthBody>(input)?,
+        json_body::<ProofBody>(input)?,
     ];
     if outcomes.iter().any(Option::is_none) {
         return Ok(Verdict::Accepted);

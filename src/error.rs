@@ -357,6 +357,12 @@ impl From<LoginError> for Problem {
                 "Sign-in refused",
                 format!("The assertion {reason}."),
             ),
+            LoginError::SignatureRejected(reason) => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid-assertion",
+                "Sign-in refused",
+                format!("The signature {reason}."),
+            ),
             LoginError::Throttled { retry_after } => {
                 let mut problem = Problem::new(
                     StatusCode::TOO_MANY_REQUESTS,

@@ -1,4 +1,5 @@
-//! `/api/v1/auth/*`: challenges, sign-in with a login assertion, and step-up.
+//! `/api/v1/auth/*`: challenges, sign-in with a login assertion or a pasted signature, and
+//! step-up.
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -11,58 +12,94 @@ use crate::auth::challenge::CHALLENGE_LIFETIME;
 use crate::auth::login;
 use crate::error::Problem;
 
-/// A challenge to sign.
+/// A challenge to sign: the nonce for an assertion, and the message a pasted signature signs.
 #[derive(Debug, Serialize)]
 pub struct ChallengeBody {
     pub nonce: String,
+    pub message: String,
     pub expires_in: i64,
 }
 
-/// `POST /api/v1/auth/challenge` → 200 `{"nonce","expires_in"}`.
+/// `POST /api/v1/auth/challenge` → 200 `{"nonce","message","expires_in"}`.
 pub async fn challenge(state: web::Data<AppState>) -> HttpResponse {
     let nonce = state
         .challenges
         .issue(state.clock.now(), crate::auth::challenge::Purpose::Rest);
+    let message = login::paste_message(state.public_url.as_str(), &nonce);
     HttpResponse::Ok().json(ChallengeBody {
         nonce,
+        message,
         expires_in: CHALLENGE_LIFETIME,
     })
 }
 
-/// The sign-in request. `cookie: true` asks for the session as an HttpOnly cookie instead of a
-/// bearer token in the body.
+/// A sign-in or step-up request: `{"assertion"}`, or a pasted signature
+/// `{"kid","nonce","signature","format"}`, never both nor part of one. At sign-in,
+/// `cookie: true` asks for the session as an HttpOnly cookie instead of a bearer token.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LoginBody {
-    assertion: String,
-    #[serde(default)]
-    cookie: bool,
+pub struct ProofBody {
+    #[serde(default, deserialize_with = "crate::jose::present")]
+    cookie: Option<bool>,
+    #[serde(default, deserialize_with = "crate::jose::present")]
+    assertion: Option<String>,
+    #[serde(default, deserialize_with = "crate::jose::present")]
+    kid: Option<String>,
+    #[serde(default, deserialize_with = "crate::jose::present")]
+    nonce: Option<String>,
+    #[serde(default, deserialize_with = "crate::jose::present")]
+    signature: Option<String>,
+    #[serde(default, deserialize_with = "crate::jose::present")]
+    format: Option<String>,
 }
 
-/// The step-up request.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReauthBody {
-    assertion: String,
+impl ProofBody {
+    fn proof(&self) -> Result<login::Proof<'_>, Problem> {
+        match (
+            &self.assertion,
+            &self.kid,
+            &self.nonce,
+            &self.signature,
+            &self.format,
+        ) {
+            (Some(assertion), None, None, None, None) => Ok(login::Proof::Assertion(assertion)),
+            (None, Some(kid), Some(nonce), Some(signature), Some(format)) => {
+                Ok(login::Proof::Pasted(login::PastedSignature {
+                    kid,
+                    nonce,
+                    signature,
+                    format,
+                }))
+            }
+            (Some(_), ..) => Err(Problem::invalid_field(
+                "assertion",
+                "An assertion comes alone, without kid, nonce, signature or format.",
+            )),
+            _ => Err(Problem::invalid_field(
+                "assertion",
+                "Send an assertion, or a pasted signature with kid, nonce, signature and format.",
+            )),
+        }
+    }
 }
 
 /// `POST /api/v1/auth/login` → 200 `{"access_token","token_type","expires_in","session_id"}`.
 pub async fn login(
     state: web::Data<AppState>,
     client: Client,
-    StrictJson(body): StrictJson<LoginBody>,
+    StrictJson(body): StrictJson<ProofBody>,
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
     let actor = client.actor();
-    let principal =
-        login::sign_in(&state.login_context(), &body.assertion, None, &actor, now).await?;
+    let proof = body.proof()?;
+    let principal = login::sign_in(&state.login_context(), proof, None, &actor, now).await?;
     let (session, token) = state
         .sessions
         .create(&state.store, &principal, &actor, "http", now)
         .await
         .map_err(|e| Problem::internal(&e))?;
     let expires_in = session.ends_at(&state.sessions.policy) - now;
-    if body.cookie {
+    if body.cookie == Some(true) {
         return Ok(HttpResponse::Ok()
             .cookie(session_cookie(&state.public_url, Some(&token)))
             .json(serde_json::json!({
@@ -84,12 +121,18 @@ pub async fn reauth(
     state: web::Data<AppState>,
     client: Client,
     signed_in: SignedIn,
-    StrictJson(body): StrictJson<ReauthBody>,
+    StrictJson(body): StrictJson<ProofBody>,
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
     let actor = client.actor();
-    let principal =
-        login::sign_in(&state.login_context(), &body.assertion, None, &actor, now).await?;
+    if body.cookie.is_some() {
+        return Err(Problem::invalid_field(
+            "cookie",
+            "A step-up keeps the session it has; cookie belongs to sign-in.",
+        ));
+    }
+    let proof = body.proof()?;
+    let principal = login::sign_in(&state.login_context(), proof, None, &actor, now).await?;
     if principal.credential_id != signed_in.session.credential_id {
         return Err(login::LoginError::Rejected(
             "is signed by another key than the session's".into(),

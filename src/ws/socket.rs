@@ -323,7 +323,15 @@ async fn sign_in(
 ) -> Result<(String, Capabilities), Next> {
     let actor = client.actor();
     let context = state.login_context();
-    match login::sign_in(&context, assertion, Some(nonce), &actor, now).await {
+    match login::sign_in(
+        &context,
+        login::Proof::Assertion(assertion),
+        Some(nonce),
+        &actor,
+        now,
+    )
+    .await
+    {
         Ok(principal) if !principal.capabilities.contains(Capability::Session) => Err(Next::Close(
             CLOSE_FORBIDDEN,
             "the credential may not open sockets (capability session)",

@@ -438,6 +438,14 @@ fn signed_in_socket(
     node: &TestNode,
     signer: &TestOwner,
 ) -> tungstenite::protocol::WebSocket<std::net::TcpStream> {
+    signed_in_socket_with(node, &|nonce| signer.login_assertion(node, nonce))
+}
+
+/// Opens a socket and signs in on it with the assertion `sign` makes over its nonce.
+pub fn signed_in_socket_with(
+    node: &TestNode,
+    sign: &dyn Fn(&str) -> String,
+) -> tungstenite::protocol::WebSocket<std::net::TcpStream> {
     use tungstenite::Message;
     use tungstenite::client::IntoClientRequest;
     let stream = std::net::TcpStream::connect(node.address).expect("connect");
@@ -461,7 +469,7 @@ fn signed_in_socket(
         .as_str()
         .expect("nonce")
         .to_owned();
-    let assertion = signer.login_assertion(node, &nonce);
+    let assertion = sign(&nonce);
     socket
         .send(Message::text(
             json!({"type": "auth", "assertion": assertion}).to_string(),

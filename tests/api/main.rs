@@ -7,6 +7,7 @@ mod claim;
 mod credentials;
 mod cross_fixtures;
 mod helpers;
+mod key_formats;
 mod pages;
 mod password_change;
 mod process;

@@ -279,7 +279,16 @@ async fn sweep_sessions(
             _ = stopping.changed() => return,
         }
         let now = state.clock.now();
-        let mut outcome = state.sessions.sweep(&state.store, now).await.map(|_| ());
+        // Credentials another process changed (the command line, an edit of the file) are
+        // read again first, so a key revoked there stops working within a second.
+        let mut outcome = state
+            .credentials
+            .refresh_if_changed(&state.store, now)
+            .await
+            .map(|_| ());
+        if outcome.is_ok() {
+            outcome = state.sessions.sweep(&state.store, now).await.map(|_| ());
+        }
         // The sessions of a credential past its expiry end too, and those of a credential that
         // is no longer live (revoked elsewhere, or failing its binding since a reload).
         let mut ended_credentials = state.credentials.expired(now);

@@ -349,6 +349,9 @@ struct Tampered {
 #[derive(Debug, Default)]
 pub struct CredentialRegistry {
     snapshot: RwLock<Arc<Snapshot>>,
+    /// The database's data version when the snapshot was read: another process's change (the
+    /// command line, an edit of the file) moves it, and the next refresh reloads.
+    data_version: std::sync::Mutex<Option<i64>>,
 }
 
 /// How looking up a kid for a sign-in came out.
@@ -373,13 +376,15 @@ impl CredentialRegistry {
 
     /// Reads the credentials again (after a claim or a change).
     pub async fn reload(&self, store: &Store, now: i64) -> Result<(), StoreError> {
-        let (rows, owner_kid) = store
+        let (rows, owner_kid, data_version) = store
             .run(|c| {
+                let data_version = crate::store::meta::data_version(c)?;
                 let owner_kid = crate::store::owner::find(c)?.map(|o| o.kid);
-                Ok::<_, StoreError>((rows::live(c)?, owner_kid))
+                Ok::<_, StoreError>((rows::live(c)?, owner_kid, data_version))
             })
             .await?;
         let snapshot = build_snapshot(&rows, owner_kid.as_deref());
+        *self.data_version.lock().unwrap_or_else(|p| p.into_inner()) = Some(data_version);
         let newly_tampered: Vec<(String, Tampered)> = {
             let previous = self.current();
             snapshot
@@ -413,6 +418,18 @@ impl CredentialRegistry {
         Ok(())
     }
 
+    /// Reloads when another process changed the database since the last load (a credential
+    /// added or revoked from the command line, a row edited by hand). Returns whether it did.
+    pub async fn refresh_if_changed(&self, store: &Store, now: i64) -> Result<bool, StoreError> {
+        let version = store.run(|c| crate::store::meta::data_version(c)).await?;
+        let seen = *self.data_version.lock().unwrap_or_else(|p| p.into_inner());
+        if seen == Some(version) {
+            return Ok(false);
+        }
+        self.reload(store, now).await?;
+        Ok(true)
+    }
+
     fn current(&self) -> Arc<Snapshot> {
         self.snapshot
             .read()
@@ -443,20 +460,30 @@ impl CredentialRegistry {
         Ok(self.current().owner_key.clone())
     }
 
-    /// The credential a sign-in names by `kid`.
+    /// The credential a sign-in names by `kid`. A kid not in memory is looked up once more
+    /// after reading the database again if another process changed it (a key just added from
+    /// the command line signs in at once).
     pub async fn lookup(&self, store: &Store, kid: &str, now: i64) -> Result<Lookup, StoreError> {
         // A node claimed since start-up (or from the command line) has no owner loaded yet.
         self.owner(store, now).await?;
+        let found = self.lookup_in_memory(kid);
+        if !matches!(found, Lookup::Unknown) || !self.refresh_if_changed(store, now).await? {
+            return Ok(found);
+        }
+        Ok(self.lookup_in_memory(kid))
+    }
+
+    fn lookup_in_memory(&self, kid: &str) -> Lookup {
         let snapshot = self.current();
         if let Some(credential) = snapshot.by_kid.get(kid) {
-            return Ok(Lookup::Found(credential.clone()));
+            return Lookup::Found(credential.clone());
         }
         if let Some(found) = snapshot.tampered.get(kid) {
-            return Ok(Lookup::Tampered {
+            return Lookup::Tampered {
                 credential_id: found.credential_id.clone(),
-            });
+            };
         }
-        Ok(Lookup::Unknown)
+        Lookup::Unknown
     }
 
     /// The ids of live credentials whose expiry has passed at `now`.

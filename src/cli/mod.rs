@@ -1,8 +1,11 @@
-//! The command line: `serve`, `claim-url`, `init`, `audit`, `wrapped-key`, `shares` and
-//! `unlock-code`. Output meant for scripts goes to stdout; messages for people go to stderr.
+//! The command line: `serve`, `claim-url`, `init`, `audit`, `wrapped-key`, `shares`,
+//! `unlock-code`, `login` and `credentials`. Output meant for scripts goes to stdout; messages for people go to stderr.
 //! Exit codes: 0 success, 1 failure, 2 usage error, 3 the node already has an owner, and those
 //! of `shares`.
 
+pub mod credentials;
+pub mod login;
+pub mod node_client;
 pub mod shares;
 pub mod unlock_code;
 
@@ -68,6 +71,13 @@ pub enum Command {
     /// Make a one-time unlock code: with it a new device's password unlocks even while too
     /// many wrong passwords elsewhere have paused password unlock.
     UnlockCode(NodeArgs),
+    /// Sign in to a node with a credential's private key file and print an access token.
+    Login(login::LoginArgs),
+    /// The keys that may sign in: list them, add one, revoke one (on the server itself).
+    Credentials {
+        #[command(subcommand)]
+        command: credentials::CredentialsCommand,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -140,7 +150,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Failure {
             message: message.into(),
             code: 1,
@@ -175,6 +185,8 @@ pub fn run(cli: Cli) -> ExitCode {
         } => wrapped_key_check(&node, &password_file),
         Command::Shares { command } => shares::run(command),
         Command::UnlockCode(args) => unlock_code::run(&args),
+        Command::Login(args) => login::run(&args),
+        Command::Credentials { command } => credentials::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -470,4 +482,40 @@ fn wrapped_key_check(node: &NodeArgs, password_file: &Path) -> Result<(), Failur
     }
     println!("{}", stored_public.thumbprint());
     Ok(())
+}
+
+/// Unwraps the node's owner key with the password (from a file, or asked) and checks it is
+/// the key the node publishes.
+pub(crate) fn unwrap_node_key(
+    store: &Store,
+    password_file: Option<&Path>,
+) -> Result<OwnerPrivateKey, Failure> {
+    let record = store
+        .run_blocking(|c| owner::find(c))?
+        .ok_or_else(|| Failure::new("this node has no owner yet"))?;
+    let password = match password_file {
+        Some(path) => read_password_file(path)?,
+        None => Zeroizing::new(
+            rpassword::prompt_password("Password of the owner key: ")
+                .map_err(|e| Failure::new(format!("cannot read the password: {e}")))?,
+        ),
+    };
+    let wrapped = WrappedKey::parse(&record.wrapped_key)
+        .map_err(|e| Failure::new(format!("the stored wrapped key {e}")))?;
+    eprintln!(
+        "siteid: unwrapping the key ({} iterations)...",
+        wrapped.p2c()
+    );
+    let key = wrapped
+        .unwrap_with_password(password.as_bytes())
+        .map_err(|_| Failure::new("the password is wrong (the wrapped key does not decrypt)"))?;
+    let published = OwnerPublicKey::from_json(&record.public_jwk)
+        .map_err(|e| Failure::new(format!("the stored public key {e}")))?;
+    if key.public_key() != published {
+        return Err(Failure::new(
+            "the wrapped key holds another key than the node publishes; run `siteid wrapped-key \
+             check` and restore a backup",
+        ));
+    }
+    Ok(key)
 }

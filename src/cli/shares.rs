@@ -4,19 +4,16 @@
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::{
-    EXIT_ALREADY_CLAIMED, Failure, NodeArgs, new_password, open_store, read_password_file,
-};
+use super::{EXIT_ALREADY_CLAIMED, Failure, NodeArgs, new_password, open_store, unwrap_node_key};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::auth::claim::{self, CheckedClaim, ClaimError, ClaimVia};
 use crate::clock::{Clock, SystemClock};
-use crate::jose::jwe::{self, WrappedKey};
+use crate::jose::jwe;
 use crate::jose::jwk::{OwnerPrivateKey, OwnerPublicKey};
 use crate::recovery::sets;
 use crate::recovery::share::{self, Share, ShareError, ShareErrorCode, key_check};
@@ -200,40 +197,6 @@ fn read_private_jwk(path: &Path) -> Result<OwnerPrivateKey, Failure> {
     })
 }
 
-fn unwrap_node_key(
-    store: &Store,
-    password_file: Option<&Path>,
-) -> Result<OwnerPrivateKey, Failure> {
-    let record = store
-        .run_blocking(|c| owner::find(c))?
-        .ok_or_else(|| Failure::new("this node has no owner yet"))?;
-    let password = match password_file {
-        Some(path) => read_password_file(path)?,
-        None => Zeroizing::new(
-            rpassword::prompt_password("Password of the owner key: ")
-                .map_err(|e| Failure::new(format!("cannot read the password: {e}")))?,
-        ),
-    };
-    let wrapped = WrappedKey::parse(&record.wrapped_key)
-        .map_err(|e| Failure::new(format!("the stored wrapped key {e}")))?;
-    eprintln!(
-        "siteid: unwrapping the key ({} iterations)...",
-        wrapped.p2c()
-    );
-    let key = wrapped
-        .unwrap_with_password(password.as_bytes())
-        .map_err(|_| Failure::new("the password is wrong (the wrapped key does not decrypt)"))?;
-    let published = OwnerPublicKey::from_json(&record.public_jwk)
-        .map_err(|e| Failure::new(format!("the stored public key {e}")))?;
-    if key.public_key() != published {
-        return Err(Failure::new(
-            "the wrapped key holds another key than the node publishes; run `siteid wrapped-key \
-             check` and restore a backup",
-        ));
-    }
-    Ok(key)
-}
-
 /// Share texts from the arguments, or else from stdin, one per line (blank lines skipped).
 fn share_texts(arguments: &[String]) -> Result<Vec<Zeroizing<String>>, Failure> {
     if !arguments.is_empty() {
@@ -280,7 +243,8 @@ fn expected_key(source: &OwnerKeySource) -> Result<Option<OwnerPublicKey>, Failu
         return Ok(None);
     };
     let url = format!("{}/.well-known/jwks.json", node.trim_end_matches('/'));
-    let text = fetch(&url).map_err(|e| Failure::new(format!("cannot fetch {url}: {e}")))?;
+    let text = super::node_client::fetch(&url)
+        .map_err(|e| Failure::new(format!("cannot fetch {url}: {e}")))?;
     only_key(&text)
         .map(Some)
         .map_err(|e| Failure::new(format!("{url} holds no usable key: {e}")))
@@ -295,36 +259,6 @@ fn only_key(text: &str) -> Result<OwnerPublicKey, String> {
         None => value,
     };
     OwnerPublicKey::from_json(&jwk.to_string()).map_err(|e| e.to_string())
-}
-
-/// GETs a small JSON document over HTTP(S), with certificate checks and a size bound.
-fn fetch(url: &str) -> Result<String, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = ureq::tls::TlsConfig::builder()
-        .unversioned_rustls_crypto_provider(provider)
-        .build();
-    // Plain http only to this machine (a node under test); anywhere else, https all the way.
-    let loopback = url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host().map(|h| h.to_owned()))
-        .is_some_and(|host| match host {
-            url::Host::Domain(name) => name == "localhost",
-            url::Host::Ipv4(ip) => ip.is_loopback(),
-            url::Host::Ipv6(ip) => ip.is_loopback(),
-        });
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .https_only(!loopback)
-        .tls_config(tls)
-        .timeout_global(Some(std::time::Duration::from_secs(20)))
-        .build()
-        .into();
-    let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
-    response
-        .body_mut()
-        .with_config()
-        .limit(64 * 1024)
-        .read_to_string()
-        .map_err(|e| e.to_string())
 }
 
 fn combine(args: &CombineArgs) -> Result<(), Failure> {

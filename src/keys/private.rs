@@ -14,6 +14,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::public::{JwsAlgorithm, PublicKey, RsaKey};
 use super::ssh::WireReader;
+use crate::jose::b64;
 
 /// Private key files longer than this are refused before parsing.
 pub const MAX_PRIVATE_KEY_LEN: usize = 64 * 1024;
@@ -303,6 +304,18 @@ impl PrivateKey {
     /// The JWS algorithm this key signs with.
     pub fn algorithm(&self) -> JwsAlgorithm {
         self.public.default_algorithm()
+    }
+
+    /// A compact JWS of `claims` under `header` (whose `alg` the caller sets to
+    /// [`PrivateKey::algorithm`]).
+    pub fn sign_compact(&self, header: &serde_json::Value, claims: &serde_json::Value) -> String {
+        let signing_input = format!(
+            "{}.{}",
+            b64::encode(header.to_string().as_bytes()),
+            b64::encode(claims.to_string().as_bytes())
+        );
+        let signature = self.sign_jws(signing_input.as_bytes());
+        format!("{signing_input}.{}", b64::encode(&signature))
     }
 
     /// The JWS signature (RFC 7515 §5.1, in the form RFC 7518 gives for the algorithm) over

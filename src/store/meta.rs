@@ -26,3 +26,9 @@ pub fn set_text(connection: &Connection, name: &str, value: &str) -> Result<(), 
     )?;
     Ok(())
 }
+
+/// SQLite's data version for this connection: it changes whenever another connection (the
+/// command line, or someone editing the file) commits a change.
+pub fn data_version(connection: &Connection) -> Result<i64, StoreError> {
+    Ok(connection.query_row("PRAGMA data_version", [], |row| row.get(0))?)
+}

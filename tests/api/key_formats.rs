@@ -834,3 +834,204 @@ fn hostile_es256_and_eddsa_tokens_are_refused_and_never_sign_in() {
         "the owner's session and one good sign-in per key"
     );
 }
+
+const BINARY: &str = env!("CARGO_BIN_EXE_siteid");
+
+/// Runs the siteid binary; returns whether it succeeded, its stdout and its stderr.
+fn siteid(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(BINARY)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run siteid");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_command_line_adds_a_key_signs_in_with_its_file_and_a_revocation_reaches_the_running_node() {
+    use std::io::BufRead;
+    let (dir, node) = crate::helpers::spawn_node();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let data_dir = dir.path().to_str().expect("path").to_owned();
+    let work = tempfile::tempdir().expect("dir");
+    let password_file = work.path().join("password");
+    let password =
+        crate::helpers::vector("project_pbes2_hs512_a256kw_a256gcm_p384.json")["password_utf8"]
+            .as_str()
+            .expect("password")
+            .to_owned();
+    std::fs::write(&password_file, format!("{password}\n")).expect("password file");
+    let password_file = password_file.to_str().expect("path").to_owned();
+
+    // An OpenSSH key with a passphrase, and an openssl P-384 key.
+    let ssh_key = work.path().join("id_ed25519");
+    let ssh_key_path = ssh_key.to_str().expect("path").to_owned();
+    run_tool(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "correct horse",
+            "-f",
+            &ssh_key_path,
+        ],
+        None,
+    );
+    let passphrase_file = work.path().join("passphrase");
+    std::fs::write(&passphrase_file, "correct horse\n").expect("passphrase");
+    let passphrase_file = passphrase_file.to_str().expect("path").to_owned();
+    let pem_key = &tool_keys_subset()[0];
+    let pem_public = work.path().join("p384.pub.pem");
+    std::fs::write(&pem_public, &pem_key.public_text).expect("pem");
+
+    let add = |public: &str, label: &str| {
+        let (ok, out, err) = siteid(&[
+            "credentials",
+            "add",
+            "--data-dir",
+            &data_dir,
+            "--password-file",
+            &password_file,
+            "--public-key",
+            public,
+            "--label",
+            label,
+            "--capability",
+            "session",
+            "--capability",
+            "audit",
+        ]);
+        assert!(ok, "credentials add: {err}");
+        let (id, kid) = out.trim().split_once('\t').expect("id and kid");
+        (id.to_owned(), kid.to_owned())
+    };
+    let (ssh_id, ssh_kid) = add(&format!("{ssh_key_path}.pub"), "laptop ssh key");
+    let (pem_id, pem_kid) = add(pem_public.to_str().expect("path"), "openssl key");
+    assert_eq!(pem_kid, pem_key.kid());
+    let (ok, listed, _) = siteid(&["credentials", "list", "--data-dir", &data_dir]);
+    assert!(ok);
+    assert!(
+        listed.contains(&format!(
+            "{ssh_id}\tkey\tEdDSA\t{ssh_kid}\tlaptop ssh key\tsession,audit"
+        )),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!("{pem_id}\tkey\tES384\t{pem_kid}")),
+        "{listed}"
+    );
+
+    // The running node accepts the new keys within a second; `siteid login` prints a token.
+    let login = |key: &str, extra: &[&str]| {
+        let mut args = vec!["login", "--node", node.base_url.as_str(), "--key", key];
+        args.extend(extra);
+        siteid(&args)
+    };
+    let mut signed_in = None;
+    assert!(crate::helpers::wait_until(
+        std::time::Duration::from_secs(10),
+        || {
+            let (ok, out, _) = login(&ssh_key_path, &["--passphrase-file", &passphrase_file]);
+            if ok {
+                signed_in = Some(out.trim().to_owned());
+            }
+            ok
+        }
+    ));
+    let token = signed_in.expect("a token");
+    let session = node
+        .call("GET", "/api/v1/session", Some(&token), None, &[])
+        .json();
+    assert_eq!(session["credential_id"], ssh_id);
+    assert_eq!(session["capabilities"], json!(["session", "audit"]));
+    let (ok, _, err) = login(
+        &ssh_key_path,
+        &["--passphrase-file", pem_public.to_str().expect("path")],
+    );
+    assert!(!ok && err.contains("passphrase is wrong"), "{err}");
+    let pem_path = pem_key.private_path.to_str().expect("path").to_owned();
+    let (ok, _, err) = login(&pem_path, &[]);
+    assert!(ok, "{err}");
+    let localhost = node.base_url.replace("127.0.0.1", "localhost");
+    let (ok, _, err) = siteid(&["login", "--node", &localhost, "--key", &pem_path]);
+    assert!(
+        !ok && err.contains(&format!("use --node {}", node.base_url)),
+        "a node that signs for another URL: {err}"
+    );
+
+    // `--ws` prints what the node sends, one JSON object per line, until revocation ends it.
+    let mut watcher = Command::new(BINARY)
+        .args([
+            "login",
+            "--node",
+            &node.base_url,
+            "--key",
+            &pem_path,
+            "--ws",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("siteid login --ws");
+    let stdout = watcher.stdout.take().expect("stdout");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let ready: Value = serde_json::from_str(
+        &received
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("a first line"),
+    )
+    .expect("JSON");
+    assert_eq!(ready["type"], "ready", "{ready}");
+
+    let (ok, _, err) = siteid(&["credentials", "revoke", "--data-dir", &data_dir, &pem_id]);
+    assert!(ok, "{err}");
+    let mut ended = None;
+    assert!(
+        crate::helpers::wait_until(std::time::Duration::from_secs(10), || {
+            ended = watcher.try_wait().expect("wait");
+            ended.is_some()
+        }),
+        "the socket of a key revoked on the command line closes"
+    );
+    assert!(!ended.expect("status").success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut watcher.stderr.take().expect("stderr"), &mut err)
+        .expect("stderr");
+    assert!(err.contains("4401"), "{err}");
+    let (ok, _, err) = login(&pem_path, &[]);
+    assert!(!ok && err.contains("sign-in refused"), "{err}");
+    let (ok, listed, _) = siteid(&["credentials", "list", "--data-dir", &data_dir]);
+    assert!(ok && !listed.contains(&pem_id) && listed.contains(&ssh_id));
+}
+
+/// One openssl P-384 key (PKCS#8 PEM), for tests that need a single key quickly.
+fn tool_keys_subset() -> Vec<ToolKey> {
+    vec![ToolKey::openssl(
+        "openssl P-384 (PKCS#8)",
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+        ],
+        "ES384",
+        PasteWith::OpensslDgst("-sha384"),
+    )]
+}

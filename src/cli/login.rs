@@ -1,0 +1,178 @@
+//! `siteid login`: signs in to a node with a private key file (PEM or OpenSSH) and prints an
+//! access token, or with `--ws` keeps a WebSocket open and prints what the node sends.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use super::node_client::{self, node_origin, post_json, problem_detail};
+use super::{Failure, read_password_file};
+use crate::clock::{Clock, SystemClock};
+use crate::keys::private::{MAX_PRIVATE_KEY_LEN, PrivateKey, PrivateKeyError};
+
+/// How long an assertion made here lives, in seconds (the node accepts up to 300).
+const ASSERTION_LIFETIME: i64 = 120;
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The node, by its public URL: https, or plain http to this machine only.
+    #[arg(long)]
+    pub node: String,
+    /// The credential's private key: PEM (SEC1, PKCS#8 or PKCS#1) or an OpenSSH private key.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// File holding the key's passphrase (one trailing newline is removed) [default: ask when
+    /// the key has one].
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+    /// Keep a WebSocket open instead, and print every message the node sends, one JSON object
+    /// per line, until it closes.
+    #[arg(long)]
+    pub ws: bool,
+}
+
+/// Runs `siteid login`.
+pub fn run(args: &LoginArgs) -> Result<(), Failure> {
+    let origin = node_origin(&args.node).map_err(|e| Failure::new(format!("--node: {e}")))?;
+    let key = load_key(&args.key, args.passphrase_file.as_deref())?;
+    // A REST challenge first, also with --ws: its message says which URL the node signs for.
+    let (nonce, _) = challenge(&origin)?;
+    if args.ws {
+        return watch(&origin, &key);
+    }
+    let assertion = sign_assertion(&key, &origin, &nonce);
+    let (status, body) = post_json(
+        &format!("{origin}/api/v1/auth/login"),
+        Some(&json!({ "assertion": assertion })),
+    )
+    .map_err(|e| Failure::new(format!("cannot reach {origin}: {e}")))?;
+    if status != 200 {
+        return Err(Failure::new(format!(
+            "sign-in refused: {}",
+            problem_detail(status, &body)
+        )));
+    }
+    let token = body["access_token"]
+        .as_str()
+        .ok_or_else(|| Failure::new("the node's answer has no access_token"))?;
+    println!("{token}");
+    Ok(())
+}
+
+/// Reads a private key file, asking for its passphrase (or reading `passphrase_file`) when it
+/// has one.
+pub fn load_key(path: &Path, passphrase_file: Option<&Path>) -> Result<PrivateKey, Failure> {
+    let unreadable = |e: &dyn std::fmt::Display| {
+        Failure::new(format!("cannot read the key {}: {e}", path.display()))
+    };
+    let metadata = std::fs::metadata(path).map_err(|e| unreadable(&e))?;
+    if metadata.len() > MAX_PRIVATE_KEY_LEN as u64 {
+        return Err(unreadable(&"it is larger than any key file"));
+    }
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| unreadable(&e))?);
+    let refused = |e: PrivateKeyError| Failure::new(format!("the key {}: {e}", path.display()));
+    match PrivateKey::from_pem(&text, None) {
+        Err(PrivateKeyError::NeedsPassphrase) => {}
+        other => return other.map_err(refused),
+    }
+    let passphrase = match passphrase_file {
+        Some(file) => read_password_file(file)?,
+        None => Zeroizing::new(
+            rpassword::prompt_password(format!("Passphrase for {}: ", path.display()))
+                .map_err(|e| Failure::new(format!("cannot read the passphrase: {e}")))?,
+        ),
+    };
+    PrivateKey::from_pem(&text, Some(passphrase.as_bytes())).map_err(refused)
+}
+
+/// Asks `origin` for a REST challenge; checks that the node names itself by `origin`.
+fn challenge(origin: &str) -> Result<(String, String), Failure> {
+    let (status, body) = post_json(&format!("{origin}/api/v1/auth/challenge"), None)
+        .map_err(|e| Failure::new(format!("cannot reach {origin}: {e}")))?;
+    if status != 200 {
+        return Err(Failure::new(format!(
+            "no challenge from {origin}: {}",
+            problem_detail(status, &body)
+        )));
+    }
+    let (Some(nonce), Some(message)) = (body["nonce"].as_str(), body["message"].as_str()) else {
+        return Err(Failure::new(format!(
+            "{origin} did not answer like a siteid node"
+        )));
+    };
+    let expected = format!("siteid login {origin} {nonce}");
+    if message != expected {
+        let named = message
+            .strip_prefix("siteid login ")
+            .and_then(|rest| rest.strip_suffix(nonce))
+            .map(str::trim_end)
+            .unwrap_or("another URL");
+        return Err(Failure::new(format!(
+            "the node at {origin} signs in for {named}; use --node {named}"
+        )));
+    }
+    Ok((nonce.to_owned(), message.to_owned()))
+}
+
+/// A login assertion by `key` for `origin` over `nonce`.
+fn sign_assertion(key: &PrivateKey, origin: &str, nonce: &str) -> String {
+    let now = SystemClock.now();
+    key.sign_compact(
+        &json!({"alg": key.algorithm().as_str(), "typ": "siteid-login+jwt", "kid": key.public_key().thumbprint()}),
+        &json!({"aud": origin, "nonce": nonce, "iat": now, "exp": now + ASSERTION_LIFETIME}),
+    )
+}
+
+/// Signs in on a WebSocket and prints each text message until the node closes it.
+fn watch(origin: &str, key: &PrivateKey) -> Result<(), Failure> {
+    use std::io::Write;
+    use tungstenite::Message;
+    let mut socket = node_client::websocket(origin, "/api/v1/ws").map_err(Failure::new)?;
+    let mut out = std::io::stdout().lock();
+    let mut signed_in = false;
+    loop {
+        let message = socket
+            .read()
+            .map_err(|e| Failure::new(format!("the WebSocket failed: {e}")))?;
+        match message {
+            Message::Text(text) => {
+                let value: Value = serde_json::from_str(text.as_str()).map_err(|e| {
+                    Failure::new(format!("the node sent a message that is not JSON: {e}"))
+                })?;
+                if !signed_in && value["type"] == "challenge" {
+                    let nonce = value["nonce"]
+                        .as_str()
+                        .ok_or_else(|| Failure::new("the socket's challenge has no nonce"))?;
+                    let auth =
+                        json!({"type": "auth", "assertion": sign_assertion(key, origin, nonce)});
+                    socket
+                        .send(Message::text(auth.to_string()))
+                        .map_err(|e| Failure::new(format!("the WebSocket failed: {e}")))?;
+                    signed_in = true;
+                    continue;
+                }
+                writeln!(out, "{value}")
+                    .and_then(|()| out.flush())
+                    .map_err(|e| Failure::new(format!("cannot write: {e}")))?;
+            }
+            Message::Close(frame) => {
+                let (code, reason) = frame
+                    .map(|f| (u16::from(f.code), f.reason.to_string()))
+                    .unwrap_or((1005, String::new()));
+                return match code {
+                    1000 | 1001 => Ok(()),
+                    4401 if reason.is_empty() => Err(Failure::new(
+                        "the node closed the socket: sign-in refused or session ended (4401)",
+                    )),
+                    _ => Err(Failure::new(format!(
+                        "the node closed the socket: {reason} ({code})"
+                    ))),
+                };
+            }
+            // Pongs to the node's pings are sent by the library on the next read.
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Talking to a node from the command line: which `--node` URLs are accepted (https anywhere,
+//! plain http only to this machine), HTTP requests with certificate checks and size bounds, and
+//! WebSockets over the same rules.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Bodies read from a node are refused beyond this size.
+const MAX_BODY: u64 = 256 * 1024;
+/// How long a request may take in all.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The origin (`scheme://host[:port]`) of a `--node` URL. https is required except for a
+/// loopback host (127.0.0.0/8, ::1, localhost), where plain http is allowed for a node under
+/// test. Credentials, queries, fragments and paths other than `/` are refused: the node is
+/// named by its origin, which is also the audience a signature is for.
+pub fn node_origin(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("the URL must not carry a user name or password".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() || !matches!(url.path(), "" | "/") {
+        return Err("give the node's origin only, e.g. https://example.com".into());
+    }
+    let host = url.host().ok_or("the URL has no host")?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&host) => {}
+        "http" => {
+            return Err(
+                "plain http is allowed only to this machine (127.0.0.1, ::1, localhost); use https"
+                    .into(),
+            );
+        }
+        other => return Err(format!("the scheme must be https, not {other}")),
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    }
+}
+
+fn tls_config() -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|builder| builder.with_root_certificates(roots).with_no_client_auth());
+    // The aws-lc-rs provider supports the default protocol versions; this cannot fail.
+    Arc::new(config.unwrap_or_else(|_| unreachable!("aws-lc-rs supports TLS 1.2 and 1.3")))
+}
+
+/// An HTTP agent for `url`: certificate checks, a timeout, and https only unless the host is
+/// loopback.
+fn agent(url: &str) -> ureq::Agent {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = ureq::tls::TlsConfig::builder()
+        .unversioned_rustls_crypto_provider(provider)
+        .build();
+    let loopback = url::Url::parse(url)
+        .ok()
+        .is_some_and(|u| u.host().is_some_and(|host| is_loopback(&host)));
+    ureq::Agent::config_builder()
+        .https_only(!loopback)
+        .tls_config(tls)
+        .timeout_global(Some(TIMEOUT))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// GETs a small document (a JWKS) over HTTP(S).
+pub fn fetch(url: &str) -> Result<String, String> {
+    let mut response = agent(url).get(url).call().map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("the node answered {}", response.status()));
+    }
+    response
+        .body_mut()
+        .with_config()
+        .limit(MAX_BODY)
+        .read_to_string()
+        .map_err(|e| e.to_string())
+}
+
+/// POSTs JSON (or nothing) and returns the status and the JSON answer (`Null` when empty).
+pub fn post_json(url: &str, body: Option<&Value>) -> Result<(u16, Value), String> {
+    let request = agent(url).post(url);
+    let response = match body {
+        Some(body) => request.send_json(body),
+        None => request.send_empty(),
+    };
+    let mut response = response.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_BODY)
+        .read_to_string()
+        .map_err(|e| e.to_string())?;
+    if text.is_empty() {
+        return Ok((status, Value::Null));
+    }
+    let value = serde_json::from_str(&text).map_err(|e| format!("the node's answer: {e}"))?;
+    Ok((status, value))
+}
+
+/// The `detail` of a problem answer, or the status when there is none.
+pub fn problem_detail(status: u16, body: &Value) -> String {
+    body.get("detail")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("the node answered {status}"))
+}
+
+/// A byte stream to a node: plain TCP to loopback, TLS elsewhere.
+pub enum NodeStream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for NodeStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            NodeStream::Plain(stream) => stream.read(buf),
+            NodeStream::Tls(stream) => stream.read(buf),
+        }
+    }
+}
+
+impl Write for NodeStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            NodeStream::Plain(stream) => stream.write(buf),
+            NodeStream::Tls(stream) => stream.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            NodeStream::Plain(stream) => stream.flush(),
+            NodeStream::Tls(stream) => stream.flush(),
+        }
+    }
+}
+
+/// A WebSocket to the node at `origin` (as [`node_origin`] returns it), at `path`.
+pub fn websocket(origin: &str, path: &str) -> Result<tungstenite::WebSocket<NodeStream>, String> {
+    use tungstenite::client::IntoClientRequest;
+    let url = url::Url::parse(origin).map_err(|e| e.to_string())?;
+    let host = url.host_str().ok_or("no host")?.to_owned();
+    let port = url.port_or_known_default().ok_or("no port")?;
+    let tcp_host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let tcp = TcpStream::connect((tcp_host.as_str(), port))
+        .map_err(|e| format!("cannot connect to {origin}: {e}"))?;
+    // Reads wait at most a little longer than the node's ping interval.
+    tcp.set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| e.to_string())?;
+    let stream = if url.scheme() == "https" {
+        let name = rustls::pki_types::ServerName::try_from(tcp_host.clone())
+            .map_err(|e| format!("{host}: {e}"))?;
+        let connection =
+            rustls::ClientConnection::new(tls_config(), name).map_err(|e| e.to_string())?;
+        NodeStream::Tls(Box::new(rustls::StreamOwned::new(connection, tcp)))
+    } else {
+        NodeStream::Plain(tcp)
+    };
+    let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+    let authority = origin
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .unwrap_or(origin);
+    let request = format!("{scheme}://{authority}{path}")
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    let (socket, _) = tungstenite::client::client(request, stream)
+        .map_err(|e| format!("the WebSocket handshake failed: {e}"))?;
+    Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_anywhere_and_plain_http_only_to_this_machine() {
+        assert_eq!(
+            node_origin("https://example.com/").as_deref(),
+            Ok("https://example.com")
+        );
+        assert_eq!(
+            node_origin("https://example.com:8443").as_deref(),
+            Ok("https://example.com:8443")
+        );
+        for loopback in [
+            "http://127.0.0.1:8080",
+            "http://127.9.8.7:1",
+            "http://[::1]:8080/",
+            "http://localhost:3000",
+            "http://LOCALHOST:3000",
+        ] {
+            assert!(node_origin(loopback).is_ok(), "{loopback}");
+        }
+        for refused in [
+            "http://example.com",
+            "http://10.0.0.1",
+            "http://192.168.1.1:8080",
+            "http://[fe80::1]",
+            "http://0.0.0.0:8080",
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io",
+            "ftp://example.com",
+            "https://user:pw@example.com",
+            "https://example.com/api",
+            "https://example.com/?x=1",
+            "https://example.com/#frag",
+            "example.com",
+            "",
+        ] {
+            assert!(node_origin(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn the_origin_is_what_a_signature_names() {
+        // Default ports drop out, as they do in the node's public URL.
+        assert_eq!(
+            node_origin("https://example.com:443").as_deref(),
+            Ok("https://example.com")
+        );
+        assert_eq!(
+            node_origin("http://127.0.0.1:80").as_deref(),
+            Ok("http://127.0.0.1")
+        );
+    }
+}

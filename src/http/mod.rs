@@ -135,6 +135,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(page("/login", pages::login))
         .service(page("/account", pages::account))
         .service(page("/account/recovery", pages::recovery))
+        .service(page("/account/credentials", pages::credentials))
         .service(page("/recover", pages::recover))
         .service(
             web::resource("/assets/{version}/{path:.+}")

@@ -65,6 +65,12 @@ struct RecoveryPage {
 }
 
 #[derive(Template)]
+#[template(path = "credentials.html")]
+struct CredentialsPage {
+    app: AppFields,
+}
+
+#[derive(Template)]
 #[template(path = "recover.html")]
 struct RecoverPage {
     app: AppFields,
@@ -154,6 +160,14 @@ pub async fn account(state: web::Data<AppState>) -> Result<HttpResponse, Problem
 pub async fn recovery(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let page = RecoveryPage {
         app: app_fields(&state, "Recovery shares", "recovery"),
+    };
+    Ok(html(&state, render(&page)?))
+}
+
+/// `GET /account/credentials`: the devices and keys that may sign in; add, rename, reset, revoke.
+pub async fn credentials(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let page = CredentialsPage {
+        app: app_fields(&state, "Devices and keys", "credentials"),
     };
     Ok(html(&state, render(&page)?))
 }

@@ -1,11 +1,12 @@
 // The /account page: sessions (live over the WebSocket), the audit log, password change, forgetting this device, signing out.
 
 import { ApiError, api, clearToken, getToken, setNotice } from './api.mjs';
-import { replaceWrappedKey, stepUp, unlockWithPassword } from './auth.mjs';
+import { replaceWrappedKey, unlockWithPassword } from './auth.mjs';
+import { describeClient, stepUpThisDevice } from './device.mjs';
 import { deleteKey, loadKey } from './keystore.mjs';
 import { refusal, renderStrength } from './strength.mjs';
 import { $, clearMessages, countdown, describe, formatDuration, formatTime, messagesAfter, setBusy, showError, showStatus } from './ui.mjs';
-import { importSigningKey, unwrapPrivateKey, wrapPrivateKey } from './wrapped-key.mjs';
+import { importSigningKey, jwkThumbprint, unwrapPrivateKey, wrapPrivateKey } from './wrapped-key.mjs';
 
 const AUDIT_PAGE = 20;
 
@@ -42,16 +43,6 @@ async function call(method, path, body) {
   }
 }
 
-/** "Chrome on Linux" from a user agent, or a shortened original. */
-function client(userAgent) {
-  if (!userAgent) return 'Unknown client';
-  const ua = userAgent;
-  const browser = /Edg\//.test(ua) ? 'Edge' : /Firefox\//.test(ua) ? 'Firefox' : /OPR\//.test(ua) ? 'Opera' : /Chrom(e|ium)\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : null;
-  const os = /Android/.test(ua) ? 'Android' : /iPhone|iPad/.test(ua) ? 'iOS' : /Windows/.test(ua) ? 'Windows' : /Mac OS X/.test(ua) ? 'macOS' : /CrOS/.test(ua) ? 'ChromeOS' : /Linux/.test(ua) ? 'Linux' : null;
-  if (browser) return os ? `${browser} on ${os}` : browser;
-  return ua.length > 40 ? `${ua.slice(0, 40)}…` : ua;
-}
-
 function element(tag, props = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props);
   node.append(...children);
@@ -70,13 +61,13 @@ function ago(unixSeconds) {
 function sessionItem(s) {
   const item = element('li', { className: s.current ? 'current' : '' });
   item.dataset.sessionId = s.id;
-  const who = element('span', { className: 'who', title: s.user_agent ?? '' }, client(s.user_agent));
+  const who = element('span', { className: 'who', title: s.user_agent ?? '' }, describeClient(s.user_agent));
   if (s.current) who.append(' ', element('strong', { className: 'badge' }, 'this device'));
   const when = element('small', {}, `${s.ip} · signed in ${formatTime(s.created_at)} · active ${ago(s.last_seen_at)}`);
   item.append(element('span', { className: 'about' }, who, element('br'), when));
   if (!s.current) {
     const button = element('button', { type: 'button', className: 'secondary', textContent: 'Revoke' });
-    button.setAttribute('aria-label', `Revoke the session of ${client(s.user_agent)} from ${s.ip}, signed in ${formatTime(s.created_at)}`);
+    button.setAttribute('aria-label', `Revoke the session of ${describeClient(s.user_agent)} from ${s.ip}, signed in ${formatTime(s.created_at)}`);
     button.addEventListener('click', () => revoke(s.id, button));
     item.append(button);
   }
@@ -177,7 +168,7 @@ function onEvent(message) {
   }
   if (message.event === 'session.created') {
     messagesAfter($('revoke-others'));
-    showStatus(`New sign-in: ${client(message.user_agent)} from ${message.ip}.`);
+    showStatus(`New sign-in: ${describeClient(message.user_agent)} from ${message.ip}.`);
   }
   scheduleRefresh();
 }
@@ -232,9 +223,9 @@ async function changePassword(event) {
   try {
     showStatus('Checking your current password… (deriving the key takes a moment)');
     const { wrappedKey, kid, unlockKey } = await unlockWithPassword(current);
-    if (kid !== session.kid) throw new Error('the node’s key is not this session’s key');
     showStatus('Encrypting your key under the new password…');
     const jwk = await unwrapPrivateKey(wrappedKey, unlockKey);
+    if ((await jwkThumbprint(jwk)) !== kid) throw new Error('the unlocked key is not the key the node names');
     let rewrapped;
     let signingKey;
     try {
@@ -244,7 +235,7 @@ async function changePassword(event) {
       delete jwk.d;
     }
     showStatus('Confirming it is you…');
-    await stepUp({ signingKey, kid });
+    await stepUpThisDevice();
     await replaceWrappedKey({ signingKey, kid }, { ...rewrapped, oldUnlockVerifier: unlockKey.unlockVerifier }, call);
     form.reset();
     renderStrength($('new-strength'), '');
@@ -286,10 +277,8 @@ async function makeUnlockCode() {
   const section = button.parentElement;
   setBusy(true, section);
   try {
-    const key = await loadKey();
-    if (!key) throw new Error('This device keeps no key to confirm it is you; sign in on a device that does, or use siteid unlock-code on the server.');
     showStatus('Confirming it is you…');
-    await stepUp(key);
+    await stepUpThisDevice();
     const { code, expires_in: expiresIn } = await call('POST', '/unlock-codes');
     showStatus('');
     $('unlock-code').value = code;
@@ -313,14 +302,25 @@ async function forgetDevice() {
   clearMessages();
   const section = $('forget-device').parentElement;
   setBusy(true, section);
+  quiet = true;
+  // This browser's credential is revoked first, so that nothing it kept could sign in again; the key goes either way.
+  const key = await loadKey().catch(() => null);
+  if (key?.kind === 'device') {
+    try {
+      await stepUpThisDevice();
+      await api('DELETE', `/credentials/${encodeURIComponent(key.credentialId)}`);
+    } catch {
+      // The key is deleted below; revoke the credential from another device (Account, Devices and keys).
+    }
+  }
   try {
     await deleteKey();
   } catch (error) {
+    quiet = false;
     setBusy(false, section);
     showError(`The key stored in this browser could not be deleted: ${error.message}`);
     return;
   }
-  quiet = true;
   try {
     await api('DELETE', '/session');
   } catch {

@@ -1,4 +1,4 @@
-// This device's copy of the owner key: one non-extractable CryptoKey with its kid and public JWK in IndexedDB.
+// The key this browser signs in with: one non-extractable CryptoKey with its kid, public JWK and credential in IndexedDB.
 
 const DB = 'siteid';
 const STORE = 'keys';
@@ -37,22 +37,26 @@ async function withStore(mode, use) {
   }
 }
 
-/** The stored {signingKey, kid, publicJwk}, or null when this device holds no usable key. */
+/**
+ * The stored {signingKey, kid, publicJwk, credentialId, kind}, or null when this device holds no usable key. kind is
+ * 'device' for this browser's own credential, 'owner' for the owner key kept by a browser from before device keys.
+ */
 export async function loadKey() {
   const databases = indexedDB.databases ? await indexedDB.databases() : null;
   if (databases && !databases.some((d) => d.name === DB)) return null;
   const record = await withStore('readonly', (s) => s.get(ID));
   if (!record || !(record.signingKey instanceof CryptoKey) || typeof record.kid !== 'string') return null;
-  return record;
+  return { ...record, kind: record.kind === 'device' ? 'device' : 'owner' };
 }
 
-/** Stores the owner key; refuses an extractable key so raw material can never be read back out. */
-export async function saveKey({ signingKey, kid, publicJwk }) {
+/** Stores this device's key, replacing any other; refuses an extractable key so raw material can never be read back out. */
+export async function saveKey({ signingKey, kid, publicJwk, credentialId, kind }) {
   if (!(signingKey instanceof CryptoKey) || signingKey.extractable || signingKey.type !== 'private') {
     throw new TypeError('only a non-extractable private CryptoKey may be stored');
   }
+  if (kind !== 'device' || typeof credentialId !== 'string') throw new TypeError('only a registered device key may be stored');
   const { kty, crv, x, y } = publicJwk;
-  await withStore('readwrite', (s) => s.put({ signingKey, kid, publicJwk: { kty, crv, x, y } }, ID));
+  await withStore('readwrite', (s) => s.put({ signingKey, kid, publicJwk: { kty, crv, x, y }, credentialId, kind }, ID));
 }
 
 /** Deletes the stored key and then the whole database, leaving nothing of siteid in IndexedDB. */

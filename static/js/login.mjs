@@ -1,15 +1,17 @@
-// The /login page: one-step sign-in with the key this device keeps, or the password unlock of the wrapped key on a new device.
+// The /login page: one-step sign-in with this device's key, the password unlock of the wrapped key that enrolls a new device, and sign-in with a signature pasted from openssl or ssh-keygen.
 
-import { ApiError, api, clearToken, getToken, takeNotice } from './api.mjs';
+import { ApiError, api, clearToken, getToken, setToken, takeNotice } from './api.mjs';
 import { signIn, unlockParams, unlockWithPassword } from './auth.mjs';
-import { deleteKey, loadKey, saveKey } from './keystore.mjs';
-import { $, clearMessages, countdown, describe, formatDuration, setBusy, showError, showStatus } from './ui.mjs';
+import { enrollDevice } from './device.mjs';
+import { jwkFromSshSignature, readPublicKey, thumbprint } from './keys.mjs';
+import { deleteKey, loadKey } from './keystore.mjs';
+import { $, clearMessages, countdown, describe, formatDuration, messagesAfter, setBusy, showError, showStatus } from './ui.mjs';
 import { unlockSigningKey } from './wrapped-key.mjs';
 
 const NOTICES = {
   revoked: 'Your session was ended, from another device or because it expired.',
   'signed-out': 'You signed out.',
-  forgotten: 'This device no longer holds your key. Your password unlocks it here again.',
+  forgotten: 'This device no longer holds a key. Your password signs it in again as a new device.',
 };
 const NOT_CLAIMED =
   'This node has no owner yet. Its owner claims it with the one-time setup link the node printed in its log when it first started; on the server, siteid claim-url prints it again.';
@@ -44,13 +46,22 @@ function throttle(error, button, what) {
   );
 }
 
+const REVOKED_DEVICE =
+  'This device was removed from your identity (its key was revoked on another device), so it cannot sign in with it any more. The key was deleted from this browser; your password signs it in again as a new device.';
+
 async function deviceSignIn(key) {
   const section = $('login-device');
   clearMessages();
   setBusy(true, section);
   showStatus('Signing in with the key this device keeps…');
   try {
-    await signIn(key);
+    if (key.kind === 'owner') {
+      // A browser from before device keys kept the owner key itself: it gets its own key now and forgets the owner's.
+      showStatus('Giving this browser its own key…');
+      await enrollDevice(key);
+    } else {
+      await signIn(key);
+    }
     goToAccount();
     return;
   } catch (error) {
@@ -60,7 +71,21 @@ async function deviceSignIn(key) {
       throttle(error, $('login-button'), 'Too many failed sign-ins from this address.');
       return;
     }
-    if (error instanceof ApiError && error.slug === 'invalid-assertion' && (await keyIsStale(key))) return;
+    if (error instanceof ApiError && error.slug === 'network-not-allowed') {
+      showError('This device’s key may not be used from the network you are on now.');
+      setBusy(false, section);
+      return;
+    }
+    if (error instanceof ApiError && error.slug === 'invalid-assertion') {
+      if (key.kind === 'device' && /not a registered key/.test(error.message)) {
+        await deleteKey();
+        setBusy(false, section);
+        showUnlock();
+        showError(REVOKED_DEVICE);
+        return;
+      }
+      if (key.kind === 'owner' && (await keyIsStale(key))) return;
+    }
     showError(describe(error));
   }
   setBusy(false, section);
@@ -119,9 +144,8 @@ async function unlock(password, unlockCode) {
   showStatus('Unlocking your key…');
   const key = await unlockSigningKey(wrappedKey, unlockKey);
   if (key.kid !== kid) throw new Error('the unlocked key is not the key the node names');
-  await saveKey(key);
-  showStatus('Signing in…');
-  await signIn(key);
+  showStatus('Making this browser’s own key and signing in…');
+  await enrollDevice(key);
   return true;
 }
 
@@ -172,11 +196,72 @@ async function onUnlockSubmit(event) {
   }
 }
 
+let pasteNonce = null;
+
+/** Shows a fresh message to sign for the paste sign-in. */
+async function newPasteMessage() {
+  try {
+    const { nonce, message } = await api('POST', '/auth/challenge');
+    pasteNonce = nonce;
+    $('paste-message').textContent = message;
+  } catch (error) {
+    messagesAfter($('paste-form'));
+    showError(describe(error));
+  }
+}
+
+/** The kid and format of a pasted signature: an SSH signature names its key; otherwise the public key given does. */
+async function pastedKey(signature, publicKeyText) {
+  if (signature.includes('-----BEGIN SSH SIGNATURE-----')) {
+    return { kid: await thumbprint(jwkFromSshSignature(signature)), format: 'sshsig' };
+  }
+  if (!publicKeyText.trim()) throw new Error('Paste your public key too: an openssl signature does not say which key made it.');
+  const { jwk, kid } = await readPublicKey(publicKeyText);
+  return { kid, format: jwk.kty === 'OKP' ? 'raw' : 'openssl' };
+}
+
+async function onPasteSubmit(event) {
+  event.preventDefault();
+  if (throttled) return;
+  const form = $('paste-form');
+  messagesAfter(form);
+  clearMessages();
+  const signature = $('paste-signature').value.trim();
+  let key;
+  try {
+    key = await pastedKey(signature, $('paste-key').value);
+  } catch (error) {
+    showError(error.name === 'KeyError' ? `The public key ${error.message}.` : describe(error));
+    return;
+  }
+  setBusy(true, form);
+  try {
+    const session = await api('POST', '/auth/login', { kid: key.kid, nonce: pasteNonce, signature, format: key.format });
+    setToken(session.access_token);
+    goToAccount();
+    return;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 429) {
+      setBusy(false, form);
+      throttle(error, $('paste-submit'), 'Too many failed sign-ins from this address.');
+      return;
+    }
+    showError(error instanceof ApiError && error.slug === 'invalid-assertion' ? `Sign-in refused. ${error.message}` : describe(error));
+    if (error instanceof ApiError && /nonce/.test(error.message)) await newPasteMessage();
+  }
+  setBusy(false, form);
+}
+
 async function main() {
   const notice = takeNotice();
   if (notice && NOTICES[notice]) showStatus(NOTICES[notice]);
   $('unlock-form').addEventListener('submit', onUnlockSubmit);
   $('unlock-code-toggle').addEventListener('click', () => offerUnlockCode());
+  $('paste-form').addEventListener('submit', onPasteSubmit);
+  $('paste-new').addEventListener('click', newPasteMessage);
+  $('paste-section').addEventListener('toggle', () => {
+    if ($('paste-section').open && !pasteNonce) newPasteMessage();
+  });
   if (getToken()) {
     try {
       await api('GET', '/session');

@@ -1,7 +1,7 @@
 // The /recover page: rebuild the owner key from friends' shares, sign in with it, set a new password. Setup reuses enterShares().
 
 import { replaceWrappedKey, signIn, stepUp } from './auth.mjs';
-import { saveKey } from './keystore.mjs';
+import { enrollDevice } from './device.mjs';
 import { readShare, rebuildKey } from './shares.mjs';
 import { refusal, renderStrength } from './strength.mjs';
 import { $, NO_NETWORK, describe, setBusy, showError, showStatus } from './ui.mjs';
@@ -81,7 +81,8 @@ async function setPassword(event, rebuilt, key) {
     await stepUp(key);
     await replaceWrappedKey(key, { wrappedKey, unlockVerifier, recoverySet: rebuilt.setId });
     delete rebuilt.privateJwk.d;
-    await saveKey(key);
+    showStatus('Making this browser’s own key and signing in…');
+    await enrollDevice(key);
     form.hidden = true;
     $('recover-done').hidden = false;
     showStatus('Done: your new password is set, and this browser keeps your key and is signed in.');

@@ -2,12 +2,13 @@
 // The shares never leave the page: the node gets each set's id, k, n and labels.
 
 import { ApiError, api, getToken } from './api.mjs';
-import { audience, stepUp, unlockWithPassword } from './auth.mjs';
+import { audience, unlockParams, unlockWithPassword } from './auth.mjs';
+import { stepUpThisDevice } from './device.mjs';
 import { splitKey } from './shares.mjs';
 import { $, clearMessages, describe, formatTime, messagesAfter, setBusy, showError, showStatus } from './ui.mjs';
-import { importSigningKey, unwrapPrivateKey } from './wrapped-key.mjs';
+import { jwkThumbprint, unwrapPrivateKey } from './wrapped-key.mjs';
 
-let session = null;
+let ownerKid = null;
 
 const make = (tag, props) => Object.assign(document.createElement(tag), props);
 
@@ -27,7 +28,7 @@ function showLabels() {
 async function listSets() {
   const { sets } = await api('GET', '/recovery/sets');
   const items = sets.map((s) => {
-    const old = s.kid === session.kid ? '' : ' For a key since replaced: no longer valid.';
+    const old = s.kid === ownerKid ? '' : ' For a key since replaced: no longer valid.';
     return make('li', { textContent: `Set ${s.set_id}: any ${s.threshold} of ${s.shares} (${s.labels.join(', ')}), made ${formatTime(s.created_at)}.${old}` });
   });
   $('sets').replaceChildren(...(items.length ? items : [make('li', { textContent: 'None yet.' })]));
@@ -65,10 +66,10 @@ async function split(event) {
   try {
     showStatus('Checking your password… (deriving the key takes a moment)');
     const { wrappedKey, kid, unlockKey } = await unlockWithPassword($('password').value);
-    if (kid !== session.kid) throw new Error('the node’s key is not this session’s key');
     const jwk = await unwrapPrivateKey(wrappedKey, unlockKey);
+    if ((await jwkThumbprint(jwk)) !== kid) throw new Error('the unlocked key is not the key the node names');
     showStatus('Confirming it is you…');
-    await stepUp({ signingKey: await importSigningKey({ ...jwk }), kid });
+    await stepUpThisDevice();
     const set = await splitKey(jwk, { threshold, shares });
     delete jwk.d;
     await api('POST', '/recovery/sets', { set_id: set.setId, threshold, shares, labels });
@@ -88,7 +89,8 @@ async function main() {
   if (!getToken()) return location.replace('/login');
   messagesAfter($('split-form'));
   try {
-    session = await api('GET', '/session');
+    await api('GET', '/session');
+    ownerKid = (await unlockParams()).kid;
     showLabels();
     $('count').addEventListener('input', showLabels);
     $('split-form').addEventListener('submit', split);

@@ -1,9 +1,9 @@
 // The /setup#<claim token> page: choose a password, make (or restore from shares) and wrap the owner key here, claim the node, keep the key, sign in.
 
 import { ApiError, api } from './api.mjs';
-import { audience, signIn } from './auth.mjs';
+import { audience } from './auth.mjs';
+import { enrollDevice } from './device.mjs';
 import { claimProof } from './jws.mjs';
-import { saveKey } from './keystore.mjs';
 import { estimate, refusal, renderStrength } from './strength.mjs';
 import { $, clearMessages, describe, setBusy, showError, showStatus } from './ui.mjs';
 import { generateOwnerKey, importSigningKey, jwkThumbprint, wrapPrivateKey } from './wrapped-key.mjs';
@@ -58,9 +58,8 @@ async function claim(claimToken, password) {
   sessionStorage.removeItem(CLAIM);
   if (restored) delete restored.privateJwk.d;
   if (answer.kid !== kid) throw new Error('the node answered with another key id than this key’s');
-  await saveKey({ signingKey, kid, publicJwk });
-  showStatus('Signing in…');
-  await signIn({ signingKey, kid });
+  showStatus('Making this browser’s own key and signing in…');
+  await enrollDevice({ signingKey, kid, publicJwk });
   return { kid, wrappedKey };
 }
 

@@ -34,7 +34,7 @@ export function clearMessages() {
 export function setBusy(on, container) {
   $('progress').hidden = !on;
   $('app').setAttribute('aria-busy', String(on));
-  if (container) for (const control of container.querySelectorAll('button, input')) control.disabled = on;
+  if (container) for (const control of container.querySelectorAll('button, input, textarea')) control.disabled = on;
 }
 
 /** "1 h 5 min", "4 min 09 s" or "12 s" for a number of seconds. */

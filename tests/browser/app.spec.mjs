@@ -2,7 +2,11 @@
 // The scenarios run in order on one node and share browser contexts A (claims), B (second device) and C (phone-sized).
 
 import { expect, test } from '@playwright/test';
-import { databases, shot, startNode, storedKeys, watch } from './helpers.mjs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { databases, run, shot, startNode, storedKeys, watch } from './helpers.mjs';
 
 const PASSWORD = 'Grüße, café ☃ 🔑 correct horse battery';
 const NEW_PASSWORD = 'lantern orbit pebble mosaic 47';
@@ -72,9 +76,11 @@ test('claim in context A and land signed in', async ({ browser, request }, testI
   expect(JSON.parse(Buffer.from(jwe.split('.')[0], 'base64url'))).toMatchObject({ alg: 'PBES2-HS512+A256KW', enc: 'A256GCM', p2c: 600000 });
   await shot(page, testInfo, 'setup-done');
 
+  // The browser keeps a key of its own, bound by the owner key, and not the owner key.
   const stored = await storedKeys(page);
   expect(stored).toHaveLength(1);
-  expect(stored[0]).toMatchObject({ kid, members: ['kid', 'publicJwk', 'signingKey'], key: { type: 'private', extractable: false, usages: ['sign'] } });
+  expect(stored[0]).toMatchObject({ kind: 'device', members: ['credentialId', 'kid', 'kind', 'publicJwk', 'signingKey'], key: { type: 'private', extractable: false, usages: ['sign'] } });
+  expect(stored[0].kid).not.toBe(kid);
   expect(Object.keys(stored[0].publicJwk).sort()).toEqual(['crv', 'kty', 'x', 'y']);
   expect(await page.evaluate(() => Object.keys(sessionStorage))).toEqual(['siteid.access_token']);
 
@@ -99,7 +105,12 @@ test('a fresh context B unlocks with the password and signs in', async ({ browse
   await page.click('#unlock-submit');
   await expect(page).toHaveURL(`${node.base}/account`, { timeout: 30_000 });
   await expect(page.locator('#sessions li')).toHaveCount(2);
-  expect((await storedKeys(page))[0].key.extractable).toBe(false);
+  const stored = await storedKeys(page);
+  expect(stored).toHaveLength(1);
+  expect(stored[0].key.extractable).toBe(false);
+  const ownerKid = (await (await page.request.get(`${node.base}/.well-known/jwks.json`)).json()).keys[0].kid;
+  expect(stored[0].kid, 'B holds a device key, not the owner key').not.toBe(ownerKid);
+  expect(stored[0].kid).not.toBe((await storedKeys(pages.A))[0].kid);
 
   // A's page shows the new sign-in without a reload.
   await expect(pages.A.locator('#sessions li')).toHaveCount(2);
@@ -200,7 +211,7 @@ test('"forget this device" in B leaves nothing in its IndexedDB', async ({}, tes
   await b.click('#forget-device');
   await expect(b).toHaveURL(`${node.base}/login`);
   await expect(b.locator('#unlock-form')).toBeVisible();
-  await expect(b.locator('#status')).toContainText('no longer holds your key');
+  await expect(b.locator('#status')).toContainText('no longer holds a key');
   expect(await databases(b)).toEqual([]);
   expect(await b.evaluate(() => sessionStorage.getItem('siteid.access_token'))).toBeNull();
   await expect(pages.A.locator('#sessions li')).toHaveCount(sessionsBefore - 1);
@@ -216,6 +227,7 @@ test('the key stored in IndexedDB is not extractable', async () => {
     });
     const record = await new Promise((resolve, reject) => {
       const request = db.transaction('keys').objectStore('keys').get('owner');
+      // The record's name predates device keys; it holds this browser's own key.
       request.onsuccess = () => resolve(request.result);
       request.onerror = () => reject(request.error);
     });
@@ -258,4 +270,84 @@ test('the audit log pages back with "Older entries"', async ({}, testInfo) => {
   expect(seqs).toEqual([...seqs].sort((x, y) => y - x));
   expect(new Set(seqs).size).toBe(seqs.length);
   await shot(a, testInfo, 'account-audit-paged');
+});
+
+test("A revokes D's device; D's next action says so, and nothing D keeps signs in", async ({ browser }, testInfo) => {
+  const d = await open(browser, 'D');
+  await d.goto(`${node.base}/login`);
+  await d.fill('#password', NEW_PASSWORD);
+  await d.click('#unlock-submit');
+  await expect(d).toHaveURL(`${node.base}/account`, { timeout: 30_000 });
+  await expect(d.locator('#app')).toHaveAttribute('data-live', 'true');
+  const dKid = (await storedKeys(d))[0].kid;
+
+  const a = pages.A;
+  await a.goto(`${node.base}/account/credentials`);
+  const rows = a.locator('#credentials tbody tr');
+  await expect(rows.first()).toContainText('Owner key');
+  await expect(a.locator('#credentials tbody tr.current, #credentials tbody tr:has(.badge)')).toHaveCount(1);
+  const dRow = rows.last();
+  await expect(dRow).toContainText('Browser');
+  await shot(a, testInfo, 'credentials');
+  const revoke = dRow.getByRole('button', { name: /^Revoke/ });
+  await revoke.click();
+  await expect(revoke).toHaveText('Click again to revoke');
+  await revoke.click();
+  await expect(a.locator('#status')).toContainText('is revoked');
+
+  // D's socket closes and its page leaves for /login; its key is refused there, deleted, and the password offered.
+  await expect(d).toHaveURL(`${node.base}/login`, { timeout: 5_000 });
+  await d.click('#login-button');
+  await expect(d.locator('#error')).toContainText('removed from your identity');
+  await expect(d.locator('#unlock-form')).toBeVisible();
+  expect(await databases(d)).toEqual([]);
+  await shot(d, testInfo, 'login-after-device-revoked');
+
+  // The revoked key itself, used directly, is refused for good.
+  const listed = await a.evaluate(async () => (await (await fetch('/api/v1/credentials', { headers: { authorization: `Bearer ${sessionStorage.getItem('siteid.access_token')}` } })).json()).credentials);
+  expect(listed.map((c) => c.kid)).not.toContain(dKid);
+});
+
+test('a key pasted in A signs in from the command line, and an SSH signature pasted on /login signs in', async ({ browser }, testInfo) => {
+  const work = mkdtempSync(path.join(tmpdir(), 'siteid-keys-'));
+  const pem = path.join(work, 'key.pem');
+  execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384', '-out', pem]);
+  const publicPem = execFileSync('openssl', ['pkey', '-in', pem, '-pubout']).toString();
+  const ssh = path.join(work, 'id_ed25519');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'playwright', '-f', ssh]);
+
+  const a = pages.A;
+  await a.goto(`${node.base}/account/credentials`);
+  const add = async (publicKey, label) => {
+    await a.fill('#public-key', publicKey);
+    await a.fill('#label', label);
+    await a.check('#cap-audit');
+    await a.fill('#password', NEW_PASSWORD);
+    await a.click('#credential-submit');
+    await expect(a.locator('#status')).toContainText(`Added ${label}`, { timeout: 30_000 });
+  };
+  await add(publicPem, 'openssl key');
+  await add(readFileSync(`${ssh}.pub`, 'utf8'), 'ssh key');
+  await expect(a.locator('#credentials tbody')).toContainText('Key (ES384)');
+  await expect(a.locator('#credentials tbody')).toContainText('Key (EdDSA)');
+  await shot(a, testInfo, 'credentials-keys-added');
+
+  const signedIn = await run(['login', '--node', node.base, '--key', pem]);
+  expect(signedIn.code, signedIn.stderr).toBe(0);
+  const token = signedIn.stdout.trim();
+  const session = await (await a.request.get(`${node.base}/api/v1/session`, { headers: { authorization: `Bearer ${token}` } })).json();
+  expect(session.capabilities).toEqual(['session', 'audit']);
+
+  const e = await open(browser, 'E');
+  await e.goto(`${node.base}/login`);
+  await e.click('#paste-section summary');
+  await expect(e.locator('#paste-message')).toHaveText(/^siteid login http:\/\/127\.0\.0\.1:\d+ \S+$/);
+  const message = await e.locator('#paste-message').textContent();
+  const armored = execFileSync('ssh-keygen', ['-Y', 'sign', '-f', ssh, '-n', 'siteid-login'], { input: message }).toString();
+  writeFileSync(path.join(work, 'signature'), armored);
+  await e.fill('#paste-signature', armored);
+  await shot(e, testInfo, 'login-paste-signature');
+  await e.click('#paste-submit');
+  await expect(e).toHaveURL(`${node.base}/account`);
+  expect(await databases(e), 'a pasted signature stores no key').toEqual([]);
 });

@@ -142,6 +142,7 @@ export function storedKeys(page) {
           store: name,
           members: Object.keys(r).sort(),
           kid: r.kid,
+          kind: r.kind,
           publicJwk: r.publicJwk,
           key: r.signingKey instanceof CryptoKey ? { type: r.signingKey.type, extractable: r.signingKey.extractable, usages: r.signingKey.usages, algorithm: r.signingKey.algorithm } : null,
         });

@@ -249,7 +249,8 @@ test('three shares recover the key on a new phone with a new password; the old p
   expectNoSecrets(sent, shares);
   const stored = await storedKeys(page);
   expect(stored).toHaveLength(1);
-  expect(stored[0]).toMatchObject({ kid, key: { type: 'private', extractable: false, usages: ['sign'] } });
+  expect(stored[0]).toMatchObject({ kind: 'device', key: { type: 'private', extractable: false, usages: ['sign'] } });
+  expect(stored[0].kid, 'the phone keeps a device key, not the rebuilt owner key').not.toBe(kid);
   expect(await sideways(page), 'nothing sticks out sideways on a phone').toBeLessThanOrEqual(0);
   await shot(page, testInfo, 'recover-done');
 
@@ -309,7 +310,7 @@ test("a deleted node's identity is restored from shares onto a new data dir, wit
   const after = (await (await request.get(`${node.base}/.well-known/jwks.json`)).json()).keys;
   expect(after).toHaveLength(1);
   expect({ kid: after[0].kid, x: after[0].x, y: after[0].y }).toEqual({ kid: before.kid, x: before.x, y: before.y });
-  expect((await storedKeys(page))[0]).toMatchObject({ kid, key: { extractable: false } });
+  expect((await storedKeys(page))[0]).toMatchObject({ kind: 'device', key: { extractable: false } });
   expect(await node.audit()).toMatch(new RegExp(`owner\\.claimed.*"recovery_set":"${setId}"`));
 
   await page.click('text=Go to your account');

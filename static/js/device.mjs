@@ -1,0 +1,81 @@
+// This browser's own credential: a non-extractable P-384 device key bound by the owner key and registered with the node, the owner key unwrapped from the password only for the moment an operation needs it, and bindings for other credentials.
+
+import { api } from './api.mjs';
+import { signIn, stepUp, unlockWithPassword } from './auth.mjs';
+import { encode } from './b64url.mjs';
+import { signJwt } from './jws.mjs';
+import { loadKey, saveKey } from './keystore.mjs';
+import { jwkThumbprint, unlockSigningKey } from './wrapped-key.mjs';
+
+/** What a browser of the owner may do: everything; the password still guards what needs the owner key. */
+export const DEVICE_CAPABILITIES = ['session', 'sessions', 'audit', 'credentials', 'recovery', 'owner'];
+
+/** "Chrome on Linux" from a user agent, or a shortened original. */
+export function describeClient(userAgent) {
+  if (!userAgent) return 'Unknown client';
+  const ua = userAgent;
+  const browser = /Edg\//.test(ua) ? 'Edge' : /Firefox\//.test(ua) ? 'Firefox' : /OPR\//.test(ua) ? 'Opera' : /Chrom(e|ium)\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : null;
+  const os = /Android/.test(ua) ? 'Android' : /iPhone|iPad/.test(ua) ? 'iOS' : /Windows/.test(ua) ? 'Windows' : /Mac OS X/.test(ua) ? 'macOS' : /CrOS/.test(ua) ? 'ChromeOS' : /Linux/.test(ua) ? 'Linux' : null;
+  if (browser) return os ? `${browser} on ${os}` : browser;
+  return ua.length > 40 ? `${ua.slice(0, 40)}…` : ua;
+}
+
+/** A fresh credential id: 16 random bytes, base64url. */
+export function newCredentialId() {
+  return encode(globalThis.crypto.getRandomValues(new Uint8Array(16)));
+}
+
+/**
+ * The owner key's binding over a credential's fields (the protocol's Binding): {id, kid, kind, label, capabilities,
+ * networks, expiresAt}. Only the browser (or the command line) can make one: the node never holds the owner key.
+ */
+export async function bindCredential(ownerKey, { id, kid, kind, label, capabilities, networks, expiresAt }) {
+  const claims = { sub: kid, kind, label, cap: capabilities, net: networks, iat: Math.floor(Date.now() / 1000), jti: id };
+  if (expiresAt !== null && expiresAt !== undefined) claims.exp = expiresAt;
+  return signJwt(ownerKey.signingKey, { alg: 'ES384', typ: 'siteid-credential+jwt', kid: ownerKey.kid }, claims);
+}
+
+/**
+ * Unwraps the owner key with the password (an unlock attempt, throttled like any) for one operation; resolves with
+ * {signingKey, kid, publicJwk}. The caller drops it when done; it is never stored.
+ */
+export async function ownerKeyFromPassword(password) {
+  const { wrappedKey, kid, unlockKey } = await unlockWithPassword(password);
+  const key = await unlockSigningKey(wrappedKey, unlockKey);
+  if (key.kid !== kid) throw new Error('the unlocked key is not the key the node names');
+  return key;
+}
+
+/** Steps the session up with the key this device keeps (the session's own credential). */
+export async function stepUpThisDevice() {
+  const key = await loadKey();
+  if (!key) throw new Error('This device keeps no key to confirm it is you; sign in again with your password.');
+  await stepUp(key);
+}
+
+/**
+ * Makes this browser's own key (P-384, non-extractable), binds it with ownerKey, registers it as a device credential,
+ * stores it and signs in with it. The owner key is not kept: from here this browser is one revocable credential.
+ */
+export async function enrollDevice(ownerKey) {
+  const pair = await globalThis.crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, false, ['sign', 'verify']);
+  const { kty, crv, x, y } = await globalThis.crypto.subtle.exportKey('jwk', pair.publicKey);
+  const publicJwk = { kty, crv, x, y };
+  const kid = await jwkThumbprint(publicJwk);
+  const id = newCredentialId();
+  const label = describeClient(navigator.userAgent);
+  const binding = await bindCredential(ownerKey, { id, kid, kind: 'device', label, capabilities: DEVICE_CAPABILITIES, networks: [], expiresAt: null });
+  // Registering needs a stepped-up session; the owner key's own session ends right after.
+  await signIn(ownerKey);
+  await stepUp(ownerKey);
+  await api('POST', '/credentials', { id, kind: 'device', label, public_key: publicJwk, capabilities: DEVICE_CAPABILITIES, networks: [], expires_at: null, binding });
+  try {
+    await api('DELETE', '/session');
+  } catch {
+    // It ends by itself when idle.
+  }
+  const device = { signingKey: pair.privateKey, kid, publicJwk, credentialId: id, kind: 'device' };
+  await saveKey(device);
+  await signIn(device);
+  return device;
+}

@@ -25,7 +25,9 @@ use serde_json::{Value, json};
 use siteid::jose::b64;
 use siteid::jose::jwe;
 use siteid::jose::jwk::OwnerPrivateKey;
-use siteid::jose::jws::{CompactJws, VerifyingKey, sign_es384};
+use siteid::jose::jws::{CompactJws, sign_es384};
+use siteid::keys::private::PrivateKey;
+use siteid::keys::{CredentialKey, JwsAlgorithm, PublicKey};
 use tungstenite::Message;
 use tungstenite::client::IntoClientRequest;
 
@@ -370,24 +372,26 @@ fn rate(address: SocketAddr, path: &str, headers: &str, duration: Duration) -> R
     Ok(count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
 }
 
-/// ES384 verifications per second on `threads` threads, with the node's verifier.
-fn verification_rate(key: &OwnerPrivateKey, kid: &str, threads: usize, duration: Duration) -> f64 {
-    let token = assertion(key, kid, "https://bench.example", &b64::encode(&[1; 56]));
-    let verifying = Arc::new(VerifyingKey::new(key.public_key()));
+/// Verifications per second of `token` on `threads` threads, with the node's sign-in check:
+/// the strict parse, then the credential's one algorithm.
+fn verification_rate(token: &str, key: CredentialKey, threads: usize, duration: Duration) -> f64 {
+    let key = Arc::new(key);
     let count = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = (0..threads)
         .map(|_| {
-            let (count, stop, verifying, token) = (
-                count.clone(),
-                stop.clone(),
-                verifying.clone(),
-                token.clone(),
-            );
+            let (count, stop, key, token) =
+                (count.clone(), stop.clone(), key.clone(), token.to_owned());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let jws = CompactJws::parse(&token, "siteid-login+jwt").expect("parses");
-                    let _: Value = jws.verify_with(&verifying).expect("verifies");
+                    let jws = CompactJws::parse_accepting(&token, "siteid-login+jwt", |alg| {
+                        JwsAlgorithm::parse(alg).is_some()
+                    })
+                    .expect("parses");
+                    let alg = JwsAlgorithm::parse(&jws.header.alg).expect("alg");
+                    let _: Value = jws
+                        .verify_by(|input, signature| key.verify_jws(alg, input, signature))
+                        .expect("verifies");
                     count.fetch_add(1, Ordering::Relaxed);
                 }
             })
@@ -400,6 +404,28 @@ fn verification_rate(key: &OwnerPrivateKey, kid: &str, threads: usize, duration:
         let _ = thread.join();
     }
     count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The owner key as the registry checks it.
+fn owner_credential_key(key: &OwnerPrivateKey) -> CredentialKey {
+    let (public, _) = PublicKey::from_jwk_json(&key.public_key().to_json()).expect("owner JWK");
+    CredentialKey::new(public, JwsAlgorithm::Es384).expect("ES384")
+}
+
+/// A credential key of the test vectors, with a login assertion it signed.
+fn vector_credential(file: &str, passphrase: Option<&[u8]>) -> (CredentialKey, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors/keys")
+        .join(file);
+    let text = std::fs::read_to_string(path).expect("vector key");
+    let private = PrivateKey::from_pem(&text, passphrase).expect("vector key reads");
+    let alg = private.algorithm();
+    let token = private.sign_compact(
+        &json!({"alg": alg.as_str(), "typ": "siteid-login+jwt", "kid": private.public_key().thumbprint()}),
+        &json!({"aud": "https://bench.example", "nonce": b64::encode(&[1; 56]), "iat": now(), "exp": now() + 300}),
+    );
+    let key = CredentialKey::new(private.public_key().clone(), alg).expect("key");
+    (key, token)
 }
 
 /// Runs `work` on SIGN_IN_CLIENTS threads with an index each; returns their results in order.
@@ -641,8 +667,14 @@ fn request_rates(server: &Server, bearer: &str) -> Result<()> {
 
 /// Scenario 2: complete sign-ins against the raw verification rate.
 fn sign_in_figures(server: &Server, key: &OwnerPrivateKey, kid: &str) -> Result<()> {
-    let per_core = verification_rate(key, kid, 1, Duration::from_secs(3));
-    let verifications = verification_rate(key, kid, CLIENT_THREADS, Duration::from_secs(3));
+    let token = assertion(key, kid, "https://bench.example", &b64::encode(&[1; 56]));
+    let per_core = verification_rate(&token, owner_credential_key(key), 1, Duration::from_secs(3));
+    let verifications = verification_rate(
+        &token,
+        owner_credential_key(key),
+        CLIENT_THREADS,
+        Duration::from_secs(3),
+    );
     let cpu_before = server.cpu_seconds();
     let sign_ins = sign_in_rate(server, key, kid)?;
     let server_cpu = server.cpu_seconds() - cpu_before;
@@ -666,6 +698,24 @@ fn sign_in_figures(server: &Server, key: &OwnerPrivateKey, kid: &str) -> Result<
         server_cpu / total * 1e6,
         1e6 / per_core
     );
+
+    // The other credential algorithms, side by side on one core in the same run.
+    println!("\n| credential algorithm | verifications per second, one core | ratio to ES384 |");
+    println!("|---|---:|---:|");
+    for (label, file, passphrase) in [
+        ("ES384 (P-384, SEC1 file)", "p384-sec1.pem", None),
+        ("ES256 (P-256, OpenSSH file)", "openssh-ec256", None),
+        (
+            "EdDSA (Ed25519, OpenSSH file)",
+            "openssh-ed25519-passphrase-secret",
+            Some(&b"secret"[..]),
+        ),
+        ("RS256 (RSA 2048, OpenSSH file)", "openssh-rsa", None),
+    ] {
+        let (key, token) = vector_credential(file, passphrase);
+        let rate = verification_rate(&token, key, 1, Duration::from_secs(2));
+        println!("| {label} | {rate:.0} | {:.2} |", rate / per_core);
+    }
 
     Ok(())
 }

@@ -56,8 +56,9 @@ struct JwkMembers {
     public_key_use: Option<String>,
     #[serde(default, deserialize_with = "super::present")]
     key_ops: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "super::present")]
-    ext: Option<bool>,
+    /// WebCrypto's `ext`: read (it must be a boolean) and otherwise ignored.
+    #[serde(default, rename = "ext", deserialize_with = "super::present")]
+    _ext: Option<bool>,
     #[serde(default, deserialize_with = "super::present")]
     kid: Option<String>,
 }
@@ -182,23 +183,50 @@ fn check_optional_members(members: &JwkMembers, key: &OwnerPublicKey) -> Result<
     {
         return Err(JwkError::WrongAlgorithm(alg.clone()));
     }
-    if let Some(public_key_use) = &members.public_key_use
-        && public_key_use != "sig"
-    {
-        return Err(JwkError::WrongUse(public_key_use.clone()));
+    match signing_member_problem(
+        members.public_key_use.as_deref(),
+        members.key_ops.as_deref(),
+        members.kid.as_deref(),
+        &key.thumbprint(),
+    ) {
+        Some(SigningMemberProblem::Use(found)) => Err(JwkError::WrongUse(found)),
+        Some(SigningMemberProblem::KeyOps) => Err(JwkError::WrongKeyOps),
+        Some(SigningMemberProblem::Kid) => Err(JwkError::WrongKid),
+        None => Ok(()),
     }
-    if let Some(ops) = &members.key_ops
-        && ops.iter().any(|op| op != "verify")
+}
+
+/// What is wrong with the optional members of a public signing JWK (RFC 7517 §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SigningMemberProblem {
+    /// `use` is not `sig`.
+    Use(String),
+    /// `key_ops` names an operation other than `verify`.
+    KeyOps,
+    /// `kid` is not the key's RFC 7638 thumbprint.
+    Kid,
+}
+
+/// Checks `use`, `key_ops` and `kid` of a public key that only verifies signatures; `ext` may
+/// be anything.
+pub(crate) fn signing_member_problem(
+    public_key_use: Option<&str>,
+    key_ops: Option<&[String]>,
+    kid: Option<&str>,
+    thumbprint: &str,
+) -> Option<SigningMemberProblem> {
+    if let Some(found) = public_key_use
+        && found != "sig"
     {
-        return Err(JwkError::WrongKeyOps);
+        return Some(SigningMemberProblem::Use(found.to_owned()));
     }
-    if let Some(kid) = &members.kid
-        && kid != &key.thumbprint()
-    {
-        return Err(JwkError::WrongKid);
+    if key_ops.is_some_and(|ops| ops.iter().any(|op| op != "verify")) {
+        return Some(SigningMemberProblem::KeyOps);
     }
-    let _ = members.ext;
-    Ok(())
+    if kid.is_some_and(|kid| kid != thumbprint) {
+        return Some(SigningMemberProblem::Kid);
+    }
+    None
 }
 
 /// The owner's private key: a P-384 scalar with its public key. Zeroized on drop.

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use spki::SubjectPublicKeyInfoRef;
 
 use crate::jose::b64;
+use crate::jose::jwk::{SigningMemberProblem, signing_member_problem};
 
 /// Public key text longer than this is refused before parsing (an 8192-bit RSA key in any
 /// accepted format is well under it).
@@ -219,8 +220,9 @@ struct JwkMembers {
     public_key_use: Option<String>,
     #[serde(default, deserialize_with = "crate::jose::present")]
     key_ops: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "crate::jose::present")]
-    ext: Option<bool>,
+    /// WebCrypto's `ext`: read (it must be a boolean) and otherwise ignored.
+    #[serde(default, rename = "ext", deserialize_with = "crate::jose::present")]
+    _ext: Option<bool>,
     #[serde(default, deserialize_with = "crate::jose::present")]
     kid: Option<String>,
 }
@@ -261,23 +263,17 @@ impl PublicKey {
                 }
             }
         };
-        if let Some(public_key_use) = &members.public_key_use
-            && public_key_use != "sig"
-        {
-            return Err(KeyError::WrongUse(public_key_use.clone()));
+        match signing_member_problem(
+            members.public_key_use.as_deref(),
+            members.key_ops.as_deref(),
+            members.kid.as_deref(),
+            &key.thumbprint(),
+        ) {
+            Some(SigningMemberProblem::Use(found)) => Err(KeyError::WrongUse(found)),
+            Some(SigningMemberProblem::KeyOps) => Err(KeyError::WrongKeyOps),
+            Some(SigningMemberProblem::Kid) => Err(KeyError::WrongKid),
+            None => Ok((key, alg)),
         }
-        if let Some(ops) = &members.key_ops
-            && ops.iter().any(|op| op != "verify")
-        {
-            return Err(KeyError::WrongKeyOps);
-        }
-        if let Some(kid) = &members.kid
-            && kid != &key.thumbprint()
-        {
-            return Err(KeyError::WrongKid);
-        }
-        let _ = members.ext;
-        Ok((key, alg))
     }
 
     fn from_members(members: &JwkMembers) -> Result<Self, KeyError> {

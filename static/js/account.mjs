@@ -1,6 +1,6 @@
 // The /account page: sessions (live over the WebSocket), the audit log, password change, forgetting this device, signing out.
 
-import { ApiError, api, clearToken, getToken, setNotice } from './api.mjs';
+import { ApiError, api, clearToken, getToken, setNotice, signedInApi } from './api.mjs';
 import { replaceWrappedKey, unlockWithPassword } from './auth.mjs';
 import { describeClient, stepUpThisDevice } from './device.mjs';
 import { deleteKey, loadKey } from './keystore.mjs';
@@ -30,18 +30,8 @@ function leave(notice) {
   location.replace('/login');
 }
 
-/** Runs an API call; a 401 means this session is over, so it goes to /login. */
-async function call(method, path, body) {
-  try {
-    return await api(method, path, body);
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 401 && error.slug === 'unauthenticated') {
-      leave('revoked');
-      await new Promise(() => {}); // Never settles: the page is going away.
-    }
-    throw error;
-  }
-}
+/** API calls of this signed-in page: a 401 means the session is over, so it goes to /login. */
+const call = signedInApi(() => leave('revoked'));
 
 function element(tag, props = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props);
@@ -239,7 +229,7 @@ async function changePassword(event) {
     await replaceWrappedKey({ signingKey, kid }, { ...rewrapped, oldUnlockVerifier: unlockKey.unlockVerifier }, call);
     form.reset();
     renderStrength($('new-strength'), '');
-    showStatus('Password changed. Devices that keep your key go on working; new devices need the new password, and the old one no longer unlocks.');
+    showStatus('Password changed. Devices you signed in with go on working; new devices need the new password, and the old one no longer unlocks.');
     refreshAuditTop().catch(() => {});
   } catch (error) {
     showStatus('');

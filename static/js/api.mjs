@@ -83,3 +83,21 @@ export async function api(method, path, body) {
   }
   return json;
 }
+
+/**
+ * An api() for signed-in pages: a 401 'unauthenticated' means the session is over, so it runs leave() (which takes the
+ * page to /login) and never settles.
+ */
+export function signedInApi(leave) {
+  return async (method, path, body) => {
+    try {
+      return await api(method, path, body);
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401 && error.slug === 'unauthenticated') {
+        leave();
+        await new Promise(() => {});
+      }
+      throw error;
+    }
+  };
+}

@@ -1,6 +1,6 @@
 // The /account/credentials page: the devices and keys that may sign in, and adding, editing, resetting and revoking them; every binding is made here with the owner key unlocked from the password for a moment.
 
-import { ApiError, api, clearToken, getToken, setNotice } from './api.mjs';
+import { ApiError, clearToken, getToken, setNotice, signedInApi } from './api.mjs';
 import { audience } from './auth.mjs';
 import { bindCredential, newCredentialId, ownerKeyFromPassword, stepUpThisDevice } from './device.mjs';
 import { readPublicKey } from './keys.mjs';
@@ -34,17 +34,8 @@ function leave(notice) {
   location.replace('/login');
 }
 
-async function call(method, path, body) {
-  try {
-    return await api(method, path, body);
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 401 && error.slug === 'unauthenticated') {
-      leave('revoked');
-      await new Promise(() => {});
-    }
-    throw error;
-  }
-}
+/** API calls of this signed-in page: a 401 means the session is over, so it goes to /login. */
+const call = signedInApi(() => leave('revoked'));
 
 function lastUsed(at) {
   return at ? formatTime(at) : 'never';

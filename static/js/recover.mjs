@@ -85,7 +85,7 @@ async function setPassword(event, rebuilt, key) {
     await enrollDevice(key);
     form.hidden = true;
     $('recover-done').hidden = false;
-    showStatus('Done: your new password is set, and this browser keeps your key and is signed in.');
+    showStatus('Done: your new password is set, and this browser has a key of its own and is signed in.');
     $('recover-done').querySelector('a').focus();
   } catch (error) {
     showStatus('');

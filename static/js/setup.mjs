@@ -70,7 +70,7 @@ function finish({ kid, wrappedKey }) {
   link.href = URL.createObjectURL(new Blob([wrappedKey], { type: 'application/jose' }));
   link.download = 'siteid-wrapped-key.jwe';
   $('setup-done').hidden = false;
-  showStatus('Done: this node is yours, and this browser keeps your key and is signed in.');
+  showStatus('Done: this node is yours, and this browser has a key of its own and is signed in.');
   const heading = $('setup-done').querySelector('h2');
   heading.tabIndex = -1;
   heading.focus();

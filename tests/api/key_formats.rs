@@ -182,18 +182,7 @@ impl ToolKey {
 /// Every kind of key the node accepts, as the tools make them.
 pub fn tool_keys() -> Vec<ToolKey> {
     vec![
-        ToolKey::openssl(
-            "openssl P-384 (PKCS#8)",
-            &[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-384",
-            ],
-            "ES384",
-            PasteWith::OpensslDgst("-sha384"),
-        ),
+        openssl_p384(),
         ToolKey::openssl(
             "openssl P-256 (SEC1)",
             &["ecparam", "-name", "prime256v1", "-genkey", "-noout"],
@@ -887,7 +876,7 @@ fn the_command_line_adds_a_key_signs_in_with_its_file_and_a_revocation_reaches_t
     let passphrase_file = work.path().join("passphrase");
     std::fs::write(&passphrase_file, "correct horse\n").expect("passphrase");
     let passphrase_file = passphrase_file.to_str().expect("path").to_owned();
-    let pem_key = &tool_keys_subset()[0];
+    let pem_key = &openssl_p384();
     let pem_public = work.path().join("p384.pub.pem");
     std::fs::write(&pem_public, &pem_key.public_text).expect("pem");
 
@@ -1020,9 +1009,9 @@ fn the_command_line_adds_a_key_signs_in_with_its_file_and_a_revocation_reaches_t
     assert!(ok && !listed.contains(&pem_id) && listed.contains(&ssh_id));
 }
 
-/// One openssl P-384 key (PKCS#8 PEM), for tests that need a single key quickly.
-fn tool_keys_subset() -> Vec<ToolKey> {
-    vec![ToolKey::openssl(
+/// An openssl P-384 key (PKCS#8 PEM).
+fn openssl_p384() -> ToolKey {
+    ToolKey::openssl(
         "openssl P-384 (PKCS#8)",
         &[
             "genpkey",
@@ -1033,5 +1022,5 @@ fn tool_keys_subset() -> Vec<ToolKey> {
         ],
         "ES384",
         PasteWith::OpensslDgst("-sha384"),
-    )]
+    )
 }

@@ -129,20 +129,27 @@ pub enum AuditEvent {
         credential_id: String,
         kid: String,
         kind: String,
+        alg: String,
         /// The JSON arrays as stored.
         capabilities: String,
         networks: String,
         expires_at: Option<i64>,
+        /// The SHA-256 of the stored binding (base64url): loading credentials compares the row
+        /// with the binding the log last recorded.
+        binding_sha256: String,
     },
     CredentialChanged {
         credential_id: String,
         capabilities: String,
         networks: String,
         expires_at: Option<i64>,
+        binding_sha256: String,
     },
     CredentialReset {
         credential_id: String,
         kid: String,
+        alg: String,
+        binding_sha256: String,
     },
     CredentialRevoked {
         credential_id: String,
@@ -292,30 +299,46 @@ impl AuditEvent {
                 credential_id,
                 kid,
                 kind,
+                alg,
                 capabilities,
                 networks,
                 expires_at,
+                binding_sha256,
             } => json!({
                 "credential_id": credential_id,
                 "kid": kid,
                 "kind": kind,
+                "alg": alg,
                 "capabilities": json_or_text(capabilities),
                 "networks": json_or_text(networks),
                 "expires_at": expires_at,
+                "binding_sha256": binding_sha256,
             }),
             AuditEvent::CredentialChanged {
                 credential_id,
                 capabilities,
                 networks,
                 expires_at,
+                binding_sha256,
             } => json!({
                 "credential_id": credential_id,
                 "capabilities": json_or_text(capabilities),
                 "networks": json_or_text(networks),
                 "expires_at": expires_at,
+                "binding_sha256": binding_sha256,
             }),
-            AuditEvent::CredentialReset { credential_id, kid }
-            | AuditEvent::CredentialRevoked { credential_id, kid } => {
+            AuditEvent::CredentialReset {
+                credential_id,
+                kid,
+                alg,
+                binding_sha256,
+            } => json!({
+                "credential_id": credential_id,
+                "kid": kid,
+                "alg": alg,
+                "binding_sha256": binding_sha256,
+            }),
+            AuditEvent::CredentialRevoked { credential_id, kid } => {
                 json!({ "credential_id": credential_id, "kid": kid })
             }
             AuditEvent::AuditPruned {

@@ -96,6 +96,8 @@ impl Application {
         announce_owner_state(&store, &public_url, clock.now(), &settings).await?;
         let sessions =
             Arc::new(Sessions::load(&store, settings.session_policy, clock.now()).await?);
+        let credentials = CredentialRegistry::load(&store, clock.now()).await?;
+        sessions.limit_to(&credentials);
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let caps = ConnectionCaps::for_open_files(limits::raise_open_file_limit(), workers);
         tracing::info!(
@@ -116,7 +118,7 @@ impl Application {
                 live_codes
             },
             well_known_dir,
-            credentials: CredentialRegistry::load(&store, clock.now()).await?,
+            credentials,
             challenges: Challenges::default(),
             sessions: sessions.clone(),
             websockets: crate::limits::OpenSockets::new(

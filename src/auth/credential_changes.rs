@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 
 use super::InternalError;
-use super::credentials::{Capabilities, CredentialKind, CredentialRegistry, verify_binding};
+use super::credentials::{
+    Capabilities, CredentialKind, CredentialRegistry, binding_digest, verify_binding,
+};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::b64;
 use crate::jose::jws::VerifyingKey;
@@ -21,6 +23,11 @@ pub const MIN_ID_BYTES: usize = 16;
 pub const MAX_ID_BYTES: usize = 64;
 /// Networks a credential may name.
 pub const MAX_NETWORKS: usize = 32;
+/// A binding is accepted only this many seconds after its `iat`, so one seen once (in a log,
+/// a backup, a request) cannot be sent again later to undo a change.
+pub const BINDING_MAX_AGE: i64 = 300;
+/// How far ahead of the node's clock a binding's `iat` may be.
+pub const BINDING_MAX_FUTURE: i64 = 60;
 
 /// Why a credential change was refused.
 #[derive(Debug, thiserror::Error)]
@@ -156,8 +163,14 @@ fn check_kind(kind: &str) -> Result<CredentialKind, CredentialError> {
     }
 }
 
-/// Checks that `binding` is the owner key's signature over exactly this credential; the error
-/// names the request member that disagrees with it.
+/// The binding a change replaces, when there is one: a new binding must not be older.
+struct Replacing<'a> {
+    binding: Option<&'a str>,
+}
+
+/// Checks that `binding` is the owner key's fresh signature over exactly this credential, made
+/// no earlier than the binding it replaces; the error names the request member that disagrees.
+#[allow(clippy::too_many_arguments)]
 fn check_binding(
     binding: &str,
     owner_key: &VerifyingKey,
@@ -165,8 +178,28 @@ fn check_binding(
     kid: &str,
     kind: CredentialKind,
     fields: &CheckedFields,
+    replacing: Replacing<'_>,
+    now: i64,
 ) -> Result<(), CredentialError> {
     let claims = verify_binding(binding, owner_key).map_err(|e| invalid("binding", e))?;
+    if claims.iat < now - BINDING_MAX_AGE {
+        return Err(invalid(
+            "binding",
+            format!("was made more than {BINDING_MAX_AGE} seconds ago (iat); make a fresh one"),
+        ));
+    }
+    if claims.iat > now + BINDING_MAX_FUTURE {
+        return Err(invalid("binding", "was made in the future (iat)"));
+    }
+    if let Some(previous) = replacing.binding
+        && let Ok(previous) = verify_binding(previous, owner_key)
+        && claims.iat < previous.iat
+    {
+        return Err(invalid(
+            "binding",
+            "is older than the credential's current binding (iat)",
+        ));
+    }
     let disagrees =
         |field: &'static str| invalid(field, "does not agree with the binding's claims");
     if claims.jti != id {
@@ -263,7 +296,17 @@ pub async fn add(
     let fields = check_fields(&input.fields, now)?;
     let kid = key.public.thumbprint();
     let owner = owner_key(registry, store, now).await?;
-    check_binding(&input.binding, &owner, &input.id, &kid, kind, &fields)?;
+    let replacing = Replacing { binding: None };
+    check_binding(
+        &input.binding,
+        &owner,
+        &input.id,
+        &kid,
+        kind,
+        &fields,
+        replacing,
+        now,
+    )?;
     let row = CredentialRow {
         id: input.id,
         kid,
@@ -297,6 +340,8 @@ pub async fn add(
                 credential_id: row.id.clone(),
                 kid: row.kid.clone(),
                 kind: row.kind.clone(),
+                alg: row.alg.clone(),
+                binding_sha256: binding_digest(row.binding.as_deref()),
                 capabilities: row.capabilities.clone(),
                 networks: row.networks.clone(),
                 expires_at: row.expires_at,
@@ -368,7 +413,19 @@ pub async fn change(
     let checked = check_fields(&fields, now)?;
     let owner = owner_key(registry, store, now).await?;
     let kind = row_kind(&current);
-    check_binding(&change.binding, &owner, id, &current.kid, kind, &checked)?;
+    let replacing = Replacing {
+        binding: current.binding.as_deref(),
+    };
+    check_binding(
+        &change.binding,
+        &owner,
+        id,
+        &current.kid,
+        kind,
+        &checked,
+        replacing,
+        now,
+    )?;
     let row = CredentialRow {
         label: checked.label.clone(),
         capabilities: checked.capabilities.to_json(),
@@ -411,7 +468,11 @@ pub async fn reset(
     // a credential past its expiry is changed (given a new expiry), not reset.
     let checked = check_fields(&stored_fields(&current), now)?;
     let owner = owner_key(registry, store, now).await?;
-    check_binding(binding, &owner, id, &kid, row_kind(&current), &checked)?;
+    let replacing = Replacing {
+        binding: current.binding.as_deref(),
+    };
+    let kind = row_kind(&current);
+    check_binding(binding, &owner, id, &kid, kind, &checked, replacing, now)?;
     let row = CredentialRow {
         kid,
         alg: key.alg.as_str().into(),
@@ -493,10 +554,13 @@ async fn store_change(
                     capabilities: row.capabilities.clone(),
                     networks: row.networks.clone(),
                     expires_at: row.expires_at,
+                    binding_sha256: binding_digest(row.binding.as_deref()),
                 },
                 ChangeKind::Reset => AuditEvent::CredentialReset {
                     credential_id: row.id.clone(),
                     kid: row.kid.clone(),
+                    alg: row.alg.clone(),
+                    binding_sha256: binding_digest(row.binding.as_deref()),
                 },
             };
             audit::append(&tx, now, &event, &actor)?;

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::jwk::OwnerPublicKey;
@@ -240,7 +241,6 @@ pub(crate) struct BindingClaims {
     pub net: Vec<String>,
     #[serde(default)]
     pub exp: Option<i64>,
-    #[allow(dead_code)]
     pub iat: i64,
     pub jti: String,
 }
@@ -352,6 +352,9 @@ pub struct CredentialRegistry {
     /// The database's data version when the snapshot was read: another process's change (the
     /// command line, an edit of the file) moves it, and the next refresh reloads.
     data_version: std::sync::Mutex<Option<i64>>,
+    /// Leaves tampered rows to the node to report (the command line loads a registry for one
+    /// operation and would report them again at every run).
+    quiet: bool,
 }
 
 /// How looking up a kid for a sign-in came out.
@@ -374,16 +377,29 @@ impl CredentialRegistry {
         Ok(registry)
     }
 
+    /// Like [`CredentialRegistry::load`], but tampered rows are kept out without being logged
+    /// or audited: for the command line, whose node reports them.
+    pub async fn load_quietly(store: &Store, now: i64) -> Result<Self, StoreError> {
+        let registry = CredentialRegistry {
+            quiet: true,
+            ..CredentialRegistry::default()
+        };
+        registry.reload(store, now).await?;
+        Ok(registry)
+    }
+
     /// Reads the credentials again (after a claim or a change).
     pub async fn reload(&self, store: &Store, now: i64) -> Result<(), StoreError> {
-        let (rows, owner_kid, data_version) = store
+        let (rows, owner_kid, data_version, events) = store
             .run(|c| {
                 let data_version = crate::store::meta::data_version(c)?;
                 let owner_kid = crate::store::owner::find(c)?.map(|o| o.kid);
-                Ok::<_, StoreError>((rows::live(c)?, owner_kid, data_version))
+                let events = crate::store::audit_rows::credential_events(c)?;
+                Ok::<_, StoreError>((rows::live(c)?, owner_kid, data_version, events))
             })
             .await?;
-        let snapshot = build_snapshot(&rows, owner_kid.as_deref());
+        let audited = AuditedStates::from_events(&events);
+        let snapshot = build_snapshot(&rows, owner_kid.as_deref(), &audited);
         *self.data_version.lock().unwrap_or_else(|p| p.into_inner()) = Some(data_version);
         let newly_tampered: Vec<(String, Tampered)> = {
             let previous = self.current();
@@ -395,7 +411,7 @@ impl CredentialRegistry {
                 .collect()
         };
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
-        if !newly_tampered.is_empty() {
+        if !newly_tampered.is_empty() && !self.quiet {
             for (kid, found) in &newly_tampered {
                 tracing::error!(%kid, problem = %found.problem, "a credential row does not match its binding");
             }
@@ -502,7 +518,80 @@ impl CredentialRegistry {
     }
 }
 
-fn build_snapshot(rows: &[CredentialRow], owner_kid: Option<&str>) -> Snapshot {
+/// The base64url SHA-256 of a stored binding, as credential events record it.
+pub(crate) fn binding_digest(binding: Option<&str>) -> String {
+    crate::jose::b64::encode(&Sha256::digest(binding.unwrap_or_default().as_bytes()))
+}
+
+/// What the audit log last recorded about a credential.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct AuditedState {
+    revoked: bool,
+    binding_sha256: Option<String>,
+    alg: Option<String>,
+}
+
+/// Each credential's last recorded state, by credential id, folded from its events in order.
+/// Entries from before these members were recorded (or pruned) simply tell less.
+#[derive(Debug, Default)]
+struct AuditedStates(HashMap<String, AuditedState>);
+
+impl AuditedStates {
+    fn from_events(events: &[(String, String)]) -> Self {
+        let mut states: HashMap<String, AuditedState> = HashMap::new();
+        for (event, detail) in events {
+            let Ok(detail) = serde_json::from_str::<serde_json::Value>(detail) else {
+                continue;
+            };
+            let Some(id) = detail["credential_id"].as_str() else {
+                continue;
+            };
+            let state = states.entry(id.to_owned()).or_default();
+            let text = |name: &str| detail[name].as_str().map(str::to_owned);
+            match event.as_str() {
+                "credential.revoked" => state.revoked = true,
+                "credential.added" => {
+                    *state = AuditedState {
+                        revoked: false,
+                        binding_sha256: text("binding_sha256"),
+                        alg: text("alg"),
+                    };
+                }
+                "credential.reset" => {
+                    state.binding_sha256 = text("binding_sha256");
+                    state.alg = text("alg").or(state.alg.take());
+                }
+                _ => state.binding_sha256 = text("binding_sha256"),
+            }
+        }
+        AuditedStates(states)
+    }
+
+    /// What is wrong with a live row that the audit log contradicts, if anything.
+    fn contradiction(&self, row: &CredentialRow) -> Option<&'static str> {
+        let state = self.0.get(&row.id)?;
+        if state.revoked {
+            return Some("is live, but the audit log records its revocation");
+        }
+        if state
+            .binding_sha256
+            .as_ref()
+            .is_some_and(|digest| *digest != binding_digest(row.binding.as_deref()))
+        {
+            return Some("has another binding than the audit log last recorded");
+        }
+        if state.alg.as_ref().is_some_and(|alg| *alg != row.alg) {
+            return Some("has another algorithm than the audit log recorded");
+        }
+        None
+    }
+}
+
+fn build_snapshot(
+    rows: &[CredentialRow],
+    owner_kid: Option<&str>,
+    audited: &AuditedStates,
+) -> Snapshot {
     let mut snapshot = Snapshot::default();
     let owner_row = owner_kid.and_then(|kid| {
         rows.iter()
@@ -524,7 +613,11 @@ fn build_snapshot(rows: &[CredentialRow], owner_kid: Option<&str>) -> Snapshot {
         return snapshot;
     };
     for row in rows {
-        match check_row(row, &owner_key) {
+        let checked = match audited.contradiction(row) {
+            Some(problem) => Err(problem.to_owned()),
+            None => check_row(row, &owner_key),
+        };
+        match checked {
             Ok(credential) => {
                 let credential = Arc::new(credential);
                 if credential.kind == CredentialKind::Owner {

@@ -208,6 +208,14 @@ async fn check_pasted(
     let credential = find_credential(context, pasted.kid, actor, now)
         .await?
         .ok_or_else(|| rejected("names a kid that is not a registered key".into()))?;
+    // openssl and SSH RSA signatures are PKCS#1 v1.5: a credential pinned to PS256 signs only
+    // PS256 assertions.
+    if credential.key.alg == JwsAlgorithm::Ps256 {
+        return Err(rejected(
+            "cannot be pasted for a credential that signs with PS256; send a PS256 assertion"
+                .into(),
+        ));
+    }
     let message = paste_message(context.audience, pasted.nonce);
     verify_pasted(
         &credential.key.public,

@@ -153,7 +153,8 @@ impl Sessions {
                 created_at: row.created_at,
                 last_seen_at: row.last_seen_at,
                 expires_at: row.expires_at,
-                fresh_until: row.fresh_until,
+                // A step-up does not outlive a restart, so a stored one cannot be made up.
+                fresh_until: 0,
                 ip: row.ip,
                 user_agent: row.user_agent,
             };
@@ -183,6 +184,18 @@ impl Sessions {
             events,
             policy,
         })
+    }
+
+    /// Narrows every session to what its credential may do now, so that a session row edited in
+    /// the database grants nothing its credential's binding does not. Sessions of credentials
+    /// that are not live are left to the sweeper, which ends them.
+    pub fn limit_to(&self, credentials: &super::credentials::CredentialRegistry) {
+        let mut registry = self.lock();
+        for info in registry.by_id.values_mut() {
+            if let Some(credential) = credentials.get(&info.credential_id) {
+                info.capabilities = info.capabilities.intersection(credential.capabilities);
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {

@@ -118,7 +118,7 @@ fn with_registry<T>(
         .map_err(|e| Failure::new(format!("cannot start: {e}")))?;
     let now = SystemClock.now();
     runtime.block_on(async {
-        let registry = CredentialRegistry::load(store, now)
+        let registry = CredentialRegistry::load_quietly(store, now)
             .await
             .map_err(|e| Failure::new(e.to_string()))?;
         operation(store, &registry, now)

@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 use super::node_client::{self, node_origin, post_json, problem_detail};
 use super::{Failure, read_password_file};
 use crate::clock::{Clock, SystemClock};
+use crate::keys::JwsAlgorithm;
 use crate::keys::private::{MAX_PRIVATE_KEY_LEN, PrivateKey, PrivateKeyError};
 
 /// How long an assertion made here lives, in seconds (the node accepts up to 300).
@@ -27,6 +28,10 @@ pub struct LoginArgs {
     /// the key has one].
     #[arg(long)]
     pub passphrase_file: Option<PathBuf>,
+    /// The algorithm the credential was registered for, when it is not the key type's own:
+    /// PS256 for an RSA key registered with a JWK that names it.
+    #[arg(long)]
+    pub alg: Option<String>,
     /// Keep a WebSocket open instead, and print every message the node sends, one JSON object
     /// per line, until it closes.
     #[arg(long)]
@@ -36,7 +41,17 @@ pub struct LoginArgs {
 /// Runs `siteid login`.
 pub fn run(args: &LoginArgs) -> Result<(), Failure> {
     let origin = node_origin(&args.node).map_err(|e| Failure::new(format!("--node: {e}")))?;
-    let key = load_key(&args.key, args.passphrase_file.as_deref())?;
+    let mut key = load_key(&args.key, args.passphrase_file.as_deref())?;
+    if let Some(name) = &args.alg {
+        let alg = JwsAlgorithm::parse(name).ok_or_else(|| {
+            Failure::new(format!(
+                "--alg: {name} is not ES256, ES384, EdDSA, RS256 or PS256"
+            ))
+        })?;
+        key = key
+            .with_algorithm(alg)
+            .map_err(|e| Failure::new(format!("--alg: {e}")))?;
+    }
     // A REST challenge first, also with --ws: its message says which URL the node signs for.
     let (nonce, _) = challenge(&origin)?;
     if args.ws {

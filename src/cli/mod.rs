@@ -292,12 +292,26 @@ fn claim_url(args: &NodeArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Password and passphrase files longer than this are refused (reading stops there).
+const MAX_PASSWORD_FILE: u64 = 4096;
+
 /// Reads a password file as UTF-8, removing exactly one trailing newline (`\n` or `\r\n`).
 pub fn read_password_file(path: &Path) -> Result<Zeroizing<String>, Failure> {
-    let bytes = Zeroizing::new(
-        std::fs::read(path)
-            .map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display())))?,
-    );
+    use std::io::Read;
+    let unreadable =
+        |e: std::io::Error| Failure::new(format!("cannot read {}: {e}", path.display()));
+    let mut bytes = Zeroizing::new(Vec::new());
+    std::fs::File::open(path)
+        .map_err(unreadable)?
+        .take(MAX_PASSWORD_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_PASSWORD_FILE {
+        return Err(Failure::new(format!(
+            "{} is longer than {MAX_PASSWORD_FILE} bytes; it should hold one password",
+            path.display()
+        )));
+    }
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| Failure::new(format!("{} is not UTF-8", path.display())))?;
     let text = text

@@ -76,6 +76,8 @@ fn agent(url: &str) -> ureq::Agent {
         .tls_config(tls)
         .timeout_global(Some(TIMEOUT))
         .http_status_as_error(false)
+        // A redirect could lead off https or to another node; the node never sends one.
+        .max_redirects(0)
         .build()
         .into()
 }

@@ -49,11 +49,12 @@ enum Signer {
     Rsa(RsaKeyPair),
 }
 
-/// A private key that signs a credential's JWS assertions with its default algorithm
-/// (ES256, ES384, EdDSA, or RS256 for RSA).
+/// A private key that signs a credential's JWS assertions: with its key type's algorithm
+/// (ES256, ES384, EdDSA, RS256 for RSA), or PS256 for an RSA key registered for it.
 pub struct PrivateKey {
     signer: Signer,
     public: PublicKey,
+    alg: JwsAlgorithm,
 }
 
 impl std::fmt::Debug for PrivateKey {
@@ -142,6 +143,7 @@ impl PrivateKey {
         let public = PublicKey::P256(key.public_key());
         PrivateKey {
             signer: Signer::P256(key.into()),
+            alg: public.default_algorithm(),
             public,
         }
     }
@@ -150,6 +152,7 @@ impl PrivateKey {
         let public = PublicKey::P384(key.public_key());
         PrivateKey {
             signer: Signer::P384(key.into()),
+            alg: public.default_algorithm(),
             public,
         }
     }
@@ -159,6 +162,7 @@ impl PrivateKey {
             PublicKey::ed25519(pair.public_key().as_ref()).map_err(|e| malformed(e.to_string()))?;
         Ok(PrivateKey {
             signer: Signer::Ed25519(pair),
+            alg: public.default_algorithm(),
             public,
         })
     }
@@ -170,6 +174,7 @@ impl PrivateKey {
         Ok(PrivateKey {
             signer: Signer::Rsa(pair),
             public: PublicKey::Rsa(public),
+            alg: JwsAlgorithm::Rs256,
         })
     }
 
@@ -303,7 +308,20 @@ impl PrivateKey {
 
     /// The JWS algorithm this key signs with.
     pub fn algorithm(&self) -> JwsAlgorithm {
-        self.public.default_algorithm()
+        self.alg
+    }
+
+    /// Signs with `alg` instead (PS256 for an RSA key); refuses an algorithm the key cannot use.
+    pub fn with_algorithm(mut self, alg: JwsAlgorithm) -> Result<Self, PrivateKeyError> {
+        if !self.public.allows(alg) {
+            return Err(PrivateKeyError::Unsupported(format!(
+                "a {} key cannot sign {}",
+                self.public.description(),
+                alg.as_str()
+            )));
+        }
+        self.alg = alg;
+        Ok(self)
     }
 
     /// A compact JWS of `claims` under `header` (whose `alg` the caller sets to
@@ -318,7 +336,7 @@ impl PrivateKey {
         format!("{signing_input}.{}", b64::encode(&signature))
     }
 
-    /// The JWS signature (RFC 7515 §5.1, in the form RFC 7518 gives for the algorithm) over
+    /// The JWS signature (RFC 7515 §5.1, in the form RFC 7518 gives for [`PrivateKey::algorithm`]) over
     /// `signing_input`.
     pub fn sign_jws(&self, signing_input: &[u8]) -> Vec<u8> {
         use p256::ecdsa::signature::Signer as _;
@@ -336,13 +354,12 @@ impl PrivateKey {
                 let mut signature = vec![0u8; pair.public_modulus_len()];
                 let rng = aws_lc_rs::rand::SystemRandom::new();
                 // Signing with a key that loaded cannot fail but for a broken RNG.
+                let padding: &'static dyn aws_lc_rs::signature::RsaEncoding = match self.alg {
+                    JwsAlgorithm::Ps256 => &aws_lc_rs::signature::RSA_PSS_SHA256,
+                    _ => &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                };
                 if pair
-                    .sign(
-                        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-                        &rng,
-                        signing_input,
-                        &mut signature,
-                    )
+                    .sign(padding, &rng, signing_input, &mut signature)
                     .is_err()
                 {
                     signature.clear();

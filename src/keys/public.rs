@@ -441,8 +441,17 @@ impl PublicKey {
         }
     }
 
-    /// A key from a SEC1 point on the named curve (uncompressed or compressed).
+    /// A key from an uncompressed SEC1 point on the named curve. Compressed points are refused,
+    /// as every format here carries both coordinates.
     pub fn from_sec1(curve: &'static str, point: &[u8]) -> Result<Self, KeyError> {
+        let size = match curve {
+            "P-256" => 32,
+            "P-384" => 48,
+            other => return Err(KeyError::Unsupported(format!("curve {other}"))),
+        };
+        if point.len() != 1 + 2 * size || point[0] != 0x04 {
+            return Err(KeyError::NotOnCurve(curve));
+        }
         match curve {
             "P-256" => p256::PublicKey::from_sec1_bytes(point)
                 .map(PublicKey::P256)

@@ -103,6 +103,21 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
     })
 }
 
+/// The events that record a credential's state (added, changed, reset, revoked) as
+/// `(event, detail)`, oldest first.
+pub fn credential_events(connection: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT event, detail FROM audit_log
+         WHERE event IN ('credential.added', 'credential.changed', 'credential.reset',
+                         'credential.revoked')
+         ORDER BY seq",
+    )?;
+    let rows = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
 /// Every entry, oldest first, read whole. For small logs (tests); use [`for_each`] otherwise.
 pub fn all(connection: &Connection) -> Result<Vec<AuditRow>, StoreError> {
     let mut rows = Vec::new();

@@ -20,13 +20,14 @@ use rusqlite::Connection;
 pub const DATABASE_FILE_NAME: &str = "siteid.sqlite3";
 
 /// The migrations, in order. Version N is the state after the Nth script.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_sessions.sql"),
     include_str!("migrations/0003_recovery_sets.sql"),
     include_str!("migrations/0004_unlock_codes.sql"),
     include_str!("migrations/0005_credentials.sql"),
     include_str!("migrations/0006_login_throttle.sql"),
+    include_str!("migrations/0007_audit_event_index.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -67,13 +67,18 @@ impl Device {
 
 /// A binding over `device`'s fields, signed by `signer` but naming `owner`'s kid.
 fn binding_by(signer: &OwnerPrivateKey, owner: &TestOwner, device: &Device) -> String {
+    binding_at(signer, owner, device, now())
+}
+
+/// A binding made at `iat`.
+fn binding_at(signer: &OwnerPrivateKey, owner: &TestOwner, device: &Device, iat: i64) -> String {
     let mut claims = json!({
         "sub": device.kid(),
         "kind": device.kind,
         "label": device.label,
         "cap": device.capabilities,
         "net": device.networks,
-        "iat": now(),
+        "iat": iat,
         "jti": device.id,
     });
     if let Some(exp) = device.expires_at {
@@ -381,6 +386,185 @@ fn a_binding_must_be_the_owners_and_agree_with_every_field() {
         assert_eq!(post(&body).problem(422)["field"], member, "{member}");
     }
     assert_eq!(post(&device.body(&owner)).status, 201);
+}
+
+#[test]
+fn a_binding_must_be_fresh_and_an_old_one_cannot_undo_a_later_change() {
+    let (_dir, node, owner, owner_token) = owner_node();
+    let call = |method: &str, path: &str, body: &Value| {
+        node.call(method, path, Some(&owner_token), Some(body), &[])
+    };
+    let mut device = Device::new(&["session", "audit"]);
+    for (iat, why) in [
+        (now() - 301, "made over 300 s ago"),
+        (now() + 120, "made in the future"),
+    ] {
+        let mut body = device.body(&owner);
+        body["binding"] = json!(binding_at(&owner.key, &owner, &device, iat));
+        let refused = call("POST", CREDENTIALS, &body);
+        assert_eq!(refused.problem(422)["field"], "binding", "{why}");
+    }
+    let wide = device.binding(&owner);
+    register(&node, &owner_token, &owner, &device);
+
+    // The owner narrows the credential with a newer binding; sending the wider one again fails.
+    device.capabilities = vec!["session"];
+    let path = format!("{CREDENTIALS}/{}", device.id);
+    let narrow = binding_at(&owner.key, &owner, &device, now() + 1);
+    let answer = call(
+        "PATCH",
+        &path,
+        &json!({"capabilities": ["session"], "binding": narrow}),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let replayed = call(
+        "PATCH",
+        &path,
+        &json!({"capabilities": ["session", "audit"], "binding": wide}),
+    );
+    assert_eq!(replayed.problem(422)["field"], "binding");
+    assert!(replayed.body.contains("older than"), "{}", replayed.body);
+
+    // A reset cannot bring back the old key with its old binding either.
+    let old_key = serde_json::to_value(device.signer.key.public_key().to_jwk()).expect("jwk");
+    let old_binding = binding_at(&owner.key, &owner, &device, now());
+    let mut replacement = Device::new(&["session"]);
+    replacement.id = device.id.clone();
+    let new_binding = binding_at(&owner.key, &owner, &replacement, now() + 2);
+    let reset_path = format!("{path}/key");
+    let answer = call(
+        "PUT",
+        &reset_path,
+        &json!({"public_key": serde_json::to_value(replacement.signer.key.public_key().to_jwk()).expect("jwk"), "binding": new_binding}),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let back = call(
+        "PUT",
+        &reset_path,
+        &json!({"public_key": old_key, "binding": old_binding}),
+    );
+    assert_eq!(back.problem(422)["field"], "binding");
+    let listed = node
+        .call("GET", CREDENTIALS, Some(&owner_token), None, &[])
+        .json();
+    let row = listed["credentials"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|c| c["id"] == json!(device.id))
+        .expect("listed")
+        .clone();
+    assert_eq!(row["capabilities"], json!(["session"]));
+    assert_eq!(row["kid"], replacement.kid());
+}
+
+#[test]
+fn a_session_row_edited_in_the_database_gains_nothing_after_a_restart() {
+    let (dir, node, owner, owner_token) = owner_node();
+    let device = Device::new(&["session"]);
+    register(&node, &owner_token, &owner, &device);
+    let (device_token, _) = node.login(&device.signer);
+    node.stop();
+    let later = now() + 3_600;
+    with_store(dir.path(), |c| {
+        c.execute(
+            "UPDATE session SET capabilities = '[\"session\",\"sessions\",\"audit\",\"credentials\",\"recovery\",\"owner\"]', fresh_until = ?1",
+            [later],
+        )
+        .map(|_| ())
+        .map_err(siteid::store::StoreError::from)
+    });
+    let node = TestNode::start(dir.path(), NodeOptions::default());
+    let session = node
+        .call("GET", "/api/v1/session", Some(&device_token), None, &[])
+        .json();
+    assert_eq!(session["capabilities"], json!(["session"]));
+    let audit = node.call("GET", "/api/v1/audit", Some(&device_token), None, &[]);
+    assert_eq!(
+        audit.problem(403)["type"],
+        "urn:siteid:problem:insufficient-capability"
+    );
+    // A step-up written into the row does not count either.
+    let code = node.call(
+        "POST",
+        "/api/v1/unlock-codes",
+        Some(&owner_token),
+        None,
+        &[],
+    );
+    assert_eq!(
+        code.problem(403)["type"],
+        "urn:siteid:problem:step-up-required"
+    );
+}
+
+#[test]
+fn a_revocation_or_an_old_binding_put_back_in_the_database_is_caught() {
+    let (dir, node, owner, owner_token) = owner_node();
+    let revoked = Device::new(&["session"]);
+    register(&node, &owner_token, &owner, &revoked);
+    let path = format!("{CREDENTIALS}/{}", revoked.id);
+    assert_eq!(
+        node.call("DELETE", &path, Some(&owner_token), None, &[])
+            .status,
+        204
+    );
+    let mut narrowed = Device::new(&["session", "audit"]);
+    let wide_binding = narrowed.binding(&owner);
+    register(&node, &owner_token, &owner, &narrowed);
+    narrowed.capabilities = vec!["session"];
+    let narrow_binding = binding_at(&owner.key, &owner, &narrowed, now() + 1);
+    let answer = node.call(
+        "PATCH",
+        &format!("{CREDENTIALS}/{}", narrowed.id),
+        Some(&owner_token),
+        Some(&json!({"capabilities": ["session"], "binding": narrow_binding})),
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    node.stop();
+    with_store(dir.path(), |c| {
+        c.execute(
+            "UPDATE credential SET revoked_at = NULL WHERE id = ?1",
+            [&revoked.id],
+        )?;
+        c.execute(
+            "UPDATE credential SET capabilities = '[\"session\",\"audit\"]', binding = ?2 WHERE id = ?1",
+            [&narrowed.id, &wide_binding],
+        )
+        .map(|_| ())
+        .map_err(siteid::store::StoreError::from)
+    });
+    let node = TestNode::start(dir.path(), NodeOptions::default());
+    for device in [&revoked, &narrowed] {
+        let assertion = device.signer.login_assertion(&node, &node.challenge());
+        let refused = node.post_json("/api/v1/auth/login", &json!({"assertion": assertion}));
+        refused.problem(401);
+    }
+    let (owner_token, _) = node.login(&owner);
+    let log = node
+        .call(
+            "GET",
+            "/api/v1/audit?limit=50",
+            Some(&owner_token),
+            None,
+            &[],
+        )
+        .json();
+    let tampered: Vec<&Value> = log["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["event"] == "credential.tampered")
+        .collect();
+    for device in [&revoked, &narrowed] {
+        assert!(
+            tampered
+                .iter()
+                .any(|e| e["detail"]["credential_id"] == json!(device.id)),
+            "{tampered:?}"
+        );
+    }
 }
 
 #[test]

@@ -227,7 +227,9 @@ impl TestNode {
             _ => {
                 let mut request = match method {
                     "PUT" => self.agent.put(&url),
-                    _ => self.agent.post(&url),
+                    "PATCH" => self.agent.patch(&url),
+                    "POST" => self.agent.post(&url),
+                    other => panic!("call() does not send {other}"),
                 };
                 for (name, value) in &all {
                     request = request.header(name, value);

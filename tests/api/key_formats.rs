@@ -602,6 +602,126 @@ fn an_rsa_jwk_that_names_ps256_signs_in_only_with_ps256() {
     let signed = assertion_by_jsonwebtoken(&node, &key, "PS256", &nonce);
     let answer = login(&node, &json!({"assertion": signed}), "198.18.3.2");
     assert_eq!(answer.status, 200, "{}", answer.body);
+
+    // openssl's RSA signatures are PKCS#1 v1.5, so a PS256 credential cannot sign in by paste.
+    let (nonce, message) = challenge(&node);
+    let (format, signature) = key.pasted_signature(&message);
+    let body = json!({"kid": key.kid(), "nonce": nonce, "signature": signature, "format": format});
+    let answer = login(&node, &body, "198.18.3.3");
+    assert!(
+        answer.problem(401)["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("PS256")),
+        "{}",
+        answer.body
+    );
+
+    // The command line signs PS256 when told to.
+    let path = key.private_path.to_str().expect("path");
+    let (ok, _, err) = siteid(&["login", "--node", &node.base_url, "--key", path]);
+    assert!(!ok && err.contains("signs with PS256"), "{err}");
+    let (ok, token, err) = siteid(&[
+        "login",
+        "--node",
+        &node.base_url,
+        "--key",
+        path,
+        "--alg",
+        "PS256",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        node.call("GET", "/api/v1/session", Some(token.trim()), None, &[])
+            .json()["kid"],
+        key.kid()
+    );
+}
+
+#[test]
+fn a_compressed_ec_point_is_refused_in_every_format() {
+    let (_dir, node) = spawn_node_behind_proxy();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let (owner_token, _) = node.login_stepped_up(&owner);
+    let key = ToolKey::openssl(
+        "openssl P-256 (SEC1)",
+        &["ecparam", "-name", "prime256v1", "-genkey", "-noout"],
+        "ES256",
+        PasteWith::OpensslDgst("-sha256"),
+    );
+    let compressed = run_tool(
+        "openssl",
+        &[
+            "ec",
+            "-in",
+            key.private_path.to_str().expect("path"),
+            "-pubout",
+            "-conv_form",
+            "compressed",
+        ],
+        None,
+    );
+    let compressed = String::from_utf8(compressed).expect("PEM");
+    let answer = register(
+        &node,
+        &owner_token,
+        &owner,
+        json!(compressed),
+        &key.kid(),
+        &["session"],
+    );
+    assert_eq!(
+        answer.problem(422)["field"],
+        "public_key",
+        "{}",
+        answer.body
+    );
+    let answer = register(
+        &node,
+        &owner_token,
+        &owner,
+        json!(key.public_text),
+        &key.kid(),
+        &["session"],
+    );
+    assert_eq!(
+        answer.status, 201,
+        "the uncompressed form of the same key: {}",
+        answer.body
+    );
+}
+
+#[test]
+fn siteid_login_follows_no_redirect() {
+    use std::io::{Read, Write};
+    // Two loopback listeners: one that redirects every request to the other, which counts them.
+    let target = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    target.set_nonblocking(true).expect("nonblocking");
+    let redirector = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let location = format!(
+        "http://{}/api/v1/auth/challenge",
+        target.local_addr().expect("addr")
+    );
+    let origin = format!("http://{}", redirector.local_addr().expect("addr"));
+    let serving = std::thread::spawn(move || {
+        // At most a few connections: the command line makes one request and stops.
+        for stream in redirector.incoming().take(1) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buffer = [0u8; 4096];
+            let _ = stream.read(&mut buffer);
+            let answer = format!(
+                "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    let key = openssl_p384();
+    let path = key.private_path.to_str().expect("path");
+    let (ok, _, err) = siteid(&["login", "--node", &origin, "--key", path]);
+    assert!(!ok, "a redirect is not a challenge: {err}");
+    assert!(err.contains("302") || err.contains("redirect"), "{err}");
+    serving.join().expect("redirector");
+    assert!(target.accept().is_err(), "the redirect was not followed");
 }
 
 /// Hostile tokens for a credential of another algorithm than the owner's: every one is 401.

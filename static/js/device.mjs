@@ -63,7 +63,8 @@ export async function enrollDevice(ownerKey) {
   const publicJwk = { kty, crv, x, y };
   const kid = await jwkThumbprint(publicJwk);
   const id = newCredentialId();
-  const label = describeClient(navigator.userAgent);
+  // A label may hold no control or format characters; a user agent is not trusted to be clean.
+  const label = describeClient(navigator.userAgent).replace(/[\p{Cc}\p{Cf}]/gu, '').trim().slice(0, 64) || 'Browser';
   const binding = await bindCredential(ownerKey, { id, kid, kind: 'device', label, capabilities: DEVICE_CAPABILITIES, networks: [], expiresAt: null });
   // Registering needs a stepped-up session; the owner key's own session ends right after.
   await signIn(ownerKey);

@@ -350,4 +350,26 @@ test('a key pasted in A signs in from the command line, and an SSH signature pas
   await e.click('#paste-submit');
   await expect(e).toHaveURL(`${node.base}/account`);
   expect(await databases(e), 'a pasted signature stores no key').toEqual([]);
+
+  // Rename one key and give the other a new one, each bound again with the owner key.
+  const row = (label) => a.locator('#credentials tbody tr', { hasText: label });
+  await row('openssl key').getByRole('button', { name: 'Edit openssl key' }).click();
+  await expect(a.locator('#form-heading')).toHaveText('Edit openssl key');
+  await a.fill('#label', 'renamed key');
+  await a.fill('#password', NEW_PASSWORD);
+  await a.click('#credential-submit');
+  await expect(a.locator('#status')).toContainText('Saved renamed key', { timeout: 30_000 });
+  await expect(row('renamed key')).toHaveCount(1);
+  const replacement = path.join(work, 'id_replacement');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'playwright', '-f', replacement]);
+  await row('ssh key').getByRole('button', { name: 'Give a new key to ssh key' }).click();
+  await a.fill('#public-key', readFileSync(`${replacement}.pub`, 'utf8'));
+  await a.fill('#password', NEW_PASSWORD);
+  await a.click('#credential-submit');
+  await expect(a.locator('#status')).toContainText('ssh key has a new key', { timeout: 30_000 });
+  await shot(a, testInfo, 'credentials-renamed-and-reset');
+  const old = await run(['login', '--node', node.base, '--key', ssh]);
+  expect(old.code, 'the replaced key no longer signs in').not.toBe(0);
+  const renewed = await run(['login', '--node', node.base, '--key', replacement]);
+  expect(renewed.code, renewed.stderr).toBe(0);
 });

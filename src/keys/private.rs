@@ -9,7 +9,6 @@ use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use crypto_bigint::{NonZero, U8192};
 use der::Decode;
 use der::asn1::ObjectIdentifier;
-use p256::pkcs8::DecodePrivateKey;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::public::{JwsAlgorithm, PublicKey, RsaKey};
@@ -22,6 +21,8 @@ pub const MAX_PRIVATE_KEY_LEN: usize = 64 * 1024;
 const MAX_BCRYPT_ROUNDS: u32 = 1024;
 
 const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 
@@ -83,7 +84,7 @@ impl PrivateKey {
         let (label, pem) = block;
         let der = pem_body(&pem)?;
         match label.as_str() {
-            "EC PRIVATE KEY" => Self::from_sec1_der(&der),
+            "EC PRIVATE KEY" => Self::from_sec1_der(&der, None),
             "PRIVATE KEY" => Self::from_pkcs8_der(&der),
             "RSA PRIVATE KEY" => {
                 Self::from_rsa(RsaKeyPair::from_der(&der).map_err(|e| malformed(e.to_string()))?)
@@ -99,31 +100,77 @@ impl PrivateKey {
         }
     }
 
-    fn from_sec1_der(der: &[u8]) -> Result<Self, PrivateKeyError> {
-        if let Ok(key) = p384::SecretKey::from_sec1_der(der) {
-            return Ok(Self::p384(key));
+    /// Reads an RFC 5915 ECPrivateKey strictly: the curve it names (which must agree with
+    /// `outer_curve`, the one a PKCS#8 wrapper names), a scalar of exactly that curve's size,
+    /// and a stored public key, when there is one, that belongs to the scalar.
+    fn from_sec1_der(
+        der: &[u8],
+        outer_curve: Option<ObjectIdentifier>,
+    ) -> Result<Self, PrivateKeyError> {
+        let parsed = sec1::EcPrivateKey::from_der(der).map_err(malformed)?;
+        // The decoder passes over fields it does not expect; the exact DER of what it read
+        // must be the whole input.
+        let mut canonical = Zeroizing::new(vec![0u8; der.len()]);
+        let written = der::Encode::encode_to_slice(&parsed, &mut canonical[..])
+            .map_err(|_| malformed("the EC key is not in canonical DER"))?;
+        if written != der {
+            return Err(malformed("the EC key is not in canonical DER"));
         }
-        if let Ok(key) = p256::SecretKey::from_sec1_der(der) {
-            return Ok(Self::p256(key));
+        let named = parsed.parameters.and_then(|p| p.named_curve());
+        let curve = match (outer_curve, named) {
+            (Some(outer), Some(inner)) if outer != inner => {
+                return Err(malformed("the key names two different curves"));
+            }
+            (Some(curve), _) | (None, Some(curve)) => curve,
+            (None, None) => return Err(malformed("the EC key names no curve")),
+        };
+        let (key, size) = match curve {
+            OID_P256 => (
+                p256::SecretKey::from_slice(parsed.private_key).map(Self::p256),
+                32,
+            ),
+            OID_P384 => (
+                p384::SecretKey::from_slice(parsed.private_key).map(Self::p384),
+                48,
+            ),
+            _ => {
+                return Err(PrivateKeyError::Unsupported(
+                    "only P-256 and P-384 EC keys are supported".into(),
+                ));
+            }
+        };
+        if parsed.private_key.len() != size {
+            return Err(malformed(format!("the private scalar is not {size} bytes")));
         }
-        Err(PrivateKeyError::Unsupported(
-            "only P-256 and P-384 EC keys are supported".into(),
-        ))
+        let key = key.map_err(|_| malformed("the private scalar is out of range"))?;
+        if let Some(stored) = parsed.public_key {
+            let matches = match &key.public {
+                PublicKey::P256(public) => {
+                    p256::PublicKey::from_sec1_bytes(stored).ok().as_ref() == Some(public)
+                }
+                PublicKey::P384(public) => {
+                    p384::PublicKey::from_sec1_bytes(stored).ok().as_ref() == Some(public)
+                }
+                _ => false,
+            };
+            if !matches {
+                return Err(malformed(
+                    "the stored public key does not belong to the private key",
+                ));
+            }
+        }
+        Ok(key)
     }
 
     fn from_pkcs8_der(der: &[u8]) -> Result<Self, PrivateKeyError> {
         let info = p256::pkcs8::PrivateKeyInfo::from_der(der).map_err(malformed)?;
         match info.algorithm.oid {
             OID_EC_PUBLIC_KEY => {
-                if let Ok(key) = p384::SecretKey::from_pkcs8_der(der) {
-                    return Ok(Self::p384(key));
-                }
-                if let Ok(key) = p256::SecretKey::from_pkcs8_der(der) {
-                    return Ok(Self::p256(key));
-                }
-                Err(PrivateKeyError::Unsupported(
-                    "only P-256 and P-384 EC keys are supported".into(),
-                ))
+                let curve = info
+                    .algorithm
+                    .parameters_oid()
+                    .map_err(|_| malformed("the EC key names no curve"))?;
+                Self::from_sec1_der(info.private_key, Some(curve))
             }
             OID_ED25519 => {
                 let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
@@ -191,7 +238,7 @@ impl PrivateKey {
         if reader.u32().map_err(malformed)? != 1 {
             return Err(malformed("a file with more than one key"));
         }
-        let _public_blob = reader.string().map_err(malformed)?;
+        let header_public = reader.string().map_err(malformed)?;
         let sealed = reader.string().map_err(malformed)?;
         reader.finish().map_err(malformed)?;
         let mut section = Zeroizing::new(sealed.to_vec());
@@ -298,6 +345,10 @@ impl PrivateKey {
                 )));
             }
         };
+        // OpenSSH refuses a file whose header names another key than the one it holds.
+        if super::ssh::public_key_blob(&key.public) != header_public {
+            return Err(malformed("the file's public key is not the key it holds"));
+        }
         Ok(key)
     }
 
@@ -493,6 +544,16 @@ mod tests {
         assert_eq!(key.public_key(), &public);
         assert_eq!(key.algorithm(), JwsAlgorithm::EdDsa);
         signs_and_verifies(&key);
+    }
+
+    #[test]
+    fn a_p256_key_without_its_public_half_is_read_as_p256() {
+        // openssl ec -no_public: only the curve name says which curve the scalar is on.
+        let full = PrivateKey::from_pem(&vector("p256-sec1.pem"), None).expect("full");
+        let bare = PrivateKey::from_pem(&vector("p256-sec1-no-public.pem"), None).expect("bare");
+        assert_eq!(bare.algorithm(), JwsAlgorithm::Es256);
+        assert_eq!(bare.public_key(), full.public_key());
+        signs_and_verifies(&bare);
     }
 
     #[test]

@@ -263,6 +263,31 @@ pub fn register(
     )
 }
 
+/// A node behind a trusted proxy (so tests play many clients), claimed, with a stepped-up owner
+/// session.
+fn owner_node() -> (tempfile::TempDir, TestNode, TestOwner, String) {
+    let (dir, node) = spawn_node_behind_proxy();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let (owner_token, _) = node.login_stepped_up(&owner);
+    (dir, node, owner, owner_token)
+}
+
+/// Registers a tool's public key as it prints it, with capability `session`; returns the
+/// credential.
+fn register_tool_key(node: &TestNode, token: &str, owner: &TestOwner, key: &ToolKey) -> Value {
+    let answer = register(
+        node,
+        token,
+        owner,
+        json!(key.public_text),
+        &key.kid(),
+        &["session"],
+    );
+    assert_eq!(answer.status, 201, "{}: {}", key.name, answer.body);
+    answer.json()
+}
+
 /// A compact JWS signed by `key` over `header` and `claims`.
 pub fn sign_jwt(key: &PrivateKey, header: &Value, claims: &Value) -> String {
     let input = format!(
@@ -355,23 +380,11 @@ fn session_of(node: &TestNode, answer: &crate::helpers::Answer, client: &str) ->
 
 #[test]
 fn keys_from_openssl_and_ssh_keygen_sign_in_by_jwt_over_rest_and_websocket_and_by_pasting() {
-    let (_dir, node) = spawn_node_behind_proxy();
-    let owner = TestOwner::from_vector();
-    node.claim(&owner);
-    let (owner_token, _) = node.login_stepped_up(&owner);
+    let (_dir, node, owner, owner_token) = owner_node();
     for (index, key) in tool_keys().iter().enumerate() {
         let client = format!("198.18.1.{index}");
         let name = key.name;
-        let answer = register(
-            &node,
-            &owner_token,
-            &owner,
-            json!(key.public_text),
-            &key.kid(),
-            &["session"],
-        );
-        assert_eq!(answer.status, 201, "{name}: {}", answer.body);
-        let created = answer.json();
+        let created = register_tool_key(&node, &owner_token, &owner, key);
         assert_eq!(created["alg"], key.alg, "{name}");
         assert_eq!(created["kid"], key.kid(), "{name}");
         let private = key.private_key();
@@ -431,22 +444,11 @@ fn keys_from_openssl_and_ssh_keygen_sign_in_by_jwt_over_rest_and_websocket_and_b
 
 #[test]
 fn a_pasted_signature_must_be_over_this_message_by_this_key_in_its_format() {
-    let (_dir, node) = spawn_node_behind_proxy();
-    let owner = TestOwner::from_vector();
-    node.claim(&owner);
-    let (owner_token, _) = node.login_stepped_up(&owner);
+    let (_dir, node, owner, owner_token) = owner_node();
     let keys = tool_keys();
     let (p384, ed25519, rsa, ssh_ed25519) = (&keys[0], &keys[2], &keys[3], &keys[4]);
     for key in [p384, ed25519, rsa, ssh_ed25519] {
-        let answer = register(
-            &node,
-            &owner_token,
-            &owner,
-            json!(key.public_text),
-            &key.kid(),
-            &["session"],
-        );
-        assert_eq!(answer.status, 201, "{}", answer.body);
+        register_tool_key(&node, &owner_token, &owner, key);
     }
     let mut attempt = 0;
     let mut refused = |why: &str, body: Value| {
@@ -565,10 +567,7 @@ fn flip_a_bit(wrapped: &str) -> String {
 
 #[test]
 fn an_rsa_jwk_that_names_ps256_signs_in_only_with_ps256() {
-    let (_dir, node) = spawn_node_behind_proxy();
-    let owner = TestOwner::from_vector();
-    node.claim(&owner);
-    let (owner_token, _) = node.login_stepped_up(&owner);
+    let (_dir, node, owner, owner_token) = owner_node();
     let key = ToolKey::openssl(
         "openssl RSA 2048",
         &[
@@ -639,10 +638,7 @@ fn an_rsa_jwk_that_names_ps256_signs_in_only_with_ps256() {
 
 #[test]
 fn a_compressed_ec_point_is_refused_in_every_format() {
-    let (_dir, node) = spawn_node_behind_proxy();
-    let owner = TestOwner::from_vector();
-    node.claim(&owner);
-    let (owner_token, _) = node.login_stepped_up(&owner);
+    let (_dir, node, owner, owner_token) = owner_node();
     let key = ToolKey::openssl(
         "openssl P-256 (SEC1)",
         &["ecparam", "-name", "prime256v1", "-genkey", "-noout"],
@@ -676,19 +672,8 @@ fn a_compressed_ec_point_is_refused_in_every_format() {
         "{}",
         answer.body
     );
-    let answer = register(
-        &node,
-        &owner_token,
-        &owner,
-        json!(key.public_text),
-        &key.kid(),
-        &["session"],
-    );
-    assert_eq!(
-        answer.status, 201,
-        "the uncompressed form of the same key: {}",
-        answer.body
-    );
+    // The uncompressed form of the same key is accepted.
+    register_tool_key(&node, &owner_token, &owner, &key);
 }
 
 #[test]
@@ -893,22 +878,11 @@ fn hostile_tokens(
 
 #[test]
 fn hostile_es256_and_eddsa_tokens_are_refused_and_never_sign_in() {
-    let (_dir, node) = spawn_node_behind_proxy();
-    let owner = TestOwner::from_vector();
-    node.claim(&owner);
-    let (owner_token, _) = node.login_stepped_up(&owner);
+    let (_dir, node, owner, owner_token) = owner_node();
     let keys = tool_keys();
     let mut attempt = 0;
     for (key, stranger) in [(&keys[1], &keys[6]), (&keys[2], &keys[4])] {
-        let answer = register(
-            &node,
-            &owner_token,
-            &owner,
-            json!(key.public_text),
-            &key.kid(),
-            &["session"],
-        );
-        assert_eq!(answer.status, 201, "{}", answer.body);
+        register_tool_key(&node, &owner_token, &owner, key);
         let private = key.private_key();
         let cases = hostile_tokens(&node, &private, &stranger.private_key());
         assert!(cases.len() > 15);

@@ -81,6 +81,8 @@ pub struct Settings {
     pub profile: Profile,
     /// Audit entries older than this many days are pruned; 0 keeps every entry.
     pub audit_retention_days: u32,
+    /// Serve a plain-http public URL outside this machine anyway (`--insecure-http`).
+    pub insecure_http: bool,
 }
 
 /// The owner's public profile on the home page, rendered as an h-card.
@@ -122,7 +124,41 @@ impl Settings {
             websocket_max_per_client: DEFAULT_WEBSOCKETS_PER_CLIENT,
             profile: Profile::default(),
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
+            insecure_http: false,
         }
+    }
+
+    /// The public URL this node will have when it is not set: plain http at the listening
+    /// address, which is loopback unless the node listens elsewhere.
+    fn public_url_is_plain_http_elsewhere(&self) -> Option<String> {
+        match &self.public_url {
+            Some(url) if url.is_https() || url.is_loopback() => None,
+            Some(url) => Some(url.to_string()),
+            None if self.listen.ip().is_loopback() => None,
+            None => Some(format!(
+                "http://{} (from the listening address)",
+                self.listen
+            )),
+        }
+    }
+
+    /// Refuses a public URL that is plain http and not this machine, unless `insecure_http`:
+    /// sessions, cookies and pages would cross the network readable and changeable.
+    pub fn check_transport(&self) -> Result<(), ConfigError> {
+        match self.public_url_is_plain_http_elsewhere() {
+            Some(url) if !self.insecure_http => Err(ConfigError::Invalid(format!(
+                "public URL {url} is plain http and not this machine; serve the node behind \
+                 https (a TLS reverse proxy) and set --public-url https://..., or pass \
+                 --insecure-http to accept that sessions and pages cross the network unprotected"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the node serves plain http outside this machine because `--insecure-http` says
+    /// so (start-up warns about it every time).
+    pub fn serves_insecure_http(&self) -> bool {
+        self.insecure_http && self.public_url_is_plain_http_elsewhere().is_some()
     }
 
     /// Applies the configuration file (if any) and then `overrides` (flags and environment).
@@ -194,6 +230,7 @@ impl Settings {
             audit_retention_days: file
                 .audit_retention_days
                 .unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS),
+            insecure_http: overrides.insecure_http,
         })
     }
 }
@@ -207,6 +244,7 @@ pub struct Overrides {
     pub public_url: Option<String>,
     pub well_known_dir: Option<PathBuf>,
     pub trusted_proxies: Option<String>,
+    pub insecure_http: bool,
 }
 
 /// The optional `config.toml`. Unknown keys are an error, so that typos do not pass silently.
@@ -344,6 +382,13 @@ impl PublicUrl {
         self.https
     }
 
+    /// Whether the host is this machine: `localhost` or a loopback address (127.0.0.0/8, ::1).
+    pub fn is_loopback(&self) -> bool {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        host.eq_ignore_ascii_case("localhost")
+            || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+
     /// The did:web identifier: the host, with `:port` percent-encoded as `%3A` when present. An
     /// IPv6 host keeps its brackets, percent-encoded with its colons (`%5B%3A%3A1%5D`), since
     /// a DID may hold only letters, digits, `.`, `-`, `_` and percent-encodings; percent-decoding
@@ -370,6 +415,56 @@ impl std::fmt::Display for PublicUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_is_served_only_to_this_machine_unless_the_operator_insists() {
+        let with = |public_url: Option<&str>, listen: &str, insecure_http: bool| Settings {
+            public_url: public_url.map(|u| PublicUrl::parse(u).expect("valid")),
+            listen: listen.parse().expect("address"),
+            insecure_http,
+            ..Settings::for_data_dir("data")
+        };
+        for allowed in [
+            with(Some("https://example.com"), "0.0.0.0:8080", false),
+            with(Some("http://127.0.0.1:8080"), "127.0.0.1:8080", false),
+            with(Some("http://127.200.3.4"), "0.0.0.0:8080", false),
+            with(Some("http://[::1]:8080"), "[::1]:8080", false),
+            with(Some("http://LOCALHOST:3000"), "127.0.0.1:3000", false),
+            with(None, "127.0.0.1:0", false),
+            with(None, "[::1]:0", false),
+        ] {
+            assert!(
+                allowed.check_transport().is_ok(),
+                "{:?}",
+                allowed.public_url
+            );
+            assert!(!allowed.serves_insecure_http());
+        }
+        for refused in [
+            with(Some("http://example.com"), "127.0.0.1:8080", false),
+            with(Some("http://10.0.0.1"), "127.0.0.1:8080", false),
+            with(
+                Some("http://localhost.example.com"),
+                "127.0.0.1:8080",
+                false,
+            ),
+            with(Some("http://[fe80::1]:8080"), "127.0.0.1:8080", false),
+            with(None, "0.0.0.0:8080", false),
+            with(None, "192.0.2.1:8080", false),
+        ] {
+            assert!(
+                refused.check_transport().is_err(),
+                "{:?}",
+                refused.public_url
+            );
+            let insisted = Settings {
+                insecure_http: true,
+                ..refused
+            };
+            assert!(insisted.check_transport().is_ok());
+            assert!(insisted.serves_insecure_http());
+        }
+    }
 
     #[test]
     fn a_public_url_is_reduced_to_its_origin() {

@@ -44,6 +44,8 @@ pub enum StartupError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// A node that is bound and ready to run.
@@ -68,6 +70,14 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
+        // Before anything is opened or bound.
+        settings.check_transport()?;
+        if settings.serves_insecure_http() {
+            tracing::warn!(
+                "serving a plain-http public URL outside this machine (--insecure-http): sessions, \
+                 cookies and pages cross the network readable and changeable; use https"
+            );
+        }
         let data_dir = settings.data_dir.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
             .await

@@ -107,6 +107,9 @@ pub struct ServeArgs {
     /// Comma-separated IP addresses of reverse proxies whose X-Forwarded-For is believed.
     #[arg(long, env = "SITEID_TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
+    /// Serve a plain-http public URL outside this machine anyway (warned about at every start).
+    #[arg(long)]
+    pub insecure_http: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -205,6 +208,7 @@ fn load_settings(node: &NodeArgs, serve: Option<&ServeArgs>) -> Result<Settings,
         public_url: node.public_url.clone(),
         well_known_dir: serve.and_then(|s| s.well_known_dir.clone()),
         trusted_proxies: serve.and_then(|s| s.trusted_proxies.clone()),
+        insecure_http: serve.is_some_and(|s| s.insecure_http),
     };
     Settings::load(overrides).map_err(|e| Failure::new(e.to_string()))
 }

@@ -33,6 +33,16 @@ impl RunningBinary {
         log_path: &Path,
         open_files: Option<(u64, u64)>,
     ) -> RunningBinary {
+        Self::start_with(data_dir, log_path, open_files, &[])
+    }
+
+    /// Starts the binary with `extra` arguments after the usual ones.
+    fn start_with(
+        data_dir: &Path,
+        log_path: &Path,
+        open_files: Option<(u64, u64)>,
+        extra: &[&str],
+    ) -> RunningBinary {
         let log = std::fs::File::create(log_path).expect("log file");
         let mut command = match open_files {
             None => Command::new(BINARY),
@@ -51,6 +61,7 @@ impl RunningBinary {
             .arg(data_dir)
             .arg("--well-known-dir")
             .arg(data_dir.join("well-known"))
+            .args(extra)
             .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())
             .stderr(log)
@@ -480,6 +491,50 @@ fn a_bad_public_url_stops_start_up_with_a_message() {
     ]);
     assert_eq!(code, 1);
     assert!(err.contains("must not have a path"), "{err}");
+}
+
+#[test]
+fn a_plain_http_public_url_outside_this_machine_needs_insecure_http() {
+    // Nothing is sent anywhere: the public URL only names the node, and the refusal comes
+    // before the data directory is opened or any socket bound.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().to_str().expect("path");
+    for args in [
+        vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--public-url",
+            "http://id.example.org",
+        ],
+        vec!["--listen", "0.0.0.0:0"],
+    ] {
+        let mut all = vec!["serve", "--data-dir", data_dir];
+        all.extend(&args);
+        let (code, _, err) = run(&all);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains("plain http and not this machine"), "{err}");
+        assert!(err.contains("--insecure-http"), "{err}");
+    }
+    for loopback in [
+        "http://localhost:8080",
+        "http://[::1]:8080",
+        "http://127.0.9.1:8080",
+    ] {
+        let log = dir.path().join("loopback.log");
+        let node = RunningBinary::start_with(dir.path(), &log, None, &["--public-url", loopback]);
+        assert!(!node.log().contains("--insecure-http"), "{loopback}");
+        assert!(node.terminate());
+    }
+    let log = dir.path().join("insecure.log");
+    let node = RunningBinary::start_with(
+        dir.path(),
+        &log,
+        None,
+        &["--public-url", "http://id.example.org", "--insecure-http"],
+    );
+    assert_eq!(health(&node.base_url), 204);
+    assert!(node.log().contains("--insecure-http"), "{}", node.log());
+    assert!(node.terminate());
 }
 
 /// The hard open-file limit of this process, which a child may lower but not raise.

@@ -112,70 +112,94 @@ fn origin_allowed(request: &HttpRequest, public_url: &PublicUrl) -> bool {
         .is_some_and(|origin| origin == public_url.as_str())
 }
 
+/// The signed-in session of a request that only ends it: signing out is allowed from outside
+/// the credential's networks, since it can only take power away.
+#[derive(Debug, Clone)]
+pub struct SigningOut(pub SignedIn);
+
+impl FromRequest for SigningOut {
+    type Error = Problem;
+    type Future = Ready<Result<Self, Problem>>;
+
+    fn from_request(request: &HttpRequest, _: &mut dev::Payload) -> Self::Future {
+        ready(signed_in(request, NetworkCheck::Skip).map(SigningOut))
+    }
+}
+
+/// Whether a request must come from inside its credential's networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NetworkCheck {
+    Enforce,
+    Skip,
+}
+
 impl FromRequest for SignedIn {
     type Error = Problem;
     type Future = Ready<Result<Self, Problem>>;
 
     fn from_request(request: &HttpRequest, _: &mut dev::Payload) -> Self::Future {
-        let Some(state) = request.app_data::<web::Data<AppState>>() else {
-            return ready(Err(Problem::internal(&"application state missing")));
-        };
-        let Some((token, via_cookie)) = presented_token(request, &state.public_url) else {
-            return ready(Err(unauthenticated()));
-        };
-        if via_cookie && !origin_allowed(request, &state.public_url) {
-            return ready(Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                "cross-origin-request",
-                "Cross-origin request refused",
-                "A request that changes state with the session cookie must come from this node's own origin.",
-            )));
-        }
-        let now = state.clock.now();
-        let client = match Client::of(request) {
-            Ok(client) => client,
-            Err(problem) => return ready(Err(problem)),
-        };
-        let actor = client.actor();
-        // An unknown token is not counted as a failed sign-in: 256 random bits cannot be
-        // guessed, and counting would let a browser's stale tabs throttle its owner's sign-in.
-        let Some((mut session, persist)) = state.sessions.authenticate(&token, now) else {
-            return ready(Err(unauthenticated()));
-        };
-        // A session may be used only while its credential lives, and only from where it may be
-        // used.
-        let Some(credential) = state
-            .credentials
-            .get(&session.credential_id)
-            .filter(|credential| !credential.has_expired(now))
-        else {
-            return ready(Err(unauthenticated()));
-        };
-        if !credential.allows_address(Some(client.ip)) {
-            let network = crate::auth::throttle::network_key(Some(&client.ip.to_string()));
-            let key = format!("network:{}:{network}", session.credential_id);
-            let event = AuditEvent::CredentialNetworkRefused {
-                credential_id: session.credential_id.clone(),
-                session_id: Some(session.id.clone()),
-            };
-            state.attempts.record_limited(&key, event, &actor, now);
-            return ready(Err(Problem::network_not_allowed()));
-        }
-        if persist {
-            let state = state.clone();
-            let id = session.id.clone();
-            actix_web::rt::spawn(async move {
-                state
-                    .sessions
-                    .persist_last_seen(&state.store, &id, now)
-                    .await;
-            });
-        }
-        // A session may do no more than its credential may now, whatever its row says.
-        session.capabilities = session.capabilities.intersection(credential.capabilities);
-        ready(Ok(SignedIn {
-            session,
-            via_cookie,
-        }))
+        ready(signed_in(request, NetworkCheck::Enforce))
     }
+}
+
+/// Authenticates a request's session: its token, origin, credential and (unless skipped) the
+/// credential's networks.
+fn signed_in(request: &HttpRequest, network_check: NetworkCheck) -> Result<SignedIn, Problem> {
+    let Some(state) = request.app_data::<web::Data<AppState>>() else {
+        return Err(Problem::internal(&"application state missing"));
+    };
+    let Some((token, via_cookie)) = presented_token(request, &state.public_url) else {
+        return Err(unauthenticated());
+    };
+    if via_cookie && !origin_allowed(request, &state.public_url) {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "cross-origin-request",
+            "Cross-origin request refused",
+            "A request that changes state with the session cookie must come from this node's own origin.",
+        ));
+    }
+    let now = state.clock.now();
+    let client = Client::of(request)?;
+    let actor = client.actor();
+    // An unknown token is not counted as a failed sign-in: 256 random bits cannot be
+    // guessed, and counting would let a browser's stale tabs throttle its owner's sign-in.
+    let Some((mut session, persist)) = state.sessions.authenticate(&token, now) else {
+        return Err(unauthenticated());
+    };
+    // A session may be used only while its credential lives, and only from where it may be
+    // used.
+    let Some(credential) = state
+        .credentials
+        .get(&session.credential_id)
+        .filter(|credential| !credential.has_expired(now))
+    else {
+        return Err(unauthenticated());
+    };
+    if network_check == NetworkCheck::Enforce && !credential.allows_address(Some(client.ip)) {
+        let network = crate::auth::throttle::network_key(Some(&client.ip.to_string()));
+        let key = format!("network:{}:{network}", session.credential_id);
+        let event = AuditEvent::CredentialNetworkRefused {
+            credential_id: session.credential_id.clone(),
+            session_id: Some(session.id.clone()),
+        };
+        state.attempts.record_limited(&key, event, &actor, now);
+        return Err(Problem::network_not_allowed());
+    }
+    if persist {
+        let state = state.clone();
+        let id = session.id.clone();
+        actix_web::rt::spawn(async move {
+            state
+                .sessions
+                .persist_last_seen(&state.store, &id, now)
+                .await;
+        });
+    }
+    // A session may do no more than its credential may now, whatever its row says.
+    session.capabilities = session.capabilities.intersection(credential.capabilities);
+    Ok(SignedIn {
+        session,
+        via_cookie,
+    })
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::client::Client;
-use super::session_auth::{SignedIn, session_cookie};
+use super::session_auth::{SignedIn, SigningOut, session_cookie};
 use crate::auth::credentials::{Capabilities, Capability};
 use crate::auth::sessions::EndReason;
 use crate::error::Problem;
@@ -32,11 +32,12 @@ pub async fn current(
     })))
 }
 
-/// `DELETE /api/v1/session` → 204: signs out and clears the cookie.
+/// `DELETE /api/v1/session` → 204: signs out and clears the cookie, also from outside the
+/// credential's networks.
 pub async fn sign_out(
     state: web::Data<AppState>,
     client: Client,
-    signed_in: SignedIn,
+    SigningOut(signed_in): SigningOut,
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
     state

@@ -250,6 +250,17 @@ fn a_credential_with_networks_is_refused_outside_them() {
         used_outside.problem(403)["type"],
         "urn:siteid:problem:network-not-allowed"
     );
+    // Signing out only takes power away, so it works from anywhere.
+    let signed_out = node.request_from(
+        "127.0.11.1",
+        "DELETE",
+        "/api/v1/session",
+        Some(&token),
+        None,
+    );
+    assert_eq!(signed_out.status, 204, "{}", signed_out.body);
+    let after = node.request_from("127.0.9.7", "GET", "/api/v1/session", Some(&token), None);
+    assert_eq!(after.status, 401);
     node.stop();
     let refused: i64 = with_store(dir.path(), |c| {
         c.query_row(

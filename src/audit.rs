@@ -412,6 +412,14 @@ pub fn append(
 ) -> Result<i64, StoreError> {
     let (prev_seq, prev_hash) =
         audit_rows::head(transaction)?.unwrap_or((0, GENESIS_HASH.to_vec()));
+    let (ip_digest, ip_salt) = match &actor.ip {
+        Some(ip) => {
+            let mut salt = [0u8; IP_SALT_LEN];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+            (Some(ip_digest(&salt, ip).to_vec()), Some(salt.to_vec()))
+        }
+        None => (None, None),
+    };
     let mut row = AuditRow {
         seq: prev_seq + 1,
         at,
@@ -421,36 +429,69 @@ pub fn append(
         detail: event.detail().to_string(),
         prev_hash,
         hash: Vec::new(),
+        ip_digest,
+        ip_salt,
     };
     row.hash = entry_hash(&row).to_vec();
     audit_rows::insert(transaction, &row)?;
     Ok(row.seq)
 }
 
+/// Random bytes salting an address's digest.
+const IP_SALT_LEN: usize = 16;
+
+/// The digest the chain covers in place of a client address: SHA-256 over a label, the
+/// entry's salt and the address. Without the salt it does not give the address away.
+fn ip_digest(salt: &[u8], ip: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(b"siteid audit ip v1\0");
+    hasher.update(salt);
+    hasher.update(ip.as_bytes());
+    hasher.finalize().into()
+}
+
 /// The hash of an entry: SHA-256 over a domain label, the previous hash and every column,
-/// each variable-length column prefixed with a presence byte and its length.
+/// each variable-length column prefixed with a presence byte and its length. An entry with an
+/// address digest contributes the digest (marker 2) instead of the address, so the address can
+/// later be truncated without breaking the chain.
 pub fn entry_hash(row: &AuditRow) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(HASH_DOMAIN);
     hasher.update(&row.prev_hash);
     hasher.update(row.seq.to_be_bytes());
     hasher.update(row.at.to_be_bytes());
-    for field in [
-        Some(row.event.as_str()),
-        row.ip.as_deref(),
-        row.user_agent.as_deref(),
-        Some(row.detail.as_str()),
-    ] {
-        match field {
-            None => hasher.update([0u8]),
-            Some(text) => {
-                hasher.update([1u8]);
-                hasher.update((text.len() as u64).to_be_bytes());
-                hasher.update(text.as_bytes());
-            }
+    let text = |hasher: &mut Sha256, field: Option<&str>| match field {
+        None => hasher.update([0u8]),
+        Some(text) => {
+            hasher.update([1u8]);
+            hasher.update((text.len() as u64).to_be_bytes());
+            hasher.update(text.as_bytes());
         }
+    };
+    text(&mut hasher, Some(row.event.as_str()));
+    match &row.ip_digest {
+        Some(digest) => {
+            hasher.update([2u8]);
+            hasher.update((digest.len() as u64).to_be_bytes());
+            hasher.update(digest);
+        }
+        None => text(&mut hasher, row.ip.as_deref()),
     }
+    text(&mut hasher, row.user_agent.as_deref());
+    text(&mut hasher, Some(row.detail.as_str()));
     hasher.finalize().into()
+}
+
+/// Whether an entry's address agrees with its digest: whole and matching while the salt is
+/// kept, a network (truncated) once it is dropped. Entries from before digests hash the
+/// address itself, which the chain hash checks.
+fn address_agrees(row: &AuditRow) -> bool {
+    match (&row.ip_digest, &row.ip_salt, &row.ip) {
+        (None, None, _) => true,
+        (Some(digest), Some(salt), Some(ip)) => ip_digest(salt, ip).as_slice() == digest.as_slice(),
+        (Some(_), None, Some(ip)) => crate::net::IpNetwork::parse(ip).is_ok() && ip.contains('/'),
+        _ => false,
+    }
 }
 
 /// Where the chain breaks.
@@ -536,7 +577,7 @@ impl ChainVerifier {
         if row.prev_hash != self.last_hash {
             return Err(ChainError::BrokenLink { seq: row.seq });
         }
-        if entry_hash(row).as_slice() != row.hash.as_slice() {
+        if entry_hash(row).as_slice() != row.hash.as_slice() || !address_agrees(row) {
             return Err(ChainError::Changed { seq: row.seq });
         }
         if row.event == PRUNED_EVENT {
@@ -638,6 +679,49 @@ pub fn verify_log(connection: &mut rusqlite::Connection) -> Result<ChainSummary,
     let mut verifier = ChainVerifier::new(base);
     audit_rows::for_each(&snapshot, |row| verifier.push(&row).map_err(Stop::Chain))?;
     Ok(verifier.finish(head)?)
+}
+
+/// Entries whose addresses one truncation pass handles per transaction.
+const TRUNCATE_BATCH: i64 = 500;
+
+/// Cuts the client addresses of entries older than `retention_days` before `now` (none when
+/// 0) to their network (/24 for IPv4, /48 for IPv6) and forgets their salts, so the log keeps
+/// where a request came from but no longer who. The chain still verifies: it covers the salted
+/// digest of the whole address. Returns how many addresses were cut.
+pub async fn truncate_old_addresses(
+    store: &Store,
+    now: i64,
+    retention_days: u32,
+) -> Result<usize, StoreError> {
+    if retention_days == 0 {
+        return Ok(0);
+    }
+    let cutoff = now.saturating_sub(i64::from(retention_days) * SECONDS_PER_DAY);
+    let mut total = 0;
+    loop {
+        let cut = store
+            .run(move |c| {
+                let transaction = c.transaction()?;
+                let whole =
+                    audit_rows::whole_addresses_before(&transaction, cutoff, TRUNCATE_BATCH)?;
+                for (seq, ip) in &whole {
+                    let network = ip
+                        .parse::<std::net::IpAddr>()
+                        .map(crate::net::IpNetwork::retention_form)
+                        .map(|network| network.to_string())
+                        // An address that does not read is not kept either.
+                        .unwrap_or_else(|_| "0.0.0.0/0".to_owned());
+                    audit_rows::truncate_address(&transaction, *seq, &network)?;
+                }
+                transaction.commit()?;
+                Ok::<_, StoreError>(whole.len())
+            })
+            .await?;
+        total += cut;
+        if (cut as i64) < TRUNCATE_BATCH {
+            return Ok(total);
+        }
+    }
 }
 
 /// Removes the entries older than `retention_days` before `now` (none when 0): the oldest
@@ -837,6 +921,94 @@ mod tests {
         store
             .run_blocking(|c| audit_rows::set_base(c, seq, &hash))
             .expect("set the base");
+    }
+
+    fn append_from(store: &Store, at: i64, ip: Option<&str>) {
+        store
+            .run_blocking(|c| {
+                let tx = c.transaction()?;
+                let actor = match ip {
+                    Some(ip) => Actor::client(ip.into(), Some("test")),
+                    None => Actor::local(),
+                };
+                append(
+                    &tx,
+                    at,
+                    &AuditEvent::NodeStarted {
+                        version: "test".into(),
+                    },
+                    &actor,
+                )?;
+                tx.commit()?;
+                Ok::<_, StoreError>(())
+            })
+            .expect("append");
+    }
+
+    fn truncate_at(store: &Store, now: i64, days: u32) -> usize {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(truncate_old_addresses(store, now, days))
+            .expect("truncate")
+    }
+
+    #[test]
+    fn addresses_past_their_retention_are_cut_to_their_network_and_the_chain_still_verifies() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        let day = SECONDS_PER_DAY;
+        append_from(&store, 0, Some("203.0.113.77"));
+        append_from(&store, 0, Some("2001:db8:1:2::5"));
+        append_from(&store, 0, None);
+        append_from(&store, 29 * day, Some("198.51.100.9"));
+        let salted = stored(&store, 1);
+        assert_eq!(salted.ip_salt.as_ref().map(Vec::len), Some(IP_SALT_LEN));
+        assert!(salted.ip_digest.is_some());
+        assert_eq!(
+            truncate_at(&store, 31 * day, 0),
+            0,
+            "0 keeps addresses whole"
+        );
+        assert_eq!(truncate_at(&store, 31 * day, 30), 2);
+        assert_eq!(stored(&store, 1).ip.as_deref(), Some("203.0.113.0/24"));
+        assert_eq!(stored(&store, 1).ip_salt, None);
+        assert_eq!(stored(&store, 2).ip.as_deref(), Some("2001:db8:1::/48"));
+        assert_eq!(stored(&store, 3).ip, None);
+        assert_eq!(
+            stored(&store, 4).ip.as_deref(),
+            Some("198.51.100.9"),
+            "younger than 30 days"
+        );
+        assert_eq!(entries(&store), Ok(4));
+        assert_eq!(truncate_at(&store, 31 * day, 30), 0, "nothing left to cut");
+    }
+
+    #[test]
+    fn an_address_changed_in_the_database_breaks_the_chain_whole_or_cut() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        append_from(&store, 0, Some("203.0.113.77"));
+        append_from(&store, 0, Some("203.0.113.78"));
+        append_from(&store, 40 * SECONDS_PER_DAY, Some("203.0.113.79"));
+        truncate_at(&store, 40 * SECONDS_PER_DAY, 30);
+        // Entry 3 is whole: its salt ties the address to the digest the chain covers.
+        exec(
+            &store,
+            "UPDATE audit_log SET ip = '203.0.113.80' WHERE seq = 3",
+        );
+        assert_eq!(entries(&store), Err(ChainError::Changed { seq: 3 }));
+        exec(
+            &store,
+            "UPDATE audit_log SET ip = '203.0.113.79' WHERE seq = 3",
+        );
+        assert_eq!(entries(&store), Ok(3));
+        // A cut address must stay a network; a whole address put back in its place is refused.
+        exec(
+            &store,
+            "UPDATE audit_log SET ip = '203.0.113.77' WHERE seq = 1",
+        );
+        assert_eq!(entries(&store), Err(ChainError::Changed { seq: 1 }));
     }
 
     fn exec(store: &Store, sql: &str) {

@@ -26,6 +26,8 @@ pub const DEFAULT_WELL_KNOWN_DIR: &str = "well-known";
 pub const CONFIG_FILE_NAME: &str = "config.toml";
 /// How many days audit entries are kept by default.
 pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 365;
+/// How many days client addresses are kept whole in the audit log by default.
+pub const DEFAULT_IP_RETENTION_DAYS: u32 = 30;
 
 /// Why the settings could not be loaded. Start-up stops with this message.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +85,9 @@ pub struct Settings {
     pub audit_retention_days: u32,
     /// Serve a plain-http public URL outside this machine anyway (`--insecure-http`).
     pub insecure_http: bool,
+    /// Client addresses in the audit log are cut to their network (/24, /48) after this many
+    /// days; 0 keeps them whole.
+    pub ip_retention_days: u32,
 }
 
 /// The owner's public profile on the home page, rendered as an h-card.
@@ -125,6 +130,7 @@ impl Settings {
             profile: Profile::default(),
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             insecure_http: false,
+            ip_retention_days: DEFAULT_IP_RETENTION_DAYS,
         }
     }
 
@@ -231,6 +237,7 @@ impl Settings {
                 .audit_retention_days
                 .unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS),
             insecure_http: overrides.insecure_http,
+            ip_retention_days: file.ip_retention_days.unwrap_or(DEFAULT_IP_RETENTION_DAYS),
         })
     }
 }
@@ -262,6 +269,7 @@ struct FileSettings {
     session_lifetime_hours: Option<u32>,
     websocket_max_per_client: Option<usize>,
     audit_retention_days: Option<u32>,
+    ip_retention_days: Option<u32>,
 }
 
 impl FileSettings {

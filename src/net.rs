@@ -24,6 +24,17 @@ pub enum NetworkError {
 const MAX_TEXT_LEN: usize = 64;
 
 impl IpNetwork {
+    /// The network an address is kept as once its retention ends: its /24 for IPv4 (and
+    /// IPv4-mapped IPv6), its /48 for IPv6.
+    pub fn retention_form(ip: IpAddr) -> Self {
+        let ip = ip.to_canonical();
+        let prefix = if ip.is_ipv4() { 24 } else { 48 };
+        IpNetwork::parse(&format!("{ip}/{prefix}")).unwrap_or(IpNetwork {
+            address: ip,
+            prefix: if ip.is_ipv4() { 32 } else { 128 },
+        })
+    }
+
     /// Reads `192.0.2.0/24`, `2001:db8::/32`, or a bare address (a /32 or /128). Bits past the
     /// prefix are cleared, so `192.0.2.7/24` reads as `192.0.2.0/24`; leading zeros, spaces and
     /// zone ids are refused.

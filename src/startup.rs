@@ -163,7 +163,10 @@ impl Application {
             actix_web::rt::spawn(prune_audit_log(
                 store.clone(),
                 clock.clone(),
-                settings.audit_retention_days,
+                AuditRetention {
+                    entries_days: settings.audit_retention_days,
+                    addresses_days: settings.ip_retention_days,
+                },
                 stopping.clone(),
             )),
             actix_web::rt::spawn(sweep_sessions(state.clone(), stopping.clone())),
@@ -368,14 +371,22 @@ async fn flush_attempts(
     }
 }
 
-/// Removes audit entries past their retention at start-up and then every hour.
+/// How long the audit log keeps entries, and client addresses whole, in days (0: forever).
+#[derive(Debug, Clone, Copy)]
+struct AuditRetention {
+    entries_days: u32,
+    addresses_days: u32,
+}
+
+/// At start-up and then every hour: cuts client addresses past their retention to their
+/// network, and removes audit entries past theirs.
 async fn prune_audit_log(
     store: Store,
     clock: Arc<dyn Clock>,
-    retention_days: u32,
+    retention: AuditRetention,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
-    if retention_days == 0 {
+    if retention.entries_days == 0 && retention.addresses_days == 0 {
         return;
     }
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
@@ -385,7 +396,16 @@ async fn prune_audit_log(
             _ = tick.tick() => {}
             _ = stopping.changed() => return,
         }
-        match audit::prune(&store, clock.now(), retention_days).await {
+        match audit::truncate_old_addresses(&store, clock.now(), retention.addresses_days).await {
+            Ok(0) => {}
+            Ok(cut) => tracing::info!(
+                cut,
+                "client addresses past their retention cut to their network"
+            ),
+            Err(StoreError::Closed) => return,
+            Err(error) => tracing::warn!(%error, "cutting old client addresses failed"),
+        }
+        match audit::prune(&store, clock.now(), retention.entries_days).await {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "old audit entries removed"),
             Err(audit::AuditLogError::Store(StoreError::Closed)) => return,

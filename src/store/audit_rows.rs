@@ -20,6 +20,11 @@ pub struct AuditRow {
     pub detail: String,
     pub prev_hash: Vec<u8>,
     pub hash: Vec<u8>,
+    /// SHA-256(salt || address), which the chain hash covers instead of the address (entries
+    /// written since migration 8; older ones hash the address itself).
+    pub ip_digest: Option<Vec<u8>>,
+    /// The salt of `ip_digest`, kept while `ip` is whole and dropped when it is truncated.
+    pub ip_salt: Option<Vec<u8>>,
 }
 
 /// The sequence number and hash of the newest entry, as recorded beside the log.
@@ -74,8 +79,9 @@ fn write_position(
 pub fn insert(connection: &Connection, row: &AuditRow) -> Result<(), StoreError> {
     connection
         .prepare_cached(
-            "INSERT INTO audit_log (seq, at, event, ip, user_agent, detail, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO audit_log
+                 (seq, at, event, ip, user_agent, detail, prev_hash, hash, ip_digest, ip_salt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?
         .execute(params![
             row.seq,
@@ -85,7 +91,9 @@ pub fn insert(connection: &Connection, row: &AuditRow) -> Result<(), StoreError>
             row.user_agent,
             row.detail,
             row.prev_hash,
-            row.hash
+            row.hash,
+            row.ip_digest,
+            row.ip_salt
         ])?;
     write_position(connection, HEAD_NAME, row.seq, &row.hash)
 }
@@ -100,6 +108,8 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
         detail: row.get(5)?,
         prev_hash: row.get(6)?,
         hash: row.get(7)?,
+        ip_digest: row.get(8)?,
+        ip_salt: row.get(9)?,
     })
 }
 
@@ -116,6 +126,36 @@ pub fn credential_events(connection: &Connection) -> Result<Vec<(String, String)
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+/// The entries older than `before` whose address is still whole (it has a salt), as
+/// `(seq, address)`, at most `limit` of them, oldest first.
+pub fn whole_addresses_before(
+    connection: &Connection,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String)>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT seq, ip FROM audit_log
+         WHERE at < ?1 AND ip_salt IS NOT NULL AND ip IS NOT NULL
+         ORDER BY seq LIMIT ?2",
+    )?;
+    let rows = statement
+        .query_map(params![before, limit], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Replaces an entry's address by its truncated form and forgets the salt.
+pub fn truncate_address(
+    connection: &Connection,
+    seq: i64,
+    truncated: &str,
+) -> Result<(), StoreError> {
+    connection
+        .prepare_cached("UPDATE audit_log SET ip = ?2, ip_salt = NULL WHERE seq = ?1")?
+        .execute(params![seq, truncated])?;
+    Ok(())
 }
 
 /// Every entry, oldest first, read whole. For small logs (tests); use [`for_each`] otherwise.
@@ -152,7 +192,7 @@ where
 {
     let mut statement = connection
         .prepare_cached(
-            "SELECT seq, at, event, ip, user_agent, detail, prev_hash, hash
+            "SELECT seq, at, event, ip, user_agent, detail, prev_hash, hash, ip_digest, ip_salt
              FROM audit_log WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
         )
         .map_err(StoreError::from)?;
@@ -167,7 +207,7 @@ where
 pub fn find(connection: &Connection, seq: i64) -> Result<Option<AuditRow>, StoreError> {
     let row = connection
         .prepare_cached(
-            "SELECT seq, at, event, ip, user_agent, detail, prev_hash, hash
+            "SELECT seq, at, event, ip, user_agent, detail, prev_hash, hash, ip_digest, ip_salt
              FROM audit_log WHERE seq = ?1",
         )?
         .query_row([seq], from_row)
@@ -208,7 +248,7 @@ pub fn page(
     before: Option<i64>,
 ) -> Result<Vec<AuditRow>, StoreError> {
     let mut statement = connection.prepare_cached(
-        "SELECT seq, at, event, ip, user_agent, detail, prev_hash, hash
+        "SELECT seq, at, event, ip, user_agent, detail, prev_hash, hash, ip_digest, ip_salt
          FROM audit_log WHERE (?1 IS NULL OR seq < ?1) ORDER BY seq DESC LIMIT ?2",
     )?;
     let rows = statement

@@ -109,7 +109,7 @@ const ALLOWED_DEPENDENCIES: [(&str, &[&str]); 16] = [
             "well_known_dir",
         ],
     ),
-    ("audit", &["store"]),
+    ("audit", &["net", "store"]),
     (
         "auth",
         &[

@@ -107,7 +107,6 @@ impl Application {
         let sessions =
             Arc::new(Sessions::load(&store, settings.session_policy, clock.now()).await?);
         let credentials = CredentialRegistry::load(&store, clock.now()).await?;
-        sessions.limit_to(&credentials);
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let caps = ConnectionCaps::for_open_files(limits::raise_open_file_limit(), workers);
         tracing::info!(

@@ -163,11 +163,6 @@ fn check_kind(kind: &str) -> Result<CredentialKind, CredentialError> {
     }
 }
 
-/// The binding a change replaces, when there is one: a new binding must not be older.
-struct Replacing<'a> {
-    binding: Option<&'a str>,
-}
-
 /// Checks that `binding` is the owner key's fresh signature over exactly this credential, made
 /// no earlier than the binding it replaces; the error names the request member that disagrees.
 #[allow(clippy::too_many_arguments)]
@@ -178,7 +173,7 @@ fn check_binding(
     kid: &str,
     kind: CredentialKind,
     fields: &CheckedFields,
-    replacing: Replacing<'_>,
+    replacing: Option<&str>,
     now: i64,
 ) -> Result<(), CredentialError> {
     let claims = verify_binding(binding, owner_key).map_err(|e| invalid("binding", e))?;
@@ -191,7 +186,7 @@ fn check_binding(
     if claims.iat > now + BINDING_MAX_FUTURE {
         return Err(invalid("binding", "was made in the future (iat)"));
     }
-    if let Some(previous) = replacing.binding
+    if let Some(previous) = replacing
         && let Ok(previous) = verify_binding(previous, owner_key)
         && claims.iat < previous.iat
     {
@@ -296,7 +291,7 @@ pub async fn add(
     let fields = check_fields(&input.fields, now)?;
     let kid = key.public.thumbprint();
     let owner = owner_key(registry, store, now).await?;
-    let replacing = Replacing { binding: None };
+    let replacing = None;
     check_binding(
         &input.binding,
         &owner,
@@ -413,9 +408,7 @@ pub async fn change(
     let checked = check_fields(&fields, now)?;
     let owner = owner_key(registry, store, now).await?;
     let kind = row_kind(&current);
-    let replacing = Replacing {
-        binding: current.binding.as_deref(),
-    };
+    let replacing = current.binding.as_deref();
     check_binding(
         &change.binding,
         &owner,
@@ -468,9 +461,7 @@ pub async fn reset(
     // a credential past its expiry is changed (given a new expiry), not reset.
     let checked = check_fields(&stored_fields(&current), now)?;
     let owner = owner_key(registry, store, now).await?;
-    let replacing = Replacing {
-        binding: current.binding.as_deref(),
-    };
+    let replacing = current.binding.as_deref();
     let kind = row_kind(&current);
     check_binding(binding, &owner, id, &kid, kind, &checked, replacing, now)?;
     let row = CredentialRow {

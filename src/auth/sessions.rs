@@ -186,18 +186,6 @@ impl Sessions {
         })
     }
 
-    /// Narrows every session to what its credential may do now, so that a session row edited in
-    /// the database grants nothing its credential's binding does not. Sessions of credentials
-    /// that are not live are left to the sweeper, which ends them.
-    pub fn limit_to(&self, credentials: &super::credentials::CredentialRegistry) {
-        let mut registry = self.lock();
-        for info in registry.by_id.values_mut() {
-            if let Some(credential) = credentials.get(&info.credential_id) {
-                info.capabilities = info.capabilities.intersection(credential.capabilities);
-            }
-        }
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|p| p.into_inner())
     }

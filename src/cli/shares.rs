@@ -242,7 +242,9 @@ fn expected_key(source: &OwnerKeySource) -> Result<Option<OwnerPublicKey>, Failu
     let Some(node) = &source.node else {
         return Ok(None);
     };
-    let url = format!("{}/.well-known/jwks.json", node.trim_end_matches('/'));
+    let origin =
+        super::node_client::node_origin(node).map_err(|e| Failure::new(format!("--node: {e}")))?;
+    let url = format!("{origin}/.well-known/jwks.json");
     let text = super::node_client::fetch(&url)
         .map_err(|e| Failure::new(format!("cannot fetch {url}: {e}")))?;
     only_key(&text)

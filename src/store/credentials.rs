@@ -80,23 +80,12 @@ pub fn touch(connection: &Connection, id: &str, at: i64) -> Result<(), StoreErro
 /// Whether a credential with `kid` or `id` was ever stored (revoked ones count: a revoked key
 /// stays refused).
 pub fn taken(connection: &Connection, id: &str, kid: &str) -> Result<(bool, bool), StoreError> {
-    let id_taken = connection
-        .query_row(
-            "SELECT 1 FROM credential WHERE id = ?1",
-            params![id],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
-    let kid_taken = connection
-        .query_row(
-            "SELECT 1 FROM credential WHERE kid = ?1",
-            params![kid],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
-    Ok((id_taken, kid_taken))
+    Ok(connection.query_row(
+        "SELECT EXISTS (SELECT 1 FROM credential WHERE id = ?1),
+                EXISTS (SELECT 1 FROM credential WHERE kid = ?2)",
+        params![id, kid],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?)
 }
 
 /// Stores a new credential.

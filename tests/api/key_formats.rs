@@ -195,18 +195,7 @@ pub fn tool_keys() -> Vec<ToolKey> {
             "EdDSA",
             PasteWith::OpensslRaw,
         ),
-        ToolKey::openssl(
-            "openssl RSA 2048",
-            &[
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-            ],
-            "RS256",
-            PasteWith::OpensslDgst("-sha256"),
-        ),
+        openssl_rsa_2048("RS256"),
         ToolKey::ssh_keygen("ssh-keygen ed25519", &["-t", "ed25519"], "EdDSA"),
         ToolKey::ssh_keygen(
             "ssh-keygen ecdsa P-384",
@@ -288,23 +277,10 @@ fn register_tool_key(node: &TestNode, token: &str, owner: &TestOwner, key: &Tool
     answer.json()
 }
 
-/// A compact JWS signed by `key` over `header` and `claims`.
-pub fn sign_jwt(key: &PrivateKey, header: &Value, claims: &Value) -> String {
-    let input = format!(
-        "{}.{}",
-        b64::encode(header.to_string().as_bytes()),
-        b64::encode(claims.to_string().as_bytes())
-    );
-    let signature = key.sign_jws(input.as_bytes());
-    format!("{input}.{}", b64::encode(&signature))
-}
-
 /// A login assertion by `key` for `node` over `nonce`.
 pub fn assertion(node: &TestNode, key: &PrivateKey, nonce: &str) -> String {
     let t = now();
-    sign_jwt(
-        key,
-        &json!({"alg": key.algorithm().as_str(), "typ": "siteid-login+jwt", "kid": key.public_key().thumbprint()}),
+    key.sign_compact(&json!({"alg": key.algorithm().as_str(), "typ": "siteid-login+jwt", "kid": key.public_key().thumbprint()}),
         &json!({"aud": node.base_url, "nonce": nonce, "iat": t, "exp": t + 300}),
     )
 }
@@ -568,18 +544,7 @@ fn flip_a_bit(wrapped: &str) -> String {
 #[test]
 fn an_rsa_jwk_that_names_ps256_signs_in_only_with_ps256() {
     let (_dir, node, owner, owner_token) = owner_node();
-    let key = ToolKey::openssl(
-        "openssl RSA 2048",
-        &[
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-        ],
-        "PS256",
-        PasteWith::OpensslDgst("-sha256"),
-    );
+    let key = openssl_rsa_2048("PS256");
     let public = PublicKey::from_text(&key.public_text).expect("public");
     let mut jwk: Value = serde_json::from_str(&public.to_jwk_json()).expect("jwk");
     jwk["alg"] = json!("PS256");
@@ -733,7 +698,7 @@ fn hostile_tokens(
     };
     let signature_of =
         |token: &str| b64::decode(token.rsplit_once('.').expect("sig").1).expect("b64");
-    let good = |nonce: &str| sign_jwt(key, &header, &claims(nonce));
+    let good = |nonce: &str| key.sign_compact(&header, &claims(nonce));
 
     case(
         "alg none",
@@ -755,8 +720,7 @@ fn hostile_tokens(
         }
         case(
             &format!("alg {other} on a {alg} key"),
-            sign_jwt(
-                key,
+            key.sign_compact(
                 &with(header.clone(), "alg", json!(other)),
                 &claims(&node.challenge()),
             ),
@@ -764,24 +728,21 @@ fn hostile_tokens(
     }
     case(
         "typ JWT",
-        sign_jwt(
-            key,
+        key.sign_compact(
             &with(header.clone(), "typ", json!("JWT")),
             &claims(&node.challenge()),
         ),
     );
     case(
         "a crit header",
-        sign_jwt(
-            key,
+        key.sign_compact(
             &with(header.clone(), "crit", json!(["exp"])),
             &claims(&node.challenge()),
         ),
     );
     case(
         "a jwk header naming the stranger",
-        sign_jwt(
-            stranger,
+        stranger.sign_compact(
             &with(
                 header.clone(),
                 "jwk",
@@ -792,7 +753,7 @@ fn hostile_tokens(
     );
     case(
         "signed by another key of the same type",
-        sign_jwt(stranger, &header, &claims(&node.challenge())),
+        stranger.sign_compact(&header, &claims(&node.challenge())),
     );
     let token = good(&node.challenge());
     let signature = signature_of(&token);
@@ -835,8 +796,7 @@ fn hostile_tokens(
     }
     case(
         "another audience",
-        sign_jwt(
-            key,
+        key.sign_compact(
             &header,
             &with(
                 claims(&node.challenge()),
@@ -847,28 +807,25 @@ fn hostile_tokens(
     );
     case(
         "expired",
-        sign_jwt(
-            key,
+        key.sign_compact(
             &header,
             &json!({"aud": node.base_url, "nonce": node.challenge(), "iat": t - 400, "exp": t - 1}),
         ),
     );
     case(
         "exp - iat over 300",
-        sign_jwt(
-            key,
+        key.sign_compact(
             &header,
             &with(claims(&node.challenge()), "exp", json!(t + 301)),
         ),
     );
     case(
         "an unknown nonce",
-        sign_jwt(key, &header, &claims(&b64::encode(&[9; 57]))),
+        key.sign_compact(&header, &claims(&b64::encode(&[9; 57]))),
     );
     case(
         "over 8 KiB",
-        sign_jwt(
-            key,
+        key.sign_compact(
             &header,
             &with(claims(&node.challenge()), "pad", json!("x".repeat(9000))),
         ),
@@ -1101,6 +1058,22 @@ fn the_command_line_adds_a_key_signs_in_with_its_file_and_a_revocation_reaches_t
     assert!(!ok && err.contains("sign-in refused"), "{err}");
     let (ok, listed, _) = siteid(&["credentials", "list", "--data-dir", &data_dir]);
     assert!(ok && !listed.contains(&pem_id) && listed.contains(&ssh_id));
+}
+
+/// An openssl RSA 2048 key (PKCS#8 PEM), to be registered for `alg`.
+fn openssl_rsa_2048(alg: &'static str) -> ToolKey {
+    ToolKey::openssl(
+        "openssl RSA 2048",
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ],
+        alg,
+        PasteWith::OpensslDgst("-sha256"),
+    )
 }
 
 /// An openssl P-384 key (PKCS#8 PEM).

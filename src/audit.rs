@@ -155,6 +155,23 @@ pub enum AuditEvent {
         credential_id: String,
         kid: String,
     },
+    /// A credential bound again by a new owner key in a rotation, its fields unchanged.
+    CredentialRebound {
+        credential_id: String,
+        kid: String,
+        binding_sha256: String,
+    },
+    /// The owner key was replaced.
+    OwnerRotated {
+        old: String,
+        new: String,
+        seq: u32,
+        reason: &'static str,
+        /// The session that rotated; `None` from the command line.
+        session_id: Option<String>,
+        rebound: usize,
+        revoked: Vec<String>,
+    },
     /// A credential signed in, or used a session, from outside its networks.
     CredentialNetworkRefused {
         credential_id: String,
@@ -198,6 +215,8 @@ impl AuditEvent {
             AuditEvent::CredentialChanged { .. } => "credential.changed",
             AuditEvent::CredentialReset { .. } => "credential.reset",
             AuditEvent::CredentialRevoked { .. } => "credential.revoked",
+            AuditEvent::CredentialRebound { .. } => "credential.rebound",
+            AuditEvent::OwnerRotated { .. } => "owner.rotated",
             AuditEvent::CredentialNetworkRefused { .. } => "credential.network_refused",
             AuditEvent::AuditPruned { .. } => PRUNED_EVENT,
         }
@@ -341,6 +360,32 @@ impl AuditEvent {
             AuditEvent::CredentialRevoked { credential_id, kid } => {
                 json!({ "credential_id": credential_id, "kid": kid })
             }
+            AuditEvent::CredentialRebound {
+                credential_id,
+                kid,
+                binding_sha256,
+            } => json!({
+                "credential_id": credential_id,
+                "kid": kid,
+                "binding_sha256": binding_sha256,
+            }),
+            AuditEvent::OwnerRotated {
+                old,
+                new,
+                seq,
+                reason,
+                session_id,
+                rebound,
+                revoked,
+            } => json!({
+                "old": old,
+                "new": new,
+                "seq": seq,
+                "reason": reason,
+                "session_id": session_id,
+                "rebound": rebound,
+                "revoked": revoked,
+            }),
             AuditEvent::AuditPruned {
                 through_seq,
                 through_hash,

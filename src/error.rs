@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::auth::claim::ClaimError;
 use crate::auth::credential_changes::CredentialError;
 use crate::auth::login::LoginError;
+use crate::auth::rotation::RotationError;
 use crate::auth::throttle::Scope;
 use crate::auth::unlock::UnlockError;
 use crate::recovery::sets::{MAX_SETS, SetError};
@@ -121,6 +122,29 @@ impl Problem {
             "The node has no owner yet",
             "This node has not been claimed; its owner finds the claim link in the server log \
              or with `siteid claim-url`.",
+        )
+    }
+
+    /// 503 while the owner record fails its check: nothing the owner key vouches for is served.
+    pub fn owner_record_invalid() -> Self {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "owner-record-invalid",
+            "The owner record fails its check",
+            "The stored owner key, wrapped key or key history does not carry the owner key's \
+             valid signature, so the node serves none of it. Its operator finds the reason in \
+             the log.",
+        )
+    }
+
+    /// 503 from the health check when the node runs but cannot serve its owner.
+    pub fn degraded() -> Self {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "degraded",
+            "The node is degraded",
+            "The node is running, but its owner record fails its check, so it serves no key and \
+             accepts no sign-in. Its operator finds the reason in the log.",
         )
     }
 
@@ -294,6 +318,33 @@ impl From<CredentialError> for Problem {
                  through the credentials API.",
             ),
             CredentialError::Internal(cause) => Problem::internal(&cause),
+        }
+    }
+}
+
+impl From<RotationError> for Problem {
+    fn from(error: RotationError) -> Self {
+        match error {
+            RotationError::NotClaimed => Problem::not_claimed(),
+            RotationError::NoHistory => Problem::new(
+                StatusCode::CONFLICT,
+                "no-key-history",
+                "The owner key has no history yet",
+                "This node was claimed before key histories, so a rotation has no statement to \
+                 follow. Change the password once from the browser (it signs the history), \
+                 then rotate.",
+            ),
+            RotationError::Invalid { field, message } => {
+                Problem::invalid_field(field, format!("{field} {message}."))
+            }
+            RotationError::Conflict => Problem::new(
+                StatusCode::CONFLICT,
+                "rotation-conflict",
+                "The owner key or credentials changed meanwhile",
+                "The owner key, its history or a credential changed while the rotation was \
+                 checked. Load the credentials again and make a new rotation.",
+            ),
+            RotationError::Internal(cause) => Problem::internal(&cause),
         }
     }
 }

@@ -7,10 +7,11 @@ use subtle::ConstantTimeEq;
 
 use super::InternalError;
 use super::attempts::AttemptLedger;
+use super::key_history::{self, Reason, SignedRecord};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::b64;
 use crate::jose::jwe::WrappedKey;
-use crate::jose::jwk::OwnerPublicKey;
+use crate::jose::jwk::{OwnerPrivateKey, OwnerPublicKey};
 use crate::jose::jws::{CompactJws, NonceClaims, PROOF_LIFETIME};
 use crate::store::{Store, StoreError, owner};
 
@@ -59,6 +60,18 @@ pub struct ClaimInput<'a> {
     pub proof: &'a str,
     /// The share set the key was rebuilt from, when the claim restores an identity.
     pub recovery_set: Option<&'a str>,
+    /// The genesis key statement, sent together with `record` (absent from older clients).
+    pub statement: Option<&'a str>,
+    /// The owner key's signature over the record.
+    pub record: Option<&'a str>,
+}
+
+/// The owner key's own signatures that a claim brings: the history's first statement and the
+/// record's signature. A node claimed without them is unsigned.
+#[derive(Debug, Clone)]
+pub struct OwnerSignatures {
+    pub statement: String,
+    pub record: String,
 }
 
 /// A claim whose every field passed its checks.
@@ -69,6 +82,25 @@ pub struct CheckedClaim {
     pub verifier_hash: [u8; 32],
     /// The set id (8 hex digits) of the shares the key was rebuilt from, if it was.
     pub recovery_set: Option<String>,
+    pub signatures: Option<OwnerSignatures>,
+}
+
+impl OwnerSignatures {
+    /// The genesis statement and record signature for a claim made with `key` on this machine
+    /// (the command line).
+    pub fn for_claim(
+        key: &OwnerPrivateKey,
+        wrapped_key: &str,
+        verifier_hash: &[u8; 32],
+        audience: &str,
+        now: i64,
+    ) -> Self {
+        let kid = key.public_key().thumbprint();
+        OwnerSignatures {
+            statement: key_history::sign_statement(key, &kid, None, 0, Reason::Genesis, now),
+            record: key_history::sign_record(key, audience, wrapped_key, verifier_hash, now),
+        }
+    }
 }
 
 /// Makes a fresh claim token: 32 random bytes, base64url.
@@ -137,12 +169,48 @@ pub fn check(input: &ClaimInput<'_>, audience: &str, now: i64) -> Result<Checked
         .map_err(|e| invalid("recovery_set", e))?;
     check_proof(input.proof, &public_key, input.claim_token, audience, now)
         .map_err(|e| invalid("proof", e))?;
+    let signatures = match (input.statement, input.record) {
+        (None, None) => None,
+        (Some(_), None) => return Err(invalid("record", "is required with statement")),
+        (None, Some(_)) => return Err(invalid("statement", "is required with record")),
+        (Some(statement), Some(record)) => {
+            check_genesis(statement, &public_key, now).map_err(|e| invalid("statement", e))?;
+            let signed = SignedRecord {
+                key: &public_key,
+                wrapped_key: wrapped_key.compact(),
+                verifier_hash: &verifier_hash,
+            };
+            check_record(record, signed, audience, now).map_err(|e| invalid("record", e))?;
+            Some(OwnerSignatures {
+                statement: statement.to_owned(),
+                record: record.to_owned(),
+            })
+        }
+    };
     Ok(CheckedClaim {
         public_key,
         wrapped_key,
         verifier_hash,
         recovery_set,
+        signatures,
     })
+}
+
+/// Checks a genesis statement for the first key. The message completes "statement ...".
+pub fn check_genesis(statement: &str, key: &OwnerPublicKey, now: i64) -> Result<(), String> {
+    let checked = key_history::verify_statement(statement, key, None, 0)?;
+    key_history::check_recent(checked.iat, now)
+}
+
+/// Checks a submitted record signature. The message completes "record ...".
+pub fn check_record(
+    record: &str,
+    signed: SignedRecord<'_>,
+    audience: &str,
+    now: i64,
+) -> Result<(), String> {
+    let iat = key_history::verify_record(record, signed, Some(audience))?;
+    key_history::check_recent(iat, now)
 }
 
 fn check_proof(
@@ -249,8 +317,21 @@ pub fn commit(
             verifier_hash: claim.verifier_hash,
             created_at: now,
             updated_at: now,
+            record_signature: claim.signatures.as_ref().map(|s| s.record.clone()),
         },
     )?;
+    if let Some(signatures) = &claim.signatures {
+        owner::append_history(
+            &tx,
+            &owner::HistoryRow {
+                seq: 0,
+                kid: kid.clone(),
+                public_jwk: claim.public_key.to_json(),
+                since: now,
+                statement: signatures.statement.clone(),
+            },
+        )?;
+    }
     owner::delete_claim_token(&tx)?;
     audit::append(
         &tx,
@@ -270,7 +351,6 @@ pub fn commit(
 mod tests {
     use super::*;
     use crate::jose::jwe;
-    use crate::jose::jwk::OwnerPrivateKey;
     use crate::jose::jws::sign_es384;
     use serde_json::json;
 
@@ -309,6 +389,8 @@ mod tests {
                 unlock_verifier: &p.verifier,
                 proof: &p.proof,
                 recovery_set: None,
+                statement: None,
+                record: None,
             },
             AUD,
             NOW,

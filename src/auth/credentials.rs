@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::key_history::{self, RecordState};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::jwk::OwnerPublicKey;
 use crate::jose::jws::{CompactJws, VerifyingKey};
@@ -247,7 +248,10 @@ pub(crate) struct BindingClaims {
 
 /// Checks a stored row against its binding and the owner key; the message says what does not
 /// match. The owner credential has no binding: it is the owner key itself.
-fn check_row(row: &CredentialRow, owner_key: &VerifyingKey) -> Result<Credential, String> {
+pub(crate) fn check_row(
+    row: &CredentialRow,
+    owner_key: &VerifyingKey,
+) -> Result<Credential, String> {
     let kind = CredentialKind::parse(&row.kind).ok_or("has an unknown kind")?;
     let alg = JwsAlgorithm::parse(&row.alg)
         .ok_or_else(|| format!("has an algorithm this node does not verify: {}", row.alg))?;
@@ -336,6 +340,11 @@ struct Snapshot {
     /// Rows that failed their check, by kid: their credential id and what was wrong. They
     /// cannot sign in.
     tampered: HashMap<String, Tampered>,
+    /// Why the owner record failed its check (its history, key or signature): nothing is then
+    /// served and nothing signs in.
+    record_problem: Option<String>,
+    /// Whether the owner record is unsigned (claimed before records were signed).
+    unsigned: bool,
 }
 
 /// A stored credential that failed its check.
@@ -390,16 +399,30 @@ impl CredentialRegistry {
 
     /// Reads the credentials again (after a claim or a change).
     pub async fn reload(&self, store: &Store, now: i64) -> Result<(), StoreError> {
-        let (rows, owner_kid, data_version, events) = store
+        let (rows, owner, history, data_version, events) = store
             .run(|c| {
                 let data_version = crate::store::meta::data_version(c)?;
-                let owner_kid = crate::store::owner::find(c)?.map(|o| o.kid);
+                let owner = crate::store::owner::find(c)?;
+                let history = crate::store::owner::history(c)?;
                 let events = crate::store::audit_rows::credential_events(c)?;
-                Ok::<_, StoreError>((rows::live(c)?, owner_kid, data_version, events))
+                Ok::<_, StoreError>((rows::live(c)?, owner, history, data_version, events))
             })
             .await?;
         let audited = AuditedStates::from_events(&events);
-        let snapshot = build_snapshot(&rows, owner_kid.as_deref(), &audited);
+        let record_state = owner
+            .as_ref()
+            .map(|record| key_history::check_owner_record(record, &history));
+        let snapshot = match record_state {
+            Some(Err(problem)) => Snapshot {
+                record_problem: Some(problem),
+                ..Snapshot::default()
+            },
+            state => Snapshot {
+                unsigned: state == Some(Ok(RecordState::Unsigned)),
+                ..build_snapshot(&rows, owner.map(|o| o.kid).as_deref(), &audited)
+            },
+        };
+        self.report_record_state(&snapshot);
         *self.data_version.lock().unwrap_or_else(|p| p.into_inner()) = Some(data_version);
         let newly_tampered: Vec<(String, Tampered)> = {
             let previous = self.current();
@@ -434,6 +457,36 @@ impl CredentialRegistry {
         Ok(())
     }
 
+    /// Logs a change of the owner record's state: a record that fails its check (an error
+    /// each time it is found), or an unsigned record (a warning once).
+    fn report_record_state(&self, next: &Snapshot) {
+        if self.quiet {
+            return;
+        }
+        let previous = self.current();
+        if let Some(problem) = &next.record_problem
+            && previous.record_problem.as_ref() != Some(problem)
+        {
+            tracing::error!(
+                %problem,
+                "the owner record fails its check; the node serves no key and accepts no \
+                 sign-in until it is restored (restore a backup, or restore from recovery shares \
+                 onto a node you control)"
+            );
+        }
+        if next.unsigned && !previous.unsigned {
+            tracing::warn!(
+                "the owner record is not signed by the owner key (claimed before key \
+                 histories); a password change from the browser signs it"
+            );
+        }
+    }
+
+    /// Whether the owner record failed its check: the node then serves no key.
+    pub fn has_record_problem(&self) -> bool {
+        self.current().record_problem.is_some()
+    }
+
     /// Reloads when another process changed the database since the last load (a credential
     /// added or revoked from the command line, a row edited by hand). Returns whether it did.
     pub async fn refresh_if_changed(&self, store: &Store, now: i64) -> Result<bool, StoreError> {
@@ -459,8 +512,12 @@ impl CredentialRegistry {
         store: &Store,
         now: i64,
     ) -> Result<Option<Arc<Credential>>, StoreError> {
-        if let Some(owner) = self.current().owner.clone() {
+        let current = self.current();
+        if let Some(owner) = current.owner.clone() {
             return Ok(Some(owner));
+        }
+        if current.record_problem.is_some() {
+            return Ok(None);
         }
         self.reload(store, now).await?;
         Ok(self.current().owner.clone())
@@ -557,7 +614,7 @@ impl AuditedStates {
                         alg: text("alg"),
                     };
                 }
-                "credential.reset" => {
+                "credential.reset" | "credential.rebound" => {
                     state.binding_sha256 = text("binding_sha256");
                     state.alg = text("alg").or(state.alg.take());
                 }

@@ -9,8 +9,9 @@ use subtle::ConstantTimeEq;
 use super::InternalError;
 use super::attempts::{AttemptLedger, Windows};
 use super::challenge::{Challenges, Purpose};
-use super::claim::{checked_set_id, verifier_hash};
+use super::claim::{check_genesis, check_record, checked_set_id, verifier_hash};
 use super::credentials::CredentialRegistry;
+use super::key_history::SignedRecord;
 use super::throttle::Scope;
 use super::unlock_codes::{self, LiveCodes, UnlockCode};
 use crate::audit::{self, Actor, AuditEvent};
@@ -177,6 +178,10 @@ pub struct Rewrap<'a> {
     pub old_unlock_verifier: Option<&'a str>,
     pub proof: &'a str,
     pub recovery_set: Option<&'a str>,
+    /// The owner key's signature over the new record; required once the node has a key history.
+    pub record: Option<&'a str>,
+    /// A genesis statement, accepted only from a node without a key history (it signs one).
+    pub statement: Option<&'a str>,
 }
 
 /// What checking a password change needs from the node.
@@ -252,6 +257,25 @@ pub async fn replace_wrapped_key(
         ));
     }
     check_rewrap_proof(context, &request, &owner_key, now).map_err(|e| invalid("proof", e))?;
+    if let Some(record) = request.record {
+        let signed = SignedRecord {
+            key: &owner_key.public,
+            wrapped_key: wrapped.compact(),
+            verifier_hash: &new_hash,
+        };
+        check_record(record, signed, context.audience, now).map_err(|e| invalid("record", e))?;
+    }
+    if let Some(statement) = request.statement {
+        check_genesis(statement, &owner_key.public, now).map_err(|e| invalid("statement", e))?;
+    }
+    let record_signature = request.record.map(str::to_owned);
+    let genesis = request.statement.map(|statement| owner::HistoryRow {
+        seq: 0,
+        kid: owner_key.kid.clone(),
+        public_jwk: owner_key.public.to_json(),
+        since: now,
+        statement: statement.to_owned(),
+    });
     // Only the client's window applies: the proof shows the owner key is at work. A wrong old
     // verifier still counts in every window.
     let attempt = match old_hash {
@@ -270,12 +294,46 @@ pub async fn replace_wrapped_key(
         .run(move |c| {
             let tx = c.transaction().map_err(StoreError::from)?;
             let record = owner::find(&tx)?.ok_or(UnlockError::NotClaimed)?;
+            let has_history = owner::history_len(&tx)? > 0;
+            match (has_history, &record_signature, &genesis) {
+                (true, None, _) => {
+                    return Err(invalid(
+                        "record",
+                        "is required: this node's record is signed by the owner key",
+                    ));
+                }
+                (true, Some(_), Some(_)) => {
+                    return Err(invalid(
+                        "statement",
+                        "is only accepted from a node without a key history",
+                    ));
+                }
+                (false, Some(_), None) => {
+                    return Err(invalid(
+                        "statement",
+                        "is required with record on a node without a key history (a genesis)",
+                    ));
+                }
+                (false, None, Some(_)) => {
+                    return Err(invalid("record", "is required with statement"));
+                }
+                _ => {}
+            }
             if let Some(old_hash) = old_hash
                 && !bool::from(old_hash.ct_eq(&record.verifier_hash))
             {
                 return Err(UnlockError::WrongVerifier);
             }
-            owner::replace_wrapped_key(&tx, wrapped.compact(), &new_hash, now)?;
+            owner::replace_wrapped_key(
+                &tx,
+                wrapped.compact(),
+                &new_hash,
+                record_signature.as_deref(),
+                now,
+            )?;
+            if let Some(genesis) = &genesis {
+                owner::append_history(&tx, genesis)?;
+            }
             let event = match recovery_set {
                 Some(recovery_set) => AuditEvent::OwnerRecovered {
                     kid: record.kid,

@@ -1,11 +1,12 @@
 //! The command line: `serve`, `claim-url`, `init`, `audit`, `wrapped-key`, `shares`,
-//! `unlock-code`, `login` and `credentials`. Output meant for scripts goes to stdout; messages for people go to stderr.
+//! `unlock-code`, `login`, `credentials`, `owner` and `verify`. Output meant for scripts goes to stdout; messages for people go to stderr.
 //! Exit codes: 0 success, 1 failure, 2 usage error, 3 the node already has an owner, and those
 //! of `shares`.
 
 pub mod credentials;
 pub mod login;
 pub mod node_client;
+pub mod owner_key;
 pub mod shares;
 pub mod unlock_code;
 
@@ -19,7 +20,9 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::audit::{self, Actor};
-use crate::auth::claim::{self, CheckedClaim, ClaimError, ClaimVia, current_claim_token};
+use crate::auth::claim::{
+    self, CheckedClaim, ClaimError, ClaimVia, OwnerSignatures, current_claim_token,
+};
 use crate::clock::{Clock, SystemClock, rfc3339};
 use crate::config::{Overrides, PublicUrl, Settings};
 use crate::jose::jwe::{self, WrappedKey};
@@ -78,6 +81,14 @@ pub enum Command {
         #[command(subcommand)]
         command: credentials::CredentialsCommand,
     },
+    /// The owner key: replace it (on the server itself).
+    Owner {
+        #[command(subcommand)]
+        command: owner_key::OwnerCommand,
+    },
+    /// Check that a node's key history leads from a kid you trust to the key it publishes;
+    /// exits 1 on a break.
+    Verify(owner_key::VerifyArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -190,6 +201,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::UnlockCode(args) => unlock_code::run(&args),
         Command::Login(args) => login::run(&args),
         Command::Credentials { command } => credentials::run(command),
+        Command::Owner { command } => owner_key::run(command),
+        Command::Verify(args) => owner_key::verify(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -287,13 +300,25 @@ fn claim_url(args: &NodeArgs) -> Result<(), Failure> {
             code: EXIT_ALREADY_CLAIMED,
         });
     };
-    // A configured public URL wins; then the one the node last served at; then the default.
-    let public_url = settings
-        .public_url
-        .or_else(|| served_url.and_then(|url| PublicUrl::parse(&url).ok()))
-        .unwrap_or_else(|| PublicUrl::from_listen_address(settings.listen));
+    let public_url = known_public_url(&settings, served_url);
     println!("{public_url}/setup#{token}");
     Ok(())
+}
+
+/// The URL the node is reached at: a configured public URL wins; then the one the node last
+/// served at (`served_url`, from the database); then the default for its listen address.
+pub(crate) fn known_public_url(settings: &Settings, served_url: Option<String>) -> PublicUrl {
+    settings
+        .public_url
+        .clone()
+        .or_else(|| served_url.and_then(|url| PublicUrl::parse(&url).ok()))
+        .unwrap_or_else(|| PublicUrl::from_listen_address(settings.listen))
+}
+
+/// [`known_public_url`] with the served URL read from `store`.
+pub(crate) fn node_public_url(settings: &Settings, store: &Store) -> Result<PublicUrl, Failure> {
+    let served = store.run_blocking(|c| meta::get_text(c, meta::SERVED_PUBLIC_URL))?;
+    Ok(known_public_url(settings, served))
 }
 
 /// Password and passphrase files longer than this are refused (reading stops there).
@@ -364,7 +389,8 @@ fn new_password(password_file: Option<&Path>, p2c: u32) -> Result<Zeroizing<Stri
 }
 
 fn init(args: &InitArgs) -> Result<(), Failure> {
-    let (_, store) = open_store(&args.node)?;
+    let (settings, store) = open_store(&args.node)?;
+    let audience = node_public_url(&settings, &store)?;
     if store.run_blocking(|c| owner::exists(c))? {
         return Err(Failure {
             message: "this node already has an owner".into(),
@@ -379,13 +405,22 @@ fn init(args: &InitArgs) -> Result<(), Failure> {
     let key = OwnerPrivateKey::generate();
     let (wrapped_key, verifier) = jwe::wrap_private_key(&key, password.as_bytes(), args.p2c)
         .map_err(|e| Failure::new(format!("wrapping the key failed: {e}")))?;
+    let now = SystemClock.now();
+    let verifier_hash: [u8; 32] = Sha256::digest(verifier).into();
+    let signatures = OwnerSignatures::for_claim(
+        &key,
+        wrapped_key.compact(),
+        &verifier_hash,
+        audience.as_str(),
+        now,
+    );
     let checked = CheckedClaim {
         public_key: key.public_key(),
         wrapped_key,
-        verifier_hash: Sha256::digest(verifier).into(),
+        verifier_hash,
         recovery_set: None,
+        signatures: Some(signatures),
     };
-    let now = SystemClock.now();
     let kid = store
         .run_blocking(|c| {
             claim::commit(

@@ -9,16 +9,19 @@ use clap::{Args, Subcommand};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::{EXIT_ALREADY_CLAIMED, Failure, NodeArgs, new_password, open_store, unwrap_node_key};
+use super::{
+    EXIT_ALREADY_CLAIMED, Failure, NodeArgs, new_password, node_public_url, open_store,
+    unwrap_node_key,
+};
 use crate::audit::{self, Actor, AuditEvent};
-use crate::auth::claim::{self, CheckedClaim, ClaimError, ClaimVia};
+use crate::auth::claim::{self, CheckedClaim, ClaimError, ClaimVia, OwnerSignatures};
 use crate::clock::{Clock, SystemClock};
 use crate::jose::jwe;
 use crate::jose::jwk::{OwnerPrivateKey, OwnerPublicKey};
 use crate::recovery::sets;
 use crate::recovery::share::{self, Share, ShareError, ShareErrorCode, key_check};
 use crate::recovery::{rebuild_key, split_key};
-use crate::store::{Store, StoreError, owner};
+use crate::store::{StoreError, owner};
 
 /// Exit code for a share that cannot be read (format, checksum, header fields).
 pub const EXIT_BAD_SHARE: u8 = 4;
@@ -288,7 +291,13 @@ fn store_rebuilt_key(
     key: &OwnerPrivateKey,
     set_id: &str,
 ) -> Result<(), Failure> {
-    let store = Store::open(data_dir)?;
+    let node = NodeArgs {
+        public_url: None,
+        data_dir: Some(data_dir.to_owned()),
+        config: None,
+    };
+    let (settings, store) = open_store(&node)?;
+    let audience = node_public_url(&settings, &store)?;
     let kid = key.public_key().thumbprint();
     let existing = store.run_blocking(|c| owner::find(c))?;
     if existing.as_ref().is_some_and(|record| record.kid != kid) {
@@ -304,12 +313,20 @@ fn store_rebuilt_key(
     let verifier_hash: [u8; 32] = Sha256::digest(verifier).into();
     let now = SystemClock.now();
     let actor = Actor::local();
+    let signatures = OwnerSignatures::for_claim(
+        key,
+        wrapped_key.compact(),
+        &verifier_hash,
+        audience.as_str(),
+        now,
+    );
     if existing.is_none() {
         let checked = CheckedClaim {
             public_key: key.public_key(),
             wrapped_key,
             verifier_hash,
             recovery_set: Some(set_id.to_owned()),
+            signatures: Some(signatures),
         };
         store
             .run_blocking(|c| claim::commit(c, None, &checked, ClaimVia::CommandLine, &actor, now))
@@ -327,7 +344,27 @@ fn store_rebuilt_key(
     } else {
         store.run_blocking(|c| -> Result<(), StoreError> {
             let tx = c.transaction()?;
-            owner::replace_wrapped_key(&tx, wrapped_key.compact(), &verifier_hash, now)?;
+            // The key stays, so the record is signed again for the new wrapping.
+            owner::replace_wrapped_key(
+                &tx,
+                wrapped_key.compact(),
+                &verifier_hash,
+                Some(&signatures.record),
+                now,
+            )?;
+            // A node claimed before key histories gets its first statement now.
+            if owner::history_len(&tx)? == 0 {
+                owner::append_history(
+                    &tx,
+                    &owner::HistoryRow {
+                        seq: 0,
+                        kid: kid.clone(),
+                        public_jwk: key.public_key().to_json(),
+                        since: now,
+                        statement: signatures.statement.clone(),
+                    },
+                )?;
+            }
             let event = AuditEvent::OwnerRecovered {
                 kid: kid.clone(),
                 session_id: None,

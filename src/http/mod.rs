@@ -17,8 +17,10 @@ pub mod well_known;
 
 pub use crate::app::{AppState, client};
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{DefaultHeaders, Next, from_fn};
 use actix_web::{HttpResponse, web};
 
 use crate::error::Problem;
@@ -28,6 +30,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
     config
         .service(
             web::scope("/api/v1")
+                .wrap(from_fn(refuse_while_record_invalid))
                 .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
                 .service(
                     web::resource("/owner")
@@ -46,6 +49,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
                         .route(web::put().to(owner::replace_wrapped_key))
                         .default_service(not_allowed("PUT")),
                 )
+                .service(post_only("/owner/rotate", owner::rotate))
                 .service(post_only("/auth/challenge", auth::challenge))
                 .service(post_only("/auth/login", auth::login))
                 .service(post_only("/auth/reauth", auth::reauth))
@@ -98,6 +102,11 @@ pub fn routes(config: &mut web::ServiceConfig) {
                         .default_service(not_allowed("GET")),
                 )
                 .service(
+                    web::resource("/audit/chain")
+                        .route(web::get().to(sessions::audit_chain))
+                        .default_service(not_allowed("GET")),
+                )
+                .service(
                     web::resource("/ws")
                         .route(web::get().to(crate::ws::handshake))
                         .default_service(not_allowed("GET")),
@@ -115,6 +124,12 @@ pub fn routes(config: &mut web::ServiceConfig) {
                     web::resource("/jwks.json")
                         .route(web::get().to(well_known::jwks))
                         .route(web::head().to(well_known::jwks))
+                        .default_service(not_allowed("GET, HEAD")),
+                )
+                .service(
+                    web::resource("/siteid/keys.json")
+                        .route(web::get().to(well_known::key_history))
+                        .route(web::head().to(well_known::key_history))
                         .default_service(not_allowed("GET, HEAD")),
                 )
                 .service(
@@ -189,9 +204,31 @@ pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|_, _| Problem::not_found().into())
 }
 
-/// `GET /api/v1/health` → 204. Does nothing, so it doubles as the benchmarks' baseline.
-async fn health() -> HttpResponse {
-    HttpResponse::NoContent().finish()
+/// `GET /api/v1/health` → 204; 503 `degraded` while the owner record fails its check. Does
+/// almost nothing, so it doubles as the benchmarks' baseline.
+async fn health(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    if state.credentials.has_record_problem() {
+        return Err(Problem::degraded());
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Refuses every API request but the health check with 503 `owner-record-invalid` while the
+/// owner record fails its check.
+async fn refuse_while_record_invalid(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let invalid = request
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|state| state.credentials.has_record_problem());
+    if invalid && request.path() != "/api/v1/health" {
+        let response = request.error_response(Problem::owner_record_invalid());
+        return Ok(response.map_into_right_body());
+    }
+    next.call(request)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 /// Headers every response carries.

@@ -1,5 +1,6 @@
-//! `POST /api/v1/owner` (claiming an unclaimed node) and `PUT /api/v1/owner/wrapped-key`
-//! (a password change: a new wrapped key and verifier for the same key).
+//! `POST /api/v1/owner` (claiming an unclaimed node), `PUT /api/v1/owner/wrapped-key` (a
+//! password change: a new wrapped key and verifier for the same key) and
+//! `POST /api/v1/owner/rotate` (a new owner key).
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -11,6 +12,8 @@ use super::json::StrictJson;
 use super::session_auth::SignedIn;
 use crate::auth::claim::{self, ClaimInput, ClaimVia};
 use crate::auth::credentials::Capability;
+use crate::auth::rotation::{self, RotationContext, RotationRequest};
+use crate::auth::sessions::EndReason;
 use crate::auth::unlock::{self, Rewrap};
 use crate::error::Problem;
 
@@ -27,6 +30,12 @@ pub struct ClaimBody {
     /// Set when the key was rebuilt from recovery shares: the set id, for the audit log.
     #[serde(default)]
     recovery_set: Option<String>,
+    /// The genesis key statement (`siteid-key-statement+jwt`), with `record`.
+    #[serde(default)]
+    statement: Option<String>,
+    /// The owner key's `siteid-owner-record+jwt` over the record, with `statement`.
+    #[serde(default)]
+    record: Option<String>,
 }
 
 /// 201 `{"kid"}`; 403 once claimed; 401 for a wrong token; 422 naming the field at fault.
@@ -53,6 +62,8 @@ pub async fn claim(
             unlock_verifier: &body.unlock_verifier,
             proof: &body.proof,
             recovery_set: body.recovery_set.as_deref(),
+            statement: body.statement.as_deref(),
+            record: body.record.as_deref(),
         },
         state.public_url.as_str(),
         now,
@@ -82,6 +93,13 @@ pub struct ReplaceWrappedKeyBody {
     /// recovery naming this set id.
     #[serde(default)]
     recovery_set: Option<String>,
+    /// The owner key's `siteid-owner-record+jwt` over the new record; required once the node
+    /// has a key history.
+    #[serde(default)]
+    record: Option<String>,
+    /// A genesis key statement, from a node claimed before key histories.
+    #[serde(default)]
+    statement: Option<String>,
 }
 
 /// `PUT /api/v1/owner/wrapped-key` → 204. Needs a session within its step-up window, the owner
@@ -102,6 +120,8 @@ pub async fn replace_wrapped_key(
         old_unlock_verifier: body.old_unlock_verifier.as_deref(),
         proof: &body.proof,
         recovery_set: body.recovery_set.as_deref(),
+        record: body.record.as_deref(),
+        statement: body.statement.as_deref(),
     };
     unlock::replace_wrapped_key(
         &context,
@@ -112,4 +132,65 @@ pub async fn replace_wrapped_key(
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The rotation request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    public_key: Box<RawValue>,
+    wrapped_key: String,
+    unlock_verifier: String,
+    /// A `siteid-rotate+jwt` by the new key over a fresh challenge.
+    proof: String,
+    /// The `siteid-key-statement+jwt` that introduces the new key.
+    statement: String,
+    /// The new key's bindings of the credentials to keep.
+    bindings: Vec<String>,
+    /// The new key's `siteid-owner-record+jwt` over the new record.
+    record: String,
+}
+
+/// `POST /api/v1/owner/rotate` (capability `owner`, step-up) → 200 `{"kid","seq","revoked"}`.
+/// The sessions of the old owner key and of every credential not bound again end.
+pub async fn rotate(
+    state: web::Data<AppState>,
+    client: Client,
+    signed_in: SignedIn,
+    StrictJson(body): StrictJson<RotateBody>,
+) -> Result<HttpResponse, Problem> {
+    let now = state.clock.now();
+    signed_in.require(Capability::Owner)?;
+    signed_in.require_step_up(now)?;
+    let context = RotationContext {
+        store: &state.store,
+        credentials: &state.credentials,
+        challenges: &state.challenges,
+        audience: state.public_url.as_str(),
+    };
+    let request = RotationRequest {
+        public_key_json: body.public_key.get(),
+        wrapped_key: &body.wrapped_key,
+        unlock_verifier: &body.unlock_verifier,
+        proof: Some(&body.proof),
+        statement: &body.statement,
+        bindings: &body.bindings,
+        record: &body.record,
+    };
+    let actor = client.actor();
+    let rotated =
+        rotation::rotate(&context, request, Some(&signed_in.session.id), &actor, now).await?;
+    tracing::info!(old = %rotated.old_kid, new = %rotated.new_kid, "owner key rotated");
+    for credential_id in std::iter::once(&rotated.old_kid).chain(&rotated.revoked) {
+        state
+            .sessions
+            .end_for_credential(&state.store, credential_id, EndReason::Revoked, &actor, now)
+            .await
+            .map_err(|e| Problem::internal(&e))?;
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "kid": rotated.new_kid,
+        "seq": rotated.seq,
+        "revoked": rotated.revoked,
+    })))
 }

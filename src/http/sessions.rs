@@ -212,3 +212,85 @@ pub async fn audit(
         "next_before": next_before,
     })))
 }
+
+/// The audit chain query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditChainQuery {
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// The default page of the audit chain.
+pub const AUDIT_CHAIN_PAGE: u32 = 100;
+
+/// A chain position as devices remember it.
+fn position(found: Option<(i64, Vec<u8>)>) -> serde_json::Value {
+    match found {
+        Some((seq, hash)) => serde_json::json!({ "seq": seq, "hash": crate::audit::hex(&hash) }),
+        None => serde_json::Value::Null,
+    }
+}
+
+/// `GET /api/v1/audit/chain?after=&limit=` (capability `audit`) → 200 `{"base","head",
+/// "entries","more"}`: the entries after `after`, oldest first, with everything their hashes
+/// cover, so that a device can check that the chain it saw before still leads to the head.
+pub async fn audit_chain(
+    state: web::Data<AppState>,
+    signed_in: SignedIn,
+    query: web::Query<AuditChainQuery>,
+) -> Result<HttpResponse, Problem> {
+    signed_in.require(Capability::Audit)?;
+    let limit = query.limit.unwrap_or(AUDIT_CHAIN_PAGE);
+    if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
+        return Err(Problem::invalid_field(
+            "limit",
+            format!("limit must be from 1 to {MAX_AUDIT_PAGE}"),
+        ));
+    }
+    let after = query.after.unwrap_or(0);
+    if after < 0 {
+        return Err(Problem::invalid_field(
+            "after",
+            "after must not be negative",
+        ));
+    }
+    let (rows, base, head) = state
+        .store
+        .run(move |c| {
+            // One read transaction, so that the head belongs to the same state as the rows.
+            let tx = c.transaction()?;
+            let found = (
+                audit_rows::after(&tx, after, limit + 1)?,
+                audit_rows::base(&tx)?,
+                audit_rows::head(&tx)?,
+            );
+            tx.finish()?;
+            Ok::<_, StoreError>(found)
+        })
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let more = rows.len() > limit as usize;
+    let entries: Vec<serde_json::Value> = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(|row| {
+            serde_json::json!({
+                "seq": row.seq,
+                "at": row.at,
+                "event": row.event,
+                "ip": row.ip,
+                "ip_digest": row.ip_digest.as_deref().map(crate::audit::hex),
+                "user_agent": row.user_agent,
+                "detail": row.detail,
+                "hash": crate::audit::hex(&row.hash),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "base": position(base),
+        "head": position(head),
+        "entries": entries,
+        "more": more,
+    })))
+}

@@ -10,6 +10,7 @@ use crate::config::PublicUrl;
 use crate::error::Problem;
 use crate::jose::jwk::{OwnerPublicKey, PublicJwk};
 use crate::jose::jws::VerifyingKey;
+use crate::store::owner;
 use crate::well_known_dir::etag;
 
 /// The media type of the JWKS (RFC 7517 §8.5).
@@ -99,8 +100,12 @@ fn public_document(
         .body(body)
 }
 
-/// The owner key to publish; 404 `not-claimed` before a claim.
+/// The owner key to publish; 404 `not-claimed` before a claim, 503 while the owner record
+/// fails its check.
 async fn owner_key(state: &AppState) -> Result<std::sync::Arc<VerifyingKey>, Problem> {
+    if state.credentials.has_record_problem() {
+        return Err(Problem::owner_record_invalid());
+    }
     state
         .credentials
         .owner_key(&state.store, state.clock.now())
@@ -120,6 +125,48 @@ pub async fn jwks(
         JWK_SET_JSON,
         jwks_body(&key.public),
     ))
+}
+
+/// The media type of the key history.
+pub const KEY_HISTORY_JSON: &str = "application/json";
+
+/// A key of the history as published.
+#[derive(Debug, Serialize)]
+struct HistoryKey {
+    kid: String,
+    jwk: PublicJwk,
+    since: i64,
+    statement: String,
+}
+
+/// `GET /.well-known/siteid/keys.json`: every key the owner has had, oldest first, each with
+/// the statement that introduced it. Empty on a node claimed before key histories.
+pub async fn key_history(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, Problem> {
+    owner_key(&state).await?;
+    let rows = state
+        .store
+        .run(|c| owner::history(c))
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let keys = rows
+        .into_iter()
+        .map(|row| {
+            let jwk = OwnerPublicKey::from_json(&row.public_jwk)
+                .map_err(|e| Problem::internal(&format!("a stored history key {e}")))?
+                .to_jwk();
+            Ok(HistoryKey {
+                kid: row.kid,
+                jwk,
+                since: row.since,
+                statement: row.statement,
+            })
+        })
+        .collect::<Result<Vec<_>, Problem>>()?;
+    let body = serde_json::json!({ "keys": keys }).to_string();
+    Ok(public_document(&request, KEY_HISTORY_JSON, body))
 }
 
 /// `GET /.well-known/did.json`.

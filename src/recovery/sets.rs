@@ -48,6 +48,9 @@ pub struct RecoverySet {
     pub shares: u8,
     pub labels: Vec<String>,
     pub created_at: i64,
+    /// Whether the set holds a key that is no longer the owner key (replaced by a rotation):
+    /// its shares rebuild a key that signs nothing in, so it is void.
+    pub void: bool,
 }
 
 /// A set reported by a client, checked.
@@ -162,15 +165,22 @@ pub fn record(
         shares: set.shares,
         labels: set.labels,
         created_at: now,
+        void: false,
     })
 }
 
 /// Every recorded set, newest first.
 pub async fn list(store: &Store) -> Result<Vec<RecoverySet>, StoreError> {
-    let rows = store.run(|c| recovery_sets::list(c)).await?;
+    let (rows, owner_kid) = store
+        .run(|c| {
+            let owner_kid = crate::store::owner::find(c)?.map(|o| o.kid);
+            Ok::<_, StoreError>((recovery_sets::list(c)?, owner_kid))
+        })
+        .await?;
     Ok(rows
         .into_iter()
         .map(|row| RecoverySet {
+            void: owner_kid.as_deref() != Some(row.kid.as_str()),
             labels: serde_json::from_str(&row.labels_json).unwrap_or_default(),
             set_id: row.set_id,
             kid: row.kid,

@@ -119,7 +119,7 @@ pub fn credential_events(connection: &Connection) -> Result<Vec<(String, String)
     let mut statement = connection.prepare_cached(
         "SELECT event, detail FROM audit_log
          WHERE event IN ('credential.added', 'credential.changed', 'credential.reset',
-                         'credential.revoked')
+                         'credential.rebound', 'credential.revoked')
          ORDER BY seq",
     )?;
     let rows = statement
@@ -253,6 +253,18 @@ pub fn page(
     )?;
     let rows = statement
         .query_map(params![before, limit], from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// At most `limit` entries with a sequence number above `after`, oldest first.
+pub fn after(connection: &Connection, after: i64, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT seq, at, event, ip, user_agent, detail, prev_hash, hash, ip_digest, ip_salt
+         FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let rows = statement
+        .query_map(params![after, limit], from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }

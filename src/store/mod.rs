@@ -20,7 +20,7 @@ use rusqlite::Connection;
 pub const DATABASE_FILE_NAME: &str = "siteid.sqlite3";
 
 /// The migrations, in order. Version N is the state after the Nth script.
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_sessions.sql"),
     include_str!("migrations/0003_recovery_sets.sql"),
@@ -29,6 +29,7 @@ const MIGRATIONS: [&str; 8] = [
     include_str!("migrations/0006_login_throttle.sql"),
     include_str!("migrations/0007_audit_event_index.sql"),
     include_str!("migrations/0008_audit_ip_seal.sql"),
+    include_str!("migrations/0009_owner_key_history.sql"),
 ];
 
 /// The schema version this binary writes.

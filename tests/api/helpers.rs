@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
+use siteid::auth::key_history::{self, Reason};
 use siteid::clock::{Clock, ManualClock, SystemClock};
 use siteid::config::Settings;
 use siteid::jose::b64;
@@ -22,6 +23,8 @@ use siteid::store::{Store, StoreError, owner};
 pub struct TestNode {
     pub address: SocketAddr,
     pub base_url: String,
+    /// The node's public URL: the audience of its proofs (`base_url` unless one was set).
+    pub audience: String,
     pub data_dir: PathBuf,
     stopper: Option<siteid::startup::Stopper>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -123,6 +126,7 @@ impl TestNode {
             });
         });
         let (address, stopper) = receiver.recv().expect("the node reports its address");
+        let base_url = format!("http://{address}");
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
@@ -130,7 +134,11 @@ impl TestNode {
             .into();
         TestNode {
             address,
-            base_url: format!("http://{address}"),
+            audience: options
+                .public_url
+                .clone()
+                .unwrap_or_else(|| base_url.clone()),
+            base_url,
             data_dir: data_dir.to_owned(),
             stopper: Some(stopper),
             thread: Some(thread),
@@ -310,6 +318,7 @@ impl TestNode {
             "wrapped_key": new.wrapped_key,
             "unlock_verifier": new.unlock_verifier,
             "proof": proof,
+            "record": owner.record(self, &new.wrapped_key, &new.unlock_verifier, at),
         });
         if let Some(old) = old_unlock_verifier {
             body["old_unlock_verifier"] = json!(old);
@@ -660,8 +669,24 @@ impl TestOwner {
         )
     }
 
-    /// A complete, valid claim body.
+    /// A complete, valid claim body, with the genesis statement and the record signature.
     pub fn claim_body(&self, node: &TestNode, token: &str) -> Value {
+        let mut body = self.unsigned_claim_body(node, token);
+        let kid = self.key.public_key().thumbprint();
+        body["statement"] = json!(key_history::sign_statement(
+            &self.key,
+            &kid,
+            None,
+            0,
+            Reason::Genesis,
+            now()
+        ));
+        body["record"] = json!(self.record(node, &self.wrapped_key, &self.unlock_verifier, now()));
+        body
+    }
+
+    /// A claim body as clients before key histories sent it: it makes an unsigned node.
+    pub fn unsigned_claim_body(&self, node: &TestNode, token: &str) -> Value {
         json!({
             "claim_token": token,
             "public_key": self.public_jwk,
@@ -669,6 +694,19 @@ impl TestOwner {
             "unlock_verifier": self.unlock_verifier,
             "proof": self.proof(node, token),
         })
+    }
+
+    /// The owner key's signature over a record of `wrapped_key` and `unlock_verifier`.
+    pub fn record(
+        &self,
+        node: &TestNode,
+        wrapped_key: &str,
+        unlock_verifier: &str,
+        at: i64,
+    ) -> String {
+        let verifier = b64::decode(unlock_verifier).expect("a base64url verifier");
+        let hash: [u8; 32] = Sha256::digest(verifier).into();
+        key_history::sign_record(&self.key, &node.audience, wrapped_key, &hash, at)
     }
 }
 

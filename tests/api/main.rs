@@ -8,6 +8,7 @@ mod credentials;
 mod cross_fixtures;
 mod helpers;
 mod key_formats;
+mod owner_key;
 mod pages;
 mod password_change;
 mod process;

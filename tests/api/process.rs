@@ -15,14 +15,14 @@ use siteid::jose::jws::sign_es384;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_siteid");
 
-struct RunningBinary {
+pub(crate) struct RunningBinary {
     child: Child,
-    base_url: String,
+    pub(crate) base_url: String,
     log_path: std::path::PathBuf,
 }
 
 impl RunningBinary {
-    fn start(data_dir: &Path, log_path: &Path) -> RunningBinary {
+    pub(crate) fn start(data_dir: &Path, log_path: &Path) -> RunningBinary {
         Self::start_with_open_files(data_dir, log_path, None)
     }
 
@@ -86,7 +86,7 @@ impl RunningBinary {
     }
 
     /// Sends SIGTERM and returns whether the process exited successfully.
-    fn terminate(mut self) -> bool {
+    pub(crate) fn terminate(mut self) -> bool {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -95,19 +95,19 @@ impl RunningBinary {
         self.child.wait().expect("wait").success()
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).expect("read log")
     }
 }
 
-fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into()
 }
 
-fn post(url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+pub(crate) fn post(url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
     let mut response = agent()
         .post(url)
         .header("content-type", "application/json")
@@ -121,7 +121,7 @@ fn post(url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
     )
 }
 
-fn run(args: &[&str]) -> (i32, String, String) {
+pub(crate) fn run(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(BINARY)
         .args(args)
         .output()

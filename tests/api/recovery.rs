@@ -536,6 +536,7 @@ fn splitting_the_node_key_needs_its_password_and_records_the_set() {
             c,
             other["wrapped_key"].as_str().expect("wrapped key"),
             &verifier_hash,
+            None,
             crate::helpers::now(),
         )
     });

@@ -1,0 +1,368 @@
+//! Replacing the owner key: checking a rotation (the new key, its wrapped copy and verifier,
+//! the new key's proof, the key statement, the record signature and the credentials bound again
+//! by the new key) and the transaction that makes the new key the owner and revokes every
+//! credential that was not bound again.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::json;
+
+use super::InternalError;
+use super::challenge::{Challenges, Purpose};
+use super::claim::{check_record, verifier_hash};
+use super::credentials::{
+    BINDING_TYPE, CredentialKind, CredentialRegistry, binding_digest, check_row, verify_binding,
+};
+use super::key_history::{self, Reason, SignedRecord};
+use crate::audit::{self, Actor, AuditEvent};
+use crate::jose::jwe::WrappedKey;
+use crate::jose::jwk::{OwnerPrivateKey, OwnerPublicKey};
+use crate::jose::jws::{self, CompactJws, NonceClaims, PROOF_LIFETIME, VerifyingKey};
+use crate::store::credentials::{self as rows, CredentialRow};
+use crate::store::{Store, StoreError, owner};
+
+/// The `typ` of the new key's proof.
+pub const PROOF_TYPE: &str = "siteid-rotate+jwt";
+
+/// Why a rotation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RotationError {
+    #[error("this node has no owner yet")]
+    NotClaimed,
+    #[error(
+        "this node has no key history yet (it was claimed before key histories); a password \
+         change from the browser signs it"
+    )]
+    NoHistory,
+    #[error("{field} {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("the owner key or the credentials changed while the rotation was checked")]
+    Conflict,
+    #[error(transparent)]
+    Internal(#[from] InternalError),
+}
+
+impl From<StoreError> for RotationError {
+    fn from(error: StoreError) -> Self {
+        RotationError::Internal(InternalError(error))
+    }
+}
+
+fn invalid(field: &'static str, message: impl std::fmt::Display) -> RotationError {
+    RotationError::Invalid {
+        field,
+        message: message.to_string(),
+    }
+}
+
+/// A rotation as received.
+#[derive(Debug, Clone, Copy)]
+pub struct RotationRequest<'a> {
+    /// The new public JWK as JSON.
+    pub public_key_json: &'a str,
+    pub wrapped_key: &'a str,
+    pub unlock_verifier: &'a str,
+    /// The new key's proof over a fresh challenge; `None` from the command line, which made the
+    /// key itself on the server.
+    pub proof: Option<&'a str>,
+    pub statement: &'a str,
+    pub bindings: &'a [String],
+    pub record: &'a str,
+}
+
+/// What checking a rotation needs from the node.
+pub struct RotationContext<'a> {
+    pub store: &'a Store,
+    pub credentials: &'a CredentialRegistry,
+    pub challenges: &'a Challenges,
+    pub audience: &'a str,
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotated {
+    pub old_kid: String,
+    pub new_kid: String,
+    pub seq: u32,
+    pub reason: Reason,
+    /// The credentials bound again by the new key.
+    pub rebound: Vec<String>,
+    /// The credentials revoked because they were not bound again.
+    pub revoked: Vec<String>,
+}
+
+/// Checks a rotation and makes the new key the owner: JWKS, DID and key history show it at
+/// once, the old key signs nothing in any more, and credentials not bound again are revoked.
+/// The caller ends the sessions of the old owner credential and of the revoked ones.
+pub async fn rotate(
+    context: &RotationContext<'_>,
+    request: RotationRequest<'_>,
+    session_id: Option<&str>,
+    actor: &Actor,
+    now: i64,
+) -> Result<Rotated, RotationError> {
+    let new_key =
+        OwnerPublicKey::from_json(request.public_key_json).map_err(|e| invalid("public_key", e))?;
+    let new_kid = new_key.thumbprint();
+    let wrapped = WrappedKey::parse(request.wrapped_key).map_err(|e| invalid("wrapped_key", e))?;
+    if wrapped.kid() != Some(new_kid.as_str()) {
+        return Err(invalid(
+            "wrapped_key",
+            "must name the new key (public_key) in its kid header",
+        ));
+    }
+    let new_hash =
+        verifier_hash(request.unlock_verifier).map_err(|e| invalid("unlock_verifier", e))?;
+    let old_key = context
+        .credentials
+        .owner_key(context.store, now)
+        .await?
+        .ok_or(RotationError::NotClaimed)?;
+    let (history, live) = context
+        .store
+        .run(|c| Ok::<_, StoreError>((owner::history(c)?, rows::live(c)?)))
+        .await?;
+    if history.is_empty() {
+        return Err(RotationError::NoHistory);
+    }
+    if history.iter().any(|row| row.kid == new_kid) {
+        return Err(invalid(
+            "public_key",
+            "is, or was, an owner key of this node; make a new key",
+        ));
+    }
+    if history.len() >= key_history::MAX_KEYS {
+        return Err(invalid("statement", "would make the key history too long"));
+    }
+    let seq = history.len() as u32;
+    let proof_nonce = request
+        .proof
+        .map(|proof| check_proof(proof, &new_key, context.audience, now))
+        .transpose()
+        .map_err(|e| invalid("proof", e))?;
+    let statement =
+        key_history::verify_statement(request.statement, &new_key, Some(&old_key.public), seq)
+            .and_then(|checked| {
+                key_history::check_recent(checked.iat, now)?;
+                Ok(checked)
+            })
+            .map_err(|e| invalid("statement", e))?;
+    let signed = SignedRecord {
+        key: &new_key,
+        wrapped_key: wrapped.compact(),
+        verifier_hash: &new_hash,
+    };
+    check_record(request.record, signed, context.audience, now)
+        .map_err(|e| invalid("record", e))?;
+    let new_verifying = VerifyingKey::new(new_key.clone());
+    let rebound = check_bindings(request.bindings, &live, &new_verifying, now)?;
+    if let Some(nonce) = proof_nonce {
+        context
+            .challenges
+            .redeem(&nonce, now, Purpose::Rest)
+            .map_err(|e| invalid("proof", format!("has a nonce that {e}")))?;
+    }
+
+    let old_kid = old_key.kid.clone();
+    let next_jwk = new_key.to_json();
+    let wrapped_key = wrapped.compact().to_owned();
+    let record = request.record.to_owned();
+    let statement_text = request.statement.to_owned();
+    let reason = statement.reason;
+    let session_id = session_id.map(str::to_owned);
+    let actor = actor.clone();
+    let rotated_kid = new_kid.clone();
+    let rotated = context
+        .store
+        .run(move |c| -> Result<Rotated, RotationError> {
+            let tx = c.transaction().map_err(StoreError::from)?;
+            let current = owner::find(&tx)?.ok_or(RotationError::NotClaimed)?;
+            if current.kid != old_kid || owner::history_len(&tx)? != i64::from(seq) {
+                return Err(RotationError::Conflict);
+            }
+            let live_now: HashMap<String, CredentialRow> = rows::live(&tx)?
+                .into_iter()
+                .map(|row| (row.id.clone(), row))
+                .collect();
+            for (checked, _) in rebound.values() {
+                if live_now.get(&checked.id) != Some(checked) {
+                    return Err(RotationError::Conflict);
+                }
+            }
+            owner::replace_owner_key(
+                &tx,
+                &owner::NextOwnerKey {
+                    kid: &rotated_kid,
+                    public_jwk: &next_jwk,
+                    wrapped_key: &wrapped_key,
+                    verifier_hash: &new_hash,
+                    record_signature: &record,
+                },
+                now,
+            )?;
+            owner::append_history(
+                &tx,
+                &owner::HistoryRow {
+                    seq: i64::from(seq),
+                    kid: rotated_kid.clone(),
+                    public_jwk: next_jwk.clone(),
+                    since: now,
+                    statement: statement_text,
+                },
+            )?;
+            let mut rebound_ids = Vec::new();
+            let mut revoked_ids = Vec::new();
+            let mut others: Vec<&CredentialRow> = live_now
+                .values()
+                .filter(|row| row.kind != CredentialKind::Owner.as_str())
+                .collect();
+            others.sort_by(|a, b| a.id.cmp(&b.id));
+            for row in others {
+                if let Some((_, binding)) = rebound.get(&row.id) {
+                    let updated = CredentialRow {
+                        binding: Some(binding.clone()),
+                        updated_at: now,
+                        ..row.clone()
+                    };
+                    rows::update(&tx, &updated)?;
+                    let event = AuditEvent::CredentialRebound {
+                        credential_id: row.id.clone(),
+                        kid: row.kid.clone(),
+                        binding_sha256: binding_digest(Some(binding)),
+                    };
+                    audit::append(&tx, now, &event, &actor)?;
+                    rebound_ids.push(row.id.clone());
+                } else {
+                    rows::revoke(&tx, &row.id, now)?;
+                    let event = AuditEvent::CredentialRevoked {
+                        credential_id: row.id.clone(),
+                        kid: row.kid.clone(),
+                    };
+                    audit::append(&tx, now, &event, &actor)?;
+                    revoked_ids.push(row.id.clone());
+                }
+            }
+            let event = AuditEvent::OwnerRotated {
+                old: old_kid.clone(),
+                new: rotated_kid.clone(),
+                seq,
+                reason: reason.as_str(),
+                session_id,
+                rebound: rebound_ids.len(),
+                revoked: revoked_ids.clone(),
+            };
+            audit::append(&tx, now, &event, &actor)?;
+            tx.commit().map_err(StoreError::from)?;
+            Ok(Rotated {
+                old_kid,
+                new_kid: rotated_kid,
+                seq,
+                reason,
+                rebound: rebound_ids,
+                revoked: revoked_ids,
+            })
+        })
+        .await?;
+    context.credentials.reload(context.store, now).await?;
+    Ok(rotated)
+}
+
+/// Checks the new key's proof; returns its nonce, which the caller uses up once everything
+/// else holds. The message completes "proof ...".
+fn check_proof(
+    proof: &str,
+    new_key: &OwnerPublicKey,
+    audience: &str,
+    now: i64,
+) -> Result<String, String> {
+    let jws = CompactJws::parse(proof, PROOF_TYPE).map_err(|e| e.to_string())?;
+    if jws.header.kid.is_some() {
+        return Err("must not have a kid header (the key is public_key)".into());
+    }
+    let claims: NonceClaims = jws.verify(new_key).map_err(|e| e.to_string())?;
+    if claims.aud != audience {
+        return Err(format!(
+            "has aud {:?}, but this node is {audience:?}",
+            claims.aud
+        ));
+    }
+    PROOF_LIFETIME
+        .check(claims.iat, claims.exp, now)
+        .map_err(|e| e.to_string())?;
+    Ok(claims.nonce)
+}
+
+/// The live credentials each binding binds again, by id, with the binding: each must be the
+/// new key's fresh signature over exactly the credential's current fields.
+fn check_bindings(
+    bindings: &[String],
+    live: &[CredentialRow],
+    new_key: &VerifyingKey,
+    now: i64,
+) -> Result<HashMap<String, (CredentialRow, String)>, RotationError> {
+    let others: HashMap<&str, &CredentialRow> = live
+        .iter()
+        .filter(|row| row.kind != CredentialKind::Owner.as_str())
+        .map(|row| (row.id.as_str(), row))
+        .collect();
+    if bindings.len() > others.len() {
+        return Err(invalid(
+            "bindings",
+            "has more bindings than there are credentials to bind again",
+        ));
+    }
+    let mut seen = HashSet::new();
+    let mut rebound = HashMap::new();
+    for (index, binding) in bindings.iter().enumerate() {
+        let at = |message: String| invalid("bindings", format!("[{index}] {message}"));
+        let claims = verify_binding(binding, new_key)
+            .map_err(|e| at(format!("{e} (it must be signed by the new key)")))?;
+        key_history::check_recent(claims.iat as f64, now).map_err(&at)?;
+        let Some(row) = others.get(claims.jti.as_str()) else {
+            return Err(at("binds a credential that is not live (jti)".into()));
+        };
+        if !seen.insert(row.id.clone()) {
+            return Err(at("binds a credential a second time".into()));
+        }
+        let candidate = CredentialRow {
+            binding: Some(binding.clone()),
+            ..(*row).clone()
+        };
+        check_row(&candidate, new_key).map_err(|e| {
+            at(format!(
+                "{e}: a rotation binds a credential again with its fields unchanged"
+            ))
+        })?;
+        rebound.insert(row.id.clone(), ((*row).clone(), binding.clone()));
+    }
+    Ok(rebound)
+}
+
+/// A binding of `row`'s current fields by `owner_key` (the command line and tests; the browser
+/// makes its own).
+pub fn sign_rebinding(row: &CredentialRow, owner_key: &OwnerPrivateKey, now: i64) -> String {
+    let capabilities: serde_json::Value =
+        serde_json::from_str(&row.capabilities).unwrap_or_else(|_| json!([]));
+    let networks: serde_json::Value =
+        serde_json::from_str(&row.networks).unwrap_or_else(|_| json!([]));
+    let mut claims = json!({
+        "sub": row.kid,
+        "kind": row.kind,
+        "label": row.label,
+        "cap": capabilities,
+        "net": networks,
+        "iat": now,
+        "jti": row.id,
+    });
+    if let Some(at) = row.expires_at {
+        claims["exp"] = json!(at);
+    }
+    jws::sign_es384(
+        owner_key,
+        &json!({"alg": "ES384", "typ": BINDING_TYPE, "kid": owner_key.public_key().thumbprint()}),
+        &claims,
+    )
+}

@@ -1,0 +1,358 @@
+//! `siteid owner rotate` (replacing the owner key on the server itself) and `siteid verify`
+//! (checking a node's key history and JWKS against a pinned kid, from anywhere).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+use sha2::{Digest, Sha256};
+
+use super::node_client::{self, node_origin};
+use super::{
+    Failure, NodeArgs, new_password, node_public_url, open_store, read_password_file,
+    unwrap_node_key,
+};
+use crate::audit::Actor;
+use crate::auth::challenge::Challenges;
+use crate::auth::credentials::{CredentialKind, CredentialRegistry};
+use crate::auth::key_history::{self, HistoryEntry, Reason};
+use crate::auth::rotation::{self, RotationContext, RotationRequest};
+use crate::clock::{Clock, SystemClock};
+use crate::jose::b64;
+use crate::jose::jwe;
+use crate::jose::jwk::{OwnerPrivateKey, OwnerPublicKey};
+use crate::store::credentials as credential_rows;
+use crate::store::{Store, StoreError, owner};
+
+/// The largest private JWK file read.
+const MAX_PRIVATE_JWK_FILE: u64 = 4096;
+
+#[derive(Debug, Subcommand)]
+pub enum OwnerCommand {
+    /// Replace the owner key: a new key wrapped under the password, introduced by a statement
+    /// signed by the old key (or by the new key alone with --reason reset). Every other
+    /// credential is bound again by the new key.
+    Rotate(RotateArgs),
+}
+
+/// Why the key is replaced, as the statement records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RotateReason {
+    /// A routine replacement.
+    Rotation,
+    /// The old key may be known to someone else.
+    Compromise,
+    /// The old key is gone: the statement is signed by the new key alone, a visible break.
+    Reset,
+}
+
+impl From<RotateReason> for Reason {
+    fn from(reason: RotateReason) -> Self {
+        match reason {
+            RotateReason::Rotation => Reason::Rotation,
+            RotateReason::Compromise => Reason::Compromise,
+            RotateReason::Reset => Reason::Reset,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// The owner's password (one trailing newline is removed): it unwraps the old key, and
+    /// wraps the new one unless --new-password-file is given.
+    #[arg(long)]
+    pub password_file: PathBuf,
+    /// Wrap the new key under this password instead.
+    #[arg(long)]
+    pub new_password_file: Option<PathBuf>,
+    /// The old private key as a JWK file, when the stored wrapped key cannot be used.
+    #[arg(long)]
+    pub private_jwk: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = RotateReason::Rotation)]
+    pub reason: RotateReason,
+    /// PBKDF2 iterations for the new wrapped key.
+    #[arg(long, default_value_t = jwe::DEFAULT_P2C)]
+    pub p2c: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The node's origin, e.g. https://example.com (plain http only to this machine).
+    #[arg(long)]
+    pub node: String,
+    /// The kid you trust (from your own claim or your last check).
+    #[arg(long)]
+    pub pin: String,
+}
+
+pub fn run(command: OwnerCommand) -> Result<(), Failure> {
+    match command {
+        OwnerCommand::Rotate(args) => rotate(&args),
+    }
+}
+
+/// The old key for the statement: from --private-jwk, or unwrapped with the password; none for
+/// a reset.
+fn old_key(
+    args: &RotateArgs,
+    store: &Store,
+    kid: &str,
+) -> Result<Option<OwnerPrivateKey>, Failure> {
+    if let Some(path) = &args.private_jwk {
+        let key = read_private_jwk(path)?;
+        if key.public_key().thumbprint() != kid {
+            return Err(Failure::new(format!(
+                "{} holds another key than the owner key {kid}",
+                path.display()
+            )));
+        }
+        return Ok(Some(key));
+    }
+    if args.reason == RotateReason::Reset {
+        return Ok(None);
+    }
+    unwrap_node_key(store, Some(&args.password_file)).map(Some)
+}
+
+fn read_private_jwk(path: &std::path::Path) -> Result<OwnerPrivateKey, Failure> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display())))?;
+    let mut text = zeroize::Zeroizing::new(Vec::new());
+    file.take(MAX_PRIVATE_JWK_FILE + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display())))?;
+    if text.len() as u64 > MAX_PRIVATE_JWK_FILE {
+        return Err(Failure::new(format!(
+            "{} is larger than a private JWK",
+            path.display()
+        )));
+    }
+    OwnerPrivateKey::from_json(&text)
+        .map_err(|e| Failure::new(format!("{}: the private JWK {e}", path.display())))
+}
+
+fn rotate(args: &RotateArgs) -> Result<(), Failure> {
+    let (settings, store) = open_store(&args.node)?;
+    let audience = node_public_url(&settings, &store)?;
+    let record = store
+        .run_blocking(|c| owner::find(c))?
+        .ok_or_else(|| Failure::new("this node has no owner yet"))?;
+    let old = old_key(args, &store, &record.kid)?;
+    let reason = Reason::from(args.reason);
+    if reason == Reason::Reset && args.private_jwk.is_some() {
+        return Err(Failure::new(
+            "--reason reset is for a lost old key; with --private-jwk use rotation or compromise",
+        ));
+    }
+    let now = SystemClock.now();
+    if let Some(old) = &old {
+        sign_unsigned_record(&store, old, &record, audience.as_str(), now)?;
+    }
+    let password = match &args.new_password_file {
+        Some(path) => new_password(Some(path), args.p2c)?,
+        None => read_password_file(&args.password_file)?,
+    };
+    eprintln!("siteid: wrapping the new key ({} iterations)...", args.p2c);
+    let next = OwnerPrivateKey::generate();
+    let next_kid = next.public_key().thumbprint();
+    let (wrapped, verifier) = jwe::wrap_private_key(&next, password.as_bytes(), args.p2c)
+        .map_err(|e| Failure::new(format!("wrapping the key failed: {e}")))?;
+    let verifier_hash: [u8; 32] = Sha256::digest(verifier).into();
+    let (seq, live) = store.run_blocking(|c| {
+        Ok::<_, StoreError>((owner::history_len(c)?, credential_rows::live(c)?))
+    })?;
+    let seq = u32::try_from(seq).map_err(|_| Failure::new("the key history is too long"))?;
+    let signer = old
+        .as_ref()
+        .filter(|_| reason != Reason::Reset)
+        .unwrap_or(&next);
+    let statement =
+        key_history::sign_statement(signer, &next_kid, Some(&record.kid), seq, reason, now);
+    let bindings: Vec<String> = live
+        .iter()
+        .filter(|row| row.kind != CredentialKind::Owner.as_str())
+        .map(|row| rotation::sign_rebinding(row, &next, now))
+        .collect();
+    let record_signature = key_history::sign_record(
+        &next,
+        audience.as_str(),
+        wrapped.compact(),
+        &verifier_hash,
+        now,
+    );
+    let public_key_json = next.public_key().to_json();
+    let unlock_verifier = b64::encode(&verifier);
+    drop(next);
+    drop(old);
+    let request = RotationRequest {
+        public_key_json: &public_key_json,
+        wrapped_key: wrapped.compact(),
+        unlock_verifier: &unlock_verifier,
+        proof: None,
+        statement: &statement,
+        bindings: &bindings,
+        record: &record_signature,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| Failure::new(format!("cannot start: {e}")))?;
+    let rotated = runtime.block_on(async {
+        let registry = CredentialRegistry::load_quietly(&store, now)
+            .await
+            .map_err(|e| Failure::new(e.to_string()))?;
+        let challenges = Challenges::default();
+        let context = RotationContext {
+            store: &store,
+            credentials: &registry,
+            challenges: &challenges,
+            audience: audience.as_str(),
+        };
+        rotation::rotate(&context, request, None, &Actor::local(), now)
+            .await
+            .map_err(|e| Failure::new(e.to_string()))
+    });
+    store.close()?;
+    let rotated = rotated?;
+    println!("{}", rotated.new_kid);
+    eprintln!(
+        "siteid: the owner key is now {} (statement {} of the history, {}); {} credentials bound \
+         again; a running node signs the old key out within a second. Recovery shares of the \
+         old key are void: make new ones.",
+        rotated.new_kid,
+        rotated.seq,
+        rotated.reason.as_str(),
+        rotated.rebound.len()
+    );
+    Ok(())
+}
+
+/// Gives a node claimed before key histories its genesis statement and record signature, made
+/// with the old key, so that the rotation has a history to follow.
+fn sign_unsigned_record(
+    store: &Store,
+    old: &OwnerPrivateKey,
+    record: &owner::OwnerRecord,
+    audience: &str,
+    now: i64,
+) -> Result<(), Failure> {
+    if record.record_signature.is_some() {
+        return Ok(());
+    }
+    let kid = record.kid.clone();
+    let genesis = key_history::sign_statement(old, &kid, None, 0, Reason::Genesis, now);
+    let signature = key_history::sign_record(
+        old,
+        audience,
+        &record.wrapped_key,
+        &record.verifier_hash,
+        now,
+    );
+    let public_jwk = old.public_key().to_json();
+    store.run_blocking(|c| -> Result<(), StoreError> {
+        let tx = c.transaction()?;
+        if owner::history_len(&tx)? == 0 {
+            owner::append_history(
+                &tx,
+                &owner::HistoryRow {
+                    seq: 0,
+                    kid,
+                    public_jwk,
+                    since: now,
+                    statement: genesis,
+                },
+            )?;
+            owner::set_record_signature(&tx, &signature, now)?;
+        }
+        tx.commit()?;
+        Ok(())
+    })?;
+    eprintln!("siteid: signed the key history's first statement with the old key");
+    Ok(())
+}
+
+/// Exit code of `verify` when the history does not lead from the pinned kid to the JWKS key.
+pub const EXIT_BROKEN: u8 = 1;
+
+pub fn verify(args: &VerifyArgs) -> Result<(), Failure> {
+    let origin = node_origin(&args.node).map_err(|e| Failure::new(format!("--node: {e}")))?;
+    let fetch = |path: &str| {
+        let url = format!("{origin}{path}");
+        node_client::fetch(&url).map_err(|e| Failure::new(format!("cannot fetch {url}: {e}")))
+    };
+    let history_text = fetch("/.well-known/siteid/keys.json")?;
+    let jwks_text = fetch("/.well-known/jwks.json")?;
+    let current =
+        check_published(&history_text, &jwks_text, &args.pin).map_err(|message| Failure {
+            message,
+            code: EXIT_BROKEN,
+        })?;
+    println!("{current}");
+    if current != args.pin {
+        eprintln!(
+            "siteid: the key changed from {} to {current} through signed statements; pin the \
+             new kid",
+            args.pin
+        );
+    }
+    Ok(())
+}
+
+/// Checks a published key history and JWKS against a pinned kid; returns the current kid.
+pub fn check_published(history_text: &str, jwks_text: &str, pin: &str) -> Result<String, String> {
+    let history: serde_json::Value = serde_json::from_str(history_text)
+        .map_err(|e| format!("the key history is not JSON: {e}"))?;
+    let Some(keys) = history.get("keys").and_then(|k| k.as_array()) else {
+        return Err("the key history has no keys array".into());
+    };
+    let mut owned = Vec::with_capacity(keys.len());
+    for (index, key) in keys.iter().enumerate() {
+        let text = |name: &str| key.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        let (Some(kid), Some(statement), Some(jwk)) =
+            (text("kid"), text("statement"), key.get("jwk"))
+        else {
+            return Err(format!(
+                "key {index} of the history lacks kid, jwk or statement"
+            ));
+        };
+        owned.push((kid, jwk.to_string(), statement));
+    }
+    let entries: Vec<HistoryEntry<'_>> = owned
+        .iter()
+        .map(|(kid, jwk, statement)| HistoryEntry {
+            kid,
+            jwk,
+            statement,
+        })
+        .collect();
+    let verified = key_history::verify_history(&entries).map_err(|e| e.to_string())?;
+    verified.leads_from(pin)?;
+    let current = verified
+        .current_kid()
+        .ok_or("the key history is empty")?
+        .to_owned();
+    let jwks: serde_json::Value =
+        serde_json::from_str(jwks_text).map_err(|e| format!("the JWKS is not JSON: {e}"))?;
+    // Each published key is named by its own thumbprint, whatever its kid member says.
+    let published: Vec<String> = jwks
+        .get("keys")
+        .and_then(|k| k.as_array())
+        .map(|keys| {
+            keys.iter()
+                .map(|k| {
+                    OwnerPublicKey::from_json(&k.to_string())
+                        .map(|key| key.thumbprint())
+                        .unwrap_or_else(|e| format!("(a key that {e})"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if published != [current.as_str()] {
+        return Err(format!(
+            "the JWKS publishes {published:?}, but the key history ends at {current}: the key \
+             was swapped without a statement"
+        ));
+    }
+    Ok(current)
+}

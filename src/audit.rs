@@ -750,12 +750,13 @@ pub async fn truncate_old_addresses(
                 let whole =
                     audit_rows::whole_addresses_before(&transaction, cutoff, TRUNCATE_BATCH)?;
                 for (seq, ip) in &whole {
-                    let network = ip
-                        .parse::<std::net::IpAddr>()
-                        .map(crate::net::IpNetwork::retention_form)
-                        .map(|network| network.to_string())
+                    let network = match ip.parse::<std::net::IpAddr>() {
+                        Ok(address) => crate::net::IpNetwork::retention_form(address).to_string(),
+                        // Failure summaries name a network already (a /24 or /48): kept.
+                        Err(_) if is_retained_network(ip) => ip.clone(),
                         // An address that does not read is not kept either.
-                        .unwrap_or_else(|_| "0.0.0.0/0".to_owned());
+                        Err(_) => "0.0.0.0/0".to_owned(),
+                    };
                     audit_rows::truncate_address(&transaction, *seq, &network)?;
                 }
                 transaction.commit()?;
@@ -767,6 +768,13 @@ pub async fn truncate_old_addresses(
             return Ok(total);
         }
     }
+}
+
+/// Whether `text` is a network no narrower than an address's retention form (/24, /48).
+fn is_retained_network(text: &str) -> bool {
+    let widest = if text.contains(':') { 48 } else { 24 };
+    text.contains('/')
+        && crate::net::IpNetwork::parse(text).is_ok_and(|network| network.prefix() <= widest)
 }
 
 /// Removes the entries older than `retention_days` before `now` (none when 0): the oldest

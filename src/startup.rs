@@ -9,7 +9,7 @@ use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpServer, web};
 
 use crate::audit::{self, Actor, AuditEvent};
-use crate::auth::attempts::AttemptLedger;
+use crate::auth::attempts::{self, AttemptLedger};
 use crate::auth::challenge::Challenges;
 use crate::auth::claim::current_claim_token;
 use crate::auth::credentials::CredentialRegistry;
@@ -159,10 +159,9 @@ impl Application {
         .run();
         let (stop_background, stopping) = tokio::sync::watch::channel(false);
         let background = vec![
-            actix_web::rt::spawn(prune_audit_log(
-                store.clone(),
-                clock.clone(),
-                AuditRetention {
+            actix_web::rt::spawn(apply_retention(
+                state.clone(),
+                Retention {
                     entries_days: settings.audit_retention_days,
                     addresses_days: settings.ip_retention_days,
                 },
@@ -372,43 +371,114 @@ async fn flush_attempts(
 
 /// How long the audit log keeps entries, and client addresses whole, in days (0: forever).
 #[derive(Debug, Clone, Copy)]
-struct AuditRetention {
+struct Retention {
     entries_days: u32,
     addresses_days: u32,
 }
 
-/// At start-up and then every hour: cuts client addresses past their retention to their
-/// network, and removes audit entries past theirs.
-async fn prune_audit_log(
-    store: Store,
-    clock: Arc<dyn Clock>,
-    retention: AuditRetention,
+/// How often the retention task reads the node's clock, in real seconds. Reading it costs
+/// nothing; a pass runs only once the clock has moved [`RETENTION_PASS_SECONDS`].
+const RETENTION_CHECK_SECONDS: u64 = 1;
+/// How far the node's clock moves between two retention passes, in seconds.
+const RETENTION_PASS_SECONDS: i64 = 3600;
+
+/// Whether a retention pass is due at `now`: at start-up, once the node's clock has moved an
+/// hour past the last pass, and when it went back (the system clock was set back).
+fn retention_pass_due(last_pass: Option<i64>, now: i64) -> bool {
+    last_pass.is_none_or(|last| now < last || now - last >= RETENTION_PASS_SECONDS)
+}
+
+/// At start-up and then every hour of the node's clock (so a hand-driven clock drives it too):
+/// one retention pass.
+async fn apply_retention(
+    state: web::Data<AppState>,
+    retention: Retention,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
-    if retention.entries_days == 0 && retention.addresses_days == 0 {
-        return;
-    }
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(RETENTION_CHECK_SECONDS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_pass = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stopping.changed() => return,
         }
-        match audit::truncate_old_addresses(&store, clock.now(), retention.addresses_days).await {
-            Ok(0) => {}
-            Ok(cut) => tracing::info!(
-                cut,
-                "client addresses past their retention cut to their network"
-            ),
-            Err(StoreError::Closed) => return,
-            Err(error) => tracing::warn!(%error, "cutting old client addresses failed"),
+        let now = state.clock.now();
+        if !retention_pass_due(last_pass, now) {
+            continue;
         }
-        match audit::prune(&store, clock.now(), retention.entries_days).await {
-            Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "old audit entries removed"),
-            Err(audit::AuditLogError::Store(StoreError::Closed)) => return,
-            Err(error) => tracing::warn!(%error, "removing old audit entries failed"),
+        last_pass = Some(now);
+        if let Err(StoreError::Closed) = retention_pass(&state, retention, now).await {
+            return;
         }
+    }
+}
+
+/// Cuts client addresses past their retention to their network (audit entries and sessions),
+/// deletes failure rows no throttle window reads any more, and removes audit entries past
+/// their retention. A step that fails is logged and tried again at the next pass.
+async fn retention_pass(
+    state: &AppState,
+    retention: Retention,
+    now: i64,
+) -> Result<(), StoreError> {
+    let store = &state.store;
+    match audit::truncate_old_addresses(store, now, retention.addresses_days).await {
+        Ok(0) => {}
+        Ok(cut) => tracing::info!(
+            cut,
+            "audit entries' client addresses past their retention cut to their network"
+        ),
+        Err(StoreError::Closed) => return Err(StoreError::Closed),
+        Err(error) => {
+            tracing::warn!(%error, "cutting old client addresses in the audit log failed")
+        }
+    }
+    match state
+        .sessions
+        .truncate_old_addresses(store, now, retention.addresses_days)
+        .await
+    {
+        Ok(0) => {}
+        Ok(cut) => tracing::info!(
+            cut,
+            "sessions' client addresses past their retention cut to their network"
+        ),
+        Err(StoreError::Closed) => return Err(StoreError::Closed),
+        Err(error) => tracing::warn!(%error, "cutting old client addresses of sessions failed"),
+    }
+    match attempts::forget_stale_failures(store, now).await {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "failure rows outside every window removed"),
+        Err(StoreError::Closed) => return Err(StoreError::Closed),
+        Err(error) => tracing::warn!(%error, "removing old failure rows failed"),
+    }
+    match audit::prune(store, now, retention.entries_days).await {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "old audit entries removed"),
+        Err(audit::AuditLogError::Store(StoreError::Closed)) => return Err(StoreError::Closed),
+        Err(error) => tracing::warn!(%error, "removing old audit entries failed"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retention_pass_runs_at_start_up_and_then_once_an_hour_of_the_node_clock() {
+        assert!(retention_pass_due(None, 1_000));
+        assert!(!retention_pass_due(Some(1_000), 1_000));
+        assert!(!retention_pass_due(Some(1_000), 1_000 + 3_599));
+        assert!(retention_pass_due(Some(1_000), 1_000 + 3_600));
+        assert!(
+            retention_pass_due(Some(1_000), 1_000 + 40 * 86_400),
+            "a clock moved by days runs one pass at once"
+        );
+        assert!(
+            retention_pass_due(Some(1_000), 999),
+            "a clock set back does not hold the next pass off"
+        );
     }
 }

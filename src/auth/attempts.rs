@@ -337,8 +337,7 @@ impl Drop for Attempt<'_> {
 impl AttemptLedger {
     /// Loads the failures still inside their windows from the database.
     pub async fn load(store: &Store, now: i64) -> Result<Self, StoreError> {
-        let unlock_since = NODE_WIDE.start(now).min(PER_NETWORK.start(now));
-        let login_since = LOGIN_PER_CLIENT.start(now);
+        let (unlock_since, login_since) = oldest_failures_read(now);
         let (unlock, login) = store
             .run(move |c| {
                 Ok::<_, StoreError>((
@@ -445,8 +444,7 @@ impl AttemptLedger {
         if batch.unlock_rows.is_empty() && batch.login_rows.is_empty() && batch.entries.is_empty() {
             return Ok(());
         }
-        let prune_unlock = NODE_WIDE.start(now).min(PER_NETWORK.start(now));
-        let prune_login = LOGIN_PER_CLIENT.start(now);
+        let (prune_unlock, prune_login) = oldest_failures_read(now);
         let kept = std::sync::Arc::new(Mutex::new(None));
         let result = {
             let kept = kept.clone();
@@ -466,6 +464,32 @@ impl AttemptLedger {
         }
         result
     }
+}
+
+/// The oldest failed unlock and the oldest newest-failed-sign-in any window still reads at
+/// `now`; failure rows older than these are outside every window.
+fn oldest_failures_read(now: i64) -> (i64, i64) {
+    (
+        NODE_WIDE.start(now).min(PER_NETWORK.start(now)),
+        LOGIN_PER_CLIENT.start(now),
+    )
+}
+
+/// Deletes the failure rows that no window reads any more (failed unlocks older than a day,
+/// sign-in rows whose newest failure is older than 15 minutes); returns how many went.
+/// [`AttemptLedger::flush`] does the same whenever it writes, but on a quiet node nothing is
+/// written, so the retention pass calls this to keep client addresses from lingering there.
+pub async fn forget_stale_failures(store: &Store, now: i64) -> Result<usize, StoreError> {
+    let (unlock_before, login_before) = oldest_failures_read(now);
+    store
+        .run(move |c| {
+            let tx = c.transaction()?;
+            let deleted = rows::prune_unlock_failures(&tx, unlock_before)?
+                + rows::prune_login_failures(&tx, login_before)?;
+            tx.commit()?;
+            Ok::<_, StoreError>(deleted)
+        })
+        .await
 }
 
 fn write_batch(
@@ -1190,5 +1214,42 @@ mod tests {
         let again = ledger.lock().drain(6_200, false);
         assert_eq!(again.unlock_rows.len(), 2);
         assert_eq!(names(&again), ["unlock.failed", "unlock.failed"]);
+    }
+
+    #[tokio::test]
+    async fn failure_rows_outside_every_window_go_without_a_flush() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        let ledger = AttemptLedger::default();
+        fail(&ledger, AttemptKind::Unlock, "192.0.2.1", 10_000);
+        // Only a throttled client's failed sign-ins are stored.
+        for _ in 0..LOGIN_PER_CLIENT.limit {
+            fail(&ledger, AttemptKind::Login, "192.0.2.2", 10_000);
+        }
+        ledger.flush(&store, 10_000, true).await.expect("flush");
+        let stored = || {
+            store
+                .run_blocking(|c| {
+                    let count = |table: &str| {
+                        c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+                            r.get::<_, i64>(0)
+                        })
+                    };
+                    Ok::<_, StoreError>((count("unlock_failure")?, count("login_throttle")?))
+                })
+                .expect("count")
+        };
+        assert_eq!(stored(), (1, 1));
+        // Nothing fails any more, so no flush writes or prunes: the retention pass must.
+        let forget = |now: i64| {
+            let store = store.clone();
+            async move { forget_stale_failures(&store, now).await.expect("forget") }
+        };
+        assert_eq!(forget(10_000 + LOGIN_PER_CLIENT.seconds - 1).await, 0);
+        assert_eq!(forget(10_000 + LOGIN_PER_CLIENT.seconds).await, 1);
+        assert_eq!(stored(), (1, 0), "the sign-in row left its 15 minutes");
+        assert_eq!(forget(10_000 + PER_NETWORK.seconds - 1).await, 0);
+        assert_eq!(forget(10_000 + PER_NETWORK.seconds).await, 1);
+        assert_eq!(stored(), (0, 0), "the unlock row left its day");
     }
 }

@@ -22,6 +22,8 @@ pub use crate::config::SessionPolicy;
 pub const STEP_UP_SECONDS: i64 = 5 * 60;
 /// How often a session's last use is written to the database at most.
 const TOUCH_INTERVAL: i64 = 60;
+/// Seconds in a day, for retention counted in days.
+const SECONDS_PER_DAY: i64 = 86_400;
 
 /// A session as the rest of the node sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -128,6 +130,15 @@ pub struct Sessions {
 
 fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
+}
+
+/// What a session keeps of its client address once the address's retention ends: its network
+/// (an IPv4 /24, an IPv6 /48). `local` and an address already cut stay as they are.
+fn retention_form(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(address) => crate::net::IpNetwork::retention_form(address).to_string(),
+        Err(_) => ip.to_owned(),
+    }
 }
 
 fn random_b64(len: usize) -> String {
@@ -444,6 +455,43 @@ impl Sessions {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Cuts the client address of every session started more than `retention_days` before
+    /// `now` (none when 0) to its network, in the database (including rows of ended sessions
+    /// whose delete is still queued) and in memory, so listings show it cut too. Returns how
+    /// many stored addresses were cut.
+    pub async fn truncate_old_addresses(
+        &self,
+        store: &Store,
+        now: i64,
+        retention_days: u32,
+    ) -> Result<usize, StoreError> {
+        if retention_days == 0 {
+            return Ok(0);
+        }
+        let cutoff = now.saturating_sub(i64::from(retention_days) * SECONDS_PER_DAY);
+        let cut = store
+            .run(move |c| {
+                let tx = c.transaction()?;
+                let mut cut = 0;
+                for (id, ip) in rows::addresses_started_before(&tx, cutoff)? {
+                    let network = retention_form(&ip);
+                    if network != ip {
+                        rows::set_ip(&tx, &id, &network)?;
+                        cut += 1;
+                    }
+                }
+                tx.commit()?;
+                Ok::<_, StoreError>(cut)
+            })
+            .await?;
+        for session in self.lock().by_id.values_mut() {
+            if session.created_at < cutoff {
+                session.ip = retention_form(&session.ip);
+            }
+        }
+        Ok(cut)
+    }
+
     /// Writes ends whose database write failed before, then ends every session that has
     /// expired by `now`.
     pub async fn sweep(&self, store: &Store, now: i64) -> Result<usize, StoreError> {
@@ -545,6 +593,105 @@ mod tests {
         assert!(
             reloaded.authenticate(&token, 1_003).is_none(),
             "not back after a restart"
+        );
+    }
+
+    #[tokio::test]
+    async fn addresses_past_their_retention_are_cut_in_the_database_and_in_listings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_store(dir.path());
+        let day = SECONDS_PER_DAY;
+        let policy = SessionPolicy {
+            idle_seconds: 40 * day,
+            absolute_seconds: 40 * day,
+        };
+        let sessions = Sessions::load(&store, policy, 0).await.expect("load");
+        let principal = Principal {
+            credential_id: "kid".into(),
+            kid: "kid".into(),
+            capabilities: Capabilities::all(),
+        };
+        let mut ids = Vec::new();
+        for (ip, at) in [
+            (Some("203.0.113.77"), 0),
+            (Some("2001:db8:1:2::5"), 0),
+            (None, 0),
+            (Some("198.51.100.9"), 20 * day),
+        ] {
+            let actor = match ip {
+                Some(ip) => Actor::client(ip.into(), Some("test")),
+                None => Actor::local(),
+            };
+            let (info, _) = sessions
+                .create(&store, &principal, &actor, "test", at)
+                .await
+                .expect("create");
+            ids.push(info.id);
+        }
+        let stored_ips = || {
+            let rows = store.run_blocking(|c| rows::all(c)).expect("rows");
+            ids.iter()
+                .map(|id| {
+                    rows.iter()
+                        .find(|row| &row.id == id)
+                        .map(|row| row.ip.clone())
+                        .expect("stored")
+                })
+                .collect::<Vec<_>>()
+        };
+        let listed_ips = || {
+            let listed = sessions.list(31 * day);
+            ids.iter()
+                .map(|id| {
+                    listed
+                        .iter()
+                        .find(|s| &s.id == id)
+                        .map(|s| s.ip.clone())
+                        .expect("listed")
+                })
+                .collect::<Vec<_>>()
+        };
+        let whole = ["203.0.113.77", "2001:db8:1:2::5", "local", "198.51.100.9"];
+        assert_eq!(
+            sessions
+                .truncate_old_addresses(&store, 31 * day, 0)
+                .await
+                .expect("cut"),
+            0,
+            "0 keeps addresses whole"
+        );
+        assert_eq!(stored_ips(), whole);
+        assert_eq!(
+            sessions
+                .truncate_old_addresses(&store, 31 * day, 30)
+                .await
+                .expect("cut"),
+            2
+        );
+        let cut = ["203.0.113.0/24", "2001:db8:1::/48", "local", "198.51.100.9"];
+        assert_eq!(
+            stored_ips(),
+            cut,
+            "the session of day 20 is not 30 days old"
+        );
+        assert_eq!(listed_ips(), cut);
+        assert_eq!(
+            sessions
+                .truncate_old_addresses(&store, 31 * day, 30)
+                .await
+                .expect("cut"),
+            0,
+            "a cut address stays as it is"
+        );
+        let reloaded = Sessions::load(&store, policy, 31 * day)
+            .await
+            .expect("reload");
+        assert_eq!(reloaded.list(31 * day).len(), 4);
+        assert!(
+            reloaded
+                .list(31 * day)
+                .iter()
+                .all(|s| cut.contains(&s.ip.as_str()))
         );
     }
 }

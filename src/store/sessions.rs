@@ -93,6 +93,27 @@ pub fn set_fresh_until(
     Ok(())
 }
 
+/// The sessions started before `before`, as `(id, ip)`.
+pub fn addresses_started_before(
+    connection: &Connection,
+    before: i64,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut statement =
+        connection.prepare_cached("SELECT id, ip FROM session WHERE created_at < ?1")?;
+    let rows = statement
+        .query_map(params![before], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Replaces a session's client address (by its network, once its retention ends).
+pub fn set_ip(connection: &Connection, id: &str, ip: &str) -> Result<(), StoreError> {
+    connection
+        .prepare_cached("UPDATE session SET ip = ?2 WHERE id = ?1")?
+        .execute(params![id, ip])?;
+    Ok(())
+}
+
 /// Deletes sessions by id; returns how many there were.
 pub fn delete(connection: &Connection, ids: &[String]) -> Result<usize, StoreError> {
     let mut statement = connection.prepare_cached("DELETE FROM session WHERE id = ?1")?;

@@ -26,12 +26,13 @@ pub fn clear_unlock_failures(connection: &Connection, client: &str) -> Result<()
     Ok(())
 }
 
-/// Deletes failed unlocks older than `before`: no window looks that far back.
-pub fn prune_unlock_failures(connection: &Connection, before: i64) -> Result<(), StoreError> {
-    connection
+/// Deletes failed unlocks older than `before`: no window looks that far back. Returns how
+/// many went.
+pub fn prune_unlock_failures(connection: &Connection, before: i64) -> Result<usize, StoreError> {
+    let deleted = connection
         .prepare_cached("DELETE FROM unlock_failure WHERE at < ?1")?
         .execute(params![before])?;
-    Ok(())
+    Ok(deleted)
 }
 
 /// Every failed unlock at or after `since` as (client, time), oldest first.
@@ -71,12 +72,13 @@ pub fn set_login_failures(
     Ok(())
 }
 
-/// Deletes the rows of clients whose newest failed sign-in is older than `before`.
-pub fn prune_login_failures(connection: &Connection, before: i64) -> Result<(), StoreError> {
-    connection
+/// Deletes the rows of clients whose newest failed sign-in is older than `before`. Returns how
+/// many went.
+pub fn prune_login_failures(connection: &Connection, before: i64) -> Result<usize, StoreError> {
+    let deleted = connection
         .prepare_cached("DELETE FROM login_throttle WHERE last_at < ?1")?
         .execute(params![before])?;
-    Ok(())
+    Ok(deleted)
 }
 
 /// The clients with a failed sign-in at or after `since`, and their failures. A row whose

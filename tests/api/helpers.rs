@@ -38,6 +38,8 @@ pub struct NodeOptions {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub public_url: Option<String>,
     pub websocket_max_per_client: Option<usize>,
+    /// Session lifetimes other than the defaults.
+    pub session_policy: Option<siteid::config::SessionPolicy>,
 }
 
 impl Default for NodeOptions {
@@ -47,6 +49,7 @@ impl Default for NodeOptions {
             trusted_proxies: Vec::new(),
             public_url: None,
             websocket_max_per_client: None,
+            session_policy: None,
         }
     }
 }
@@ -108,6 +111,9 @@ impl TestNode {
             .map(|url| siteid::config::PublicUrl::parse(url).expect("public url"));
         if let Some(max) = options.websocket_max_per_client {
             settings.websocket_max_per_client = max;
+        }
+        if let Some(policy) = options.session_policy {
+            settings.session_policy = policy;
         }
         let (sender, receiver) = mpsc::channel();
         let clock = options.clock.clone();

@@ -13,6 +13,7 @@ mod pages;
 mod password_change;
 mod process;
 mod recovery;
+mod retention;
 mod sessions;
 pub mod signin;
 mod tidy;

@@ -220,7 +220,24 @@ fn check_proof(
     audience: &str,
     now: i64,
 ) -> Result<(), String> {
-    let jws = CompactJws::parse(proof, PROOF_TYPE).map_err(|e| e.to_string())?;
+    let nonce = check_new_key_proof(proof, PROOF_TYPE, key, audience, now)?;
+    if !secrets_match(&nonce, claim_token) {
+        return Err("has a nonce that is not the claim token".into());
+    }
+    Ok(())
+}
+
+/// Checks a proof made by a key the request introduces (a claim's or a rotation's): `typ`, no
+/// kid header (the key is in the request), the signature, the audience and the lifetime.
+/// Returns its nonce for the caller to check. The message completes "proof ...".
+pub fn check_new_key_proof(
+    proof: &str,
+    typ: &str,
+    key: &OwnerPublicKey,
+    audience: &str,
+    now: i64,
+) -> Result<String, String> {
+    let jws = CompactJws::parse(proof, typ).map_err(|e| e.to_string())?;
     if jws.header.kid.is_some() {
         return Err("must not have a kid header (the key is public_key)".into());
     }
@@ -231,12 +248,10 @@ fn check_proof(
             claims.aud
         ));
     }
-    if !secrets_match(&claims.nonce, claim_token) {
-        return Err("has a nonce that is not the claim token".into());
-    }
     PROOF_LIFETIME
         .check(claims.iat, claims.exp, now)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(claims.nonce)
 }
 
 /// How a claim arrived, for the audit log.

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::InternalError;
 use super::challenge::{Challenges, Purpose};
-use super::claim::{check_record, verifier_hash};
+use super::claim::{check_new_key_proof, check_record, verifier_hash};
 use super::credentials::{
     BINDING_TYPE, CredentialKind, CredentialRegistry, binding_digest, check_row, verify_binding,
 };
@@ -17,7 +17,7 @@ use super::key_history::{self, Reason, SignedRecord};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::jwe::WrappedKey;
 use crate::jose::jwk::{OwnerPrivateKey, OwnerPublicKey};
-use crate::jose::jws::{self, CompactJws, NonceClaims, PROOF_LIFETIME, VerifyingKey};
+use crate::jose::jws::{self, VerifyingKey};
 use crate::store::credentials::{self as rows, CredentialRow};
 use crate::store::{Store, StoreError, owner};
 
@@ -140,7 +140,7 @@ pub async fn rotate(
     let seq = history.len() as u32;
     let proof_nonce = request
         .proof
-        .map(|proof| check_proof(proof, &new_key, context.audience, now))
+        .map(|proof| check_new_key_proof(proof, PROOF_TYPE, &new_key, context.audience, now))
         .transpose()
         .map_err(|e| invalid("proof", e))?;
     let statement =
@@ -268,31 +268,6 @@ pub async fn rotate(
         .await?;
     context.credentials.reload(context.store, now).await?;
     Ok(rotated)
-}
-
-/// Checks the new key's proof; returns its nonce, which the caller uses up once everything
-/// else holds. The message completes "proof ...".
-fn check_proof(
-    proof: &str,
-    new_key: &OwnerPublicKey,
-    audience: &str,
-    now: i64,
-) -> Result<String, String> {
-    let jws = CompactJws::parse(proof, PROOF_TYPE).map_err(|e| e.to_string())?;
-    if jws.header.kid.is_some() {
-        return Err("must not have a kid header (the key is public_key)".into());
-    }
-    let claims: NonceClaims = jws.verify(new_key).map_err(|e| e.to_string())?;
-    if claims.aud != audience {
-        return Err(format!(
-            "has aud {:?}, but this node is {audience:?}",
-            claims.aud
-        ));
-    }
-    PROOF_LIFETIME
-        .check(claims.iat, claims.exp, now)
-        .map_err(|e| e.to_string())?;
-    Ok(claims.nonce)
 }
 
 /// The live credentials each binding binds again, by id, with the binding: each must be the

@@ -169,6 +169,18 @@ pub struct AuditQuery {
 pub const AUDIT_PAGE: u32 = 50;
 pub const MAX_AUDIT_PAGE: u32 = 500;
 
+/// An audit page's `limit`, `default` when absent: 1 to [`MAX_AUDIT_PAGE`] or a 422.
+fn page_limit(limit: Option<u32>, default: u32) -> Result<u32, Problem> {
+    let limit = limit.unwrap_or(default);
+    if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
+        return Err(Problem::invalid_field(
+            "limit",
+            format!("limit must be from 1 to {MAX_AUDIT_PAGE}"),
+        ));
+    }
+    Ok(limit)
+}
+
 /// `GET /api/v1/audit?limit=&before=` (capability `audit`) →
 /// `{"entries":[...],"next_before"}`, newest first.
 pub async fn audit(
@@ -177,13 +189,7 @@ pub async fn audit(
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, Problem> {
     signed_in.require(Capability::Audit)?;
-    let limit = query.limit.unwrap_or(AUDIT_PAGE);
-    if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
-        return Err(Problem::invalid_field(
-            "limit",
-            format!("limit must be from 1 to {MAX_AUDIT_PAGE}"),
-        ));
-    }
+    let limit = page_limit(query.limit, AUDIT_PAGE)?;
     let before = query.before;
     let rows = state
         .store
@@ -241,13 +247,7 @@ pub async fn audit_chain(
     query: web::Query<AuditChainQuery>,
 ) -> Result<HttpResponse, Problem> {
     signed_in.require(Capability::Audit)?;
-    let limit = query.limit.unwrap_or(AUDIT_CHAIN_PAGE);
-    if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
-        return Err(Problem::invalid_field(
-            "limit",
-            format!("limit must be from 1 to {MAX_AUDIT_PAGE}"),
-        ));
-    }
+    let limit = page_limit(query.limit, AUDIT_CHAIN_PAGE)?;
     let after = query.after.unwrap_or(0);
     if after < 0 {
         return Err(Problem::invalid_field(

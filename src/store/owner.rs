@@ -83,27 +83,13 @@ pub const OWNER_CAPABILITIES: &str =
 /// Stores the owner: its key as the root credential, the key's password wrapping, and the
 /// owner row naming it. Fails if there already is an owner. Call inside a transaction.
 pub fn insert(connection: &Connection, owner: &OwnerRecord) -> Result<(), StoreError> {
-    connection.execute(
-        "INSERT INTO credential (id, kid, kind, alg, public_key, label, capabilities, networks,
-                                 expires_at, binding, created_at, updated_at)
-         VALUES (?1, ?1, 'owner', 'ES384', ?2, 'Owner key', ?3, '[]', NULL, NULL, ?4, ?4)",
-        params![
-            owner.kid,
-            owner.public_jwk,
-            OWNER_CAPABILITIES,
-            owner.created_at
-        ],
-    )?;
-    connection.execute(
-        "INSERT INTO key_wrapping (kid, method, wrapped_key, verifier_hash, created_at, updated_at)
-         VALUES (?1, 'password', ?2, ?3, ?4, ?5)",
-        params![
-            owner.kid,
-            owner.wrapped_key,
-            owner.verifier_hash.as_slice(),
-            owner.created_at,
-            owner.updated_at
-        ],
+    insert_key(
+        connection,
+        &owner.kid,
+        &owner.public_jwk,
+        &owner.wrapped_key,
+        &owner.verifier_hash,
+        owner.created_at,
     )?;
     connection.execute(
         "INSERT INTO owner (id, kid, created_at, updated_at, record_signature)
@@ -114,6 +100,29 @@ pub fn insert(connection: &Connection, owner: &OwnerRecord) -> Result<(), StoreE
             owner.updated_at,
             owner.record_signature
         ],
+    )?;
+    Ok(())
+}
+
+/// Stores an owner key: its root credential and its password wrapping.
+fn insert_key(
+    connection: &Connection,
+    kid: &str,
+    public_jwk: &str,
+    wrapped_key: &str,
+    verifier_hash: &[u8; 32],
+    now: i64,
+) -> Result<(), StoreError> {
+    connection.execute(
+        "INSERT INTO credential (id, kid, kind, alg, public_key, label, capabilities, networks,
+                                 expires_at, binding, created_at, updated_at)
+         VALUES (?1, ?1, 'owner', 'ES384', ?2, 'Owner key', ?3, '[]', NULL, NULL, ?4, ?4)",
+        params![kid, public_jwk, OWNER_CAPABILITIES, now],
+    )?;
+    connection.execute(
+        "INSERT INTO key_wrapping (kid, method, wrapped_key, verifier_hash, created_at, updated_at)
+         VALUES (?1, 'password', ?2, ?3, ?4, ?4)",
+        params![kid, wrapped_key, verifier_hash.as_slice(), now],
     )?;
     Ok(())
 }
@@ -206,21 +215,13 @@ pub fn replace_owner_key(
         params![old_kid, now],
     )?;
     connection.execute("DELETE FROM key_wrapping WHERE kid = ?1", params![old_kid])?;
-    connection.execute(
-        "INSERT INTO credential (id, kid, kind, alg, public_key, label, capabilities, networks,
-                                 expires_at, binding, created_at, updated_at)
-         VALUES (?1, ?1, 'owner', 'ES384', ?2, 'Owner key', ?3, '[]', NULL, NULL, ?4, ?4)",
-        params![next.kid, next.public_jwk, OWNER_CAPABILITIES, now],
-    )?;
-    connection.execute(
-        "INSERT INTO key_wrapping (kid, method, wrapped_key, verifier_hash, created_at, updated_at)
-         VALUES (?1, 'password', ?2, ?3, ?4, ?4)",
-        params![
-            next.kid,
-            next.wrapped_key,
-            next.verifier_hash.as_slice(),
-            now
-        ],
+    insert_key(
+        connection,
+        next.kid,
+        next.public_jwk,
+        next.wrapped_key,
+        next.verifier_hash,
+        now,
     )?;
     connection.execute(
         "UPDATE owner SET kid = ?1, record_signature = ?2, updated_at = ?3 WHERE id = 1",

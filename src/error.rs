@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::auth::claim::ClaimError;
 use crate::auth::credential_changes::CredentialError;
+use crate::auth::credential_changes::MAX_LIVE_CREDENTIALS;
 use crate::auth::login::LoginError;
 use crate::auth::rotation::RotationError;
 use crate::auth::throttle::Scope;
@@ -317,6 +318,22 @@ impl From<CredentialError> for Problem {
                 "The owner key is the root credential: it cannot be revoked, reset or changed \
                  through the credentials API.",
             ),
+            CredentialError::TooMany => Problem::new(
+                StatusCode::CONFLICT,
+                "too-many-credentials",
+                "The node holds as many credentials as it can",
+                format!(
+                    "A node keeps at most {MAX_LIVE_CREDENTIALS} live credentials; revoke one \
+                     you no longer use first."
+                ),
+            ),
+            CredentialError::OwnerKeyChanged => Problem::new(
+                StatusCode::CONFLICT,
+                "owner-key-changed",
+                "The owner key changed meanwhile",
+                "The owner key was replaced while this change was checked; its binding is by the \
+                 old key. Sign in again and bind the credential with the new key.",
+            ),
             CredentialError::Internal(cause) => Problem::internal(&cause),
         }
     }
@@ -344,6 +361,11 @@ impl From<RotationError> for Problem {
                 "The owner key, its history or a credential changed while the rotation was \
                  checked. Load the credentials again and make a new rotation.",
             ),
+            RotationError::WrongVerifier => Problem::from(UnlockError::WrongVerifier),
+            RotationError::Throttled { retry_after, scope } => {
+                Problem::from(UnlockError::Throttled { retry_after, scope })
+            }
+            RotationError::RecordInvalid => Problem::owner_record_invalid(),
             RotationError::Internal(cause) => Problem::internal(&cause),
         }
     }
@@ -361,6 +383,14 @@ impl From<UnlockError> for Problem {
                 "wrong-unlock-verifier",
                 "The password is wrong",
                 "The unlock verifier does not match: the password is wrong.",
+            ),
+            UnlockError::RecordInvalid => Problem::owner_record_invalid(),
+            UnlockError::OwnerKeyChanged => Problem::new(
+                StatusCode::CONFLICT,
+                "owner-key-changed",
+                "The owner key changed meanwhile",
+                "The owner key was replaced while this change was checked; its proof and wrapped \
+                 key are for the old key. Sign in again and make the change with the new key.",
             ),
             UnlockError::WrongCode => Problem::new(
                 StatusCode::UNAUTHORIZED,

@@ -7,11 +7,11 @@ use std::collections::BTreeSet;
 
 use super::InternalError;
 use super::credentials::{
-    Capabilities, CredentialKind, CredentialRegistry, binding_digest, verify_binding,
+    BINDING_TYPE, Capabilities, CredentialKind, CredentialRegistry, binding_digest, verify_binding,
 };
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::b64;
-use crate::jose::jws::VerifyingKey;
+use crate::jose::jws::{CompactJws, VerifyingKey};
 use crate::keys::{JwsAlgorithm, PublicKey};
 use crate::net::IpNetwork;
 use crate::recovery::sets::label_problem;
@@ -21,6 +21,9 @@ use crate::store::{Store, StoreError};
 /// Random bytes a credential id holds at least (128 bits), and at most.
 pub const MIN_ID_BYTES: usize = 16;
 pub const MAX_ID_BYTES: usize = 64;
+/// Live credentials a node keeps at most, the owner key included (a rotation binds each again
+/// in one request).
+pub const MAX_LIVE_CREDENTIALS: usize = 500;
 /// Networks a credential may name.
 pub const MAX_NETWORKS: usize = 32;
 /// A binding is accepted only this many seconds after its `iat`, so one seen once (in a log,
@@ -45,6 +48,10 @@ pub enum CredentialError {
     NotFound,
     #[error("the owner key cannot be changed or revoked here")]
     OwnerCredential,
+    #[error("the owner key changed while the change was checked")]
+    OwnerKeyChanged,
+    #[error("this node already has {MAX_LIVE_CREDENTIALS} live credentials")]
+    TooMany,
     #[error(transparent)]
     Internal(#[from] InternalError),
 }
@@ -323,6 +330,10 @@ pub async fn add(
     store
         .run(move |c| {
             let tx = c.transaction().map_err(StoreError::from)?;
+            check_bound_by_current_owner(&tx, row.binding.as_deref())?;
+            if rows::live_count(&tx)? >= MAX_LIVE_CREDENTIALS {
+                return Err(CredentialError::TooMany);
+            }
             let (id_taken, kid_taken) = rows::taken(&tx, &row.id, &row.kid)?;
             if kid_taken {
                 return Err(CredentialError::Exists("kid"));
@@ -510,6 +521,22 @@ pub async fn revoke(
     Ok(current)
 }
 
+/// Refuses a change whose binding names another key than the stored owner key: a rotation
+/// landed while the change was checked, and the binding would no longer hold.
+fn check_bound_by_current_owner(
+    connection: &rusqlite::Connection,
+    binding: Option<&str>,
+) -> Result<(), CredentialError> {
+    let signer = binding
+        .and_then(|binding| CompactJws::parse(binding, BINDING_TYPE).ok())
+        .and_then(|jws| jws.header.kid);
+    let owner = crate::store::owner::find(connection)?.map(|record| record.kid);
+    if signer.is_none() || signer != owner {
+        return Err(CredentialError::OwnerKeyChanged);
+    }
+    Ok(())
+}
+
 /// Which change a stored row records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ChangeKind {
@@ -530,6 +557,7 @@ async fn store_change(
     store
         .run(move |c| {
             let tx = c.transaction().map_err(StoreError::from)?;
+            check_bound_by_current_owner(&tx, row.binding.as_deref())?;
             if what == ChangeKind::Reset {
                 let (_, kid_taken) = rows::taken(&tx, "", &row.kid)?;
                 if kid_taken {

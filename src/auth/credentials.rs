@@ -18,6 +18,7 @@ use crate::jose::jws::{CompactJws, VerifyingKey};
 use crate::keys::{CredentialKey, JwsAlgorithm, PublicKey};
 use crate::net::IpNetwork;
 use crate::store::credentials::{self as rows, CredentialRow};
+use crate::store::owner::HistoryRow;
 use crate::store::{Store, StoreError};
 
 /// The `typ` of a credential binding.
@@ -314,6 +315,31 @@ pub(crate) fn check_row(
     })
 }
 
+/// Checks that the owner key's credential is live and has exactly the fields every owner key
+/// has: no binding covers it, so nothing else may vary (narrowed capabilities, networks or an
+/// expiry would lock the owner out). The message says what does not hold.
+fn check_owner_credential(rows: &[CredentialRow], kid: &str) -> Result<(), String> {
+    let Some(row) = rows.iter().find(|row| row.kid == kid) else {
+        return Err("the owner key's credential is missing or revoked".into());
+    };
+    let fixed = row.id == row.kid
+        && row.kind == CredentialKind::Owner.as_str()
+        && row.alg == "ES384"
+        && Capabilities::from_json(&row.capabilities).ok()
+            == Capabilities::from_json(crate::store::owner::OWNER_CAPABILITIES).ok()
+        && serde_json::from_str::<Vec<String>>(&row.networks).is_ok_and(|n| n.is_empty())
+        && row.expires_at.is_none()
+        && row.binding.is_none();
+    if !fixed {
+        return Err(
+            "the owner key's credential has been given other fields than an owner key \
+                    has (capabilities, networks, expiry)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 /// Checks a binding's form and the owner key's signature; returns its claims. The message
 /// completes "... has a binding that ...", or says the binding names another key.
 pub(crate) fn verify_binding(
@@ -345,6 +371,8 @@ struct Snapshot {
     record_problem: Option<String>,
     /// Whether the owner record is unsigned (claimed before records were signed).
     unsigned: bool,
+    /// The owner key's history as checked with the record, oldest first.
+    history: Arc<Vec<HistoryRow>>,
 }
 
 /// A stored credential that failed its check.
@@ -409,9 +437,10 @@ impl CredentialRegistry {
             })
             .await?;
         let audited = AuditedStates::from_events(&events);
-        let record_state = owner
-            .as_ref()
-            .map(|record| key_history::check_owner_record(record, &history));
+        let record_state = owner.as_ref().map(|record| {
+            check_owner_credential(&rows, &record.kid)?;
+            key_history::check_owner_record(record, &history)
+        });
         let snapshot = match record_state {
             Some(Err(problem)) => Snapshot {
                 record_problem: Some(problem),
@@ -419,6 +448,7 @@ impl CredentialRegistry {
             },
             state => Snapshot {
                 unsigned: state == Some(Ok(RecordState::Unsigned)),
+                history: Arc::new(history),
                 ..build_snapshot(&rows, owner.map(|o| o.kid).as_deref(), &audited)
             },
         };
@@ -480,6 +510,12 @@ impl CredentialRegistry {
                  histories); a password change from the browser signs it"
             );
         }
+    }
+
+    /// The owner key's history as last checked with the owner record, oldest first (empty on
+    /// an unsigned or unclaimed node).
+    pub fn history(&self) -> Arc<Vec<HistoryRow>> {
+        self.current().history.clone()
     }
 
     /// Whether the owner record failed its check: the node then serves no key.

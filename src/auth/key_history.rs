@@ -20,8 +20,9 @@ pub const RECORD_TYPE: &str = "siteid-owner-record+jwt";
 pub const MAX_AGE: i64 = 300;
 /// How far ahead of the node's clock an `iat` may be.
 pub const MAX_FUTURE: i64 = 60;
-/// The most keys a history may hold (a rotation beyond it is refused).
-pub const MAX_KEYS: usize = 1000;
+/// The most keys a history may hold (a rotation beyond it is refused); the published history
+/// then stays well under the 256 KiB `siteid verify` reads.
+pub const MAX_KEYS: usize = 200;
 
 /// Why a key replaced the one before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,13 +7,17 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::json;
 
+use subtle::ConstantTimeEq;
+
 use super::InternalError;
+use super::attempts::{AttemptLedger, Windows};
 use super::challenge::{Challenges, Purpose};
 use super::claim::{check_new_key_proof, check_record, verifier_hash};
 use super::credentials::{
     BINDING_TYPE, CredentialKind, CredentialRegistry, binding_digest, check_row, verify_binding,
 };
 use super::key_history::{self, Reason, SignedRecord};
+use super::throttle::Scope;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::jwe::WrappedKey;
 use crate::jose::jwk::{OwnerPrivateKey, OwnerPublicKey};
@@ -41,6 +45,12 @@ pub enum RotationError {
     },
     #[error("the owner key or the credentials changed while the rotation was checked")]
     Conflict,
+    #[error("the old unlock verifier is wrong")]
+    WrongVerifier,
+    #[error("too many failed unlocks")]
+    Throttled { retry_after: i64, scope: Scope },
+    #[error("the owner record fails its check; restore a backup or restore from shares")]
+    RecordInvalid,
     #[error(transparent)]
     Internal(#[from] InternalError),
 }
@@ -65,6 +75,9 @@ pub struct RotationRequest<'a> {
     pub public_key_json: &'a str,
     pub wrapped_key: &'a str,
     pub unlock_verifier: &'a str,
+    /// The current password's verifier: required for a reset, whose only other authority is
+    /// the session; checked, and counted as an unlock, whenever it is sent.
+    pub old_unlock_verifier: Option<&'a str>,
     /// The new key's proof over a fresh challenge; `None` from the command line, which made the
     /// key itself on the server.
     pub proof: Option<&'a str>,
@@ -76,6 +89,7 @@ pub struct RotationRequest<'a> {
 /// What checking a rotation needs from the node.
 pub struct RotationContext<'a> {
     pub store: &'a Store,
+    pub attempts: &'a AttemptLedger,
     pub credentials: &'a CredentialRegistry,
     pub challenges: &'a Challenges,
     pub audience: &'a str,
@@ -116,14 +130,26 @@ pub async fn rotate(
     }
     let new_hash =
         verifier_hash(request.unlock_verifier).map_err(|e| invalid("unlock_verifier", e))?;
+    let old_hash = request
+        .old_unlock_verifier
+        .map(verifier_hash)
+        .transpose()
+        .map_err(|e| invalid("old_unlock_verifier", e))?;
+    if context.credentials.has_record_problem() {
+        return Err(RotationError::RecordInvalid);
+    }
     let old_key = context
         .credentials
         .owner_key(context.store, now)
         .await?
         .ok_or(RotationError::NotClaimed)?;
-    let (history, live) = context
+    let taken_kid = new_kid.clone();
+    let (history, live, kid_taken) = context
         .store
-        .run(|c| Ok::<_, StoreError>((owner::history(c)?, rows::live(c)?)))
+        .run(move |c| {
+            let (_, kid_taken) = rows::taken(c, &taken_kid, &taken_kid)?;
+            Ok::<_, StoreError>((owner::history(c)?, rows::live(c)?, kid_taken))
+        })
         .await?;
     if history.is_empty() {
         return Err(RotationError::NoHistory);
@@ -132,6 +158,12 @@ pub async fn rotate(
         return Err(invalid(
             "public_key",
             "is, or was, an owner key of this node; make a new key",
+        ));
+    }
+    if kid_taken {
+        return Err(invalid(
+            "public_key",
+            "is, or was, the key of a credential of this node; make a new key",
         ));
     }
     if history.len() >= key_history::MAX_KEYS {
@@ -150,6 +182,15 @@ pub async fn rotate(
                 Ok(checked)
             })
             .map_err(|e| invalid("statement", e))?;
+    // Over HTTP a reset needs the password: without the old key, a session alone must not be
+    // enough. The command line's authority is the data directory itself (as for `init`).
+    let over_http = request.proof.is_some();
+    if statement.reason == Reason::Reset && old_hash.is_none() && over_http {
+        return Err(invalid(
+            "old_unlock_verifier",
+            "is required for a reset: without the old key, the password is its authority",
+        ));
+    }
     let signed = SignedRecord {
         key: &new_key,
         wrapped_key: wrapped.compact(),
@@ -165,6 +206,17 @@ pub async fn rotate(
             .redeem(&nonce, now, Purpose::Rest)
             .map_err(|e| invalid("proof", format!("has a nonce that {e}")))?;
     }
+    // The old verifier counts as an unlock: in the client's window before, in every window
+    // when it is wrong.
+    let attempt = match old_hash {
+        Some(_) => Some(
+            context
+                .attempts
+                .begin_unlock(actor, Windows::Client, now)
+                .map_err(|(retry_after, scope)| RotationError::Throttled { retry_after, scope })?,
+        ),
+        None => None,
+    };
 
     let old_kid = old_key.kid.clone();
     let next_jwk = new_key.to_json();
@@ -173,14 +225,22 @@ pub async fn rotate(
     let statement_text = request.statement.to_owned();
     let reason = statement.reason;
     let session_id = session_id.map(str::to_owned);
-    let actor = actor.clone();
+    let transaction_actor = actor.clone();
     let rotated_kid = new_kid.clone();
-    let rotated = context
+    let outcome = context
         .store
         .run(move |c| -> Result<Rotated, RotationError> {
             let tx = c.transaction().map_err(StoreError::from)?;
             let current = owner::find(&tx)?.ok_or(RotationError::NotClaimed)?;
             if current.kid != old_kid || owner::history_len(&tx)? != i64::from(seq) {
+                return Err(RotationError::Conflict);
+            }
+            if let Some(old_hash) = old_hash
+                && !bool::from(old_hash.ct_eq(&current.verifier_hash))
+            {
+                return Err(RotationError::WrongVerifier);
+            }
+            if rows::taken(&tx, &rotated_kid, &rotated_kid)?.1 {
                 return Err(RotationError::Conflict);
             }
             let live_now: HashMap<String, CredentialRow> = rows::live(&tx)?
@@ -233,7 +293,7 @@ pub async fn rotate(
                         kid: row.kid.clone(),
                         binding_sha256: binding_digest(Some(binding)),
                     };
-                    audit::append(&tx, now, &event, &actor)?;
+                    audit::append(&tx, now, &event, &transaction_actor)?;
                     rebound_ids.push(row.id.clone());
                 } else {
                     rows::revoke(&tx, &row.id, now)?;
@@ -241,7 +301,7 @@ pub async fn rotate(
                         credential_id: row.id.clone(),
                         kid: row.kid.clone(),
                     };
-                    audit::append(&tx, now, &event, &actor)?;
+                    audit::append(&tx, now, &event, &transaction_actor)?;
                     revoked_ids.push(row.id.clone());
                 }
             }
@@ -254,7 +314,7 @@ pub async fn rotate(
                 rebound: rebound_ids.len(),
                 revoked: revoked_ids.clone(),
             };
-            audit::append(&tx, now, &event, &actor)?;
+            audit::append(&tx, now, &event, &transaction_actor)?;
             tx.commit().map_err(StoreError::from)?;
             Ok(Rotated {
                 old_kid,
@@ -265,7 +325,17 @@ pub async fn rotate(
                 revoked: revoked_ids,
             })
         })
-        .await?;
+        .await;
+    if let Some(attempt) = attempt {
+        match &outcome {
+            Ok(_) => attempt.succeeded(),
+            Err(RotationError::WrongVerifier) => {
+                attempt.failed(actor, "wrong_old_verifier", Windows::All);
+            }
+            Err(_) => attempt.abandoned(),
+        }
+    }
+    let rotated = outcome?;
     context.credentials.reload(context.store, now).await?;
     Ok(rotated)
 }

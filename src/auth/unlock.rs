@@ -11,7 +11,7 @@ use super::attempts::{AttemptLedger, Windows};
 use super::challenge::{Challenges, Purpose};
 use super::claim::{check_genesis, check_record, checked_set_id, verifier_hash};
 use super::credentials::CredentialRegistry;
-use super::key_history::SignedRecord;
+use super::key_history::{self, SignedRecord};
 use super::throttle::Scope;
 use super::unlock_codes::{self, LiveCodes, UnlockCode};
 use crate::audit::{self, Actor, AuditEvent};
@@ -35,6 +35,10 @@ pub enum UnlockError {
     },
     #[error("the unlock verifier is wrong")]
     WrongVerifier,
+    #[error("the owner key changed while the change was checked")]
+    OwnerKeyChanged,
+    #[error("the owner record fails its check")]
+    RecordInvalid,
     #[error("the unlock code is wrong, used or expired")]
     WrongCode,
     #[error("too many failed unlocks")]
@@ -124,6 +128,10 @@ pub async fn unlock(
             let actor = transaction_actor;
             let tx = c.transaction().map_err(StoreError::from)?;
             let record = owner::find(&tx)?.ok_or(UnlockError::NotClaimed)?;
+            // Only a record the owner key signed is served, checked in this very transaction
+            // (another process may have written the file since the node last looked).
+            key_history::check_owner_record(&record, &owner::history(&tx)?)
+                .map_err(|_| UnlockError::RecordInvalid)?;
             let code_id = match &code {
                 Some(code) => match unlock_codes::redeem(&tx, code, now)? {
                     Some(code_id) => Some(code_id),
@@ -269,6 +277,7 @@ pub async fn replace_wrapped_key(
         check_genesis(statement, &owner_key.public, now).map_err(|e| invalid("statement", e))?;
     }
     let record_signature = request.record.map(str::to_owned);
+    let checked_kid = owner_key.kid.clone();
     let genesis = request.statement.map(|statement| owner::HistoryRow {
         seq: 0,
         kid: owner_key.kid.clone(),
@@ -294,6 +303,9 @@ pub async fn replace_wrapped_key(
         .run(move |c| {
             let tx = c.transaction().map_err(StoreError::from)?;
             let record = owner::find(&tx)?.ok_or(UnlockError::NotClaimed)?;
+            if record.kid != checked_kid {
+                return Err(UnlockError::OwnerKeyChanged);
+            }
             let has_history = owner::history_len(&tx)? > 0;
             match (has_history, &record_signature, &genesis) {
                 (true, None, _) => {
@@ -359,7 +371,10 @@ pub async fn replace_wrapped_key(
             Err(_) => attempt.abandoned(),
         }
     }
-    outcome
+    outcome?;
+    // The record (and, on a node just signed, the history) changed: check and serve them anew.
+    context.credentials.reload(context.store, now).await?;
+    Ok(())
 }
 
 /// Checks a rewrap proof; the message completes "proof ...". The nonce is used up last, once

@@ -12,6 +12,7 @@ use super::{
     unwrap_node_key,
 };
 use crate::audit::Actor;
+use crate::auth::attempts::AttemptLedger;
 use crate::auth::challenge::Challenges;
 use crate::auth::credentials::{CredentialKind, CredentialRegistry};
 use crate::auth::key_history::{self, HistoryEntry, Reason};
@@ -190,6 +191,7 @@ fn rotate(args: &RotateArgs) -> Result<(), Failure> {
         public_key_json: &public_key_json,
         wrapped_key: wrapped.compact(),
         unlock_verifier: &unlock_verifier,
+        old_unlock_verifier: None,
         proof: None,
         statement: &statement,
         bindings: &bindings,
@@ -203,8 +205,10 @@ fn rotate(args: &RotateArgs) -> Result<(), Failure> {
             .await
             .map_err(|e| Failure::new(e.to_string()))?;
         let challenges = Challenges::default();
+        let attempts = AttemptLedger::default();
         let context = RotationContext {
             store: &store,
+            attempts: &attempts,
             credentials: &registry,
             challenges: &challenges,
             audience: audience.as_str(),
@@ -250,9 +254,10 @@ fn sign_unsigned_record(
         now,
     );
     let public_jwk = old.public_key().to_json();
-    store.run_blocking(|c| -> Result<(), StoreError> {
+    let signed = store.run_blocking(|c| -> Result<bool, StoreError> {
         let tx = c.transaction()?;
-        if owner::history_len(&tx)? == 0 {
+        let unsigned = owner::history_len(&tx)? == 0;
+        if unsigned {
             owner::append_history(
                 &tx,
                 &owner::HistoryRow {
@@ -266,9 +271,11 @@ fn sign_unsigned_record(
             owner::set_record_signature(&tx, &signature, now)?;
         }
         tx.commit()?;
-        Ok(())
+        Ok(unsigned)
     })?;
-    eprintln!("siteid: signed the key history's first statement with the old key");
+    if signed {
+        eprintln!("siteid: signed the key history's first statement with the old key");
+    }
     Ok(())
 }
 

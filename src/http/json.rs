@@ -16,23 +16,23 @@ pub const MAX_JSON_BODY: usize = 16 * 1024;
 /// How long a client may take to send its body.
 pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A request body parsed strictly as `T`.
+/// A request body parsed strictly as `T`, at most `LIMIT` bytes.
 #[derive(Debug)]
-pub struct StrictJson<T>(pub T);
+pub struct StrictJson<T, const LIMIT: usize = MAX_JSON_BODY>(pub T);
 
-impl<T: DeserializeOwned + 'static> FromRequest for StrictJson<T> {
+impl<T: DeserializeOwned + 'static, const LIMIT: usize> FromRequest for StrictJson<T, LIMIT> {
     type Error = Problem;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Problem>>>>;
 
     fn from_request(request: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
-        let headers_ok = check_headers(request.headers());
+        let headers_ok = check_headers(request.headers(), LIMIT);
         let body = web::Payload::from_request(request, payload);
         Box::pin(async move {
             headers_ok?;
             let payload = body
                 .await
                 .map_err(|_| bad_body("The request body could not be read."))?;
-            let body = tokio::time::timeout(BODY_TIMEOUT, payload.to_bytes_limited(MAX_JSON_BODY))
+            let body = tokio::time::timeout(BODY_TIMEOUT, payload.to_bytes_limited(LIMIT))
                 .await
                 .map_err(|_| {
                     Problem::new(
@@ -45,14 +45,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for StrictJson<T> {
                         ),
                     )
                 })?
-                .map_err(|_| too_large())?
+                .map_err(|_| too_large(LIMIT))?
                 .map_err(|_| bad_body("The request body could not be read."))?;
             parse(&body).map(StrictJson)
         })
     }
 }
 
-fn check_headers(headers: &HeaderMap) -> Result<(), Problem> {
+fn check_headers(headers: &HeaderMap, limit: usize) -> Result<(), Problem> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -72,8 +72,8 @@ fn check_headers(headers: &HeaderMap) -> Result<(), Problem> {
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|text| text.parse::<u64>().ok());
-    if declared_length.is_some_and(|length| length > MAX_JSON_BODY as u64) {
-        return Err(too_large());
+    if declared_length.is_some_and(|length| length > limit as u64) {
+        return Err(too_large(limit));
     }
     Ok(())
 }
@@ -90,12 +90,12 @@ fn is_json_media_type(content_type: &str) -> bool {
         })
 }
 
-fn too_large() -> Problem {
+fn too_large(limit: usize) -> Problem {
     Problem::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body-too-large",
         "The request body is too large",
-        format!("Request bodies are limited to {MAX_JSON_BODY} bytes."),
+        format!("Request bodies are limited to {limit} bytes."),
     )
 }
 

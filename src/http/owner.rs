@@ -134,6 +134,10 @@ pub async fn replace_wrapped_key(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The largest rotation request: room for a binding of every credential a node may hold
+/// ([`crate::auth::credential_changes::MAX_LIVE_CREDENTIALS`], each binding at most about 3.5 KiB with its networks).
+pub const MAX_ROTATION_BODY: usize = 2 * 1024 * 1024;
+
 /// The rotation request.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,6 +145,9 @@ pub struct RotateBody {
     public_key: Box<RawValue>,
     wrapped_key: String,
     unlock_verifier: String,
+    /// The current password's verifier: required for a reset, checked whenever sent.
+    #[serde(default)]
+    old_unlock_verifier: Option<String>,
     /// A `siteid-rotate+jwt` by the new key over a fresh challenge.
     proof: String,
     /// The `siteid-key-statement+jwt` that introduces the new key.
@@ -157,13 +164,14 @@ pub async fn rotate(
     state: web::Data<AppState>,
     client: Client,
     signed_in: SignedIn,
-    StrictJson(body): StrictJson<RotateBody>,
+    StrictJson(body): StrictJson<RotateBody, MAX_ROTATION_BODY>,
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
     signed_in.require(Capability::Owner)?;
     signed_in.require_step_up(now)?;
     let context = RotationContext {
         store: &state.store,
+        attempts: &state.attempts,
         credentials: &state.credentials,
         challenges: &state.challenges,
         audience: state.public_url.as_str(),
@@ -172,6 +180,7 @@ pub async fn rotate(
         public_key_json: body.public_key.get(),
         wrapped_key: &body.wrapped_key,
         unlock_verifier: &body.unlock_verifier,
+        old_unlock_verifier: body.old_unlock_verifier.as_deref(),
         proof: Some(&body.proof),
         statement: &body.statement,
         bindings: &body.bindings,

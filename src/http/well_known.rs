@@ -10,7 +10,6 @@ use crate::config::PublicUrl;
 use crate::error::Problem;
 use crate::jose::jwk::{OwnerPublicKey, PublicJwk};
 use crate::jose::jws::VerifyingKey;
-use crate::store::owner;
 use crate::well_known_dir::etag;
 
 /// The media type of the JWKS (RFC 7517 §8.5).
@@ -145,23 +144,21 @@ pub async fn key_history(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, Problem> {
+    // The history checked together with the key the JWKS serves, never rows read since.
     owner_key(&state).await?;
-    let rows = state
-        .store
-        .run(|c| owner::history(c))
-        .await
-        .map_err(|e| Problem::internal(&e))?;
-    let keys = rows
-        .into_iter()
+    let keys = state
+        .credentials
+        .history()
+        .iter()
         .map(|row| {
             let jwk = OwnerPublicKey::from_json(&row.public_jwk)
-                .map_err(|e| Problem::internal(&format!("a stored history key {e}")))?
+                .map_err(|e| Problem::internal(&format!("a checked history key {e}")))?
                 .to_jwk();
             Ok(HistoryKey {
-                kid: row.kid,
+                kid: row.kid.clone(),
                 jwk,
                 since: row.since,
-                statement: row.statement,
+                statement: row.statement.clone(),
             })
         })
         .collect::<Result<Vec<_>, Problem>>()?;

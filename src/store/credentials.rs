@@ -138,6 +138,16 @@ pub fn update(connection: &Connection, row: &CredentialRow) -> Result<bool, Stor
     Ok(changed == 1)
 }
 
+/// The number of live credentials, the owner key included.
+pub fn live_count(connection: &Connection) -> Result<usize, StoreError> {
+    let count: i64 = connection.query_row(
+        "SELECT count(*) FROM credential WHERE revoked_at IS NULL",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(usize::try_from(count).unwrap_or(usize::MAX))
+}
+
 /// Marks a live credential (never the owner key) revoked; returns whether there was one.
 pub fn revoke(connection: &Connection, id: &str, at: i64) -> Result<bool, StoreError> {
     let changed = connection.execute(

@@ -64,7 +64,29 @@ struct Rotation {
 impl Rotation {
     /// A rotation from `old` to a new key, binding again the credentials in `keep`.
     fn new(node: &TestNode, old: &OwnerPrivateKey, seq: u32, keep: &[&str]) -> Rotation {
-        let next = OwnerPrivateKey::generate();
+        Rotation::with_reason(node, old, seq, keep, Reason::Rotation)
+    }
+
+    /// A rotation for `reason`: a reset's statement is signed by the new key.
+    fn with_reason(
+        node: &TestNode,
+        old: &OwnerPrivateKey,
+        seq: u32,
+        keep: &[&str],
+        reason: Reason,
+    ) -> Rotation {
+        Rotation::to_key(node, old, OwnerPrivateKey::generate(), seq, keep, reason)
+    }
+
+    /// A rotation to `next`.
+    fn to_key(
+        node: &TestNode,
+        old: &OwnerPrivateKey,
+        next: OwnerPrivateKey,
+        seq: u32,
+        keep: &[&str],
+        reason: Reason,
+    ) -> Rotation {
         let (wrapped, verifier) =
             jwe::wrap_private_key(&next, b"a new long passphrase", jwe::MIN_P2C).expect("wrap");
         let verifier_hash: [u8; 32] = Sha256::digest(verifier).into();
@@ -89,7 +111,8 @@ impl Rotation {
             "unlock_verifier": b64::encode(&verifier),
             "proof": proof,
             "statement": key_history::sign_statement(
-                old, &next_kid, Some(&kid_of(old)), seq, Reason::Rotation, t,
+                if reason == Reason::Reset { &next } else { old },
+                &next_kid, Some(&kid_of(old)), seq, reason, t,
             ),
             "bindings": bindings,
             "record": key_history::sign_record(
@@ -740,4 +763,91 @@ fn the_command_line_rotates_the_key_and_verify_follows_the_history_from_a_pin() 
     let rows = with_store(&data_dir, credential_rows::live);
     assert_eq!(rows.len(), 2, "the owner key and the script's key");
     assert!(node.terminate());
+}
+
+#[test]
+fn a_reset_over_http_needs_the_current_password() {
+    let (_dir, node) = spawn_node();
+    let owner = TestOwner::from_vector();
+    let kid = node.claim(&owner);
+    let (token, _) = node.login_stepped_up(&owner);
+    // A session alone (a stolen one, or a key given the owner capability) cannot reset.
+    let reset = Rotation::with_reason(&node, &owner.key, 1, &[], Reason::Reset);
+    let answer = node.call("POST", ROTATE, Some(&token), Some(&reset.body), &[]);
+    assert_eq!(answer.problem(422)["field"], "old_unlock_verifier");
+    let mut wrong = Rotation::with_reason(&node, &owner.key, 1, &[], Reason::Reset).body;
+    wrong["old_unlock_verifier"] = json!(b64::encode(&[7u8; 32]));
+    let answer = node.call("POST", ROTATE, Some(&token), Some(&wrong), &[]);
+    assert!(
+        answer.problem(401)["type"]
+            .as_str()
+            .expect("type")
+            .ends_with("wrong-unlock-verifier")
+    );
+    assert_eq!(
+        node.get("/.well-known/jwks.json").json()["keys"][0]["kid"],
+        kid.as_str()
+    );
+    // With the password's verifier the reset lands, and the history shows it.
+    let reset = Rotation::with_reason(&node, &owner.key, 1, &[], Reason::Reset);
+    let mut body = reset.body.clone();
+    body["old_unlock_verifier"] = json!(owner.unlock_verifier);
+    let answer = node.call("POST", ROTATE, Some(&token), Some(&body), &[]);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let history = node.get(KEYS).json();
+    assert_eq!(history["keys"][1]["kid"], kid_of(&reset.next).as_str());
+}
+
+#[test]
+fn a_rotation_keeps_many_credentials_and_refuses_a_credentials_key_as_the_owner_key() {
+    let (_dir, node) = spawn_node();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let (token, _) = node.login_stepped_up(&owner);
+    let devices: Vec<TestOwner> = (0..40).map(|_| device()).collect();
+    let ids: Vec<String> = devices
+        .iter()
+        .map(|d| add_device(&node, &token, &owner, d, &["session"]))
+        .collect();
+    // A credential's key (live or revoked) cannot become the owner key.
+    let stolen = OwnerPrivateKey::from_scalar_bytes(devices[0].key.scalar_bytes().as_slice())
+        .expect("a key");
+    let taken = Rotation::to_key(&node, &owner.key, stolen, 1, &[], Reason::Rotation);
+    let answer = node.call("POST", ROTATE, Some(&token), Some(&taken.body), &[]);
+    assert_eq!(answer.problem(422)["field"], "public_key");
+    // Forty bindings are far beyond the ordinary body limit; a rotation takes them all.
+    let keep: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let rotation = Rotation::new(&node, &owner.key, 1, &keep);
+    assert!(rotation.body.to_string().len() > 16 * 1024);
+    let answer = node.call("POST", ROTATE, Some(&token), Some(&rotation.body), &[]);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["revoked"], json!([]));
+    let (device_token, _) = node.login(&devices[39]);
+    assert_eq!(session_status(&node, &device_token), 200);
+}
+
+#[test]
+fn an_owner_credential_row_narrowed_in_the_database_makes_the_node_degraded() {
+    let (_dir, node) = spawn_node();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    assert_eq!(node.get("/api/v1/health").status, 204);
+    with_store(&node.data_dir, |c| {
+        c.execute(
+            "UPDATE credential SET networks = '[\"10.9.9.9/32\"]' WHERE kind = 'owner'",
+            [],
+        )?;
+        Ok(())
+    });
+    assert!(crate::helpers::wait_until(
+        std::time::Duration::from_secs(10),
+        || node.get("/api/v1/health").status == 503
+    ));
+    let answer = node.get("/.well-known/jwks.json");
+    assert!(
+        answer.problem(503)["type"]
+            .as_str()
+            .expect("type")
+            .ends_with("owner-record-invalid")
+    );
 }

@@ -6,6 +6,7 @@ import { enrollDevice } from './device.mjs';
 import { claimProof, recordSignature } from './jws.mjs';
 import { keyStatement } from './key-statement.mjs';
 import { estimate, refusal, renderStrength } from './strength.mjs';
+import { saveTrust } from './trust.mjs';
 import { $, clearMessages, describe, setBusy, showError, showStatus } from './ui.mjs';
 import { generateOwnerKey, importSigningKey, jwkThumbprint, wrapPrivateKey } from './wrapped-key.mjs';
 
@@ -62,6 +63,7 @@ async function claim(claimToken, password) {
   sessionStorage.removeItem(CLAIM);
   if (restored) delete restored.privateJwk.d;
   if (answer.kid !== kid) throw new Error('the node answered with another key id than this key’s');
+  saveTrust({ kid });
   showStatus('Making this browser’s own key and signing in…');
   await enrollDevice({ signingKey, kid, publicJwk });
   return { kid, wrappedKey };

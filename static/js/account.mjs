@@ -1,10 +1,12 @@
-// The /account page: sessions (live over the WebSocket), the audit log, password change, forgetting this device, signing out.
+// The /account page: sessions (live over the WebSocket), the audit log, password change, replacing the owner key,
+// forgetting this device, signing out; it first checks the node against what this device trusts.
 
 import { ApiError, api, clearToken, getToken, setNotice, signedInApi } from './api.mjs';
 import { replaceWrappedKey, unlockWithPassword } from './auth.mjs';
 import { describeClient, stepUpThisDevice } from './device.mjs';
 import { deleteKey, loadKey } from './keystore.mjs';
 import { refusal, renderStrength } from './strength.mjs';
+import { forgetTrust } from './trust.mjs';
 import { $, clearMessages, countdown, describe, formatDuration, formatTime, messagesAfter, setBusy, showError, showStatus } from './ui.mjs';
 import { importSigningKey, jwkThumbprint, unwrapPrivateKey, wrapPrivateKey } from './wrapped-key.mjs';
 
@@ -305,6 +307,7 @@ async function forgetDevice() {
   }
   try {
     await deleteKey();
+    forgetTrust();
   } catch (error) {
     quiet = false;
     setBusy(false, section);
@@ -346,6 +349,9 @@ async function main() {
   }
   try {
     session = await call('GET', '/session');
+    // Nothing more is asked of a node whose key or audit log does not follow from what this device verified.
+    const { guard } = await import('./alarm.mjs');
+    if (!(await guard(await loadKey().catch(() => null), { audit: true }))) return;
   } catch (error) {
     showError(describe(error));
     return;
@@ -362,6 +368,11 @@ async function main() {
   });
   $('password-form').addEventListener('submit', changePassword);
   $('new-password').addEventListener('input', () => renderStrength($('new-strength'), $('new-password').value));
+  $('rotate-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    (await import('./rotate.mjs')).onRotate(call, refreshAll);
+  });
+  $('rotate-new-password').addEventListener('input', () => renderStrength($('rotate-strength'), $('rotate-new-password').value));
   $('forget-device').addEventListener('click', forgetDevice);
   $('unlock-code-make').addEventListener('click', makeUnlockCode);
   connect();

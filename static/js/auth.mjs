@@ -2,7 +2,7 @@
 // replacing the wrapped key with the owner key's proof.
 
 import { api, setToken } from './api.mjs';
-import { loginAssertion, rewrapProof } from './jws.mjs';
+import { loginAssertion, recordSignature, rewrapProof } from './jws.mjs';
 import { deriveUnlock } from './wrapped-key.mjs';
 
 /** The node's public URL: the audience of every proof and assertion. */
@@ -48,13 +48,17 @@ export async function unlockWithPassword(password, params, unlockCode) {
 
 /**
  * Replaces the wrapped key (PUT /owner/wrapped-key) with {wrappedKey, unlockVerifier} from wrapPrivateKey, signed off by
- * the key {signingKey, kid}. oldUnlockVerifier proves the current password; it is left out only with recoverySet, when
- * the password is what was lost. The session must have stepped up.
+ * the key {signingKey, kid} (proof and record signature). oldUnlockVerifier proves the current password; it is left out
+ * only with recoverySet, when the password is what was lost. A node with an empty key history gets the key's genesis
+ * statement too. The session must have stepped up.
  */
 export async function replaceWrappedKey(key, { wrappedKey, unlockVerifier, oldUnlockVerifier, recoverySet }, call = api) {
+  const history = await fetch('/.well-known/siteid/keys.json', { cache: 'no-store' }).then((r) => (r.ok ? r.json() : null), () => null);
   const { nonce } = await api('POST', '/auth/challenge');
   const proof = await rewrapProof(key.signingKey, { audience: audience(), nonce, kid: key.kid, wrappedKey, unlockVerifier });
-  const body = { wrapped_key: wrappedKey, unlock_verifier: unlockVerifier, proof };
+  const record = await recordSignature(key, { audience: audience(), wrappedKey, unlockVerifier });
+  const body = { wrapped_key: wrappedKey, unlock_verifier: unlockVerifier, proof, record };
+  if (history?.keys?.length === 0) body.statement = await (await import('./key-statement.mjs')).keyStatement(key, { newKid: key.kid });
   if (oldUnlockVerifier) body.old_unlock_verifier = oldUnlockVerifier;
   if (recoverySet) body.recovery_set = recoverySet;
   await call('PUT', '/owner/wrapped-key', body);

@@ -56,8 +56,9 @@ export async function stepUpThisDevice() {
 /**
  * Makes this browser's own key (P-384, non-extractable), binds it with ownerKey, registers it as a device credential,
  * stores it and signs in with it. The owner key is not kept: from here this browser is one revocable credential.
+ * check(), when given, runs once signed in and before anything is registered (it throws to stop).
  */
-export async function enrollDevice(ownerKey) {
+export async function enrollDevice(ownerKey, check) {
   const pair = await globalThis.crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, false, ['sign', 'verify']);
   const { kty, crv, x, y } = await globalThis.crypto.subtle.exportKey('jwk', pair.publicKey);
   const publicJwk = { kty, crv, x, y };
@@ -68,6 +69,7 @@ export async function enrollDevice(ownerKey) {
   const binding = await bindCredential(ownerKey, { id, kid, kind: 'device', label, capabilities: DEVICE_CAPABILITIES, networks: [], expiresAt: null });
   // Registering needs a stepped-up session; the owner key's own session ends right after.
   await signIn(ownerKey);
+  await check?.();
   await stepUp(ownerKey);
   await api('POST', '/credentials', { id, kind: 'device', label, public_key: publicJwk, capabilities: DEVICE_CAPABILITIES, networks: [], expires_at: null, binding });
   try {

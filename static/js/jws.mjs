@@ -1,6 +1,6 @@
-// ES384 compact JWS signing with WebCrypto: the owner's claim proof, login assertion and rewrap proof JWTs.
+// ES384 compact JWS signing with WebCrypto: the owner's claim proof, login assertion, rewrap proof and record signature.
 
-import { encode, encodeJson, utf8 } from './b64url.mjs';
+import { decode, encode, encodeJson, utf8 } from './b64url.mjs';
 
 /** The longest lifetime (exp - iat) of a proof or assertion, in seconds. */
 export const PROOF_LIFETIME = 300;
@@ -50,4 +50,11 @@ export async function rewrapProof(signingKey, { audience, nonce, kid, wrappedKey
     unlock_verifier_sha256: await memberDigest(unlockVerifier),
   };
   return signJwt(signingKey, { alg: 'ES384', typ: 'siteid-rewrap+jwt', kid }, body);
+}
+
+/** The owner record signature: the owner key {signingKey, kid} signs off its wrapped key and its unlock verifier's hash. */
+export async function recordSignature(owner, { audience, wrappedKey, unlockVerifier, now = Math.floor(Date.now() / 1000) }) {
+  const verifierHash = encode(await globalThis.crypto.subtle.digest('SHA-256', decode(unlockVerifier)));
+  const claims = { aud: audience, sub: owner.kid, wrapped_key_sha256: await memberDigest(wrappedKey), verifier_hash: verifierHash, iat: now };
+  return signJwt(owner.signingKey, { alg: 'ES384', typ: 'siteid-owner-record+jwt', kid: owner.kid }, claims);
 }

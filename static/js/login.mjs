@@ -1,4 +1,4 @@
-// The /login page: one-step sign-in with this device's key, the password unlock of the wrapped key that enrolls a new device, and sign-in with a signature pasted from openssl or ssh-keygen.
+// The /login page: one-step sign-in with this device's key, the password unlock of the wrapped key that enrolls a new device, and sign-in with a signature pasted from openssl or ssh-keygen; each checks the node against what this device trusts first.
 
 import { ApiError, api, clearToken, getToken, setToken, takeNotice } from './api.mjs';
 import { signIn, unlockParams, unlockWithPassword } from './auth.mjs';
@@ -55,17 +55,22 @@ async function deviceSignIn(key) {
   setBusy(true, section);
   showStatus('Signing in with the key this device keeps…');
   try {
+    // The node's key must follow from the one this device trusts before it signs anything for it.
+    const { auditBeforeWriting, guard } = await import('./alarm.mjs');
+    if (!(await guard(key))) return;
     if (key.kind === 'owner') {
       // A browser from before device keys kept the owner key itself: it gets its own key now and forgets the owner's.
       showStatus('Giving this browser its own key…');
-      await enrollDevice(key);
+      await enrollDevice(key, auditBeforeWriting);
     } else {
       await signIn(key);
+      if (!(await guard(key, { keys: false, audit: true }))) return;
     }
     goToAccount();
     return;
   } catch (error) {
     showStatus('');
+    if (error?.name === 'NodeAlarm') return;
     if (error instanceof ApiError && error.status === 429) {
       setBusy(false, section);
       throttle(error, $('login-button'), 'Too many failed sign-ins from this address.');
@@ -140,12 +145,14 @@ function offerUnlockCode(message) {
 async function unlock(password, unlockCode) {
   if (!params && !(await loadParams())) return false;
   showStatus('Checking your password… (deriving the key takes a moment)');
-  const { wrappedKey, kid, unlockKey } = await unlockWithPassword(password, params, unlockCode);
+  const { wrappedKey, unlockKey } = await unlockWithPassword(password, params, unlockCode);
   showStatus('Unlocking your key…');
   const key = await unlockSigningKey(wrappedKey, unlockKey);
-  if (key.kid !== kid) throw new Error('the unlocked key is not the key the node names');
+  // This device trusts the key the password opens if it is the one the node publishes.
+  const { adopt, auditBeforeWriting } = await import('./alarm.mjs');
+  if (!(await adopt(key))) return false;
   showStatus('Making this browser’s own key and signing in…');
-  await enrollDevice(key);
+  await enrollDevice(key, auditBeforeWriting);
   return true;
 }
 
@@ -162,6 +169,7 @@ async function onUnlockSubmit(event) {
     signedIn = await unlock(password, unlockCode);
   } catch (error) {
     showStatus('');
+    if (error?.name === 'NodeAlarm') return;
     setBusy(false, form);
     if (unlockCode) $('unlock-code').value = ''; // A code is used up by any attempt with it.
     if (error instanceof ApiError && error.slug === 'wrong-unlock-verifier') {

@@ -25,13 +25,20 @@ function showLabels() {
   }
 }
 
+/** Whether a set was made for an owner key since replaced (the node marks it void): its shares rebuild nothing now. */
+const isVoid = (set) => set.void === true || set.kid !== ownerKid;
+
 async function listSets() {
   const { sets } = await api('GET', '/recovery/sets');
   const items = sets.map((s) => {
-    const old = s.kid === ownerKid ? '' : ' For a key since replaced: no longer valid.';
-    return make('li', { textContent: `Set ${s.set_id}: any ${s.threshold} of ${s.shares} (${s.labels.join(', ')}), made ${formatTime(s.created_at)}.${old}` });
+    const old = isVoid(s);
+    const item = make('li', { className: old ? 'void' : '', textContent: `Set ${s.set_id}: any ${s.threshold} of ${s.shares} (${s.labels.join(', ')}), made ${formatTime(s.created_at)}.` });
+    if (old) item.append(' ', make('strong', { textContent: 'Void: made for an owner key since replaced, its shares no longer rebuild your key.' }));
+    return item;
   });
   $('sets').replaceChildren(...(items.length ? items : [make('li', { textContent: 'None yet.' })]));
+  // Void sets protect nothing: the owner needs a new set for the current key.
+  $('void-prompt').hidden = !sets.length || !sets.every(isVoid);
 }
 
 function showCards(set, labels) {

@@ -3,8 +3,10 @@
 import { ApiError, api } from './api.mjs';
 import { audience } from './auth.mjs';
 import { enrollDevice } from './device.mjs';
-import { claimProof } from './jws.mjs';
+import { claimProof, recordSignature } from './jws.mjs';
+import { keyStatement } from './key-statement.mjs';
 import { estimate, refusal, renderStrength } from './strength.mjs';
+import { saveTrust } from './trust.mjs';
 import { $, clearMessages, describe, setBusy, showError, showStatus } from './ui.mjs';
 import { generateOwnerKey, importSigningKey, jwkThumbprint, wrapPrivateKey } from './wrapped-key.mjs';
 
@@ -53,11 +55,15 @@ async function claim(claimToken, password) {
   const signingKey = await importSigningKey(privateJwk);
   const kid = await jwkThumbprint(publicJwk);
   const proof = await claimProof(signingKey, { audience: audience(), claimToken });
+  // The key's genesis statement starts its public history; the record signature covers what the node keeps of it.
+  const statement = await keyStatement({ signingKey, kid }, { newKid: kid });
+  const record = await recordSignature({ signingKey, kid }, { audience: audience(), wrappedKey, unlockVerifier });
   showStatus('Claiming this node…');
-  const answer = await api('POST', '/owner', { claim_token: claimToken, public_key: publicJwk, wrapped_key: wrappedKey, unlock_verifier: unlockVerifier, proof, ...(restored && { recovery_set: restored.setId }) });
+  const answer = await api('POST', '/owner', { claim_token: claimToken, public_key: publicJwk, wrapped_key: wrappedKey, unlock_verifier: unlockVerifier, proof, statement, record, ...(restored && { recovery_set: restored.setId }) });
   sessionStorage.removeItem(CLAIM);
   if (restored) delete restored.privateJwk.d;
   if (answer.kid !== kid) throw new Error('the node answered with another key id than this key’s');
+  saveTrust({ kid });
   showStatus('Making this browser’s own key and signing in…');
   await enrollDevice({ signingKey, kid, publicJwk });
   return { kid, wrappedKey };

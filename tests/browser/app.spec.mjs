@@ -214,6 +214,7 @@ test('"forget this device" in B leaves nothing in its IndexedDB', async ({}, tes
   await expect(b.locator('#status')).toContainText('no longer holds a key');
   expect(await databases(b)).toEqual([]);
   expect(await b.evaluate(() => sessionStorage.getItem('siteid.access_token'))).toBeNull();
+  expect(await b.evaluate(() => localStorage.getItem('siteid.trust')), 'nor what it trusted of the node').toBeNull();
   await expect(pages.A.locator('#sessions li')).toHaveCount(sessionsBefore - 1);
   await shot(b, testInfo, 'login-after-forget');
 });
@@ -245,6 +246,8 @@ test('the key stored in IndexedDB is not extractable', async () => {
 test('the account page makes one-time unlock codes', async ({}, testInfo) => {
   const a = pages.A;
   await a.reload();
+  // The page takes its controls in hand once it has checked the node and gone live.
+  await expect(a.locator('#app')).toHaveAttribute('data-live', 'true');
   const codes = [];
   for (let i = 0; i < 2; i += 1) {
     await a.click('#unlock-code-make');

@@ -1,6 +1,6 @@
 // Shared test helpers: repository paths, vector files and independent node:crypto references.
 
-import { createHmac, pbkdf2Sync } from 'node:crypto';
+import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -37,4 +37,35 @@ export function referenceVerifier(kek) {
 /** Decodes the JSON of one base64url part of a compact JWS or JWE. */
 export function partJson(compact, index) {
   return JSON.parse(Buffer.from(compact.split('.')[index], 'base64url').toString('utf8'));
+}
+
+/** The audit entry hash computed independently with node:crypto, from the rule in the protocol (hex in, hex out). */
+export function referenceAuditHash(prevHex, entry) {
+  const be64 = (n) => {
+    const b = Buffer.alloc(8);
+    b.writeBigInt64BE(BigInt(n));
+    return b;
+  };
+  const field = (text) => (text == null ? Buffer.from([0]) : Buffer.concat([Buffer.from([1]), be64(Buffer.byteLength(text, 'utf8')), Buffer.from(text, 'utf8')]));
+  const address = entry.ip_digest ? Buffer.concat([Buffer.from([2]), be64(32), Buffer.from(entry.ip_digest, 'hex')]) : field(entry.ip);
+  return createHash('sha256')
+    .update('siteid audit entry v1')
+    .update(Buffer.from(prevHex, 'hex'))
+    .update(be64(entry.seq))
+    .update(be64(entry.at))
+    .update(field(entry.event))
+    .update(address)
+    .update(field(entry.user_agent))
+    .update(field(entry.detail))
+    .digest('hex');
+}
+
+/** Entries {seq, at, event, ip, ip_digest, user_agent, detail} chained with referenceAuditHash after prevHex. */
+export function referenceChain(entries, prevHex = '0'.repeat(64)) {
+  let prev = prevHex;
+  return entries.map((entry) => {
+    const hash = referenceAuditHash(prev, entry);
+    prev = hash;
+    return { ...entry, hash };
+  });
 }

@@ -1,0 +1,102 @@
+// Replacing the owner key from /account: a new key made and wrapped here, the old key's statement handing over to it,
+// the kept credentials bound again by it, and this device's trusted kid moved on once the node shows the change.
+
+import { ApiError, api } from './api.mjs';
+import { alarmIsUp, guard } from './alarm.mjs';
+import { audience, unlockWithPassword } from './auth.mjs';
+import { bindCredential, stepUpThisDevice } from './device.mjs';
+import { PROOF_LIFETIME, recordSignature, signJwt } from './jws.mjs';
+import { keyStatement } from './key-statement.mjs';
+import { refusal, renderStrength } from './strength.mjs';
+import { $, clearMessages, describe, formatDuration, messagesAfter, setBusy, showError, showStatus } from './ui.mjs';
+import { generateOwnerKey, importSigningKey, jwkThumbprint, unwrapPrivateKey, wrapPrivateKey } from './wrapped-key.mjs';
+
+const NO_HISTORY = 'This node has no signed key history yet (it is older than key statements). Change your password once to sign it; then the key can be replaced.';
+
+/** The new key's proof for POST /owner/rotate: a siteid-rotate+jwt over the node's URL and a fresh challenge. */
+async function rotateProof(signingKey) {
+  const { nonce } = await api('POST', '/auth/challenge');
+  const now = Math.floor(Date.now() / 1000);
+  return signJwt(signingKey, { alg: 'ES384', typ: 'siteid-rotate+jwt' }, { aud: audience(), nonce, iat: now, exp: now + PROOF_LIFETIME });
+}
+
+/** Bindings by newKey for every live credential but the owner key, its fields unchanged; expired ones are let go. */
+async function rebind(call, newKey) {
+  const { credentials } = await call('GET', '/credentials');
+  const kept = credentials.filter((c) => c.kind !== 'owner' && (c.expires_at ?? Infinity) > Date.now() / 1000);
+  return Promise.all(kept.map((c) => bindCredential(newKey, { ...c, expiresAt: c.expires_at })));
+}
+
+/**
+ * Replaces the owner key: the current one, unlocked with the password, signs the statement; the new one is wrapped under
+ * newPassword or the same password and signs the bindings, record and proof. As at the claim, only its wrapped key and
+ * unlock verifier leave the browser. Resolves with the answer {kid, seq, revoked} and rebound, the credentials kept.
+ */
+export async function rotateOwnerKey(call, { password, newPassword, reason }, progress = () => {}) {
+  const history = await (await fetch('/.well-known/siteid/keys.json', { cache: 'no-store' })).json();
+  // The node's own refusal, before any password is derived.
+  if (!history.keys?.length) throw new ApiError(409, { type: 'urn:siteid:problem:no-key-history' });
+  const { wrappedKey: current, kid: oldKid, unlockKey } = await unlockWithPassword(password);
+  if (history.keys.at(-1).kid !== oldKid) throw new Error('the node’s key history does not end at the key the node names');
+  const oldJwk = await unwrapPrivateKey(current, unlockKey);
+  if ((await jwkThumbprint(oldJwk)) !== oldKid) throw new Error('the unlocked key is not the key the node names');
+  const oldKey = { signingKey: await importSigningKey(oldJwk), kid: oldKid };
+  progress('Making the new key and encrypting it under your password…');
+  const { privateJwk, publicJwk } = await generateOwnerKey();
+  const { wrappedKey, unlockVerifier } = await wrapPrivateKey(privateJwk, newPassword || password);
+  // From here the new private scalar lives only inside this non-extractable CryptoKey.
+  const newKey = { signingKey: await importSigningKey(privateJwk), kid: await jwkThumbprint(publicJwk) };
+  progress('Binding your devices and keys to the new key…');
+  const bindings = await rebind(call, newKey);
+  const record = await recordSignature(newKey, { audience: audience(), wrappedKey, unlockVerifier });
+  const statement = await keyStatement(oldKey, { newKid: newKey.kid, oldKid, seq: history.keys.length, reason });
+  progress('Confirming it is you…');
+  await stepUpThisDevice();
+  const proof = await rotateProof(newKey.signingKey);
+  const answer = await call('POST', '/owner/rotate', { public_key: publicJwk, wrapped_key: wrappedKey, unlock_verifier: unlockVerifier, proof, statement, bindings, record });
+  if (answer.kid !== newKey.kid) throw new Error('the node answered with another key id than the new key’s');
+  return { ...answer, rebound: bindings.length };
+}
+
+/** The "Replace the owner key" form on /account; done() runs after a replacement (to show the new audit entries). */
+export async function onRotate(call, done) {
+  const form = $('rotate-form');
+  messagesAfter(form);
+  clearMessages();
+  $('rotate-done').hidden = true;
+  const password = $('rotate-password').value;
+  const newPassword = $('rotate-new-password').value;
+  const problem = newPassword && (newPassword === password ? 'The new password is the same as the current one.' : refusal(newPassword, $('rotate-new-password-again').value));
+  if (problem) {
+    showError(problem);
+    $(problem.includes('differ') ? 'rotate-new-password-again' : 'rotate-new-password').focus();
+    return;
+  }
+  setBusy(true, form);
+  try {
+    showStatus('Checking your password… (deriving the key takes a moment)');
+    const answer = await rotateOwnerKey(call, { password, newPassword, reason: form.elements.reason.value }, showStatus);
+    form.reset();
+    renderStrength($('rotate-strength'), '');
+    // This device trusts the new key once the node shows the change it made, signed by the old key.
+    if (!(await guard(null))) return;
+    const revoked = answer.revoked.length ? ` ${answer.revoked.length} expired or unknown credential(s) were revoked.` : '';
+    showStatus(`The owner key is replaced: its key id is now ${answer.kid}. ${answer.rebound} device(s) and key(s) were bound to it again.${revoked}`);
+    $('rotate-done').hidden = false;
+    done().catch(() => {});
+  } catch (error) {
+    showStatus('');
+    if (alarmIsUp()) return;
+    if (error instanceof ApiError && error.slug === 'wrong-unlock-verifier') {
+      showError('The password is wrong. Nothing was changed.');
+      $('rotate-password').select();
+    } else if (error instanceof ApiError && error.status === 429) {
+      showError(`Too many wrong passwords. Try again in ${formatDuration(error.retryAfter ?? 60)}. Nothing was changed.`);
+    } else if (error instanceof ApiError && error.slug === 'no-key-history') {
+      showError(NO_HISTORY);
+    } else {
+      showError(`${describe(error)} The key was not replaced.`);
+    }
+  }
+  setBusy(false, form);
+}

@@ -53,7 +53,10 @@ export async function rotateOwnerKey(call, { password, newPassword, reason }, pr
   progress('Confirming it is you…');
   await stepUpThisDevice();
   const proof = await rotateProof(newKey.signingKey);
-  const answer = await call('POST', '/owner/rotate', { public_key: publicJwk, wrapped_key: wrappedKey, unlock_verifier: unlockVerifier, proof, statement, bindings, record });
+  const answer = await call('POST', '/owner/rotate', {
+    public_key: publicJwk, wrapped_key: wrappedKey, unlock_verifier: unlockVerifier, old_unlock_verifier: unlockKey.unlockVerifier,
+    proof, statement, bindings, record,
+  });
   if (answer.kid !== newKey.kid) throw new Error('the node answered with another key id than the new key’s');
   return { ...answer, rebound: bindings.length };
 }

@@ -190,7 +190,7 @@ test('A replaces the owner key; the history verifies with npm jose; the old key 
   await shot(a, testInfo, 'account-rotated');
 
   const body = rotation.postDataJSON();
-  expect(Object.keys(body).sort()).toEqual(['bindings', 'proof', 'public_key', 'record', 'statement', 'unlock_verifier', 'wrapped_key']);
+  expect(Object.keys(body).sort()).toEqual(['bindings', 'old_unlock_verifier', 'proof', 'public_key', 'record', 'statement', 'unlock_verifier', 'wrapped_key']);
   kids.second = await jwkThumbprint(body.public_key);
   expect(kids.second).not.toBe(kids.first);
   const statement = await verified(body.statement, oldKey.publicJwk);

@@ -264,6 +264,15 @@ fn claim(server: &Server, key: &OwnerPrivateKey) -> Result<String> {
         &json!({"alg": "ES384", "typ": "siteid-claim+jwt"}),
         &json!({"aud": server.base_url, "nonce": token, "iat": now, "exp": now + 300}),
     );
+    // A signed claim, as the browser and the command line make it.
+    let verifier_hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(verifier).into();
+    let signatures = siteid::auth::claim::OwnerSignatures::for_claim(
+        key,
+        wrapped.compact(),
+        &verifier_hash,
+        &server.base_url,
+        now,
+    );
     let mut connection = Connection::open(server.address)?;
     let (status, body) = connection.json(
         "POST",
@@ -275,6 +284,8 @@ fn claim(server: &Server, key: &OwnerPrivateKey) -> Result<String> {
             "wrapped_key": wrapped.compact(),
             "unlock_verifier": b64::encode(&verifier),
             "proof": proof,
+            "statement": signatures.statement,
+            "record": signatures.record,
         }),
     )?;
     if status != 201 {

@@ -255,3 +255,38 @@ fn only_jose_and_keys_touch_the_signature_and_encryption_crates() {
     }
     assert!(offenders.is_empty(), "{}", offenders.join("\n"));
 }
+
+/// The problem types the code answers with: the slug that follows a `StatusCode::...,` line.
+fn problem_slugs(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    lines
+        .windows(2)
+        .filter(|pair| pair[0].starts_with("StatusCode::") && pair[0].ends_with(','))
+        .filter_map(|pair| {
+            let slug = pair[1].strip_prefix('"')?.strip_suffix("\",")?;
+            slug.chars()
+                .all(|c| c.is_ascii_lowercase() || c == '-')
+                .then(|| slug.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn every_problem_type_the_code_answers_is_in_the_protocol_document() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let protocol = std::fs::read_to_string(root.join("docs/protocol.md")).expect("protocol.md");
+    let mut files = Vec::new();
+    files_with_extension(&root.join("src"), "rs", &mut files);
+    let mut slugs: Vec<String> = files
+        .iter()
+        .flat_map(|path| problem_slugs(&std::fs::read_to_string(path).expect("read")))
+        .collect();
+    slugs.sort();
+    slugs.dedup();
+    assert!(slugs.len() > 30, "found only {slugs:?}");
+    let missing: Vec<&String> = slugs
+        .iter()
+        .filter(|slug| !protocol.contains(&format!("`{slug}`")))
+        .collect();
+    assert!(missing.is_empty(), "not in docs/protocol.md: {missing:?}");
+}

@@ -135,6 +135,11 @@ pub async fn rotate(
         .map(verifier_hash)
         .transpose()
         .map_err(|e| invalid("old_unlock_verifier", e))?;
+    // Rows another process wrote since the last load are checked before anything is decided.
+    context
+        .credentials
+        .refresh_if_changed(context.store, now)
+        .await?;
     if context.credentials.has_record_problem() {
         return Err(RotationError::RecordInvalid);
     }
@@ -199,20 +204,33 @@ pub async fn rotate(
     check_record(request.record, signed, context.audience, now)
         .map_err(|e| invalid("record", e))?;
     let new_verifying = VerifyingKey::new(new_key.clone());
-    let rebound = check_bindings(request.bindings, &live, &new_verifying, now)?;
+    // Only rows that passed their check against the old key may be bound again: a row someone
+    // wrote into the database must not be laundered into a binding by the new key.
+    let checked: Vec<CredentialRow> = live
+        .iter()
+        .filter(|row| context.credentials.get(&row.id).is_some())
+        .cloned()
+        .collect();
+    let rebound = check_bindings(request.bindings, &checked, &new_verifying, now)?;
     if let Some(nonce) = proof_nonce {
         context
             .challenges
             .redeem(&nonce, now, Purpose::Rest)
             .map_err(|e| invalid("proof", format!("has a nonce that {e}")))?;
     }
-    // The old verifier counts as an unlock: in the client's window before, in every window
-    // when it is wrong.
+    // The old verifier counts as an unlock, in every window when it is wrong. Before it is
+    // judged, a reset (the password its only proof) must find room in every window, as a
+    // password unlock does; a rotation signed by the old key only in the client's.
+    let windows = if statement.reason == Reason::Reset {
+        Windows::All
+    } else {
+        Windows::Client
+    };
     let attempt = match old_hash {
         Some(_) => Some(
             context
                 .attempts
-                .begin_unlock(actor, Windows::Client, now)
+                .begin_unlock(actor, windows, now)
                 .map_err(|(retry_after, scope)| RotationError::Throttled { retry_after, scope })?,
         ),
         None => None,
@@ -340,8 +358,9 @@ pub async fn rotate(
     Ok(rotated)
 }
 
-/// The live credentials each binding binds again, by id, with the binding: each must be the
-/// new key's fresh signature over exactly the credential's current fields.
+/// The credentials each binding binds again, by id, with the binding: each must be one of
+/// `live` (the checked live credentials) and the new key's fresh signature over exactly its
+/// current fields.
 fn check_bindings(
     bindings: &[String],
     live: &[CredentialRow],
@@ -367,7 +386,10 @@ fn check_bindings(
             .map_err(|e| at(format!("{e} (it must be signed by the new key)")))?;
         key_history::check_recent(claims.iat as f64, now).map_err(&at)?;
         let Some(row) = others.get(claims.jti.as_str()) else {
-            return Err(at("binds a credential that is not live (jti)".into()));
+            return Err(at(
+                "binds a credential that is not live, or whose stored row fails its check (jti)"
+                    .into(),
+            ));
         };
         if !seen.insert(row.id.clone()) {
             return Err(at("binds a credential a second time".into()));

@@ -171,9 +171,26 @@ fn rotate(args: &RotateArgs) -> Result<(), Failure> {
         .unwrap_or(&next);
     let statement =
         key_history::sign_statement(signer, &next_kid, Some(&record.kid), seq, reason, now);
-    let bindings: Vec<String> = live
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| Failure::new(format!("cannot start: {e}")))?;
+    let registry = runtime
+        .block_on(CredentialRegistry::load_quietly(&store, now))
+        .map_err(|e| Failure::new(e.to_string()))?;
+    // Rows that fail their check (written into the database by someone else) are not bound
+    // again: the rotation revokes them.
+    let (kept, refused): (Vec<_>, Vec<_>) = live
         .iter()
         .filter(|row| row.kind != CredentialKind::Owner.as_str())
+        .partition(|row| registry.get(&row.id).is_some());
+    for row in &refused {
+        eprintln!(
+            "siteid: not binding {:?} ({}) again: its stored row fails its check",
+            row.label, row.id
+        );
+    }
+    let bindings: Vec<String> = kept
+        .iter()
         .map(|row| rotation::sign_rebinding(row, &next, now))
         .collect();
     let record_signature = key_history::sign_record(
@@ -197,13 +214,7 @@ fn rotate(args: &RotateArgs) -> Result<(), Failure> {
         bindings: &bindings,
         record: &record_signature,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| Failure::new(format!("cannot start: {e}")))?;
     let rotated = runtime.block_on(async {
-        let registry = CredentialRegistry::load_quietly(&store, now)
-            .await
-            .map_err(|e| Failure::new(e.to_string()))?;
         let challenges = Challenges::default();
         let attempts = AttemptLedger::default();
         let context = RotationContext {

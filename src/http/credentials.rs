@@ -29,6 +29,9 @@ pub struct CredentialView {
     created_at: i64,
     last_used_at: Option<i64>,
     current: bool,
+    /// The stored row fails its check (its binding, or what the audit log recorded): it cannot
+    /// sign in, and a rotation does not bind it again.
+    tampered: bool,
 }
 
 impl CredentialView {
@@ -45,6 +48,7 @@ impl CredentialView {
             expires_at: row.expires_at,
             created_at: row.created_at,
             last_used_at: row.last_used_at,
+            tampered: false,
         }
     }
 }
@@ -56,6 +60,11 @@ pub async fn list(
     signed_in: SignedIn,
 ) -> Result<HttpResponse, Problem> {
     signed_in.require(Capability::Credentials)?;
+    state
+        .credentials
+        .refresh_if_changed(&state.store, state.clock.now())
+        .await
+        .map_err(|e| Problem::internal(&e))?;
     let stored = state
         .store
         .run(|c| rows::live(c))
@@ -64,7 +73,13 @@ pub async fn list(
     let current = signed_in.session.credential_id;
     let credentials: Vec<CredentialView> = stored
         .into_iter()
-        .map(|row| CredentialView::of(row, &current))
+        .map(|row| {
+            let tampered = state.credentials.get(&row.id).is_none();
+            CredentialView {
+                tampered,
+                ..CredentialView::of(row, &current)
+            }
+        })
         .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "credentials": credentials })))
 }

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use super::AppState;
 use super::client::Client;
 use super::json::StrictJson;
-use super::session_auth::SignedIn;
+use super::session_auth::{SignedIn, SteppedUpOwner};
 use crate::auth::claim::{self, ClaimInput, ClaimVia};
 use crate::auth::credentials::Capability;
 use crate::auth::rotation::{self, RotationContext, RotationRequest};
@@ -163,12 +163,11 @@ pub struct RotateBody {
 pub async fn rotate(
     state: web::Data<AppState>,
     client: Client,
-    signed_in: SignedIn,
+    // Extracted before the body: only a stepped-up owner session may send a large one.
+    SteppedUpOwner(signed_in): SteppedUpOwner,
     StrictJson(body): StrictJson<RotateBody, MAX_ROTATION_BODY>,
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
-    signed_in.require(Capability::Owner)?;
-    signed_in.require_step_up(now)?;
     let context = RotationContext {
         store: &state.store,
         attempts: &state.attempts,

@@ -142,6 +142,28 @@ impl FromRequest for SignedIn {
     }
 }
 
+/// A session with the `owner` capability that stepped up within the last five minutes, checked
+/// before the body is read: for the one endpoint whose body may be large (a rotation).
+pub struct SteppedUpOwner(pub SignedIn);
+
+impl FromRequest for SteppedUpOwner {
+    type Error = Problem;
+    type Future = Ready<Result<Self, Problem>>;
+
+    fn from_request(request: &HttpRequest, _: &mut dev::Payload) -> Self::Future {
+        let checked = signed_in(request, NetworkCheck::Enforce).and_then(|signed_in| {
+            let now = request
+                .app_data::<web::Data<AppState>>()
+                .map(|state| state.clock.now())
+                .ok_or_else(|| Problem::internal(&"application state missing"))?;
+            signed_in.require(Capability::Owner)?;
+            signed_in.require_step_up(now)?;
+            Ok(SteppedUpOwner(signed_in))
+        });
+        ready(checked)
+    }
+}
+
 /// Authenticates a request's session: its token, origin, credential and (unless skipped) the
 /// credential's networks.
 fn signed_in(request: &HttpRequest, network_check: NetworkCheck) -> Result<SignedIn, Problem> {

@@ -18,9 +18,9 @@ async function getJson(path) {
 /** The kid of the key the node publishes (its JWKS key's thumbprint) and its key history (empty on older nodes). */
 async function published() {
   const [jwks, history] = await Promise.all([getJson('/.well-known/jwks.json'), getJson('/.well-known/siteid/keys.json')]);
-  const jwk = jwks?.keys?.[0];
-  const kid = jwk && (await jwkThumbprint(jwk).catch(() => null));
-  if (!kid || kid !== jwk.kid) throw new NodeAlarm('key-swapped', 'The node publishes no owner key, or one under another key’s name.');
+  const jwk = jwks?.keys?.length === 1 ? jwks.keys[0] : null;
+  const kid = jwk && !('d' in jwk) && (await jwkThumbprint(jwk).catch(() => null));
+  if (!kid || kid !== jwk.kid) throw new NodeAlarm('key-swapped', 'The node publishes no owner key, more than one, or one under another key’s name.');
   return { kid, history: history ?? { keys: [] } };
 }
 
@@ -64,11 +64,26 @@ export function guard(device, { keys = true, audit = false } = {}) {
   });
 }
 
-/** After a password unlock: this device trusts the unlocked key if the node publishes it; else the alarm. */
+/**
+ * Whether the password may make this device trust kid: the history must lead to it from the kid trusted now, a reset
+ * the only break (the password is what a reset proves). An old wrapped key the password still opens proves nothing.
+ */
+async function followsTrust(kid, history) {
+  const trust = loadTrust();
+  if (!trust) return;
+  try {
+    await checkKeyHistory(history, kid, trust.kid);
+  } catch (error) {
+    if (error?.kind !== 'reset') throw error;
+  }
+}
+
+/** After a password unlock: this device trusts the unlocked key if the node publishes it and it follows; else the alarm. */
 export function adopt(key) {
   return alarmed(async () => {
-    const { kid } = await published();
+    const { kid, history } = await published();
     if (key.kid !== kid) throw new NodeAlarm('key-swapped', `Your password opens the key ${key.kid}, but the node publishes ${kid}.`);
+    await followsTrust(kid, history);
     saveTrust({ kid, head: loadTrust()?.head });
   });
 }
@@ -90,14 +105,16 @@ async function trustWithPassword(event) {
     say('Checking your password… (deriving the key takes a moment)');
     const { wrappedKey, unlockKey } = await unlockWithPassword($('alarm-password').value);
     const key = await unlockSigningKey(wrappedKey, unlockKey);
-    if (key.kid === (await published()).kid) {
-      saveTrust({ kid: key.kid });
+    const { kid, history } = await published();
+    if (key.kid === kid) {
+      await followsTrust(kid, history);
+      saveTrust({ kid });
       location.reload();
       return;
     }
     say($('alarm-not-yours').textContent);
   } catch (error) {
-    say(error?.slug === 'wrong-unlock-verifier' || error?.name === 'WrappedKeyError' ? $('alarm-not-yours').textContent : describe(error));
+    say(error?.slug === 'wrong-unlock-verifier' || error?.name === 'WrappedKeyError' || error instanceof NodeAlarm ? $('alarm-not-yours').textContent : describe(error));
   }
   for (const control of form.elements) control.disabled = false;
   form.reset();

@@ -143,8 +143,10 @@ export async function followAuditChain(remembered, fetchPage, { maxPages = 100, 
     const answer = await fetchPage(seq, limit);
     const head = checkedHead(answer?.head);
     if (!Array.isArray(answer.entries) || (answer.more && !answer.entries.length)) throw chainAlarm('The node answered an audit chain page without its entries.');
-    if (page === 0 && answer.base?.seq > seq) return head;
     if (head.seq < seq) throw chainAlarm(`The audit log now ends at entry ${head.seq}, before entry ${seq} that this device saw: entries were removed.`);
+    const base = answer.base == null ? null : checkedHead(answer.base);
+    if (base && base.seq > head.seq) throw chainAlarm('The node answered an audit base past its own head.');
+    if (page === 0 && base?.seq > seq) return head;
     for (const entry of answer.entries) {
       if (entry?.seq !== seq + 1) throw chainAlarm(`Audit entry ${seq + 1} is missing: entries were removed or renumbered.`);
       if (hex(await auditEntryHash(hashBytes(hash), entry)) !== entry.hash) throw chainAlarm(`Audit entry ${entry.seq} does not follow entry ${seq} as this device verified it.`);

@@ -23,7 +23,8 @@ async function rotateProof(signingKey) {
 /** Bindings by newKey for every live credential but the owner key, its fields unchanged; expired ones are let go. */
 async function rebind(call, newKey) {
   const { credentials } = await call('GET', '/credentials');
-  const kept = credentials.filter((c) => c.kind !== 'owner' && (c.expires_at ?? Infinity) > Date.now() / 1000);
+  // A row that fails its check on the node (written into its database by someone else) is not bound again.
+  const kept = credentials.filter((c) => c.kind !== 'owner' && !c.tampered && (c.expires_at ?? Infinity) > Date.now() / 1000);
   return Promise.all(kept.map((c) => bindCredential(newKey, { ...c, expiresAt: c.expires_at })));
 }
 

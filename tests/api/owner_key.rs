@@ -851,3 +851,83 @@ fn an_owner_credential_row_narrowed_in_the_database_makes_the_node_degraded() {
             .ends_with("owner-record-invalid")
     );
 }
+
+#[test]
+fn a_rotation_does_not_bind_again_a_credential_row_someone_wrote_into_the_database() {
+    let (_dir, node) = spawn_node();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let (token, _) = node.login_stepped_up(&owner);
+    // A database writer plants a credential for their own key, bound by that same key.
+    let thief = device();
+    let id = b64::encode(&[9u8; 16]);
+    let planted = credential_rows::CredentialRow {
+        id: id.clone(),
+        kid: kid_of(&thief.key),
+        kind: "key".into(),
+        alg: "ES384".into(),
+        public_key: thief.key.public_key().to_json(),
+        label: "planted".into(),
+        capabilities: r#"["session","owner","credentials"]"#.into(),
+        networks: "[]".into(),
+        expires_at: None,
+        binding: None,
+        created_at: now(),
+        updated_at: now(),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    let planted = credential_rows::CredentialRow {
+        binding: Some(sign_rebinding(&planted, &thief.key, now())),
+        ..planted
+    };
+    with_store(&node.data_dir, |c| credential_rows::insert(c, &planted));
+    let listed = node.call("GET", "/api/v1/credentials", Some(&token), None, &[]);
+    let row = listed.json()["credentials"]
+        .as_array()
+        .expect("credentials")
+        .iter()
+        .find(|c| c["id"] == id.as_str())
+        .cloned()
+        .expect("the planted row is listed");
+    assert_eq!(row["tampered"], true);
+
+    // A rotation that binds it again with the new key is refused; one without it revokes it.
+    let laundering = Rotation::new(&node, &owner.key, 1, &[&id]);
+    let answer = node.call("POST", ROTATE, Some(&token), Some(&laundering.body), &[]);
+    assert_eq!(answer.problem(422)["field"], "bindings");
+    let rotation = Rotation::new(&node, &owner.key, 1, &[]);
+    let answer = node.call("POST", ROTATE, Some(&token), Some(&rotation.body), &[]);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["revoked"], json!([id]));
+    let assertion = thief.login_assertion(&node, &node.challenge());
+    let refused = node.post_json("/api/v1/auth/login", &json!({ "assertion": assertion }));
+    assert_eq!(refused.status, 401);
+}
+
+#[test]
+fn a_session_that_may_not_rotate_is_refused_before_its_body_is_read() {
+    use std::io::{Read, Write};
+    let (_dir, node) = spawn_node();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    // Signed in, but not stepped up: the large body is never waited for.
+    let (token, _) = node.login(&owner);
+    let mut stream = std::net::TcpStream::connect(node.address).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        stream,
+        "POST {ROTATE} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 2000000\r\n\r\n{{",
+        node.address
+    )
+    .expect("write");
+    let mut answer = [0u8; 64];
+    let read = stream
+        .read(&mut answer)
+        .expect("an answer without the body");
+    let status = String::from_utf8_lossy(&answer[..read]).into_owned();
+    assert!(status.starts_with("HTTP/1.1 403"), "{status}");
+}

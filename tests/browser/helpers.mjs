@@ -1,4 +1,5 @@
-// Browser test helpers: a real siteid node on a temp data dir, page problem watching, screenshots and IndexedDB probes.
+// Browser test helpers: a real siteid node on a temp data dir, page problem watching, screenshots and IndexedDB probes,
+// and what the hostile-node tests share (what a device must never send, foreign keys, the trust memory).
 
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -7,6 +8,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { generateOwnerKey, importSigningKey, jwkThumbprint, wrapPrivateKey } from '../../static/js/wrapped-key.mjs';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 export const BIN = process.env.SITEID_BIN || path.join(repoRoot, 'target', 'debug', 'siteid');
@@ -177,4 +179,34 @@ export function postFrom(base, localAddress, path, body) {
     request.on('timeout', () => request.destroy(new Error('the node did not answer within 30 s')));
     request.end(payload);
   });
+}
+
+/** What a device must never send to a node it raised the alarm about: claims, records, rotations, bindings, shares. */
+export const ACCEPTING = /^(POST|PUT|PATCH|DELETE) \/api\/v1\/(owner|credentials|recovery)/;
+
+/** The password of the keys a hostile node passes off as the owner's. */
+export const FOREIGN_PASSWORD = 'not the owner at all, a thief 19';
+
+/** A key pair the hostile node passes off as the owner's: its public JWK, kid, signing key and wrapped key. */
+export async function foreignKey() {
+  const { privateJwk, publicJwk } = await generateOwnerKey();
+  const { wrappedKey } = await wrapPrivateKey({ ...privateJwk }, FOREIGN_PASSWORD, { p2c: 210_000 });
+  const kid = await jwkThumbprint(publicJwk);
+  return { publicJwk, kid, wrappedKey, signingKey: await importSigningKey(privateJwk) };
+}
+
+/** A key as a JWKS publishes it. */
+export const jwksOf = (key) => ({ ...key.publicJwk, kid: key.kid, alg: 'ES384', use: 'sig' });
+
+/** What the page's browser trusts of the node: {kid, head} from localStorage. */
+export const trustOf = (page) => page.evaluate(() => JSON.parse(localStorage.getItem('siteid.trust')));
+
+/** The requests a page sends to the node at `base` from now on, as "METHOD /path". */
+export function requestsTo(page, base) {
+  const seen = [];
+  page.on('request', (request) => {
+    const url = new URL(request.url());
+    if (url.origin === base) seen.push(`${request.method()} ${url.pathname}`);
+  });
+  return seen;
 }

@@ -6,14 +6,12 @@
 
 import { expect, test } from '@playwright/test';
 import { keyStatement } from '../../static/js/key-statement.mjs';
-import { deriveUnlock, generateOwnerKey, importSigningKey, jwkThumbprint, unlockParams, unlockSigningKey, wrapPrivateKey } from '../../static/js/wrapped-key.mjs';
-import { shot, startNode } from './helpers.mjs';
+import { deriveUnlock, jwkThumbprint, unlockParams, unlockSigningKey } from '../../static/js/wrapped-key.mjs';
+import { ACCEPTING, foreignKey, jwksOf, requestsTo, shot, startNode, trustOf } from './helpers.mjs';
 
 const PASSWORD = 'saffron kettle orbit meadow 72';
 const PASSWORD2 = 'second secret for the change 31';
 const PASSWORD3 = 'third secret for the rotation 58';
-const FOREIGN_PASSWORD = 'not the owner at all, a thief 19';
-const ACCEPTING = /^(POST|PUT|PATCH|DELETE) \/api\/v1\/(owner|credentials|recovery)/;
 
 test.describe.configure({ mode: 'serial' });
 
@@ -54,18 +52,7 @@ async function open(browser, name) {
   return page;
 }
 
-const trust = (page) => page.evaluate(() => JSON.parse(localStorage.getItem('siteid.trust')));
 const setTrust = (page, value) => page.evaluate((v) => localStorage.setItem('siteid.trust', JSON.stringify(v)), value);
-
-/** The requests a page sends to the node from now on, as "METHOD /path". */
-function requestsOf(page) {
-  const seen = [];
-  page.on('request', (request) => {
-    const url = new URL(request.url());
-    if (url.origin === node.base) seen.push(`${request.method()} ${url.pathname}`);
-  });
-  return seen;
-}
 
 /** How the account page ended up: 'alarm:<kind>', 'page' (the sessions list showed) or 'error:<text>'. */
 async function outcome(page) {
@@ -78,14 +65,6 @@ async function outcome(page) {
   return `error:${(await error.textContent()).trim().slice(0, 120)}`;
 }
 
-async function foreignKey() {
-  const { privateJwk, publicJwk } = await generateOwnerKey();
-  const { wrappedKey } = await wrapPrivateKey({ ...privateJwk }, FOREIGN_PASSWORD, { p2c: 210_000 });
-  const kid = await jwkThumbprint(publicJwk);
-  return { publicJwk, kid, wrappedKey, signingKey: await importSigningKey(privateJwk) };
-}
-
-const jwksOf = (key) => ({ ...key.publicJwk, kid: key.kid, alg: 'ES384', use: 'sig' });
 
 test.beforeAll(async () => {
   node = await startNode();
@@ -122,7 +101,7 @@ test('set-up: A claims, B unlocks with the password, A replaces the key (reason 
   await b.click('#unlock-submit');
   await expect(b).toHaveURL(`${node.base}/account`, { timeout: 30_000 });
   await expect(b.locator('#sessions li.current')).toBeVisible();
-  await expect.poll(async () => (await trust(b))?.head?.seq ?? 0).toBeGreaterThan(0);
+  await expect.poll(async () => (await trustOf(b))?.head?.seq ?? 0).toBeGreaterThan(0);
 
   await a.reload();
   await expect(a.locator('#sessions li.current')).toBeVisible();
@@ -134,12 +113,12 @@ test('set-up: A claims, B unlocks with the password, A replaces the key (reason 
   expect(kids.second).not.toBe(kids.first);
   await b.reload();
   expect(await outcome(b)).toBe('page');
-  expect((await trust(b)).kid).toBe(kids.second);
+  expect((await trustOf(b)).kid).toBe(kids.second);
 });
 
 test('by design: a device that still trusts the first key follows a chain the first key signed to an attacker key', async () => {
   const b = pages.B;
-  const saved = await trust(b);
+  const saved = await trustOf(b);
   const history = await (await fetch(`${node.base}/.well-known/siteid/keys.json`)).json();
   const thief = await foreignKey();
   const statement = await keyStatement(firstKey, { newKid: thief.kid, oldKid: kids.first, seq: 1, reason: 'rotation' });
@@ -150,7 +129,7 @@ test('by design: a device that still trusts the first key follows a chain the fi
   await setTrust(b, { kid: kids.first, head: saved.head });
   await b.reload();
   const seen = await outcome(b);
-  notes.push(`by design: a device trusting ${kids.first.slice(0, 8)}… accepts a rotation the first key signed to a thief's key: ${seen}, trust now ${(await trust(b)).kid === thief.kid ? 'the thief key' : 'unchanged'}`);
+  notes.push(`by design: a device trusting ${kids.first.slice(0, 8)}… accepts a rotation the first key signed to a thief's key: ${seen}, trust now ${(await trustOf(b)).kid === thief.kid ? 'the thief key' : 'unchanged'}`);
   await b.unrouteAll();
   await setTrust(b, saved);
   await b.reload();
@@ -159,7 +138,7 @@ test('by design: a device that still trusts the first key follows a chain the fi
 
 test('the alarm password path moves trust back to a key the device saw superseded by a compromise rotation', async ({}, testInfo) => {
   const b = pages.B;
-  const saved = await trust(b);
+  const saved = await trustOf(b);
   const history = await (await fetch(`${node.base}/.well-known/siteid/keys.json`)).json();
   // The thief holds the first key and a copy of its wrapped key (an old backup); the owner kept the password.
   await b.route('**/.well-known/jwks.json', (route) => route.fulfill({ json: { keys: [jwksOf(firstKey)] } }));
@@ -167,7 +146,7 @@ test('the alarm password path moves trust back to a key the device saw supersede
   await b.route('**/api/v1/unlock', (route) =>
     route.fulfill({ json: route.request().method() === 'GET' ? { ...unlockParams(firstWrapped), kid: kids.first } : { wrapped_key: firstWrapped, kid: kids.first } }),
   );
-  const seen = requestsOf(b);
+  const seen = requestsTo(b, node.base);
   await b.reload();
   const first = await outcome(b);
   expect(first).toBe('alarm:history-rewritten');
@@ -175,7 +154,7 @@ test('the alarm password path moves trust back to a key the device saw supersede
   await b.click('#alarm-submit');
   // Either the alarm stays with "does not open", or the page reloads trusting the first key again.
   await expect(b.locator('#alarm-result').filter({ hasText: /^(?!Checking)\S/ }).or(b.locator('#sessions li.current')).first()).toBeVisible({ timeout: 30_000 });
-  const after = await trust(b);
+  const after = await trustOf(b);
   await shot(b, testInfo, 'alarm-password-rollback');
   finding(
     'alarm password path: no rollback to a superseded (compromised) key',
@@ -192,7 +171,7 @@ test('the alarm password path moves trust back to a key the device saw supersede
 
 test('a JWKS with two keys, or with a lying kid member', async () => {
   const b = pages.B;
-  const saved = await trust(b);
+  const saved = await trustOf(b);
   const real = (await (await fetch(`${node.base}/.well-known/jwks.json`)).json()).keys[0];
   const thief = await foreignKey();
   const cases = [
@@ -206,7 +185,7 @@ test('a JWKS with two keys, or with a lying kid member', async () => {
     await b.route('**/.well-known/jwks.json', (route) => route.fulfill({ json: jwks }));
     await b.reload();
     const seen = await outcome(b);
-    finding(`JWKS ${name}`, seen.startsWith('alarm') === shouldAlarm, `${seen}; trust kid ${(await trust(b)).kid === saved.kid ? 'unchanged' : 'CHANGED'}`, 'alarm key-swapped: the JWKS must hold exactly the one key of the history’s end');
+    finding(`JWKS ${name}`, seen.startsWith('alarm') === shouldAlarm, `${seen}; trust kid ${(await trustOf(b)).kid === saved.kid ? 'unchanged' : 'CHANGED'}`, 'alarm key-swapped: the JWKS must hold exactly the one key of the history’s end');
     await b.unrouteAll();
     await setTrust(b, saved);
   }
@@ -216,7 +195,7 @@ test('a JWKS with two keys, or with a lying kid member', async () => {
 
 test('keys.json missing, failing or empty after the device saw a history', async () => {
   const b = pages.B;
-  const saved = await trust(b);
+  const saved = await trustOf(b);
   for (const [name, reply] of [
     ['404', { status: 404, contentType: 'application/problem+json', body: '{"type":"urn:siteid:problem:not-claimed","status":404}' }],
     ['500', { status: 500, contentType: 'application/problem+json', body: '{"type":"about:blank","status":500}' }],
@@ -224,12 +203,12 @@ test('keys.json missing, failing or empty after the device saw a history', async
     ['not JSON', { status: 200, contentType: 'application/json', body: '<html>' }],
   ]) {
     await b.route('**/.well-known/siteid/keys.json', (route) => route.fulfill(reply));
-    const seen = requestsOf(b);
+    const seen = requestsTo(b, node.base);
     await b.reload();
     const result = await outcome(b);
     const wrote = seen.filter((r) => ACCEPTING.test(r));
-    notes.push(`keys.json ${name}: ${result}; writes ${JSON.stringify(wrote)}; trust ${JSON.stringify(await trust(b)) === JSON.stringify(saved) ? 'unchanged' : 'CHANGED'}`);
-    finding(`keys.json ${name}: nothing moves`, (await trust(b)).kid === saved.kid && wrote.length === 0, result, 'trust unchanged, nothing written');
+    notes.push(`keys.json ${name}: ${result}; writes ${JSON.stringify(wrote)}; trust ${JSON.stringify(await trustOf(b)) === JSON.stringify(saved) ? 'unchanged' : 'CHANGED'}`);
+    finding(`keys.json ${name}: nothing moves`, (await trustOf(b)).kid === saved.kid && wrote.length === 0, result, 'trust unchanged, nothing written');
     await b.unrouteAll();
     await setTrust(b, saved);
   }
@@ -241,7 +220,7 @@ test('audit chain answers: base past the head, head going back, numbers as strin
   const b = pages.B;
   await b.reload();
   expect(await outcome(b)).toBe('page');
-  const saved = await trust(b);
+  const saved = await trustOf(b);
   const n = saved.head.seq;
   const h = (c) => c.repeat(64);
   const cases = [
@@ -257,7 +236,7 @@ test('audit chain answers: base past the head, head going back, numbers as strin
     await b.route((url) => url.pathname === '/api/v1/audit/chain', (route) => route.fulfill({ json: answer }));
     await b.reload();
     const result = await outcome(b);
-    const now = await trust(b);
+    const now = await trustOf(b);
     const moved = JSON.stringify(now.head) !== JSON.stringify(saved.head);
     finding(`audit: ${name}`, result.startsWith(expected) && !moved, `${result}; remembered head ${moved ? `MOVED to ${JSON.stringify(now.head)}` : 'unchanged'}`, 'alarm audit-rewritten, head unchanged');
     await b.unrouteAll();
@@ -266,13 +245,13 @@ test('audit chain answers: base past the head, head going back, numbers as strin
   // By design (pruning): a base just past the remembered head lets the node name any head.
   await b.route((url) => url.pathname === '/api/v1/audit/chain', (route) => route.fulfill({ json: { base: { seq: n + 1, hash: h('1') }, head: { seq: n + 50, hash: h('2') }, entries: [], more: false } }));
   await b.reload();
-  notes.push(`by design (pruned): base ${n + 1} > remembered ${n}: ${await outcome(b)}; head now ${JSON.stringify((await trust(b)).head)} (made up by the node)`);
+  notes.push(`by design (pruned): base ${n + 1} > remembered ${n}: ${await outcome(b)}; head now ${JSON.stringify((await trustOf(b)).head)} (made up by the node)`);
   await b.unrouteAll();
   // By design: a 503 keeps the head and shows no warning.
   await setTrust(b, saved);
   await b.route((url) => url.pathname === '/api/v1/audit/chain', (route) => route.fulfill({ status: 503, contentType: 'application/problem+json', body: '{"type":"about:blank","status":503}' }));
   await b.reload();
-  notes.push(`by design: audit chain 503: ${await outcome(b)}, head ${JSON.stringify((await trust(b)).head) === JSON.stringify(saved.head) ? 'kept' : 'moved'} (no warning shown)`);
+  notes.push(`by design: audit chain 503: ${await outcome(b)}, head ${JSON.stringify((await trustOf(b)).head) === JSON.stringify(saved.head) ? 'kept' : 'moved'} (no warning shown)`);
   await b.unrouteAll();
   await setTrust(b, saved);
   await b.reload();

@@ -12,12 +12,9 @@ import { claimProof, loginAssertion } from '../../static/js/jws.mjs';
 import { keyStatement } from '../../static/js/key-statement.mjs';
 import { deriveUnlock, generateOwnerKey, importSigningKey, jwkThumbprint, unlockParams, unlockSigningKey, wrapPrivateKey } from '../../static/js/wrapped-key.mjs';
 import { referenceChain } from '../js/helpers.mjs';
-import { run, shot, startNode, storedKeys, watch } from './helpers.mjs';
+import { ACCEPTING, foreignKey, jwksOf, requestsTo, run, shot, startNode, storedKeys, trustOf, watch } from './helpers.mjs';
 
 const PASSWORD = 'saffron kettle orbit meadow 72';
-const FOREIGN_PASSWORD = 'not the owner at all, a thief 19';
-/** What a device must never send to a node it raised the alarm about: claims, records, rotations, bindings, shares. */
-const ACCEPTING = /^(POST|PUT|PATCH|DELETE) \/api\/v1\/(owner|credentials|recovery)/;
 
 test.describe.configure({ mode: 'serial' });
 
@@ -37,9 +34,6 @@ async function open(browser, name) {
   return pages[name];
 }
 
-/** What the page's browser trusts of the node: {kid, head} from localStorage. */
-const trust = (page) => page.evaluate(() => JSON.parse(localStorage.getItem('siteid.trust')));
-
 /** The payload and protected header of a compact JWS verified with npm jose against a public JWK. */
 async function verified(compact, jwk) {
   const { payload, protectedHeader } = await jose.compactVerify(compact, await jose.importJWK(jwk, 'ES384'), { algorithms: ['ES384'] });
@@ -54,16 +48,6 @@ async function signInWith(key) {
   const assertion = await loginAssertion(key.signingKey, { audience, nonce, kid: key.kid });
   const response = await fetch(`${node.base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ assertion }) });
   return { status: response.status, body: await response.json() };
-}
-
-/** The requests a page sends to the node from now on, as "METHOD /path". */
-function requestsOf(page) {
-  const seen = [];
-  page.on('request', (request) => {
-    const url = new URL(request.url());
-    if (url.origin === node.base) seen.push(`${request.method()} ${url.pathname}`);
-  });
-  return seen;
 }
 
 /** No request accepted anything, and every request that was not a read is one of those allowed. */
@@ -81,17 +65,9 @@ async function expectAlarm(page, kind, what) {
   expect(visible).toEqual(['h1', 'alarm']);
 }
 
-/** A key pair the hostile node passes off as the owner's: its public JWK, kid, signing key and wrapped key. */
-async function foreignKey() {
-  const { privateJwk, publicJwk } = await generateOwnerKey();
-  const { wrappedKey } = await wrapPrivateKey({ ...privateJwk }, FOREIGN_PASSWORD, { p2c: 210_000 });
-  const kid = await jwkThumbprint(publicJwk);
-  return { publicJwk, kid, wrappedKey, signingKey: await importSigningKey(privateJwk) };
-}
-
 /** Routes the node's JWKS to a foreign key. */
 async function publishForeignKey(page, foreign) {
-  await page.route('**/.well-known/jwks.json', (route) => route.fulfill({ json: { keys: [{ ...foreign.publicJwk, kid: foreign.kid, alg: 'ES384', use: 'sig' }] } }));
+  await page.route('**/.well-known/jwks.json', (route) => route.fulfill({ json: { keys: [jwksOf(foreign)] } }));
 }
 
 test.beforeAll(async () => {
@@ -132,12 +108,12 @@ test('A claims with a genesis statement and a record signature; B signs in with 
     verifier_hash: sha256(Buffer.from(body.unlock_verifier, 'base64url')),
     iat: 0,
   });
-  expect(await trust(a)).toEqual({ kid: kids.first, head: null });
+  expect(await trustOf(a)).toEqual({ kid: kids.first, head: null });
 
   await a.click('text=Go to your account');
   await expect(a.locator('#sessions li.current')).toBeVisible();
   // Opening the account page takes the audit head as it is (first use).
-  await expect.poll(async () => (await trust(a)).head?.seq ?? 0).toBeGreaterThan(0);
+  await expect.poll(async () => (await trustOf(a)).head?.seq ?? 0).toBeGreaterThan(0);
   const history = await (await fetch(`${node.base}/.well-known/siteid/keys.json`)).json();
   expect(history.keys.map((k) => k.kid)).toEqual([kids.first]);
 
@@ -147,8 +123,8 @@ test('A claims with a genesis statement and a record signature; B signs in with 
   await b.click('#unlock-submit');
   await expect(b).toHaveURL(`${node.base}/account`, { timeout: 30_000 });
   await expect(b.locator('#sessions li.current')).toBeVisible();
-  expect((await trust(b)).kid).toBe(kids.first);
-  await expect.poll(async () => (await trust(b)).head?.seq ?? 0).toBeGreaterThan(0);
+  expect((await trustOf(b)).kid).toBe(kids.first);
+  await expect.poll(async () => (await trustOf(b)).head?.seq ?? 0).toBeGreaterThan(0);
   await shot(b, testInfo, 'account-b');
 
   // The owner key itself, as its holder can still unwrap it: it signs in before it is replaced.
@@ -217,7 +193,7 @@ test('A replaces the owner key; the history verifies with npm jose; the old key 
   expect((await verified(history.keys[0].statement, history.keys[0].jwk)).claims.reason).toBe('genesis');
   expect((await verified(history.keys[1].statement, history.keys[0].jwk)).claims).toMatchObject({ new: kids.second, old: kids.first, seq: 1 });
   await expect(verified(history.keys[1].statement, history.keys[1].jwk)).rejects.toThrow();
-  expect((await trust(a)).kid).toBe(kids.second);
+  expect((await trustOf(a)).kid).toBe(kids.second);
 
   expect((await signInWith(oldKey)).status, 'the old owner key signs nothing in').toBe(401);
   const oldSessionNow = await fetch(`${node.base}/api/v1/session`, { headers: { authorization: `Bearer ${oldSession}` } });
@@ -234,12 +210,12 @@ test('A replaces the owner key; the history verifies with npm jose; the old key 
 test('B accepts the rotation it can verify and keeps signing in with its renewed binding', async ({}, testInfo) => {
   const b = pages.B;
   const deviceKid = (await storedKeys(b))[0].kid;
-  const headBefore = (await trust(b)).head;
+  const headBefore = (await trustOf(b)).head;
   await b.reload();
   await expect(b.locator('#sessions li.current')).toBeVisible();
   await expect(b.locator('#alarm')).toBeHidden();
-  expect((await trust(b)).kid).toBe(kids.second);
-  expect((await trust(b)).head.seq).toBeGreaterThan(headBefore.seq);
+  expect((await trustOf(b)).kid).toBe(kids.second);
+  expect((await trustOf(b)).head.seq).toBeGreaterThan(headBefore.seq);
   await b.click('#sign-out');
   await expect(b).toHaveURL(`${node.base}/login`);
   await b.click('#login-button');
@@ -253,13 +229,13 @@ test('a hostile node with a foreign public key and wrapped key: B raises the ala
   const b = pages.B;
   await b.click('#sign-out');
   await expect(b).toHaveURL(`${node.base}/login`);
-  const before = { trust: await trust(b), keys: await storedKeys(b) };
+  const before = { trust: await trustOf(b), keys: await storedKeys(b) };
   const foreign = await foreignKey();
   await publishForeignKey(b, foreign);
   await b.route('**/api/v1/unlock', (route) =>
     route.fulfill({ json: route.request().method() === 'GET' ? { ...unlockParams(foreign.wrappedKey), kid: foreign.kid } : { wrapped_key: foreign.wrappedKey, kid: foreign.kid } }),
   );
-  const seen = requestsOf(b);
+  const seen = requestsTo(b, node.base);
   await b.click('#login-button');
   await expectAlarm(b, 'key-swapped', 'The owner key was swapped without a statement.');
   await expect(b.locator('#alarm-detail')).toContainText(foreign.kid);
@@ -272,7 +248,7 @@ test('a hostile node with a foreign public key and wrapped key: B raises the ala
   await expect(b.locator('#alarm')).toBeVisible();
   expectNothingAccepted(seen, ['POST /api/v1/unlock']);
   expect(seen).not.toContain('POST /api/v1/auth/login');
-  expect(await trust(b)).toEqual(before.trust);
+  expect(await trustOf(b)).toEqual(before.trust);
   expect(await storedKeys(b)).toEqual(before.keys);
 
   // Once the node answers honestly again, B signs in as before.
@@ -284,14 +260,14 @@ test('a hostile node with a foreign public key and wrapped key: B raises the ala
 
 test('a hostile node whose history lacks the statement, or was rewritten: B raises the alarm on the account page', async ({}, testInfo) => {
   const b = pages.B;
-  const before = { trust: await trust(b), keys: await storedKeys(b) };
+  const before = { trust: await trustOf(b), keys: await storedKeys(b) };
   const real = await (await fetch(`${node.base}/.well-known/siteid/keys.json`)).json();
   const foreign = await foreignKey();
   await publishForeignKey(b, foreign);
   await b.route('**/.well-known/siteid/keys.json', (route) =>
     route.fulfill({ json: { keys: [...real.keys, { kid: foreign.kid, jwk: foreign.publicJwk, since: Math.floor(Date.now() / 1000) }] } }),
   );
-  let seen = requestsOf(b);
+  let seen = requestsTo(b, node.base);
   await b.reload();
   await expectAlarm(b, 'key-swapped', 'The owner key was swapped without a statement.');
   await expect(b.locator('#alarm-detail')).toContainText('no statement');
@@ -302,12 +278,12 @@ test('a hostile node whose history lacks the statement, or was rewritten: B rais
   await b.unroute('**/.well-known/siteid/keys.json');
   const genesis = await keyStatement(foreign, { newKid: foreign.kid });
   await b.route('**/.well-known/siteid/keys.json', (route) => route.fulfill({ json: { keys: [{ kid: foreign.kid, jwk: foreign.publicJwk, since: 1, statement: genesis }] } }));
-  seen = requestsOf(b);
+  seen = requestsTo(b, node.base);
   await b.reload();
   await expectAlarm(b, 'history-rewritten', 'The key history was rewritten.');
   await shot(b, testInfo, 'alarm-history-rewritten');
   expectNothingAccepted(seen, []);
-  expect(await trust(b)).toEqual(before.trust);
+  expect(await trustOf(b)).toEqual(before.trust);
   expect(await storedKeys(b)).toEqual(before.keys);
 
   await b.unrouteAll();
@@ -320,7 +296,7 @@ test('a hostile node whose audit chain was rewritten from the start: B raises th
   const b = pages.B;
   await b.click('#sign-out');
   await expect(b).toHaveURL(`${node.base}/login`);
-  const before = { trust: await trust(b), keys: await storedKeys(b) };
+  const before = { trust: await trustOf(b), keys: await storedKeys(b) };
   expect(before.trust.head.seq).toBeGreaterThan(3);
   let rewrites = 0;
   await b.route((url) => url.pathname === '/api/v1/audit/chain', async (route) => {
@@ -343,32 +319,32 @@ test('a hostile node whose audit chain was rewritten from the start: B raises th
     rewrites += 1;
     await route.fulfill({ json: { base: null, head: { seq: head.seq, hash: head.hash }, entries: page, more: page.length > 0 && page.at(-1).seq < head.seq } });
   });
-  let seen = requestsOf(b);
+  let seen = requestsTo(b, node.base);
   await b.click('#login-button');
   await expectAlarm(b, 'audit-rewritten', 'The audit log was rewritten.');
   await shot(b, testInfo, 'alarm-audit-rewritten');
   expect(rewrites).toBeGreaterThan(0);
   expectNothingAccepted(seen, ['POST /api/v1/auth/challenge', 'POST /api/v1/auth/login']);
-  expect(await trust(b)).toEqual(before.trust);
+  expect(await trustOf(b)).toEqual(before.trust);
 
   // Signed in, the account page raises it again and asks nothing more of the node.
-  seen = requestsOf(b);
+  seen = requestsTo(b, node.base);
   await b.goto(`${node.base}/account`);
   await expectAlarm(b, 'audit-rewritten', 'The audit log was rewritten.');
   expectNothingAccepted(seen, []);
-  expect(await trust(b)).toEqual(before.trust);
+  expect(await trustOf(b)).toEqual(before.trust);
   expect(await storedKeys(b)).toEqual(before.keys);
 
   await b.unrouteAll();
   await b.reload();
   await expect(b.locator('#sessions li.current')).toBeVisible();
   await expect(b.locator('#alarm')).toBeHidden();
-  await expect.poll(async () => (await trust(b)).head.seq).toBeGreaterThan(before.trust.head.seq);
+  await expect.poll(async () => (await trustOf(b)).head.seq).toBeGreaterThan(before.trust.head.seq);
 });
 
 test('a reset made on the server is a break B raises the alarm about; the owner’s password on B makes B trust it', async ({}, testInfo) => {
   const b = pages.B;
-  const before = { trust: await trust(b), keys: await storedKeys(b) };
+  const before = { trust: await trustOf(b), keys: await storedKeys(b) };
   const passwordFile = path.join(node.dataDir, 'password.txt');
   await writeFile(passwordFile, `${PASSWORD}\n`, { mode: 0o600 });
   const reset = await run(['owner', 'rotate', '--data-dir', node.dataDir, '--password-file', passwordFile, '--reason', 'reset']);
@@ -377,20 +353,20 @@ test('a reset made on the server is a break B raises the alarm about; the owner�
   await expect.poll(jwksKid, { message: 'the running node follows the reset' }).not.toBe(kids.second);
   kids.third = await jwksKid();
 
-  const seen = requestsOf(b);
+  const seen = requestsTo(b, node.base);
   await b.reload();
   await expectAlarm(b, 'reset', 'The owner key was reset without the old key’s signature.');
   await expect(b.locator('#alarm-detail')).toContainText(kids.third);
   await shot(b, testInfo, 'alarm-reset');
   expectNothingAccepted(seen, []);
-  expect(await trust(b)).toEqual(before.trust);
+  expect(await trustOf(b)).toEqual(before.trust);
 
   // "I made this change": the password opens the key the node publishes, so B trusts the node as it is now.
   await b.fill('#alarm-password', PASSWORD);
   await b.click('#alarm-submit');
   await expect(b.locator('#sessions li.current')).toBeVisible({ timeout: 30_000 });
   await expect(b.locator('#alarm')).toBeHidden();
-  expect((await trust(b)).kid).toBe(kids.third);
+  expect((await trustOf(b)).kid).toBe(kids.third);
   expect(await storedKeys(b)).toEqual(before.keys);
   expectNothingAccepted(seen, ['POST /api/v1/unlock']);
 });
@@ -450,7 +426,7 @@ test('a node claimed without a key history is signed by the next password change
     const keys = await history();
     expect(keys).toHaveLength(2);
     expect((await verified(keys[1].statement, publicJwk)).claims).toMatchObject({ old: kid, seq: 1, reason: 'compromise' });
-    expect((await trust(page)).kid).toBe(keys[1].kid);
+    expect((await trustOf(page)).kid).toBe(keys[1].kid);
     await shot(page, testInfo, 'legacy-rotated');
   } finally {
     await legacy.stop();

@@ -931,3 +931,21 @@ fn a_session_that_may_not_rotate_is_refused_before_its_body_is_read() {
     let status = String::from_utf8_lossy(&answer[..read]).into_owned();
     assert!(status.starts_with("HTTP/1.1 403"), "{status}");
 }
+
+#[test]
+fn a_reset_waits_like_a_password_unlock_while_the_node_wide_window_is_full() {
+    let (_dir, node, _clock, owner) = crate::unlock::node_with_a_full_node_window();
+    let (token, _) = node.login_stepped_up(&owner);
+    // The password is a reset's only proof: it must find room in every unlock window.
+    let reset = Rotation::with_reason(&node, &owner.key, 1, &[], Reason::Reset);
+    let mut body = reset.body.clone();
+    body["old_unlock_verifier"] = json!(owner.unlock_verifier);
+    let answer = node.request_from("127.0.98.1", "POST", ROTATE, Some(&token), Some(&body));
+    assert_eq!(answer.problem(429)["scope"], "node", "{}", answer.body);
+    // A rotation the old key signs is not held up by guesses elsewhere.
+    let rotation = Rotation::new(&node, &owner.key, 1, &[]);
+    let mut body = rotation.body.clone();
+    body["old_unlock_verifier"] = json!(owner.unlock_verifier);
+    let answer = node.request_from("127.0.97.1", "POST", ROTATE, Some(&token), Some(&body));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}

@@ -208,7 +208,8 @@ fn one_network_cannot_switch_off_password_unlock_for_everyone() {
 
 /// A node whose node-wide unlock window is full: four networks of three addresses sent ten
 /// wrong passwords each.
-fn node_with_a_full_node_window() -> (tempfile::TempDir, TestNode, ManualClock, TestOwner) {
+pub(crate) fn node_with_a_full_node_window() -> (tempfile::TempDir, TestNode, ManualClock, TestOwner)
+{
     let (dir, node, clock) = spawn_node_with_clock();
     let owner = TestOwner::from_vector();
     node.claim(&owner);

@@ -11,6 +11,7 @@ pub mod login;
 pub mod rotation;
 pub mod sessions;
 pub mod throttle;
+pub mod totp;
 pub mod unlock;
 pub mod unlock_codes;
 

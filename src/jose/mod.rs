@@ -6,6 +6,7 @@ pub mod jwe;
 pub mod jwk;
 pub mod jws;
 pub mod keywrap;
+pub mod sealed;
 
 /// Reads an optional member that, when present, must hold a value of its type: `null` is
 /// refused instead of being read as absent. For `#[serde(default, deserialize_with = ...)]`.

@@ -4,7 +4,7 @@ import { ApiError, clearToken, getToken, setNotice, signedInApi } from './api.mj
 import { audience } from './auth.mjs';
 import { bindCredential, newCredentialId, ownerKeyFromPassword, stepUpThisDevice } from './device.mjs';
 import { readPublicKey } from './keys.mjs';
-import { deleteKey } from './keystore.mjs';
+import { deleteKey, loadKey } from './keystore.mjs';
 import { $, clearMessages, describe, formatTime, messagesAfter, setBusy, showError, showStatus } from './ui.mjs';
 
 const CAPABILITIES = [
@@ -118,6 +118,7 @@ function startReset(credential) {
 /** Makes the request for the form's mode, with a binding by the owner key unlocked from the password. */
 async function submit(event) {
   event.preventDefault();
+  if (!(await nodeChecked)) return;
   const form = $('credential-form');
   messagesAfter(form);
   clearMessages();
@@ -179,6 +180,7 @@ async function submit(event) {
 
 /** Revokes on the second click, so one slip does not lock a device out. */
 async function revoke(credential, button) {
+  if (!(await nodeChecked)) return;
   messagesAfter($('credentials'));
   clearMessages();
   if (button.dataset.confirm !== 'yes') {
@@ -209,9 +211,20 @@ async function revoke(credential, button) {
   }
 }
 
+/** Resolves whether the node passed this device's checks; every write waits for it. */
+let nodeChecked = Promise.resolve(false);
+
 async function main() {
   if (!getToken()) return location.replace('/login');
   messagesAfter($('credentials'));
+  // Keys are bound here with the owner key: no change is sent to a node that does not follow from what this device
+  // verified (the check runs while the page is filled in; every write waits for it).
+  nodeChecked = import('./alarm.mjs')
+    .then(async ({ guard }) => guard(await loadKey().catch(() => null), { audit: true }))
+    .catch((error) => {
+      showError(describe(error));
+      return false;
+    });
   for (const [name, what] of CAPABILITIES) {
     const box = element('input', { type: 'checkbox', id: `cap-${name}`, name: 'capabilities', value: name });
     $('capabilities').append(element('div', { className: 'check' }, box, element('label', { htmlFor: `cap-${name}` }, element('code', {}, name), `: ${what}`)));

@@ -4,6 +4,7 @@
 import { ApiError, api, getToken } from './api.mjs';
 import { audience, unlockParams, unlockWithPassword } from './auth.mjs';
 import { stepUpThisDevice } from './device.mjs';
+import { loadKey } from './keystore.mjs';
 import { splitKey } from './shares.mjs';
 import { $, clearMessages, describe, formatTime, messagesAfter, setBusy, showError, showStatus } from './ui.mjs';
 import { jwkThumbprint, unwrapPrivateKey } from './wrapped-key.mjs';
@@ -97,6 +98,9 @@ async function main() {
   messagesAfter($('split-form'));
   try {
     await api('GET', '/session');
+    // Shares are made of the owner key: nothing is asked of a node that does not follow from what this device verified.
+    const { guard } = await import('./alarm.mjs');
+    if (!(await guard(await loadKey().catch(() => null), { audit: true }))) return;
     ownerKid = (await unlockParams()).kid;
     showLabels();
     $('count').addEventListener('input', showLabels);

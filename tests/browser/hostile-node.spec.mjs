@@ -258,6 +258,24 @@ test('audit chain answers: base past the head, head going back, numbers as strin
   expect(await outcome(b)).toBe('page');
 });
 
+test('the credentials and recovery pages raise the alarm too, before any write', async () => {
+  const b = pages.B;
+  const saved = await trustOf(b);
+  const thief = await foreignKey();
+  await b.route('**/.well-known/jwks.json', (route) => route.fulfill({ json: { keys: [jwksOf(thief)] } }));
+  for (const page of ['/account/credentials', '/account/recovery']) {
+    const seen = requestsTo(b, node.base);
+    await b.goto(`${node.base}${page}`);
+    await expect(b.locator('#alarm')).toBeVisible({ timeout: 30_000 });
+    await expect(b.locator('#app')).toHaveAttribute('data-alarm', 'key-swapped');
+    finding(`${page}: the alarm, and nothing written`, seen.filter((r) => ACCEPTING.test(r)).length === 0, JSON.stringify(seen), 'no write');
+    expect((await trustOf(b)).kid).toBe(saved.kid);
+  }
+  await b.unrouteAll();
+  await b.goto(`${node.base}/account`);
+  expect(await outcome(b)).toBe('page');
+});
+
 test('A replaces the key again, with a new password', async () => {
   test.setTimeout(120_000);
   const a = pages.A;

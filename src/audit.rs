@@ -24,7 +24,13 @@ const HASH_DOMAIN: &[u8] = b"siteid audit entry v1";
 pub const PRUNED_EVENT: &str = "audit.pruned";
 /// Entries removed per transaction when pruning, so the one connection is never held for long.
 pub const PRUNE_BATCH: i64 = 5_000;
-const SECONDS_PER_DAY: i64 = 86_400;
+pub const SECONDS_PER_DAY: i64 = 86_400;
+
+/// The time before which records are past a retention of `retention_days` at `now`; `None`
+/// when the retention is 0 (keep everything).
+pub fn retention_cutoff(now: i64, retention_days: u32) -> Option<i64> {
+    (retention_days > 0).then(|| now.saturating_sub(i64::from(retention_days) * SECONDS_PER_DAY))
+}
 
 /// A security event. Details never carry secrets: no passwords, verifiers, tokens or keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -738,10 +744,9 @@ pub async fn truncate_old_addresses(
     now: i64,
     retention_days: u32,
 ) -> Result<usize, StoreError> {
-    if retention_days == 0 {
+    let Some(cutoff) = retention_cutoff(now, retention_days) else {
         return Ok(0);
-    }
-    let cutoff = now.saturating_sub(i64::from(retention_days) * SECONDS_PER_DAY);
+    };
     let mut total = 0;
     loop {
         let cut = store
@@ -792,10 +797,9 @@ async fn prune_in_batches(
     retention_days: u32,
     batch: i64,
 ) -> Result<i64, AuditLogError> {
-    if retention_days == 0 {
+    let Some(cutoff) = retention_cutoff(now, retention_days) else {
         return Ok(0);
-    }
-    let cutoff = now.saturating_sub(i64::from(retention_days) * SECONDS_PER_DAY);
+    };
     let (base, head) = store
         .run(|c| Ok::<_, StoreError>((audit_rows::base(c)?, audit_rows::head(c)?)))
         .await?;

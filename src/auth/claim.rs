@@ -336,15 +336,12 @@ pub fn commit(
         },
     )?;
     if let Some(signatures) = &claim.signatures {
-        owner::append_history(
+        owner::append_genesis(
             &tx,
-            &owner::HistoryRow {
-                seq: 0,
-                kid: kid.clone(),
-                public_jwk: claim.public_key.to_json(),
-                since: now,
-                statement: signatures.statement.clone(),
-            },
+            &kid,
+            &claim.public_key.to_json(),
+            &signatures.statement,
+            now,
         )?;
     }
     owner::delete_claim_token(&tx)?;

@@ -9,6 +9,7 @@ use super::InternalError;
 use super::credentials::{
     BINDING_TYPE, Capabilities, CredentialKind, CredentialRegistry, binding_digest, verify_binding,
 };
+use super::key_history::check_recent;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::b64;
 use crate::jose::jws::{CompactJws, VerifyingKey};
@@ -26,11 +27,6 @@ pub const MAX_ID_BYTES: usize = 64;
 pub const MAX_LIVE_CREDENTIALS: usize = 500;
 /// Networks a credential may name.
 pub const MAX_NETWORKS: usize = 32;
-/// A binding is accepted only this many seconds after its `iat`, so one seen once (in a log,
-/// a backup, a request) cannot be sent again later to undo a change.
-pub const BINDING_MAX_AGE: i64 = 300;
-/// How far ahead of the node's clock a binding's `iat` may be.
-pub const BINDING_MAX_FUTURE: i64 = 60;
 
 /// Why a credential change was refused.
 #[derive(Debug, thiserror::Error)]
@@ -184,15 +180,9 @@ fn check_binding(
     now: i64,
 ) -> Result<(), CredentialError> {
     let claims = verify_binding(binding, owner_key).map_err(|e| invalid("binding", e))?;
-    if claims.iat < now - BINDING_MAX_AGE {
-        return Err(invalid(
-            "binding",
-            format!("was made more than {BINDING_MAX_AGE} seconds ago (iat); make a fresh one"),
-        ));
-    }
-    if claims.iat > now + BINDING_MAX_FUTURE {
-        return Err(invalid("binding", "was made in the future (iat)"));
-    }
+    // Fresh, so that a binding seen once (in a log, a backup, a request) cannot be sent again
+    // later to undo a change.
+    check_recent(claims.iat as f64, now).map_err(|e| invalid("binding", e))?;
     if let Some(previous) = replacing
         && let Ok(previous) = verify_binding(previous, owner_key)
         && claims.iat < previous.iat

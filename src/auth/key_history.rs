@@ -16,9 +16,10 @@ use crate::store::owner::{HistoryRow, OwnerRecord};
 pub const STATEMENT_TYPE: &str = "siteid-key-statement+jwt";
 /// The `typ` of the owner record's signature.
 pub const RECORD_TYPE: &str = "siteid-owner-record+jwt";
-/// A statement or record signature is accepted only this many seconds after its `iat`.
+/// A statement, record signature or credential binding is accepted only this many seconds
+/// after its `iat`, so one seen once (in a log, a backup, a request) cannot be sent again later.
 pub const MAX_AGE: i64 = 300;
-/// How far ahead of the node's clock an `iat` may be.
+/// How far ahead of the node's clock such an `iat` may be.
 pub const MAX_FUTURE: i64 = 60;
 /// The most keys a history may hold (a rotation beyond it is refused); the published history
 /// then stays well under the 256 KiB `siteid verify` reads.

@@ -22,8 +22,6 @@ pub use crate::config::SessionPolicy;
 pub const STEP_UP_SECONDS: i64 = 5 * 60;
 /// How often a session's last use is written to the database at most.
 const TOUCH_INTERVAL: i64 = 60;
-/// Seconds in a day, for retention counted in days.
-const SECONDS_PER_DAY: i64 = 86_400;
 
 /// A session as the rest of the node sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -465,10 +463,9 @@ impl Sessions {
         now: i64,
         retention_days: u32,
     ) -> Result<usize, StoreError> {
-        if retention_days == 0 {
+        let Some(cutoff) = crate::audit::retention_cutoff(now, retention_days) else {
             return Ok(0);
-        }
-        let cutoff = now.saturating_sub(i64::from(retention_days) * SECONDS_PER_DAY);
+        };
         let cut = store
             .run(move |c| {
                 let tx = c.transaction()?;
@@ -600,7 +597,7 @@ mod tests {
     async fn addresses_past_their_retention_are_cut_in_the_database_and_in_listings() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open_store(dir.path());
-        let day = SECONDS_PER_DAY;
+        let day = crate::audit::SECONDS_PER_DAY;
         let policy = SessionPolicy {
             idle_seconds: 40 * day,
             absolute_seconds: 40 * day,

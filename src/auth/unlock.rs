@@ -278,13 +278,8 @@ pub async fn replace_wrapped_key(
     }
     let record_signature = request.record.map(str::to_owned);
     let checked_kid = owner_key.kid.clone();
-    let genesis = request.statement.map(|statement| owner::HistoryRow {
-        seq: 0,
-        kid: owner_key.kid.clone(),
-        public_jwk: owner_key.public.to_json(),
-        since: now,
-        statement: statement.to_owned(),
-    });
+    let genesis = request.statement.map(str::to_owned);
+    let owner_jwk = owner_key.public.to_json();
     // Only the client's window applies: the proof shows the owner key is at work. A wrong old
     // verifier still counts in every window.
     let attempt = match old_hash {
@@ -344,7 +339,7 @@ pub async fn replace_wrapped_key(
                 now,
             )?;
             if let Some(genesis) = &genesis {
-                owner::append_history(&tx, genesis)?;
+                owner::append_genesis(&tx, &checked_kid, &owner_jwk, genesis, now)?;
             }
             let event = match recovery_set {
                 Some(recovery_set) => AuditEvent::OwnerRecovered {

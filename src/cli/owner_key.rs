@@ -269,16 +269,7 @@ fn sign_unsigned_record(
         let tx = c.transaction()?;
         let unsigned = owner::history_len(&tx)? == 0;
         if unsigned {
-            owner::append_history(
-                &tx,
-                &owner::HistoryRow {
-                    seq: 0,
-                    kid,
-                    public_jwk,
-                    since: now,
-                    statement: genesis,
-                },
-            )?;
+            owner::append_genesis(&tx, &kid, &public_jwk, &genesis, now)?;
             owner::set_record_signature(&tx, &signature, now)?;
         }
         tx.commit()?;

@@ -354,15 +354,12 @@ fn store_rebuilt_key(
             )?;
             // A node claimed before key histories gets its first statement now.
             if owner::history_len(&tx)? == 0 {
-                owner::append_history(
+                owner::append_genesis(
                     &tx,
-                    &owner::HistoryRow {
-                        seq: 0,
-                        kid: kid.clone(),
-                        public_jwk: key.public_key().to_json(),
-                        since: now,
-                        statement: signatures.statement.clone(),
-                    },
+                    &kid,
+                    &key.public_key().to_json(),
+                    &signatures.statement,
+                    now,
                 )?;
             }
             let event = AuditEvent::OwnerRecovered {

@@ -269,6 +269,27 @@ pub fn append_history(connection: &Connection, row: &HistoryRow) -> Result<(), S
     Ok(())
 }
 
+/// Appends the first key of the history with its genesis statement. Fails if the history is
+/// not empty.
+pub fn append_genesis(
+    connection: &Connection,
+    kid: &str,
+    public_jwk: &str,
+    statement: &str,
+    since: i64,
+) -> Result<(), StoreError> {
+    append_history(
+        connection,
+        &HistoryRow {
+            seq: 0,
+            kid: kid.to_owned(),
+            public_jwk: public_jwk.to_owned(),
+            since,
+            statement: statement.to_owned(),
+        },
+    )
+}
+
 /// The number of keys in the history.
 pub fn history_len(connection: &Connection) -> Result<i64, StoreError> {
     Ok(

@@ -574,6 +574,26 @@ fn a_device_recomputes_the_audit_chain_from_what_the_chain_endpoint_gives() {
     }
 }
 
+/// A data directory under `dir` claimed with `siteid init` and a password file: the data
+/// directory, the password file's path and the kid.
+fn claimed_from_the_command_line(dir: &Path) -> (std::path::PathBuf, String, String) {
+    let password = dir.join("password");
+    std::fs::write(&password, "a long enough passphrase\n").expect("write");
+    let password = password.to_str().expect("utf-8").to_owned();
+    let data_dir = dir.join("data");
+    let (code, kid, stderr) = run(&[
+        "init",
+        "--data-dir",
+        data_dir.to_str().expect("utf-8"),
+        "--password-file",
+        &password,
+        "--p2c",
+        "210000",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    (data_dir, password, kid.trim().to_owned())
+}
+
 /// Swaps the owner's key and wrapped key in the database for another key's, as someone with
 /// write access to the file could.
 fn swap_owner_row(data_dir: &Path) {
@@ -602,21 +622,7 @@ fn swap_owner_row(data_dir: &Path) {
 #[test]
 fn a_node_whose_owner_row_was_swapped_refuses_to_serve_it() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let password = dir.path().join("password");
-    std::fs::write(&password, "a long enough passphrase\n").expect("write");
-    let data_dir = dir.path().join("data");
-    let data = data_dir.to_str().expect("utf-8");
-    let (code, kid, stderr) = run(&[
-        "init",
-        "--data-dir",
-        data,
-        "--password-file",
-        password.to_str().expect("utf-8"),
-        "--p2c",
-        "210000",
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    let kid = kid.trim().to_owned();
+    let (data_dir, _, kid) = claimed_from_the_command_line(dir.path());
 
     let node = RunningBinary::start(&data_dir, &dir.path().join("first.log"));
     let agent = crate::process::agent();
@@ -659,22 +665,9 @@ fn a_node_whose_owner_row_was_swapped_refuses_to_serve_it() {
 #[test]
 fn the_command_line_rotates_the_key_and_verify_follows_the_history_from_a_pin() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let password = dir.path().join("password");
-    std::fs::write(&password, "a long enough passphrase\n").expect("write");
-    let password = password.to_str().expect("utf-8");
-    let data_dir = dir.path().join("data");
+    let (data_dir, password, first_kid) = claimed_from_the_command_line(dir.path());
+    let password = password.as_str();
     let data = data_dir.to_str().expect("utf-8");
-    let (code, first_kid, stderr) = run(&[
-        "init",
-        "--data-dir",
-        data,
-        "--password-file",
-        password,
-        "--p2c",
-        "210000",
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    let first_kid = first_kid.trim().to_owned();
     // A script's key, added from the command line, is bound again by the new key.
     let script_key = OwnerPrivateKey::generate();
     let public_path = dir.path().join("script.jwk");

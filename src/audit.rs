@@ -183,6 +183,23 @@ pub enum AuditEvent {
         credential_id: String,
         session_id: Option<String>,
     },
+    /// A passkey's assertion carried a signature counter that did not move forward: the
+    /// authenticator may have been cloned. The sign-in was refused.
+    PasskeyCounterRegressed {
+        credential_id: String,
+        stored: u32,
+    },
+    /// A passkey's PRF copy of the owner key was released after its assertion verified.
+    PasskeyWrappedKeyServed {
+        credential_id: String,
+        kid: String,
+    },
+    /// PRF copies were deleted: their passkey was revoked, or the owner key they hold was
+    /// replaced (`reason` "revoked" or "rotated").
+    PasskeyWrappedKeysDropped {
+        credential_ids: Vec<String>,
+        reason: &'static str,
+    },
     /// A pruning pass is removing every entry up to and including `through_seq`.
     AuditPruned {
         through_seq: i64,
@@ -224,6 +241,9 @@ impl AuditEvent {
             AuditEvent::CredentialRebound { .. } => "credential.rebound",
             AuditEvent::OwnerRotated { .. } => "owner.rotated",
             AuditEvent::CredentialNetworkRefused { .. } => "credential.network_refused",
+            AuditEvent::PasskeyCounterRegressed { .. } => "passkey.counter_regressed",
+            AuditEvent::PasskeyWrappedKeyServed { .. } => "passkey.wrapped_key_served",
+            AuditEvent::PasskeyWrappedKeysDropped { .. } => "passkey.wrapped_keys_dropped",
             AuditEvent::AuditPruned { .. } => PRUNED_EVENT,
         }
     }
@@ -320,6 +340,17 @@ impl AuditEvent {
                 credential_id,
                 session_id,
             } => json!({ "credential_id": credential_id, "session_id": session_id }),
+            AuditEvent::PasskeyCounterRegressed {
+                credential_id,
+                stored,
+            } => json!({ "credential_id": credential_id, "stored_sign_count": stored }),
+            AuditEvent::PasskeyWrappedKeyServed { credential_id, kid } => {
+                json!({ "credential_id": credential_id, "kid": kid })
+            }
+            AuditEvent::PasskeyWrappedKeysDropped {
+                credential_ids,
+                reason,
+            } => json!({ "credential_ids": credential_ids, "reason": reason }),
             AuditEvent::CredentialAdded {
                 credential_id,
                 kid,

@@ -429,6 +429,27 @@ impl From<UnlockError> for Problem {
     }
 }
 
+impl From<crate::auth::passkeys::PasskeyError> for Problem {
+    fn from(error: crate::auth::passkeys::PasskeyError) -> Self {
+        use crate::auth::passkeys::PasskeyError;
+        match error {
+            PasskeyError::Unavailable => Problem::new(
+                StatusCode::NOT_FOUND,
+                "passkeys-unavailable",
+                "This node cannot use passkeys",
+                "Passkeys need a public URL whose host is a domain name (browsers refuse IP \
+                 addresses as WebAuthn relying parties); set public_url, e.g. \
+                 https://example.org or http://localhost:8080 for a test.",
+            ),
+            PasskeyError::Invalid { field, message } => {
+                Problem::invalid_field(field, format!("{field} {message}."))
+            }
+            PasskeyError::Credential(error) => error.into(),
+            PasskeyError::Internal(cause) => Problem::internal(&cause),
+        }
+    }
+}
+
 impl From<LoginError> for Problem {
     fn from(error: LoginError) -> Self {
         match error {

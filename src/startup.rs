@@ -135,6 +135,7 @@ impl Application {
                 caps.websockets,
             ),
             profile: settings.profile.clone(),
+            passkeys: crate::auth::passkeys::Passkeys::new(public_url.as_str()),
         });
         let app_state = state.clone();
         let idle = std::time::Duration::from_secs(IDLE_CONNECTION_SECONDS);

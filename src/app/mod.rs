@@ -34,6 +34,8 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     pub websockets: OpenSockets,
     pub profile: crate::config::Profile,
+    /// The WebAuthn relying party and the passkey ceremonies in progress.
+    pub passkeys: crate::auth::passkeys::Passkeys,
 }
 
 impl AppState {
@@ -45,6 +47,7 @@ impl AppState {
             credentials: &self.credentials,
             challenges: &self.challenges,
             audience: self.public_url.as_str(),
+            passkeys: &self.passkeys,
         }
     }
 

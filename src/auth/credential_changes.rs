@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 
 use super::InternalError;
 use super::credentials::{
-    BINDING_TYPE, Capabilities, CredentialKind, CredentialRegistry, binding_digest, verify_binding,
+    BINDING_TYPE, Capabilities, Capability, CredentialKind, CredentialRegistry, binding_digest,
+    verify_binding,
 };
 use super::key_history::check_recent;
 use crate::audit::{self, Actor, AuditEvent};
@@ -240,6 +241,9 @@ pub struct NewCredential {
     pub public_key_json: String,
     pub fields: CredentialFields,
     pub binding: String,
+    /// A passkey's WebAuthn state, stored beside its row; only for kind `passkey`, whose key,
+    /// id and state the node took from a verified registration.
+    pub passkey: Option<crate::store::passkeys::PasskeyRow>,
 }
 
 /// A change as received: the fields it leaves out keep their values; the binding covers the
@@ -282,8 +286,13 @@ pub async fn add(
     actor: &Actor,
     now: i64,
 ) -> Result<CredentialRow, CredentialError> {
-    check_id(&input.id)?;
-    let kind = check_kind(&input.kind)?;
+    let kind = match &input.passkey {
+        Some(_) => CredentialKind::Passkey,
+        None => {
+            check_id(&input.id)?;
+            check_kind(&input.kind)?
+        }
+    };
     let key = check_public_key(&input.public_key_json)?;
     let fields = check_fields(&input.fields, now)?;
     let kid = key.public.thumbprint();
@@ -317,6 +326,7 @@ pub async fn add(
     };
     let actor = actor.clone();
     let stored = row.clone();
+    let passkey = input.passkey;
     store
         .run(move |c| {
             let tx = c.transaction().map_err(StoreError::from)?;
@@ -332,6 +342,9 @@ pub async fn add(
                 return Err(CredentialError::Exists("id"));
             }
             rows::insert(&tx, &row)?;
+            if let Some(passkey) = &passkey {
+                crate::store::passkeys::insert(&tx, passkey)?;
+            }
             let event = AuditEvent::CredentialAdded {
                 credential_id: row.id.clone(),
                 kid: row.kid.clone(),
@@ -375,11 +388,7 @@ fn stored_fields(row: &CredentialRow) -> CredentialFields {
 }
 
 fn row_kind(row: &CredentialRow) -> CredentialKind {
-    if row.kind == CredentialKind::Device.as_str() {
-        CredentialKind::Device
-    } else {
-        CredentialKind::Key
-    }
+    CredentialKind::parse(&row.kind).unwrap_or(CredentialKind::Key)
 }
 
 /// Changes a credential's label, capabilities, networks or expiry under a new binding.
@@ -456,6 +465,13 @@ pub async fn reset(
     now: i64,
 ) -> Result<Changed, CredentialError> {
     let current = changeable(store, id).await?;
+    if current.kind == CredentialKind::Passkey.as_str() {
+        return Err(invalid(
+            "public_key",
+            "cannot be replaced on a passkey: its key lives in the authenticator; register \
+             the authenticator again instead",
+        ));
+    }
     let key = check_public_key(public_key_json)?;
     let kid = key.public.thumbprint();
     // The stored fields were checked when they were bound; only the expiry can have passed, and
@@ -503,6 +519,14 @@ pub async fn revoke(
                 kid: revoked.kid.clone(),
             };
             audit::append(&tx, now, &event, &actor)?;
+            // A revoked passkey's copy of the owner key goes with it.
+            if crate::store::passkeys::forget_wrapped_copy(&tx, &revoked.id, now)? {
+                let event = AuditEvent::PasskeyWrappedKeysDropped {
+                    credential_ids: vec![revoked.id.clone()],
+                    reason: "revoked",
+                };
+                audit::append(&tx, now, &event, &actor)?;
+            }
             tx.commit().map_err(StoreError::from)?;
             Ok(())
         })
@@ -573,6 +597,19 @@ async fn store_change(
                 },
             };
             audit::append(&tx, now, &event, &actor)?;
+            // A passkey that may no longer do all the owner key does keeps no copy of it.
+            let owner_capable = Capabilities::from_json(&row.capabilities)
+                .is_ok_and(|c| c.contains(Capability::Owner));
+            if row.kind == CredentialKind::Passkey.as_str()
+                && !owner_capable
+                && crate::store::passkeys::forget_wrapped_copy(&tx, &row.id, now)?
+            {
+                let event = AuditEvent::PasskeyWrappedKeysDropped {
+                    credential_ids: vec![row.id.clone()],
+                    reason: "narrowed",
+                };
+                audit::append(&tx, now, &event, &actor)?;
+            }
             tx.commit().map_err(StoreError::from)?;
             Ok(())
         })

@@ -164,6 +164,8 @@ pub enum CredentialKind {
     Device,
     /// A public key the owner brings (openssl, ssh-keygen, a script's key).
     Key,
+    /// A WebAuthn passkey: signs in with assertions, never with JWTs.
+    Passkey,
 }
 
 impl CredentialKind {
@@ -173,14 +175,16 @@ impl CredentialKind {
             CredentialKind::Owner => "owner",
             CredentialKind::Device => "device",
             CredentialKind::Key => "key",
+            CredentialKind::Passkey => "passkey",
         }
     }
 
-    fn parse(name: &str) -> Option<Self> {
+    pub(crate) fn parse(name: &str) -> Option<Self> {
         [
             CredentialKind::Owner,
             CredentialKind::Device,
             CredentialKind::Key,
+            CredentialKind::Passkey,
         ]
         .into_iter()
         .find(|k| k.as_str() == name)
@@ -315,6 +319,25 @@ pub(crate) fn check_row(
     })
 }
 
+/// Checks that a passkey credential's WebAuthn state holds the very key and credential id its
+/// row (and so its binding) names: an edited state cannot put another authenticator's key
+/// behind a bound row. The message says what does not match.
+pub(crate) fn check_passkey_state(
+    credential: &Credential,
+    state: Option<&str>,
+) -> Result<(), String> {
+    let state = state.ok_or("is a passkey without its WebAuthn state")?;
+    let (credential_id, public, alg) = crate::keys::passkey::stored_key(state)
+        .map_err(|e| format!("has a WebAuthn state that {e}"))?;
+    if crate::jose::b64::encode(&credential_id) != credential.id
+        || public.thumbprint() != credential.kid
+        || alg != credential.key.alg
+    {
+        return Err("has a WebAuthn state for another passkey than its row".into());
+    }
+    Ok(())
+}
+
 /// Checks that the owner key's credential is live and has exactly the fields every owner key
 /// has: no binding covers it, so nothing else may vary (narrowed capabilities, networks or an
 /// expiry would lock the owner out). The message says what does not hold.
@@ -427,15 +450,21 @@ impl CredentialRegistry {
 
     /// Reads the credentials again (after a claim or a change).
     pub async fn reload(&self, store: &Store, now: i64) -> Result<(), StoreError> {
-        let (rows, owner, history, data_version, events) = store
+        let (rows, owner, history, data_version, events, passkeys) = store
             .run(|c| {
                 let data_version = crate::store::meta::data_version(c)?;
                 let owner = crate::store::owner::find(c)?;
                 let history = crate::store::owner::history(c)?;
                 let events = crate::store::audit_rows::credential_events(c)?;
-                Ok::<_, StoreError>((rows::live(c)?, owner, history, data_version, events))
+                let passkeys = crate::store::passkeys::live(c)?;
+                let rows = rows::live(c)?;
+                Ok::<_, StoreError>((rows, owner, history, data_version, events, passkeys))
             })
             .await?;
+        let passkey_states: HashMap<String, String> = passkeys
+            .into_iter()
+            .map(|p| (p.credential_id, p.state))
+            .collect();
         let audited = AuditedStates::from_events(&events);
         let record_state = owner.as_ref().map(|record| {
             check_owner_credential(&rows, &record.kid)?;
@@ -449,7 +478,12 @@ impl CredentialRegistry {
             state => Snapshot {
                 unsigned: state == Some(Ok(RecordState::Unsigned)),
                 history: Arc::new(history),
-                ..build_snapshot(&rows, owner.map(|o| o.kid).as_deref(), &audited)
+                ..build_snapshot(
+                    &rows,
+                    owner.map(|o| o.kid).as_deref(),
+                    &audited,
+                    &passkey_states,
+                )
             },
         };
         self.report_record_state(&snapshot);
@@ -582,6 +616,30 @@ impl CredentialRegistry {
         Ok(self.lookup_in_memory(kid))
     }
 
+    /// The credential a passkey sign-in names by credential `id`, looked up like
+    /// [`CredentialRegistry::lookup`].
+    pub async fn lookup_id(&self, store: &Store, id: &str, now: i64) -> Result<Lookup, StoreError> {
+        self.owner(store, now).await?;
+        let found = self.lookup_id_in_memory(id);
+        if !matches!(found, Lookup::Unknown) || !self.refresh_if_changed(store, now).await? {
+            return Ok(found);
+        }
+        Ok(self.lookup_id_in_memory(id))
+    }
+
+    fn lookup_id_in_memory(&self, id: &str) -> Lookup {
+        let snapshot = self.current();
+        if let Some(credential) = snapshot.by_id.get(id) {
+            return Lookup::Found(credential.clone());
+        }
+        if snapshot.tampered.values().any(|t| t.credential_id == id) {
+            return Lookup::Tampered {
+                credential_id: id.to_owned(),
+            };
+        }
+        Lookup::Unknown
+    }
+
     fn lookup_in_memory(&self, kid: &str) -> Lookup {
         let snapshot = self.current();
         if let Some(credential) = snapshot.by_kid.get(kid) {
@@ -684,6 +742,7 @@ fn build_snapshot(
     rows: &[CredentialRow],
     owner_kid: Option<&str>,
     audited: &AuditedStates,
+    passkey_states: &HashMap<String, String>,
 ) -> Snapshot {
     let mut snapshot = Snapshot::default();
     let owner_row = owner_kid.and_then(|kid| {
@@ -708,7 +767,13 @@ fn build_snapshot(
     for row in rows {
         let checked = match audited.contradiction(row) {
             Some(problem) => Err(problem.to_owned()),
-            None => check_row(row, &owner_key),
+            None => check_row(row, &owner_key).and_then(|credential| {
+                if credential.kind == CredentialKind::Passkey {
+                    let state = passkey_states.get(&row.id).map(String::as_str);
+                    check_passkey_state(&credential, state)?;
+                }
+                Ok(credential)
+            }),
         };
         match checked {
             Ok(credential) => {

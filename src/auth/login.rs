@@ -8,7 +8,7 @@ use super::InternalError;
 use super::attempts::{AttemptLedger, Windows};
 use super::challenge::{Challenges, Purpose};
 use super::claim::secrets_match;
-use super::credentials::{Credential, CredentialRegistry, Lookup, Principal};
+use super::credentials::{Credential, CredentialKind, CredentialRegistry, Lookup, Principal};
 use crate::audit::{Actor, AuditEvent};
 use crate::jose::jws::{CompactJws, NonceClaims, PROOF_LIFETIME};
 use crate::keys::JwsAlgorithm;
@@ -46,6 +46,7 @@ pub struct LoginContext<'a> {
     pub credentials: &'a CredentialRegistry,
     pub challenges: &'a Challenges,
     pub audience: &'a str,
+    pub passkeys: &'a super::passkeys::Passkeys,
 }
 
 /// How a client proves that it holds a credential's key.
@@ -55,6 +56,8 @@ pub enum Proof<'a> {
     Assertion(&'a str),
     /// A signature pasted from openssl or ssh-keygen over a REST challenge's message.
     Pasted(PastedSignature<'a>),
+    /// A WebAuthn assertion by a passkey, over a passkey sign-in's challenge.
+    Passkey(super::passkeys::PasskeyAssertion<'a>),
 }
 
 /// A pasted signature as a request gives it.
@@ -93,6 +96,17 @@ pub async fn check_proof(
                 ));
             }
             check_pasted(context, pasted, actor, now).await?
+        }
+        Proof::Passkey(assertion) => {
+            if expected_nonce.is_some() {
+                return Err(LoginError::Rejected(
+                    "(a passkey) signs in over REST only".into(),
+                ));
+            }
+            context
+                .passkeys
+                .check_assertion(context, assertion, actor, now)
+                .await?
         }
     };
     if credential.has_expired(now) {
@@ -158,6 +172,11 @@ async fn check_assertion(
     let credential = find_credential(context, &kid, actor, now)
         .await?
         .ok_or_else(|| rejected("has a kid that is not a registered key".into()))?;
+    if credential.kind == CredentialKind::Passkey {
+        return Err(rejected(
+            "names a passkey, which signs in with WebAuthn, not with a JWT".into(),
+        ));
+    }
     let alg = JwsAlgorithm::parse(&jws.header.alg)
         .ok_or_else(|| rejected("has an algorithm that is not accepted".into()))?;
     if alg != credential.key.alg {
@@ -208,6 +227,11 @@ async fn check_pasted(
     let credential = find_credential(context, pasted.kid, actor, now)
         .await?
         .ok_or_else(|| rejected("names a kid that is not a registered key".into()))?;
+    if credential.kind == CredentialKind::Passkey {
+        return Err(rejected(
+            "names a passkey, which signs in with WebAuthn, not with a pasted signature".into(),
+        ));
+    }
     // openssl and SSH RSA signatures are PKCS#1 v1.5: a credential pinned to PS256 signs only
     // PS256 assertions.
     if credential.key.alg == JwsAlgorithm::Ps256 {

@@ -8,6 +8,7 @@ pub mod credential_changes;
 pub mod credentials;
 pub mod key_history;
 pub mod login;
+pub mod passkeys;
 pub mod rotation;
 pub mod sessions;
 pub mod throttle;

@@ -106,6 +106,9 @@ pub struct Rotated {
     pub rebound: Vec<String>,
     /// The credentials revoked because they were not bound again.
     pub revoked: Vec<String>,
+    /// The passkeys whose PRF copy of the old key was deleted: they no longer unlock a new
+    /// device until they are registered again.
+    pub dropped_passkey_unlocks: Vec<String>,
 }
 
 /// Checks a rotation and makes the new key the owner: JWKS, DID and key history show it at
@@ -323,6 +326,16 @@ pub async fn rotate(
                     revoked_ids.push(row.id.clone());
                 }
             }
+            // PRF copies hold the old key: they go, and the owner is told which passkeys no
+            // longer unlock a new device.
+            let dropped = crate::store::passkeys::forget_every_wrapped_copy(&tx, now)?;
+            if !dropped.is_empty() {
+                let event = AuditEvent::PasskeyWrappedKeysDropped {
+                    credential_ids: dropped.clone(),
+                    reason: "rotated",
+                };
+                audit::append(&tx, now, &event, &transaction_actor)?;
+            }
             let event = AuditEvent::OwnerRotated {
                 old: old_kid.clone(),
                 new: rotated_kid.clone(),
@@ -341,6 +354,7 @@ pub async fn rotate(
                 reason,
                 rebound: rebound_ids,
                 revoked: revoked_ids,
+                dropped_passkey_unlocks: dropped,
             })
         })
         .await;

@@ -181,6 +181,7 @@ fn add(args: &AddArgs) -> Result<(), Failure> {
             expires_at,
         },
         binding,
+        passkey: None,
     };
     let added = with_registry(&store, async |store, registry, now| {
         credential_changes::add(store, registry, input, &Actor::local(), now).await

@@ -32,6 +32,66 @@ pub struct CredentialView {
     /// The stored row fails its check (its binding, or what the audit log recorded): it cannot
     /// sign in, and a rotation does not bind it again.
     tampered: bool,
+    /// A passkey's WebAuthn details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    passkey: Option<PasskeyView>,
+}
+
+/// What the API shows of a passkey besides its credential fields.
+#[derive(Debug, Serialize)]
+pub struct PasskeyView {
+    aaguid: Option<String>,
+    /// The authenticator's name where its AAGUID is known.
+    authenticator: Option<&'static str>,
+    sign_count: u32,
+    backup_eligible: bool,
+    backed_up: bool,
+    /// Whether it holds a PRF copy of the current owner key (it unlocks a new device).
+    unlocks: bool,
+}
+
+/// The views of `rows`, with each passkey's WebAuthn details.
+pub(super) async fn view_with_passkeys(
+    state: &AppState,
+    stored: Vec<CredentialRow>,
+    current: &str,
+) -> Result<Vec<CredentialView>, Problem> {
+    let (passkeys, owner_kid) = state
+        .store
+        .run(|c| {
+            let passkeys = crate::store::passkeys::live(c)?;
+            let owner_kid = crate::store::owner::find(c)?.map(|o| o.kid);
+            Ok::<_, crate::store::StoreError>((passkeys, owner_kid))
+        })
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let mut passkeys: std::collections::HashMap<String, crate::store::passkeys::PasskeyRow> =
+        passkeys
+            .into_iter()
+            .map(|p| (p.credential_id.clone(), p))
+            .collect();
+    Ok(stored
+        .into_iter()
+        .map(|row| {
+            let tampered = state.credentials.get(&row.id).is_none();
+            let passkey = passkeys.remove(&row.id).map(|p| PasskeyView {
+                authenticator: p
+                    .aaguid
+                    .as_deref()
+                    .and_then(crate::auth::passkeys::authenticator_name),
+                aaguid: p.aaguid,
+                sign_count: p.sign_count,
+                backup_eligible: p.backup_eligible,
+                backed_up: p.backed_up,
+                unlocks: p.prf_kid.is_some() && p.prf_kid == owner_kid,
+            });
+            CredentialView {
+                tampered,
+                passkey,
+                ..CredentialView::of(row, current)
+            }
+        })
+        .collect())
 }
 
 impl CredentialView {
@@ -49,6 +109,7 @@ impl CredentialView {
             created_at: row.created_at,
             last_used_at: row.last_used_at,
             tampered: false,
+            passkey: None,
         }
     }
 }
@@ -70,17 +131,7 @@ pub async fn list(
         .run(|c| rows::live(c))
         .await
         .map_err(|e| Problem::internal(&e))?;
-    let current = signed_in.session.credential_id;
-    let credentials: Vec<CredentialView> = stored
-        .into_iter()
-        .map(|row| {
-            let tampered = state.credentials.get(&row.id).is_none();
-            CredentialView {
-                tampered,
-                ..CredentialView::of(row, &current)
-            }
-        })
-        .collect();
+    let credentials = view_with_passkeys(&state, stored, &signed_in.session.credential_id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "credentials": credentials })))
 }
 
@@ -121,6 +172,7 @@ pub async fn create(
             expires_at: body.expires_at,
         },
         binding: body.binding,
+        passkey: None,
     };
     let row = credential_changes::add(
         &state.store,

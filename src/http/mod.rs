@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod json;
 pub mod owner;
 pub mod pages;
+pub mod passkeys;
 pub mod recovery;
 pub mod session_auth;
 pub mod sessions;
@@ -53,6 +54,17 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .service(post_only("/auth/challenge", auth::challenge))
                 .service(post_only("/auth/login", auth::login))
                 .service(post_only("/auth/reauth", auth::reauth))
+                .service(post_only("/auth/passkey", passkeys::sign_in))
+                .service(post_only("/auth/passkey/reauth", passkeys::reauth))
+                .service(post_only("/passkeys", passkeys::register))
+                .service(post_only(
+                    "/passkeys/registration-options",
+                    passkeys::registration_options,
+                ))
+                .service(post_only(
+                    "/passkeys/sign-in-options",
+                    passkeys::sign_in_options,
+                ))
                 .service(
                     web::resource("/session")
                         .route(web::get().to(sessions::current))

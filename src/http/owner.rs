@@ -200,5 +200,6 @@ pub async fn rotate(
         "kid": rotated.new_kid,
         "seq": rotated.seq,
         "revoked": rotated.revoked,
+        "dropped_passkey_unlocks": rotated.dropped_passkey_unlocks,
     })))
 }

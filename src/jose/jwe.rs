@@ -92,6 +92,85 @@ struct ProtectedHeader {
     kid: Option<String>,
 }
 
+/// The key-management algorithm of a passkey's PRF copy: AES key wrap under the KEK the
+/// browser derives from the passkey's PRF output.
+pub const PRF_KEY_ALG: &str = "A256KW";
+
+/// The protected header of a PRF copy: exactly these members.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct PrfHeader {
+    alg: String,
+    enc: String,
+    cty: String,
+    kid: String,
+}
+
+/// A structurally valid PRF copy of the owner key (`A256KW`/`A256GCM`, `cty` `jwk+json`, the
+/// owner key's `kid`). The node cannot open it: its KEK never leaves the browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrfWrappedKey {
+    compact: String,
+    kid: String,
+}
+
+impl PrfWrappedKey {
+    /// Checks every structural rule of the format; nothing is decrypted.
+    pub fn parse(compact: &str) -> Result<Self, JweError> {
+        if compact.len() > MAX_COMPACT_LEN {
+            return Err(JweError::TooLong);
+        }
+        let parts: Vec<&str> = compact.split('.').collect();
+        let [protected, encrypted_key, iv, ciphertext, tag] = parts.as_slice() else {
+            return Err(JweError::NotCompact);
+        };
+        let header_bytes = decode_part("protected header", protected)?;
+        if !super::is_json_object(&header_bytes) {
+            return Err(JweError::BadHeader("not a JSON object".into()));
+        }
+        let header: PrfHeader = serde_json::from_slice(&header_bytes).map_err(|e| {
+            JweError::BadHeader(format!("(a PRF copy has alg, enc, cty and kid) {e}"))
+        })?;
+        if header.alg != PRF_KEY_ALG {
+            return Err(JweError::BadHeader(format!(
+                "a PRF copy must use alg {PRF_KEY_ALG}, not {:?}",
+                header.alg
+            )));
+        }
+        if header.enc != CONTENT_ENC {
+            return Err(JweError::WrongEncryption(header.enc));
+        }
+        if header.cty != CONTENT_TYPE {
+            return Err(JweError::WrongContentType(header.cty));
+        }
+        // RFC 3394: a 256-bit key wraps to 40 bytes; aes-kw alone would accept shorter input.
+        expect_len("encrypted key", encrypted_key, ENCRYPTED_KEY_LEN)?;
+        expect_len("initialization vector", iv, IV_LEN)?;
+        expect_len("authentication tag", tag, TAG_LEN)?;
+        let ciphertext = decode_part("ciphertext", ciphertext)?;
+        if ciphertext.is_empty() || ciphertext.len() > MAX_CIPHERTEXT_LEN {
+            return Err(JweError::BadPart(
+                "ciphertext",
+                format!("must be 1 to {MAX_CIPHERTEXT_LEN} bytes"),
+            ));
+        }
+        Ok(PrfWrappedKey {
+            compact: compact.to_owned(),
+            kid: header.kid,
+        })
+    }
+
+    /// The JWE exactly as received.
+    pub fn compact(&self) -> &str {
+        &self.compact
+    }
+
+    /// The kid of the owner key it holds, as its header names it.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+}
+
 /// A structurally valid wrapped key. Holding one says nothing about the password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrappedKey {

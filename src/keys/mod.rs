@@ -3,6 +3,7 @@
 //! ES384, EdDSA, RS256, PS256), `openssl dgst`, raw Ed25519 and SSHSIG. With `jose`, the only
 //! code that touches p256, p384, aws-lc-rs and jsonwebtoken.
 
+pub mod passkey;
 pub mod paste;
 pub mod private;
 pub mod public;

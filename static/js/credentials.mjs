@@ -2,7 +2,7 @@
 
 import { ApiError, clearToken, getToken, setNotice, signedInApi } from './api.mjs';
 import { audience } from './auth.mjs';
-import { bindCredential, newCredentialId, ownerKeyFromPassword, stepUpThisDevice } from './device.mjs';
+import { DEVICE_CAPABILITIES, bindCredential, newCredentialId, ownerKeyFromPassword, ownerKeyWithJwkFromPassword, stepUpThisDevice } from './device.mjs';
 import { readPublicKey } from './keys.mjs';
 import { deleteKey, loadKey } from './keystore.mjs';
 import { $, clearMessages, describe, formatTime, messagesAfter, setBusy, showError, showStatus } from './ui.mjs';
@@ -15,7 +15,7 @@ const CAPABILITIES = [
   ['recovery', 'make recovery shares'],
   ['owner', 'change the password, and everything else'],
 ];
-const KINDS = { owner: 'Owner key', device: 'Browser', key: 'Key' };
+const KINDS = { owner: 'Owner key', device: 'Browser', key: 'Key', passkey: 'Passkey' };
 const FIELD_INPUTS = { public_key: 'public-key', label: 'label', networks: 'networks', expires_at: 'expires', capabilities: 'cap-session' };
 
 /** What the form does: {mode: 'add'} or {mode: 'edit' | 'reset', credential}. */
@@ -44,7 +44,11 @@ function lastUsed(at) {
 function row(credential) {
   const name = element('td', {}, credential.label);
   if (credential.current) name.append(' ', element('strong', { className: 'badge' }, 'this device'));
-  const kind = `${KINDS[credential.kind] ?? credential.kind} (${credential.alg})`;
+  let kind = `${KINDS[credential.kind] ?? credential.kind} (${credential.alg})`;
+  if (credential.passkey) {
+    const { authenticator, aaguid, unlocks, backed_up: synced } = credential.passkey;
+    kind += `: ${authenticator ?? (aaguid ? `authenticator ${aaguid}` : 'authenticator not named')}${synced ? ', synced' : ''}${unlocks ? ', unlocks new devices' : ''}`;
+  }
   const networks = credential.networks.length ? credential.networks.join(', ') : 'anywhere';
   const expires = credential.expires_at ? formatTime(credential.expires_at) : 'never';
   const actions = element('td');
@@ -55,7 +59,9 @@ function row(credential) {
       b.addEventListener('click', () => action(credential, b));
       return b;
     };
-    actions.append(button('Edit', 'Edit', startEdit), ' ', button('Reset key', 'Give a new key to', startReset), ' ', button('Revoke', 'Revoke', revoke));
+    actions.append(button('Edit', 'Edit', startEdit), ' ');
+    if (credential.kind !== 'passkey') actions.append(button('Reset key', 'Give a new key to', startReset), ' ');
+    actions.append(button('Revoke', 'Revoke', revoke));
   }
   const tr = element('tr', {}, name, element('td', {}, kind), element('td', {}, credential.capabilities.join(', ')), element('td', {}, networks), element('td', {}, expires), element('td', {}, lastUsed(credential.last_used_at)), actions);
   tr.dataset.credentialId = credential.id;
@@ -178,6 +184,41 @@ async function submit(event) {
   setBusy(false, form);
 }
 
+/** Registers a passkey: the owner key, unlocked from the password, binds it and (where PRF works) is wrapped for it. */
+async function addPasskey(event) {
+  event.preventDefault();
+  if (!(await nodeChecked)) return;
+  const form = $('passkey-form');
+  messagesAfter(form);
+  clearMessages();
+  const label = $('passkey-label').value.trim();
+  const unlock = $('passkey-unlock').checked;
+  // A passkey that may unlock the owner key can do all the owner key can; one that may not just signs in and reads.
+  const capabilities = unlock ? DEVICE_CAPABILITIES : ['session', 'sessions', 'audit'];
+  setBusy(true, form);
+  try {
+    showStatus('Unlocking your owner key… (deriving the key takes a moment)');
+    const { ownerKey, privateJwk } = await ownerKeyWithJwkFromPassword($('passkey-password').value);
+    showStatus('Confirming it is you…');
+    await stepUpThisDevice();
+    showStatus('Follow your browser to make the passkey…');
+    const { registerPasskey } = await import('./passkey.mjs');
+    const { unlocks } = await registerPasskey({ ownerKey, privateJwk: unlock ? privateJwk : null, label, capabilities, bind: bindCredential, readPublicKey });
+    form.reset();
+    $('passkey-unlock').checked = true;
+    showStatus(unlock && !unlocks ? `Added ${label}. It signs you in, but this authenticator does not support PRF, so it cannot unlock your key on a new device: use your password there.` : `Added ${label}.${unlocks ? ' It also unlocks your key on a new device where it is synced.' : ''}`);
+    await refresh();
+  } catch (error) {
+    showStatus('');
+    $('passkey-password').value = '';
+    if (error instanceof ApiError && error.slug === 'wrong-unlock-verifier') showError('Wrong password. No passkey was added.');
+    else if (error?.name === 'NotAllowedError') showError('The passkey was not made (cancelled or timed out). No passkey was added.');
+    else if (error?.name === 'InvalidStateError') showError('This authenticator holds a passkey for this site already.');
+    else showError(`${describe(error)} No passkey was added.`);
+  }
+  setBusy(false, form);
+}
+
 /** Revokes on the second click, so one slip does not lock a device out. */
 async function revoke(credential, button) {
   if (!(await nodeChecked)) return;
@@ -232,6 +273,11 @@ async function main() {
   $('login-command').textContent = `siteid login --node ${audience()} --key key.pem`;
   setMode('add');
   $('credential-form').addEventListener('submit', submit);
+  if (typeof globalThis.PublicKeyCredential === 'function') $('passkey-form').addEventListener('submit', addPasskey);
+  else {
+    $('passkey-form').hidden = true;
+    $('passkey-unsupported').hidden = false;
+  }
   $('credential-cancel').addEventListener('click', () => {
     clearMessages();
     setMode('add');

@@ -5,7 +5,7 @@ import { signIn, stepUp, unlockWithPassword } from './auth.mjs';
 import { encode } from './b64url.mjs';
 import { signJwt } from './jws.mjs';
 import { loadKey, saveKey } from './keystore.mjs';
-import { jwkThumbprint, unlockSigningKey } from './wrapped-key.mjs';
+import { importSigningKey, jwkThumbprint, toPublicJwk, unlockSigningKey, unwrapPrivateKey } from './wrapped-key.mjs';
 
 /** What a browser of the owner may do: everything; the password still guards what needs the owner key. */
 export const DEVICE_CAPABILITIES = ['session', 'sessions', 'audit', 'credentials', 'recovery', 'owner'];
@@ -44,6 +44,20 @@ export async function ownerKeyFromPassword(password) {
   const key = await unlockSigningKey(wrappedKey, unlockKey);
   if (key.kid !== kid) throw new Error('the unlocked key is not the key the node names');
   return key;
+}
+
+/**
+ * Like ownerKeyFromPassword, and also resolves with the private JWK, for wrapping the owner key once more (a passkey's
+ * PRF copy): {ownerKey, privateJwk}. The caller drops both when done.
+ */
+export async function ownerKeyWithJwkFromPassword(password) {
+  const { wrappedKey, kid, unlockKey } = await unlockWithPassword(password);
+  const jwk = await unwrapPrivateKey(wrappedKey, unlockKey);
+  const privateJwk = { ...jwk };
+  const publicJwk = toPublicJwk(jwk);
+  const ownerKey = { signingKey: await importSigningKey(jwk), publicJwk, kid: await jwkThumbprint(publicJwk) };
+  if (ownerKey.kid !== kid) throw new Error('the unlocked key is not the key the node names');
+  return { ownerKey, privateJwk };
 }
 
 /** Steps the session up with the key this device keeps (the session's own credential). */

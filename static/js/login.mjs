@@ -1,4 +1,4 @@
-// The /login page: one-step sign-in with this device's key, the password unlock of the wrapped key that enrolls a new device, and sign-in with a signature pasted from openssl or ssh-keygen; each checks the node against what this device trusts first.
+// The /login page: one-step sign-in with this device's key, sign-in with a passkey (which unlocks the key on a new device where it has a PRF copy), the password unlock of the wrapped key that enrolls a new device, and sign-in with a signature pasted from openssl or ssh-keygen; each checks the node against what this device trusts first.
 
 import { ApiError, api, clearToken, getToken, setToken, takeNotice } from './api.mjs';
 import { signIn, unlockParams, unlockWithPassword } from './auth.mjs';
@@ -132,6 +132,65 @@ function showUnlock(message = '') {
   if (message) showStatus(message);
   $('password').focus();
   loadParams();
+  offerPasskeys();
+}
+
+/** The pending autofill (conditional) passkey request, aborted when the owner picks another way in. */
+let passkeyAutofill = null;
+
+/** Shows the passkey button where WebAuthn works, and offers passkeys in the password field's autofill where the browser can. */
+async function offerPasskeys() {
+  if (typeof globalThis.PublicKeyCredential !== 'function') return;
+  $('login-passkey').hidden = false;
+  const { autofillSupported } = await import('./passkey.mjs');
+  if (await autofillSupported()) passkeySignIn('conditional');
+}
+
+/**
+ * Signs in with a passkey. With a PRF copy of the owner key (and an authenticator that gives the PRF output), the key
+ * opens here and this browser gets a device key of its own, as after a password unlock; otherwise the session is the
+ * passkey's own.
+ */
+async function passkeySignIn(mediation) {
+  passkeyAutofill?.abort();
+  const controller = new AbortController();
+  if (mediation === 'conditional') passkeyAutofill = controller;
+  const section = $('login-passkey');
+  try {
+    const { signInWithPasskey } = await import('./passkey.mjs');
+    if (!mediation) {
+      clearMessages();
+      setBusy(true, section);
+      showStatus('Follow your browser to use your passkey…');
+    }
+    const { session, ownerKey } = await signInWithPasskey({ mediation, signal: controller.signal });
+    setBusy(true, section);
+    setToken(session.access_token);
+    const { adopt, auditBeforeWriting, guard } = await import('./alarm.mjs');
+    if (ownerKey) {
+      // This device trusts the key the passkey opens if it is the one the node publishes.
+      if (!(await adopt(ownerKey))) return;
+      showStatus('Making this browser’s own key and signing in…');
+      try {
+        await api('DELETE', '/session');
+      } catch {
+        // The passkey's session ends by itself when idle.
+      }
+      await enrollDevice(ownerKey, auditBeforeWriting);
+    } else if (!(await guard(null, { keys: true, audit: true }))) {
+      return;
+    }
+    goToAccount();
+  } catch (error) {
+    if (error?.name === 'AbortError' || (mediation === 'conditional' && error?.name === 'NotAllowedError')) return;
+    showStatus('');
+    setBusy(false, section);
+    if (error?.name === 'NodeAlarm') return;
+    if (error?.name === 'NotAllowedError') showError('No passkey was used (cancelled or timed out).');
+    else if (error instanceof ApiError && error.status === 404) $('login-passkey').hidden = true;
+    else if (error instanceof ApiError && error.status === 429) throttle(error, $('passkey-button'), 'Too many failed sign-ins from this address.');
+    else showError(error instanceof ApiError && error.slug === 'invalid-assertion' ? `Sign-in refused. ${error.message}` : describe(error));
+  }
 }
 
 /** Shows the one-time unlock code field, with a message when given. */
@@ -164,6 +223,7 @@ async function onUnlockSubmit(event) {
   const unlockCode = $('unlock-code-field').hidden ? '' : $('unlock-code').value.trim();
   clearMessages();
   setBusy(true, form);
+  passkeyAutofill?.abort();
   let signedIn = false;
   try {
     signedIn = await unlock(password, unlockCode);
@@ -264,6 +324,7 @@ async function main() {
   const notice = takeNotice();
   if (notice && NOTICES[notice]) showStatus(NOTICES[notice]);
   $('unlock-form').addEventListener('submit', onUnlockSubmit);
+  $('passkey-button').addEventListener('click', () => passkeySignIn());
   $('unlock-code-toggle').addEventListener('click', () => offerUnlockCode());
   $('paste-form').addEventListener('submit', onPasteSubmit);
   $('paste-new').addEventListener('click', newPasteMessage);

@@ -1,4 +1,4 @@
-// The owner's key in the browser: P-384 keys, the PBES2-HS512+A256KW/A256GCM wrapped key and the unlock verifier.
+// The owner's key in the browser: P-384 keys, the PBES2-HS512+A256KW/A256GCM wrapped key and the unlock verifier, and a passkey's PRF copy (A256KW/A256GCM under a KEK derived from the PRF output).
 
 import { decode, encode, encodeJson, fromUtf8, utf8 } from './b64url.mjs';
 
@@ -22,6 +22,14 @@ export const MAX_COMPACT_LEN = 4096;
 const EC = { name: 'ECDSA', namedCurve: 'P-384' };
 const VERIFIER_MESSAGE = 'siteid unlock verifier v1';
 const HEADER_MEMBERS = ['alg', 'enc', 'cty', 'p2s', 'p2c', 'kid'];
+/** The key-management algorithm of a passkey's PRF copy. */
+export const PRF_ALG = 'A256KW';
+const PRF_HEADER_MEMBERS = ['alg', 'enc', 'cty', 'kid'];
+/** The PRF input (WebAuthn `prf.eval.first`) every siteid passkey evaluates. */
+export const PRF_INPUT = 'siteid-prf-unlock-v1';
+/** HKDF-SHA-256 salt and info that turn a PRF output into the KEK of the PRF copy. */
+export const PRF_HKDF_SALT = 'siteid-prf-kek-v1';
+export const PRF_HKDF_INFO = 'siteid owner key A256KW';
 
 /** Why a wrapped key or owner key was refused; code is malformed, wrong-password, corrupt, mismatch or bad-key. */
 export class WrappedKeyError extends Error {
@@ -56,7 +64,7 @@ function checkParams({ alg = ALG, p2s, p2c }) {
 }
 
 /** Checks every structural rule of a wrapped key without any key derivation; returns its parts. */
-function parse(compact) {
+function parse(compact, prf = false) {
   if (typeof compact !== 'string' || compact.length > MAX_COMPACT_LEN) fail('malformed', `the wrapped key must be a string of at most ${MAX_COMPACT_LEN} characters`);
   const parts = compact.split('.');
   if (parts.length !== 5) fail('malformed', 'the wrapped key is not a compact JWE of five parts');
@@ -67,12 +75,14 @@ function parse(compact) {
     fail('malformed', 'the protected header is not base64url JSON');
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) fail('malformed', 'the protected header is not a JSON object');
-  for (const k of Object.keys(header)) if (!HEADER_MEMBERS.includes(k)) fail('malformed', `the protected header member ${k} is not accepted`);
-  if (header.alg !== ALG) fail('malformed', `the alg must be ${ALG}`);
+  const members = prf ? PRF_HEADER_MEMBERS : HEADER_MEMBERS;
+  for (const k of Object.keys(header)) if (!members.includes(k)) fail('malformed', `the protected header member ${k} is not accepted`);
+  const alg = prf ? PRF_ALG : ALG;
+  if (header.alg !== alg) fail('malformed', `the alg must be ${alg}`);
   if (header.enc !== ENC) fail('malformed', `the enc must be ${ENC}`);
   if (header.cty !== CTY) fail('malformed', `the cty must be ${CTY}`);
-  if ('kid' in header && typeof header.kid !== 'string') fail('malformed', 'the kid must be a string');
-  const salt = checkParams(header);
+  if ((prf || 'kid' in header) && typeof header.kid !== 'string') fail('malformed', 'the kid must be a string');
+  const salt = prf ? null : checkParams(header);
   return {
     header,
     salt,
@@ -180,36 +190,62 @@ export async function generateOwnerKey() {
  */
 export async function wrapPrivateKey(privateJwk, password, { p2c = DEFAULT_P2C } = {}) {
   checkPrivateJwk(privateJwk);
-  const rand = (n) => globalThis.crypto.getRandomValues(new Uint8Array(n));
-  const salt = rand(16);
+  const salt = globalThis.crypto.getRandomValues(new Uint8Array(16));
   const p2s = encode(salt);
   checkParams({ p2s, p2c });
-  const kid = await jwkThumbprint(privateJwk);
-  const protectedB64 = encodeJson({ alg: ALG, enc: ENC, cty: CTY, p2s, p2c, kid });
+  const { verifier, kek } = await derive(password, salt, p2c, 'wrapKey');
+  const header = { alg: ALG, enc: ENC, cty: CTY, p2s, p2c, kid: await jwkThumbprint(privateJwk) };
+  return { wrappedKey: await sealJwk(privateJwk, kek, header), unlockVerifier: verifier };
+}
+
+/** Encrypts a private JWK under a fresh CEK and IV, the CEK wrapped with the AES-KW key kek; returns the compact JWE. */
+async function sealJwk(privateJwk, kek, header) {
+  const rand = (n) => globalThis.crypto.getRandomValues(new Uint8Array(n));
+  const protectedB64 = encodeJson(header);
   const { kty, crv, x, y, d } = privateJwk;
   const plaintext = utf8(JSON.stringify({ kty, crv, x, y, d }));
   const iv = rand(12);
-  const { verifier, kek } = await derive(password, salt, p2c, 'wrapKey');
   const cek = await subtle.generateKey({ name: 'AES-GCM', length: 256 }, true, ['encrypt']);
   const encryptedKey = await subtle.wrapKey('raw', cek, kek, 'AES-KW');
   const sealed = new Uint8Array(await subtle.encrypt({ name: 'AES-GCM', iv, additionalData: utf8(protectedB64), tagLength: 128 }, cek, plaintext));
   plaintext.fill(0);
   const n = sealed.length - 16;
-  const wrappedKey = [protectedB64, encode(encryptedKey), encode(iv), encode(sealed.subarray(0, n)), encode(sealed.subarray(n))].join('.');
-  return { wrappedKey, unlockVerifier: verifier };
+  return [protectedB64, encode(encryptedKey), encode(iv), encode(sealed.subarray(0, n)), encode(sealed.subarray(n))].join('.');
 }
 
-/** Decrypts a wrapped key with a password or an UnlockKey from deriveUnlock; returns the private JWK {kty, crv, x, y, d}. */
-export async function unwrapPrivateKey(compact, passwordOrUnlockKey) {
-  const parsed = parse(compact);
-  const unlock = passwordOrUnlockKey instanceof UnlockKey ? passwordOrUnlockKey : await deriveUnlock(passwordOrUnlockKey, parsed.header);
+/**
+ * The KEK of a passkey's PRF copy: HKDF-SHA-256 of the PRF output with PRF_HKDF_SALT and PRF_HKDF_INFO, as a
+ * non-extractable AES-KW key. The PRF output and the KEK stay in this browser.
+ */
+export async function passkeyKek(prfOutput) {
+  const base = await subtle.importKey('raw', prfOutput, 'HKDF', false, ['deriveKey']);
+  const params = { name: 'HKDF', hash: 'SHA-256', salt: utf8(PRF_HKDF_SALT), info: utf8(PRF_HKDF_INFO) };
+  return subtle.deriveKey(params, base, { name: 'AES-KW', length: 256 }, false, ['wrapKey', 'unwrapKey']);
+}
+
+/** The PRF copy of a private JWK under a KEK from passkeyKek: a compact JWE (A256KW, A256GCM) naming the key's kid. */
+export async function wrapForPasskey(privateJwk, kek) {
+  checkPrivateJwk(privateJwk);
+  return sealJwk(privateJwk, kek, { alg: PRF_ALG, enc: ENC, cty: CTY, kid: await jwkThumbprint(privateJwk) });
+}
+
+/** Opens a PRF copy with its KEK and imports the key; resolves with {signingKey, publicJwk, kid}. */
+export async function unlockWithPasskey(compact, kek) {
+  const parsed = parse(compact, true);
   let cek;
   try {
-    cek = await unlock.unwrapCek(parsed);
-  } catch (e) {
-    if (e instanceof WrappedKeyError) throw e;
-    fail('wrong-password', 'wrong password: the wrapped key does not open with it');
+    cek = await subtle.unwrapKey('raw', parsed.encryptedKey, kek, 'AES-KW', 'AES-GCM', false, ['decrypt']);
+  } catch {
+    fail('wrong-password', 'the passkey’s copy of your key does not open with this passkey');
   }
+  const jwk = await openJwk(parsed, cek);
+  const signingKey = await importSigningKey(jwk);
+  const publicJwk = toPublicJwk(jwk);
+  return { signingKey, publicJwk, kid: await jwkThumbprint(publicJwk) };
+}
+
+/** Decrypts a parsed JWE's content with its CEK; returns the checked private JWK {kty, crv, x, y, d}. */
+async function openJwk(parsed, cek) {
   const sealed = new Uint8Array(parsed.ciphertext.length + 16);
   sealed.set(parsed.ciphertext);
   sealed.set(parsed.tag, parsed.ciphertext.length);
@@ -225,6 +261,20 @@ export async function unwrapPrivateKey(compact, passwordOrUnlockKey) {
   }
   checkPrivateJwk(jwk);
   return { kty: 'EC', crv: 'P-384', x: jwk.x, y: jwk.y, d: jwk.d };
+}
+
+/** Decrypts a wrapped key with a password or an UnlockKey from deriveUnlock; returns the private JWK {kty, crv, x, y, d}. */
+export async function unwrapPrivateKey(compact, passwordOrUnlockKey) {
+  const parsed = parse(compact);
+  const unlock = passwordOrUnlockKey instanceof UnlockKey ? passwordOrUnlockKey : await deriveUnlock(passwordOrUnlockKey, parsed.header);
+  let cek;
+  try {
+    cek = await unlock.unwrapCek(parsed);
+  } catch (e) {
+    if (e instanceof WrappedKeyError) throw e;
+    fail('wrong-password', 'wrong password: the wrapped key does not open with it');
+  }
+  return openJwk(parsed, cek);
 }
 
 /** Imports a public JWK as an ECDSA P-384 verification key. */

@@ -26,15 +26,27 @@ export function run(args) {
   });
 }
 
+/** A loopback port free at the moment of asking (for a node whose public URL must name its port in advance). */
+async function freeLoopbackPort() {
+  const server = http.createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 /**
- * Starts `siteid serve` on 127.0.0.1:0 with a fresh data dir. Resolves {base, dataDir, claimToken(), init(password), audit(), stop()}.
+ * Starts `siteid serve` on 127.0.0.1 with a fresh data dir. Resolves {base, dataDir, claimToken(), init(password), audit(), stop()}.
+ * With localhost, the public URL is http://localhost:PORT (WebAuthn refuses IP addresses) and base uses it.
  */
-export async function startNode() {
+export async function startNode({ localhost = false } = {}) {
   if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run cargo build first (or set SITEID_BIN)`);
   const dataDir = await mkdtemp(path.join(tmpdir(), 'siteid-browser-'));
   const wellKnown = path.join(dataDir, 'wk');
   await mkdir(wellKnown);
-  const child = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--well-known-dir', wellKnown], {
+  const port = localhost ? await freeLoopbackPort() : 0;
+  const publicUrl = localhost ? ['--public-url', `http://localhost:${port}`] : [];
+  const child = spawn(BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--well-known-dir', wellKnown, ...publicUrl], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
   });
@@ -50,7 +62,7 @@ export async function startNode() {
       const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
       if (match) {
         clearTimeout(timer);
-        resolve(match[1]);
+        resolve(localhost ? `http://localhost:${port}` : match[1]);
       }
     });
     child.on('exit', (code, signal) => {

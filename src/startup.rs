@@ -14,6 +14,7 @@ use crate::auth::challenge::Challenges;
 use crate::auth::claim::current_claim_token;
 use crate::auth::credentials::CredentialRegistry;
 use crate::auth::sessions::{EndReason, Sessions};
+use crate::auth::totp::TotpVault;
 use crate::auth::unlock_codes::LiveCodes;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{PublicUrl, Settings};
@@ -46,6 +47,8 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    SealingKey(#[from] crate::jose::sealed::SealError),
 }
 
 /// A node that is bound and ready to run.
@@ -79,9 +82,14 @@ impl Application {
             );
         }
         let data_dir = settings.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))??;
+        let (store, totp) = tokio::task::spawn_blocking(move || {
+            // The store makes the data directory private before the key file goes in.
+            let store = Store::open(&data_dir)?;
+            let totp = TotpVault::load_or_create(&data_dir)?;
+            Ok::<_, StartupError>((store, totp))
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))??;
         let listener =
             TcpListener::bind(settings.listen).map_err(|source| StartupError::Listen {
                 address: settings.listen,
@@ -126,6 +134,7 @@ impl Application {
                 live_codes.refresh(&store, clock.now()).await?;
                 live_codes
             },
+            totp,
             well_known_dir,
             credentials,
             challenges: Challenges::default(),

@@ -626,7 +626,6 @@ pub async fn replace_recovery_codes(
     Ok(codes)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,7 +52,6 @@ pub async fn unlock(
         recovery_code: body.recovery_code,
         owner_session,
     };
-    let unlocked =
-        unlock::unlock(&state.unlock_context(), request, client.actor(), now).await?;
+    let unlocked = unlock::unlock(&state.unlock_context(), request, client.actor(), now).await?;
     Ok(HttpResponse::Ok().json(unlocked))
 }

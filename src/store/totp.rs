@@ -143,9 +143,8 @@ pub fn replace_recovery_codes(
     connection
         .prepare_cached("DELETE FROM totp_recovery_code")?
         .execute([])?;
-    let mut insert = connection.prepare_cached(
-        "INSERT INTO totp_recovery_code (code_hash, created_at) VALUES (?1, ?2)",
-    )?;
+    let mut insert = connection
+        .prepare_cached("INSERT INTO totp_recovery_code (code_hash, created_at) VALUES (?1, ?2)")?;
     for hash in hashes {
         insert.execute(params![hash.as_slice(), now])?;
     }

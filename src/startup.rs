@@ -14,11 +14,12 @@ use crate::auth::challenge::Challenges;
 use crate::auth::claim::current_claim_token;
 use crate::auth::credentials::CredentialRegistry;
 use crate::auth::sessions::{EndReason, Sessions};
-use crate::auth::totp::TotpVault;
+use crate::auth::totp::{self, TotpVault};
 use crate::auth::unlock_codes::LiveCodes;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{PublicUrl, Settings};
 use crate::http::{self, AppState};
+use crate::jose::sealed::SEALING_KEY_FILE;
 use crate::limits::{self, ConnectionCaps};
 use crate::store::{Store, StoreError, meta, owner};
 use crate::telemetry;
@@ -112,6 +113,14 @@ impl Application {
             }
         })?;
         announce_owner_state(&store, &public_url, clock.now(), &settings).await?;
+        if totp::secret_opens(&store, &totp).await? == Some(false) {
+            tracing::error!(
+                "two-step unlock is on, but its secret does not open under {}: restore the \
+                 sealing.key backed up with this database; until then codes are refused and \
+                 only recovery codes unlock",
+                settings.data_dir.join(SEALING_KEY_FILE).display()
+            );
+        }
         let sessions =
             Arc::new(Sessions::load(&store, settings.session_policy, clock.now()).await?);
         let credentials = CredentialRegistry::load(&store, clock.now()).await?;

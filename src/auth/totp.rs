@@ -459,6 +459,13 @@ pub async fn status(store: &Store) -> Result<TotpStatus, TotpChangeError> {
     Ok(status)
 }
 
+/// Whether the TOTP secret opens under the vault's key: `None` while TOTP is off. Start-up
+/// reports a secret that does not (a database restored without its `sealing.key`).
+pub async fn secret_opens(store: &Store, vault: &TotpVault) -> Result<Option<bool>, StoreError> {
+    let settings = store.run(|c| rows::settings(c)).await?;
+    Ok(settings.map(|settings| vault.open(&settings.secret).is_some()))
+}
+
 /// A setup just started: the secret for the authenticator app, as text and as a URI.
 pub struct Setup {
     pub secret: Zeroizing<String>,

@@ -675,3 +675,52 @@ fn an_unclaimed_node_has_no_totp_to_change() {
         "unauthenticated"
     );
 }
+
+#[test]
+fn a_database_restored_without_its_sealing_key_takes_only_recovery_codes() {
+    let f = fixture();
+    let (secret, codes) = f.enable();
+    let Fixture {
+        _dir: dir,
+        node,
+        clock,
+        owner,
+        ..
+    } = f;
+    node.stop();
+    std::fs::remove_file(dir.path().join("sealing.key")).expect("remove the key");
+    let node = TestNode::start(
+        dir.path(),
+        crate::helpers::NodeOptions {
+            clock: std::sync::Arc::new(clock.clone()),
+            ..Default::default()
+        },
+    );
+    clock.advance(STEP);
+    let body = |extra: Value| {
+        let mut body = json!({ "unlock_verifier": owner.unlock_verifier });
+        for (name, value) in extra.as_object().expect("members") {
+            body[name] = value.clone();
+        }
+        body
+    };
+    let code = json!({ "totp": code_at(&secret, clock.now()) });
+    let refused = node.post_json("/api/v1/unlock", &body(code.clone()));
+    assert_eq!(problem_type(&refused, 503), "totp-unavailable");
+    let recovered = node.post_json(
+        "/api/v1/unlock",
+        &body(json!({ "recovery_code": codes[0] })),
+    );
+    assert_eq!(recovered.status, 200, "{}", recovered.body);
+    let (token, _) = node.login_at(&owner, clock.now());
+    node.step_up_at(&owner, &token, clock.now());
+    let off = node.request_from(
+        "127.0.0.1",
+        "DELETE",
+        "/api/v1/totp",
+        Some(&token),
+        Some(&json!({ "recovery_code": codes[1] })),
+    );
+    assert_eq!(off.status, 204, "{}", off.body);
+    assert_eq!(node.post_json("/api/v1/unlock", &body(code)).status, 200);
+}

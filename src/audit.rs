@@ -48,6 +48,9 @@ pub enum AuditEvent {
     },
     UnlockSucceeded {
         kid: String,
+        /// With TOTP on: what stood for the second factor (`totp`, `recovery_code`, or
+        /// `session` for a signed-in owner session).
+        second_factor: Option<&'static str>,
     },
     WrappedKeyServed {
         kid: String,
@@ -200,6 +203,27 @@ pub enum AuditEvent {
         credential_ids: Vec<String>,
         reason: &'static str,
     },
+    /// TOTP was turned on; `secret_id` is the salted SHA-256 of the secret, never the secret.
+    TotpEnabled {
+        secret_id: String,
+        session_id: String,
+    },
+    /// TOTP was turned off, with a current code or a recovery code (`with`).
+    TotpDisabled {
+        secret_id: String,
+        session_id: String,
+        with: &'static str,
+    },
+    /// The recovery codes were replaced by ten new ones.
+    TotpRecoveryCodesReplaced {
+        secret_id: String,
+        session_id: String,
+    },
+    /// A recovery code was used up; `left` are left.
+    TotpRecoveryCodeUsed {
+        secret_id: String,
+        left: usize,
+    },
     /// A pruning pass is removing every entry up to and including `through_seq`.
     AuditPruned {
         through_seq: i64,
@@ -244,6 +268,10 @@ impl AuditEvent {
             AuditEvent::PasskeyCounterRegressed { .. } => "passkey.counter_regressed",
             AuditEvent::PasskeyWrappedKeyServed { .. } => "passkey.wrapped_key_served",
             AuditEvent::PasskeyWrappedKeysDropped { .. } => "passkey.wrapped_keys_dropped",
+            AuditEvent::TotpEnabled { .. } => "totp.enabled",
+            AuditEvent::TotpDisabled { .. } => "totp.disabled",
+            AuditEvent::TotpRecoveryCodesReplaced { .. } => "totp.recovery_codes_replaced",
+            AuditEvent::TotpRecoveryCodeUsed { .. } => "totp.recovery_code_used",
             AuditEvent::AuditPruned { .. } => PRUNED_EVENT,
         }
     }
@@ -263,9 +291,15 @@ impl AuditEvent {
                 recovery_set: Some(set_id),
             } => json!({ "kid": kid, "via": via, "recovery_set": set_id }),
             AuditEvent::ClaimRejected { reason } => json!({ "reason": reason }),
-            AuditEvent::UnlockSucceeded { kid } | AuditEvent::WrappedKeyServed { kid } => {
-                json!({ "kid": kid })
+            AuditEvent::UnlockSucceeded {
+                kid,
+                second_factor: Some(factor),
+            } => json!({ "kid": kid, "second_factor": factor }),
+            AuditEvent::UnlockSucceeded {
+                kid,
+                second_factor: None,
             }
+            | AuditEvent::WrappedKeyServed { kid } => json!({ "kid": kid }),
             AuditEvent::UnlockFailed {
                 count,
                 clients,
@@ -423,6 +457,22 @@ impl AuditEvent {
                 "rebound": rebound,
                 "revoked": revoked,
             }),
+            AuditEvent::TotpEnabled {
+                secret_id,
+                session_id,
+            }
+            | AuditEvent::TotpRecoveryCodesReplaced {
+                secret_id,
+                session_id,
+            } => json!({ "secret_id": secret_id, "session_id": session_id }),
+            AuditEvent::TotpDisabled {
+                secret_id,
+                session_id,
+                with,
+            } => json!({ "secret_id": secret_id, "session_id": session_id, "with": with }),
+            AuditEvent::TotpRecoveryCodeUsed { secret_id, left } => {
+                json!({ "secret_id": secret_id, "left": left })
+            }
             AuditEvent::AuditPruned {
                 through_seq,
                 through_hash,

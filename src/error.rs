@@ -13,6 +13,7 @@ use crate::auth::credential_changes::MAX_LIVE_CREDENTIALS;
 use crate::auth::login::LoginError;
 use crate::auth::rotation::RotationError;
 use crate::auth::throttle::Scope;
+use crate::auth::totp::TotpChangeError;
 use crate::auth::unlock::UnlockError;
 use crate::recovery::sets::{MAX_SETS, SetError};
 use crate::telemetry;
@@ -399,6 +400,23 @@ impl From<UnlockError> for Problem {
                 "The unlock code is wrong, was used already or has expired. Make a new one on a \
                  signed-in device (Account, one-time unlock code) or with `siteid unlock-code`.",
             ),
+            UnlockError::BothFactors => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "ambiguous-second-factor",
+                "Two second factors sent",
+                "Send either totp (the 6 digits of the authenticator app) or recovery_code, not \
+                 both.",
+            ),
+            UnlockError::TotpRequired => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "totp-required",
+                "A code from the authenticator app is needed",
+                "The password is right, and this node also needs the 6-digit code of its \
+                 authenticator app (totp) or one of its recovery codes (recovery_code). Send the \
+                 request again with one of them.",
+            ),
+            UnlockError::TotpInvalid => Problem::totp_invalid(),
+            UnlockError::TotpUnavailable => Problem::totp_unavailable(),
             UnlockError::Throttled { retry_after, scope } => {
                 let detail = match scope {
                     Scope::Client => format!(
@@ -446,6 +464,66 @@ impl From<crate::auth::passkeys::PasskeyError> for Problem {
             }
             PasskeyError::Credential(error) => error.into(),
             PasskeyError::Internal(cause) => Problem::internal(&cause),
+        }
+    }
+}
+
+impl Problem {
+    /// 401: a TOTP or recovery code that is wrong, outside its window or used already.
+    pub fn totp_invalid() -> Self {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "totp-invalid",
+            "The code is not valid",
+            "The code is wrong, too old or too new (one 30-second step either side is accepted), \
+             or was used already: each code works once. Wait for the next code, or use a \
+             recovery code.",
+        )
+    }
+
+    /// 503: TOTP is on, but its secret does not open under the node's sealing key.
+    pub fn totp_unavailable() -> Self {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "totp-unavailable",
+            "The TOTP secret cannot be read",
+            "TOTP is on, but the node cannot open its secret: the file sealing.key in its data \
+             directory is missing or is not the one the secret was sealed under (a database \
+             restored without it). A recovery code still works; the operator restores \
+             sealing.key from the same backup as the database.",
+        )
+    }
+}
+
+impl From<TotpChangeError> for Problem {
+    fn from(error: TotpChangeError) -> Self {
+        match error {
+            TotpChangeError::Enabled => Problem::new(
+                StatusCode::CONFLICT,
+                "totp-enabled",
+                "TOTP is on already",
+                "TOTP is on: turn it off first (with a current code or a recovery code) to set up \
+                 another authenticator.",
+            ),
+            TotpChangeError::NotEnabled => Problem::new(
+                StatusCode::CONFLICT,
+                "totp-not-enabled",
+                "TOTP is off",
+                "TOTP is not on, so there is nothing to turn off and no recovery codes to replace.",
+            ),
+            TotpChangeError::NotPending => Problem::new(
+                StatusCode::CONFLICT,
+                "totp-not-pending",
+                "No TOTP setup is waiting",
+                "There is no setup waiting for its confirming code (none was started, or it is \
+                 more than 15 minutes old): POST /api/v1/totp/setup first.",
+            ),
+            TotpChangeError::InvalidCode => Problem::totp_invalid(),
+            TotpChangeError::Unreadable => Problem::totp_unavailable(),
+            TotpChangeError::Throttled { retry_after, scope } => {
+                Problem::from(UnlockError::Throttled { retry_after, scope })
+            }
+            TotpChangeError::Internal(cause) => Problem::internal(&cause),
         }
     }
 }

@@ -14,10 +14,12 @@ use crate::auth::challenge::Challenges;
 use crate::auth::claim::current_claim_token;
 use crate::auth::credentials::CredentialRegistry;
 use crate::auth::sessions::{EndReason, Sessions};
+use crate::auth::totp::{self, TotpVault};
 use crate::auth::unlock_codes::LiveCodes;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{PublicUrl, Settings};
 use crate::http::{self, AppState};
+use crate::jose::sealed::SEALING_KEY_FILE;
 use crate::limits::{self, ConnectionCaps};
 use crate::store::{Store, StoreError, meta, owner};
 use crate::telemetry;
@@ -46,6 +48,8 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    SealingKey(#[from] crate::jose::sealed::SealError),
 }
 
 /// A node that is bound and ready to run.
@@ -79,9 +83,14 @@ impl Application {
             );
         }
         let data_dir = settings.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))??;
+        let (store, totp) = tokio::task::spawn_blocking(move || {
+            // The store makes the data directory private before the key file goes in.
+            let store = Store::open(&data_dir)?;
+            let totp = TotpVault::load_or_create(&data_dir)?;
+            Ok::<_, StartupError>((store, totp))
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))??;
         let listener =
             TcpListener::bind(settings.listen).map_err(|source| StartupError::Listen {
                 address: settings.listen,
@@ -104,6 +113,14 @@ impl Application {
             }
         })?;
         announce_owner_state(&store, &public_url, clock.now(), &settings).await?;
+        if totp::secret_opens(&store, &totp).await? == Some(false) {
+            tracing::error!(
+                "two-step unlock is on, but its secret does not open under {}: restore the \
+                 sealing.key backed up with this database; until then codes are refused and \
+                 only recovery codes unlock",
+                settings.data_dir.join(SEALING_KEY_FILE).display()
+            );
+        }
         let sessions =
             Arc::new(Sessions::load(&store, settings.session_policy, clock.now()).await?);
         let credentials = CredentialRegistry::load(&store, clock.now()).await?;
@@ -126,6 +143,7 @@ impl Application {
                 live_codes.refresh(&store, clock.now()).await?;
                 live_codes
             },
+            totp,
             well_known_dir,
             credentials,
             challenges: Challenges::default(),

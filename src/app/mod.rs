@@ -11,7 +11,8 @@ use crate::auth::challenge::Challenges;
 use crate::auth::credentials::CredentialRegistry;
 use crate::auth::login::LoginContext;
 use crate::auth::sessions::Sessions;
-use crate::auth::unlock::RewrapContext;
+use crate::auth::totp::TotpVault;
+use crate::auth::unlock::{RewrapContext, UnlockContext};
 use crate::auth::unlock_codes::LiveCodes;
 use crate::clock::Clock;
 use crate::config::PublicUrl;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub attempts: AttemptLedger,
     /// The live one-time unlock codes, by hash.
     pub live_codes: LiveCodes,
+    /// The sealing key that keeps the TOTP secret out of the database.
+    pub totp: TotpVault,
     pub well_known_dir: WellKnownDir,
     pub credentials: CredentialRegistry,
     pub challenges: Challenges,
@@ -48,6 +51,16 @@ impl AppState {
             challenges: &self.challenges,
             audience: self.public_url.as_str(),
             passkeys: &self.passkeys,
+        }
+    }
+
+    /// What an unlock needs.
+    pub fn unlock_context(&self) -> UnlockContext<'_> {
+        UnlockContext {
+            store: &self.store,
+            attempts: &self.attempts,
+            live_codes: &self.live_codes,
+            totp: &self.totp,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Unlocking from a new device and replacing the wrapped key: publishing the PBES2 parameters,
-//! checking unlock verifiers in constant time under the throttle, one-time unlock codes, and
-//! the owner-key proof a password change needs.
+//! checking unlock verifiers in constant time under the throttle, one-time unlock codes, the
+//! TOTP second factor, and the owner-key proof a password change needs.
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -13,12 +13,13 @@ use super::claim::{check_genesis, check_record, checked_set_id, verifier_hash};
 use super::credentials::CredentialRegistry;
 use super::key_history::{self, SignedRecord};
 use super::throttle::Scope;
+use super::totp::{self, FactorError, SecondFactor, TotpVault};
 use super::unlock_codes::{self, LiveCodes, UnlockCode};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::b64;
 use crate::jose::jwe::{KEY_ALG, WrappedKey};
 use crate::jose::jws::{CompactJws, NumericDate, PROOF_LIFETIME};
-use crate::store::{Store, StoreError, owner};
+use crate::store::{Store, StoreError, owner, totp as totp_rows};
 
 /// The `typ` of the proof that a password change comes from the owner key.
 pub const REWRAP_TYPE: &str = "siteid-rewrap+jwt";
@@ -43,6 +44,14 @@ pub enum UnlockError {
     WrongCode,
     #[error("too many failed unlocks")]
     Throttled { retry_after: i64, scope: Scope },
+    #[error("both totp and recovery_code were sent")]
+    BothFactors,
+    #[error("TOTP is on and the request carries no code")]
+    TotpRequired,
+    #[error("the TOTP or recovery code is wrong, outside its window, or used already")]
+    TotpInvalid,
+    #[error("the TOTP secret does not open under this node's sealing key")]
+    TotpUnavailable,
     #[error(transparent)]
     Internal(#[from] InternalError),
 }
@@ -74,6 +83,30 @@ pub struct UnlockParameters {
 pub struct Unlocked {
     pub wrapped_key: String,
     pub kid: String,
+    /// After an unlock with a recovery code: how many are left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes_left: Option<usize>,
+}
+
+/// What an unlock needs from the node.
+pub struct UnlockContext<'a> {
+    pub store: &'a Store,
+    pub attempts: &'a AttemptLedger,
+    pub live_codes: &'a LiveCodes,
+    pub totp: &'a TotpVault,
+}
+
+/// An unlock as received.
+#[derive(Debug)]
+pub struct UnlockRequest<'a> {
+    pub verifier: &'a str,
+    pub unlock_code: Option<&'a str>,
+    pub totp: Option<String>,
+    pub recovery_code: Option<String>,
+    /// The request comes with a live session whose credential has the `owner` capability (a
+    /// device enrolled with the password and, while TOTP is on, a code): it stands in for the
+    /// second factor.
+    pub owner_session: bool,
 }
 
 /// The PBES2 parameters of the stored wrapped key.
@@ -100,30 +133,37 @@ pub async fn parameters(store: &Store) -> Result<UnlockParameters, UnlockError> 
 /// applies; the network and node-wide windows apply unless the request carries a live
 /// one-time unlock code, which is used up whether or not the verifier is right. A wrong
 /// verifier is a password guess and counts in every window; a code that is not live counts
-/// only in the client's window (the password was not tried).
+/// only in the client's window (the password was not tried). With TOTP on, a right verifier
+/// also needs a TOTP or recovery code (or an owner session): a missing or wrong one counts in
+/// every window, and a right one is used up in the transaction that releases the key.
 pub async fn unlock(
-    store: &Store,
-    attempts: &AttemptLedger,
-    live_codes: &LiveCodes,
-    verifier: &str,
-    code: Option<&str>,
+    context: &UnlockContext<'_>,
+    request: UnlockRequest<'_>,
     actor: Actor,
     now: i64,
 ) -> Result<Unlocked, UnlockError> {
-    let presented_hash = verifier_hash(verifier).map_err(|e| invalid("unlock_verifier", e))?;
-    let code = code
+    let presented_hash =
+        verifier_hash(request.verifier).map_err(|e| invalid("unlock_verifier", e))?;
+    let code = request
+        .unlock_code
         .map(UnlockCode::parse)
         .transpose()
         .map_err(|e| invalid("unlock_code", e))?;
+    let factor = SecondFactor::from_members(request.totp, request.recovery_code)
+        .map_err(|_| UnlockError::BothFactors)?;
+    let owner_session = request.owner_session;
     let windows = match &code {
-        Some(code) if live_codes.contains(code, now) => Windows::Client,
+        Some(code) if context.live_codes.contains(code, now) => Windows::Client,
         _ => Windows::All,
     };
-    let attempt = attempts
+    let attempt = context
+        .attempts
         .begin_unlock(&actor, windows, now)
         .map_err(|(retry_after, scope)| UnlockError::Throttled { retry_after, scope })?;
     let transaction_actor = actor.clone();
-    let outcome = store
+    let vault = context.totp.clone();
+    let outcome = context
+        .store
         .run(move |c| {
             let actor = transaction_actor;
             let tx = c.transaction().map_err(StoreError::from)?;
@@ -140,30 +180,58 @@ pub async fn unlock(
                 None => None,
             };
             let right = bool::from(presented_hash.ct_eq(&record.verifier_hash));
+            let second_factor = if !right {
+                Err(UnlockError::WrongVerifier)
+            } else if owner_session {
+                Ok(totp_rows::settings(&tx)?
+                    .is_some()
+                    .then_some((SESSION_FACTOR, None)))
+            } else {
+                match totp::check_factor(&tx, &vault, factor.as_ref(), &actor, now) {
+                    Ok(used) => Ok(used.map(|used| {
+                        let left = match used {
+                            totp::FactorUsed::RecoveryCode { left } => Some(left),
+                            totp::FactorUsed::Totp => None,
+                        };
+                        (used.name(), left)
+                    })),
+                    Err(FactorError::Invalid) => Err(UnlockError::TotpInvalid),
+                    // Nothing was guessed: the transaction is rolled back, so an unlock code
+                    // sent along stays live for the retry with a code.
+                    Err(FactorError::Required) => return Err(UnlockError::TotpRequired),
+                    Err(FactorError::Unreadable) => return Err(UnlockError::TotpUnavailable),
+                    Err(FactorError::Store(error)) => return Err(error.into()),
+                }
+            };
             if let Some(code_id) = code_id {
                 let used = AuditEvent::UnlockCodeUsed {
                     code_id,
-                    unlocked: right,
+                    unlocked: second_factor.is_ok(),
                 };
                 audit::append(&tx, now, &used, &actor)?;
             }
-            if !right {
-                // A code, once presented with a password, is used up even when that is wrong.
-                tx.commit().map_err(StoreError::from)?;
-                return Err(UnlockError::WrongVerifier);
-            }
+            let (second_factor, recovery_codes_left) = match second_factor {
+                Ok(Some((name, left))) => (Some(name), left),
+                Ok(None) => (None, None),
+                Err(refusal) => {
+                    // A code, once presented with a password, is used up even when that (or
+                    // the second factor) is wrong.
+                    tx.commit().map_err(StoreError::from)?;
+                    return Err(refusal);
+                }
+            };
             let kid = record.kid.clone();
-            audit::append(
-                &tx,
-                now,
-                &AuditEvent::UnlockSucceeded { kid: kid.clone() },
-                &actor,
-            )?;
+            let succeeded = AuditEvent::UnlockSucceeded {
+                kid: kid.clone(),
+                second_factor,
+            };
+            audit::append(&tx, now, &succeeded, &actor)?;
             audit::append(&tx, now, &AuditEvent::WrappedKeyServed { kid }, &actor)?;
             tx.commit().map_err(StoreError::from)?;
             Ok(Unlocked {
                 wrapped_key: record.wrapped_key,
                 kid: record.kid,
+                recovery_codes_left,
             })
         })
         .await;
@@ -171,11 +239,16 @@ pub async fn unlock(
         Ok(_) => attempt.succeeded(),
         Err(UnlockError::WrongVerifier) => attempt.failed(&actor, "wrong_verifier", Windows::All),
         Err(UnlockError::WrongCode) => attempt.failed(&actor, "wrong_code", Windows::Client),
+        Err(UnlockError::TotpRequired) => attempt.failed(&actor, "totp_required", Windows::All),
+        Err(UnlockError::TotpInvalid) => attempt.failed(&actor, "totp_invalid", Windows::All),
         // Not the client's fault: the attempt is taken back.
         Err(_) => attempt.abandoned(),
     }
     outcome
 }
+
+/// The second factor's name in `unlock.succeeded` when an owner session stood in for it.
+const SESSION_FACTOR: &str = "session";
 
 /// A password change as received: a new wrapped key and verifier, the old verifier (absent
 /// only when the key was rebuilt from recovery shares), and the owner key's proof.

@@ -12,6 +12,7 @@ pub mod passkeys;
 pub mod recovery;
 pub mod session_auth;
 pub mod sessions;
+pub mod totp;
 pub mod unlock;
 pub mod unlock_codes;
 pub mod well_known;
@@ -45,6 +46,18 @@ pub fn routes(config: &mut web::ServiceConfig) {
                         .default_service(not_allowed("GET, POST")),
                 )
                 .service(post_only("/unlock-codes", unlock_codes::create))
+                .service(
+                    web::resource("/totp")
+                        .route(web::get().to(totp::status))
+                        .route(web::delete().to(totp::disable))
+                        .default_service(not_allowed("GET, DELETE")),
+                )
+                .service(post_only("/totp/setup", totp::setup))
+                .service(post_only("/totp/confirm", totp::confirm))
+                .service(post_only(
+                    "/totp/recovery-codes",
+                    totp::replace_recovery_codes,
+                ))
                 .service(
                     web::resource("/owner/wrapped-key")
                         .route(web::put().to(owner::replace_wrapped_key))
@@ -163,6 +176,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(page("/account", pages::account))
         .service(page("/account/recovery", pages::recovery))
         .service(page("/account/credentials", pages::credentials))
+        .service(page("/account/totp", pages::totp))
         .service(page("/recover", pages::recover))
         .service(
             web::resource("/assets/{version}/{path:.+}")

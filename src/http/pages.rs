@@ -1,7 +1,7 @@
 //! The browser app's HTML pages, rendered with askama: the public home page (an h-card that
-//! works without JavaScript), and the shells of the setup, login, account, recovery-shares and
-//! recover pages, whose scripts are ES modules under `/assets/`. Every page carries the
-//! security headers.
+//! works without JavaScript), and the shells of the setup, login, account, recovery-shares,
+//! credentials, two-step unlock and recover pages, whose scripts are ES modules under
+//! `/assets/`. Every page carries the security headers.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -67,6 +67,12 @@ struct RecoveryPage {
 #[derive(Template)]
 #[template(path = "credentials.html")]
 struct CredentialsPage {
+    app: AppFields,
+}
+
+#[derive(Template)]
+#[template(path = "totp.html")]
+struct TotpPage {
     app: AppFields,
 }
 
@@ -168,6 +174,15 @@ pub async fn recovery(state: web::Data<AppState>) -> Result<HttpResponse, Proble
 pub async fn credentials(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let page = CredentialsPage {
         app: app_fields(&state, "Devices and keys", "credentials"),
+    };
+    Ok(html(&state, render(&page)?))
+}
+
+/// `GET /account/totp`: turn the TOTP second factor of password unlock on or off, and make new
+/// recovery codes.
+pub async fn totp(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let page = TotpPage {
+        app: app_fields(&state, "Two-step unlock", "totp"),
     };
     Ok(html(&state, render(&page)?))
 }

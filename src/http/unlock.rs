@@ -7,7 +7,9 @@ use serde::Deserialize;
 use super::AppState;
 use super::client::Client;
 use super::json::StrictJson;
-use crate::auth::unlock;
+use super::session_auth::SignedIn;
+use crate::auth::credentials::Capability;
+use crate::auth::unlock::{self, UnlockRequest};
 use crate::error::Problem;
 
 /// The unlock request.
@@ -18,6 +20,12 @@ pub struct UnlockBody {
     /// A one-time unlock code: lets this unlock past the network and node-wide windows.
     #[serde(default)]
     unlock_code: Option<String>,
+    /// The authenticator app's code, when TOTP is on (ignored when it is off).
+    #[serde(default)]
+    totp: Option<String>,
+    /// A TOTP recovery code, instead of `totp`.
+    #[serde(default)]
+    recovery_code: Option<String>,
 }
 
 /// 200 `{"alg","p2s","p2c","kid"}`; 404 before a claim.
@@ -26,23 +34,24 @@ pub async fn parameters(state: web::Data<AppState>) -> Result<HttpResponse, Prob
     Ok(HttpResponse::Ok().json(parameters))
 }
 
-/// 200 `{"wrapped_key","kid"}`; 401 for a wrong verifier or code; 429 with `Retry-After` when
-/// throttled.
+/// 200 `{"wrapped_key","kid"}` (and `recovery_codes_left` after a recovery code); 401 for a
+/// wrong verifier or code, or a missing or wrong TOTP code; 429 with `Retry-After` when
+/// throttled. A signed-in session with the `owner` capability stands in for the TOTP code.
 pub async fn unlock(
     state: web::Data<AppState>,
     client: Client,
+    signed_in: Option<SignedIn>,
     StrictJson(body): StrictJson<UnlockBody>,
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
-    let unlocked = unlock::unlock(
-        &state.store,
-        &state.attempts,
-        &state.live_codes,
-        &body.unlock_verifier,
-        body.unlock_code.as_deref(),
-        client.actor(),
-        now,
-    )
-    .await?;
+    let owner_session = signed_in.is_some_and(|s| s.require(Capability::Owner).is_ok());
+    let request = UnlockRequest {
+        verifier: &body.unlock_verifier,
+        unlock_code: body.unlock_code.as_deref(),
+        totp: body.totp,
+        recovery_code: body.recovery_code,
+        owner_session,
+    };
+    let unlocked = unlock::unlock(&state.unlock_context(), request, client.actor(), now).await?;
     Ok(HttpResponse::Ok().json(unlocked))
 }

@@ -9,6 +9,7 @@ pub mod passkeys;
 pub mod recovery_sets;
 pub mod sessions;
 pub mod throttle;
+pub mod totp;
 pub mod unlock_codes;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use rusqlite::Connection;
 pub const DATABASE_FILE_NAME: &str = "siteid.sqlite3";
 
 /// The migrations, in order. Version N is the state after the Nth script.
-const MIGRATIONS: [&str; 10] = [
+const MIGRATIONS: [&str; 11] = [
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_sessions.sql"),
     include_str!("migrations/0003_recovery_sets.sql"),
@@ -31,6 +32,7 @@ const MIGRATIONS: [&str; 10] = [
     include_str!("migrations/0007_audit_event_index.sql"),
     include_str!("migrations/0008_audit_ip_seal.sql"),
     include_str!("migrations/0009_owner_key_history.sql"),
+    include_str!("migrations/0010_totp.sql"),
     include_str!("migrations/0011_passkeys.sql"),
 ];
 

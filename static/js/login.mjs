@@ -1,12 +1,12 @@
-// The /login page: one-step sign-in with this device's key, sign-in with a passkey (which unlocks the key on a new device where it has a PRF copy), the password unlock of the wrapped key that enrolls a new device, and sign-in with a signature pasted from openssl or ssh-keygen; each checks the node against what this device trusts first.
+// The /login page: one-step sign-in with this device's key, sign-in with a passkey (which unlocks the key on a new device where it has a PRF copy), the password unlock of the wrapped key that enrolls a new device (with a TOTP or recovery code when two-step unlock is on), and sign-in with a signature pasted from openssl or ssh-keygen; each checks the node against what this device trusts first.
 
 import { ApiError, api, clearToken, getToken, setToken, takeNotice } from './api.mjs';
-import { signIn, unlockParams, unlockWithPassword } from './auth.mjs';
+import { signIn, unlockParams } from './auth.mjs';
 import { enrollDevice } from './device.mjs';
 import { jwkFromSshSignature, readPublicKey, thumbprint } from './keys.mjs';
 import { deleteKey, loadKey } from './keystore.mjs';
 import { $, clearMessages, countdown, describe, formatDuration, messagesAfter, setBusy, showError, showStatus } from './ui.mjs';
-import { unlockSigningKey } from './wrapped-key.mjs';
+import { deriveUnlock, unlockSigningKey } from './wrapped-key.mjs';
 
 const NOTICES = {
   revoked: 'Your session was ended, from another device or because it expired.',
@@ -201,10 +201,30 @@ function offerUnlockCode(message) {
   $('unlock-code').focus();
 }
 
-async function unlock(password, unlockCode) {
+/** Two-step unlock: shows the code field after a totp-required or totp-invalid answer. */
+function offerSecondFactor(slug) {
+  $('totp-field').hidden = false;
+  $('totp').required = true;
+  $('totp').value = '';
+  if (slug === 'totp-invalid') showError('That code is not right: it is wrong, expired or was used already. Wait for the next code, or use a recovery code.');
+  else showStatus('Your password is right. Now type the code from your authenticator app, or a recovery code.');
+  $('totp').focus();
+}
+
+/** POST /unlock with the verifier, a one-time unlock code and the second factor: 6 digits are a TOTP code, anything else a recovery code. */
+async function unlockWithPassword(password, unlockCode, secondFactor) {
+  const unlockKey = await deriveUnlock(password, params);
+  const body = { unlock_verifier: unlockKey.unlockVerifier };
+  if (unlockCode) body.unlock_code = unlockCode;
+  if (secondFactor) body[/^\d{3} ?\d{3}$/.test(secondFactor) ? 'totp' : 'recovery_code'] = secondFactor;
+  const { wrapped_key: wrappedKey } = await api('POST', '/unlock', body);
+  return { wrappedKey, unlockKey };
+}
+
+async function unlock(password, unlockCode, secondFactor) {
   if (!params && !(await loadParams())) return false;
   showStatus('Checking your password… (deriving the key takes a moment)');
-  const { wrappedKey, unlockKey } = await unlockWithPassword(password, params, unlockCode);
+  const { wrappedKey, unlockKey } = await unlockWithPassword(password, unlockCode, secondFactor);
   showStatus('Unlocking your key…');
   const key = await unlockSigningKey(wrappedKey, unlockKey);
   // This device trusts the key the password opens if it is the one the node publishes.
@@ -221,16 +241,23 @@ async function onUnlockSubmit(event) {
   const form = $('unlock-form');
   const password = $('password').value;
   const unlockCode = $('unlock-code-field').hidden ? '' : $('unlock-code').value.trim();
+  const secondFactor = $('totp-field').hidden ? '' : $('totp').value.trim();
   clearMessages();
   setBusy(true, form);
   passkeyAutofill?.abort();
   let signedIn = false;
   try {
-    signedIn = await unlock(password, unlockCode);
+    signedIn = await unlock(password, unlockCode, secondFactor);
   } catch (error) {
     showStatus('');
     if (error?.name === 'NodeAlarm') return;
     setBusy(false, form);
+    // A missing code leaves a one-time unlock code live; a wrong one uses it up.
+    if (error instanceof ApiError && (error.slug === 'totp-required' || error.slug === 'totp-invalid')) {
+      if (error.slug === 'totp-invalid' && unlockCode) $('unlock-code').value = '';
+      offerSecondFactor(error.slug);
+      return;
+    }
     if (unlockCode) $('unlock-code').value = ''; // A code is used up by any attempt with it.
     if (error instanceof ApiError && error.slug === 'wrong-unlock-verifier') {
       showError(unlockCode ? 'Wrong password. The unlock code is used up; make a new one and try again.' : 'Wrong password. Nothing was stored on this device; try again.');

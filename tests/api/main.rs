@@ -17,6 +17,7 @@ mod retention;
 mod sessions;
 pub mod signin;
 mod tidy;
+mod totp;
 mod unlock;
 mod vectors;
 mod websocket;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::helpers::{Answer, TestNode, TestOwner, spawn_node};
 
-const PAGES: [&str; 4] = ["/", "/setup", "/login", "/account"];
+const PAGES: [&str; 5] = ["/", "/setup", "/login", "/account", "/account/totp"];
 
 fn assert_page_headers(answer: &Answer) {
     assert_eq!(answer.status, 200);
@@ -216,6 +216,7 @@ fn each_page_loads_under_sixty_kilobytes_of_scripts_and_styles() {
         "recovery",
         "recover",
         "credentials",
+        "totp",
     ] {
         let first = page_modules(&format!("{page}.mjs"), false);
         let total = weigh(&first);

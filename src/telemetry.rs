@@ -19,11 +19,15 @@ tokio::task_local! {
     static REQUEST_ID: String;
 }
 
+/// The default log filter. webauthn-rs logs a refused ceremony's input bytes (as decimal lists,
+/// several times their size): its lines are off, and the node reports refusals itself.
+const DEFAULT_FILTER: &str = "info,actix_server=warn,webauthn_rs_core=off,webauthn_rs=off";
+
 /// Installs the global subscriber: human-readable lines on stderr, filtered by `RUST_LOG`
 /// (default `info`). Stdout is left to the few lines meant for scripts.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -1,13 +1,14 @@
 //! Passkeys: registering one as a credential (bound by the owner key like any other), signing
 //! in with one (a discoverable WebAuthn assertion with user verification), and releasing its
-//! PRF copy of the owner key once an assertion verifies. Ceremonies in progress live in memory
-//! for five minutes; the node cannot open a PRF copy.
+//! PRF copy of the owner key once an assertion verifies. A ceremony in progress travels sealed
+//! in its own id (five minutes, used once), so that no table of pending ceremonies can be
+//! flooded; the node cannot open a PRF copy.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use rand::RngCore;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::InternalError;
 use super::credential_changes::{self, CredentialError, CredentialFields, NewCredential};
@@ -18,8 +19,10 @@ use super::login::{LoginContext, LoginError};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::b64;
 use crate::jose::jwe::PrfWrappedKey;
+use crate::jose::sealed::SealingKey;
 use crate::keys::passkey::{
     AssertionError, PendingAuthentication, PendingRegistration, RelyingParty,
+    registration_credential_id, user_handle_bytes,
 };
 use crate::store::credentials::CredentialRow;
 use crate::store::passkeys::{self as rows, PasskeyRow};
@@ -27,10 +30,9 @@ use crate::store::{Store, StoreError, meta, owner};
 
 /// How long a registration or sign-in ceremony may take, in seconds.
 pub const CEREMONY_LIFETIME: i64 = 300;
-/// Registrations in progress at once (each needs a stepped-up session).
-const MAX_PENDING_REGISTRATIONS: usize = 16;
-/// Sign-ins in progress at once; beyond it the oldest is dropped.
-const MAX_PENDING_SIGN_INS: usize = 1024;
+/// The associated data of a sealed sign-in, and of a sealed registration.
+const SIGN_IN_PURPOSE: &[u8] = b"siteid passkey sign-in v1";
+const REGISTRATION_PURPOSE: &[u8] = b"siteid passkey registration v1";
 /// The meta entry holding the owner's WebAuthn user handle (a random UUID).
 const USER_HANDLE: &str = "webauthn_user_handle";
 
@@ -65,18 +67,12 @@ fn invalid(field: &'static str, message: impl std::fmt::Display) -> PasskeyError
     }
 }
 
-struct Pending<T> {
-    ceremony: T,
-    expires_at: i64,
-    /// The session a registration belongs to.
-    session_id: Option<String>,
-}
-
-/// The relying party and the ceremonies in progress.
+/// The relying party, the key that seals ceremonies in progress, and the ceremonies used up.
 pub struct Passkeys {
     party: Option<RelyingParty>,
-    registrations: Mutex<HashMap<String, Pending<PendingRegistration>>>,
-    sign_ins: Mutex<HashMap<String, Pending<PendingAuthentication>>>,
+    sealer: SealingKey,
+    /// SHA-256 of each ceremony id used up, until it expires.
+    used: Mutex<HashMap<[u8; 32], i64>>,
 }
 
 impl std::fmt::Debug for Passkeys {
@@ -85,6 +81,16 @@ impl std::fmt::Debug for Passkeys {
             .field("available", &self.party.is_some())
             .finish()
     }
+}
+
+/// A ceremony in progress, as its sealed id carries it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedCeremony {
+    exp: i64,
+    /// The session a registration belongs to.
+    #[serde(default)]
+    session: Option<String>,
+    state: Value,
 }
 
 /// Authenticators whose AAGUID names them (from the community list of passkey provider
@@ -110,45 +116,6 @@ pub fn authenticator_name(aaguid: &str) -> Option<&'static str> {
         .iter()
         .find(|(known, _)| known.eq_ignore_ascii_case(aaguid))
         .map(|(_, name)| *name)
-}
-
-fn ceremony_id() -> String {
-    let mut bytes = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    b64::encode(&bytes)
-}
-
-/// Keeps `pending` under `id`, dropping expired ceremonies first and then, when `max` are
-/// still held, the one that expires soonest (or refusing when `drop_oldest` is false).
-fn keep<T>(
-    map: &Mutex<HashMap<String, Pending<T>>>,
-    id: &str,
-    pending: Pending<T>,
-    now: i64,
-    max: usize,
-    drop_oldest: bool,
-) -> bool {
-    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-    map.retain(|_, p| p.expires_at > now);
-    if map.len() >= max {
-        if !drop_oldest {
-            return false;
-        }
-        if let Some(oldest) = map
-            .iter()
-            .min_by_key(|(_, p)| p.expires_at)
-            .map(|(id, _)| id.clone())
-        {
-            map.remove(&oldest);
-        }
-    }
-    map.insert(id.to_owned(), pending);
-    true
-}
-
-fn take<T>(map: &Mutex<HashMap<String, Pending<T>>>, id: &str, now: i64) -> Option<Pending<T>> {
-    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-    map.remove(id).filter(|p| p.expires_at > now)
 }
 
 /// A passkey registration as received, besides the WebAuthn answer.
@@ -180,9 +147,39 @@ impl Passkeys {
     pub fn new(public_url: &str) -> Self {
         Passkeys {
             party: RelyingParty::for_public_url(public_url),
-            registrations: Mutex::default(),
-            sign_ins: Mutex::default(),
+            sealer: SealingKey::ephemeral(),
+            used: Mutex::default(),
         }
+    }
+
+    /// Seals a ceremony's state into its id.
+    fn seal(&self, purpose: &[u8], ceremony: &SealedCeremony) -> Result<String, PasskeyError> {
+        let json = serde_json::to_vec(ceremony)
+            .map_err(|e| InternalError(StoreError::Task(e.to_string())))?;
+        Ok(b64::encode(&self.sealer.seal(&json, purpose)))
+    }
+
+    /// Opens a ceremony id sealed here for `purpose`, unexpired, and uses it up; `None` for an
+    /// id that is not one, has expired or was used.
+    fn redeem(&self, id: &str, purpose: &[u8], now: i64) -> Option<SealedCeremony> {
+        if id.len() > 16 * 1024 {
+            return None;
+        }
+        let sealed = b64::decode(id).ok()?;
+        let opened = self.sealer.open(&sealed, purpose).ok()?;
+        let ceremony: SealedCeremony = serde_json::from_slice(&opened).ok()?;
+        if ceremony.exp <= now {
+            return None;
+        }
+        let digest: [u8; 32] = Sha256::digest(id.as_bytes()).into();
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        if used.len() > 1024 {
+            used.retain(|_, until| *until > now);
+        }
+        if used.insert(digest, ceremony.exp).is_some() {
+            return None;
+        }
+        Some(ceremony)
     }
 
     /// Whether this node can use passkeys at all.
@@ -225,26 +222,15 @@ impl Passkeys {
         let (options, ceremony) = party
             .start_registration(&handle, &user_name, exclude)
             .map_err(|e| InternalError(StoreError::Task(e)))?;
-        let id = ceremony_id();
-        let pending = Pending {
-            ceremony,
-            expires_at: now + CEREMONY_LIFETIME,
-            session_id: Some(session_id.to_owned()),
+        let state = ceremony
+            .to_json()
+            .map_err(|e| InternalError(StoreError::Task(e)))?;
+        let sealed = SealedCeremony {
+            exp: now + CEREMONY_LIFETIME,
+            session: Some(session_id.to_owned()),
+            state,
         };
-        if !keep(
-            &self.registrations,
-            &id,
-            pending,
-            now,
-            MAX_PENDING_REGISTRATIONS,
-            false,
-        ) {
-            return Err(invalid(
-                "registration",
-                "cannot start: too many registrations are in progress; finish one or wait five minutes",
-            ));
-        }
-        Ok((id, options))
+        Ok((self.seal(REGISTRATION_PURPOSE, &sealed)?, options))
     }
 
     /// Finishes a registration: checks the WebAuthn answer, the owner key's binding over the
@@ -260,16 +246,28 @@ impl Passkeys {
         now: i64,
     ) -> Result<CredentialRow, PasskeyError> {
         let party = self.party()?;
-        let pending = take(&self.registrations, &input.registration_id, now)
-            .filter(|p| p.session_id.as_deref() == Some(session_id))
+        let pending = self
+            .redeem(&input.registration_id, REGISTRATION_PURPOSE, now)
+            .filter(|p| p.session.as_deref() == Some(session_id))
+            .and_then(|p| PendingRegistration::from_json(p.state).ok())
             .ok_or_else(|| {
                 invalid(
                     "registration_id",
                     "names a registration that is unknown, used, expired or another session's",
                 )
             })?;
+        // An authenticator registered before (live or revoked) is refused by its id.
+        if let Some(raw) = registration_credential_id(&input.answer) {
+            let id = b64::encode(&raw);
+            let taken = store
+                .run(move |c| crate::store::credentials::taken(c, &id, ""))
+                .await?;
+            if taken.0 {
+                return Err(CredentialError::Exists("id").into());
+            }
+        }
         let registered = party
-            .finish_registration(&input.answer, &pending.ceremony)
+            .finish_registration(&input.answer, &pending)
             .map_err(|e| invalid("credential", format!("(the new passkey) {e}")))?;
         let prf = match &input.prf_wrapped_key {
             None => None,
@@ -338,21 +336,15 @@ impl Passkeys {
         let (options, ceremony) = party
             .start_authentication()
             .map_err(|e| InternalError(StoreError::Task(e)))?;
-        let id = ceremony_id();
-        let pending = Pending {
-            ceremony,
-            expires_at: now + CEREMONY_LIFETIME,
-            session_id: None,
+        let state = ceremony
+            .to_json()
+            .map_err(|e| InternalError(StoreError::Task(e)))?;
+        let sealed = SealedCeremony {
+            exp: now + CEREMONY_LIFETIME,
+            session: None,
+            state,
         };
-        keep(
-            &self.sign_ins,
-            &id,
-            pending,
-            now,
-            MAX_PENDING_SIGN_INS,
-            true,
-        );
-        Ok((id, options))
+        Ok((self.seal(SIGN_IN_PURPOSE, &sealed)?, options))
     }
 
     /// Checks a passkey assertion for a sign-in: the ceremony is used up first, the passkey
@@ -369,9 +361,12 @@ impl Passkeys {
         let party = self.party.as_ref().ok_or_else(|| {
             rejected("is by a passkey, which a node whose public URL is an IP address cannot check")
         })?;
-        let pending = take(&self.sign_ins, assertion.sign_in_id, now).ok_or_else(|| {
-            rejected("answers a passkey sign-in that is unknown, used or expired")
-        })?;
+        let pending = self
+            .redeem(assertion.sign_in_id, SIGN_IN_PURPOSE, now)
+            .and_then(|p| PendingAuthentication::from_json(p.state).ok())
+            .ok_or_else(|| {
+                rejected("answers a passkey sign-in that is unknown, used or expired")
+            })?;
         let (read, credential_id) = party
             .read_assertion(assertion.answer)
             .map_err(|e| rejected(&format!("(a passkey {e})")))?;
@@ -399,16 +394,24 @@ impl Passkeys {
             _ => return Err(rejected("is by a passkey that is not registered")),
         };
         let lookup_id = id.clone();
-        let stored = context
+        let (stored, handle) = context
             .store
-            .run(move |c| rows::find(c, &lookup_id))
+            .run(move |c| {
+                Ok::<_, StoreError>((rows::find(c, &lookup_id)?, meta::get_text(c, USER_HANDLE)?))
+            })
             .await?;
+        // A discoverable passkey names the owner's user handle; another one is not this node's.
+        if let Some(given) = read.user_handle()
+            && handle.as_deref().and_then(user_handle_bytes).as_deref() != Some(given)
+        {
+            return Err(rejected("is by a passkey made for another user handle"));
+        }
         let state = stored.as_ref().map(|p| p.state.clone());
         check_passkey_state(&credential, state.as_deref())
             .map_err(|_| rejected("is by a passkey that is not registered"))?;
         let state = state.unwrap_or_default();
         let stored_count = stored.map(|p| p.sign_count).unwrap_or_default();
-        let asserted = match party.finish_authentication(&read, pending.ceremony, &state) {
+        let asserted = match party.finish_authentication(&read, pending, &state) {
             Ok(asserted) => asserted,
             Err(AssertionError::CounterWentBack) => {
                 let event = AuditEvent::PasskeyCounterRegressed {
@@ -446,11 +449,15 @@ impl Passkeys {
     pub async fn release_copy(
         &self,
         store: &Store,
-        credential_id: &str,
+        principal: &super::credentials::Principal,
         actor: &Actor,
         now: i64,
     ) -> Result<Option<ReleasedCopy>, PasskeyError> {
-        let credential_id = credential_id.to_owned();
+        // Only a passkey that may do all the owner key does holds a copy of it.
+        if !principal.capabilities.contains(Capability::Owner) {
+            return Ok(None);
+        }
+        let credential_id = principal.credential_id.clone();
         let actor = actor.clone();
         let released = store
             .run(move |c| {

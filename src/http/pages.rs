@@ -38,6 +38,8 @@ struct AppFields {
     page: &'static str,
     public_url: String,
     assets: String,
+    /// Whether this node can use passkeys (its public URL's host is a domain name).
+    passkeys: bool,
 }
 
 #[derive(Template)]
@@ -135,6 +137,7 @@ fn app_fields(state: &AppState, title: &'static str, page: &'static str) -> AppF
         page,
         public_url: state.public_url.as_str().to_owned(),
         assets: assets::url(""),
+        passkeys: state.passkeys.available(),
     }
 }
 

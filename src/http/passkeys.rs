@@ -55,14 +55,20 @@ pub struct NewPasskeyBody {
     prf_wrapped_key: Option<String>,
 }
 
-/// Refuses an answer that carries a PRF output: it must never leave the browser.
+/// Whether `value` holds, anywhere, a `prf` object with `results`.
+fn holds_prf_results(value: &Value) -> bool {
+    match value {
+        Value::Object(members) => members.iter().any(|(name, member)| {
+            (name == "prf" && member.get("results").is_some()) || holds_prf_results(member)
+        }),
+        Value::Array(items) => items.iter().any(holds_prf_results),
+        _ => false,
+    }
+}
+
+/// Refuses an answer that carries a PRF output anywhere: it must never leave the browser.
 fn refuse_prf_output(credential: &Value) -> Result<(), Problem> {
-    let results = ["clientExtensionResults", "extensions"]
-        .iter()
-        .filter_map(|member| credential.get(member))
-        .filter_map(|outputs| outputs.get("prf"))
-        .any(|prf| prf.get("results").is_some());
-    if results {
+    if holds_prf_results(credential) {
         return Err(Problem::invalid_field(
             "credential",
             "credential carries a PRF output (clientExtensionResults.prf.results): it must stay \
@@ -167,7 +173,7 @@ pub async fn sign_in(
     if body.unlock == Some(true) {
         let copy = state
             .passkeys
-            .release_copy(&state.store, &principal.credential_id, &actor, now)
+            .release_copy(&state.store, &principal, &actor, now)
             .await?;
         answer["prf"] = serde_json::to_value(copy).unwrap_or(Value::Null);
     }

@@ -45,6 +45,14 @@ impl std::fmt::Debug for SealingKey {
 }
 
 impl SealingKey {
+    /// A key that lives in memory only, for values that need not outlive the process (a
+    /// passkey ceremony in progress).
+    pub fn ephemeral() -> Self {
+        let mut key = Zeroizing::new([0u8; KEY_BYTES]);
+        rand::rngs::OsRng.fill_bytes(&mut *key);
+        SealingKey(key)
+    }
+
     /// Reads the key from `data_dir`, or makes it (readable by the owner of the file only) when
     /// there is none yet. A file of the wrong size is refused, never replaced: the values sealed
     /// under it would be lost.

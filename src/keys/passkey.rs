@@ -34,6 +34,34 @@ pub struct PendingRegistration(PasskeyRegistration);
 /// A sign-in in progress: the challenge a discoverable passkey must answer.
 pub struct PendingAuthentication(DiscoverableAuthentication);
 
+impl PendingRegistration {
+    /// The state as JSON, to travel sealed.
+    pub fn to_json(&self) -> Result<Value, String> {
+        serde_json::to_value(&self.0).map_err(|e| e.to_string())
+    }
+
+    /// The state from [`PendingRegistration::to_json`].
+    pub fn from_json(value: Value) -> Result<Self, String> {
+        serde_json::from_value(value)
+            .map(PendingRegistration)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl PendingAuthentication {
+    /// The state as JSON, to travel sealed.
+    pub fn to_json(&self) -> Result<Value, String> {
+        serde_json::to_value(&self.0).map_err(|e| e.to_string())
+    }
+
+    /// The state from [`PendingAuthentication::to_json`].
+    pub fn from_json(value: Value) -> Result<Self, String> {
+        serde_json::from_value(value)
+            .map(PendingAuthentication)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// A passkey that passed its registration ceremony.
 #[derive(Debug)]
 pub struct RegisteredPasskey {
@@ -78,16 +106,19 @@ fn describe(error: &WebauthnError) -> String {
         }
         WebauthnError::MismatchedChallenge => "answers another challenge".into(),
         WebauthnError::InvalidClientDataType => "is of the wrong ceremony type".into(),
-        WebauthnError::CredentialAlteredAlgFromRequest
-        | WebauthnError::COSEKeyInvalidType
-        | WebauthnError::COSEKeyInvalidAlgorithm => {
+        WebauthnError::COSEKeyInvalidType | WebauthnError::COSEKeyInvalidAlgorithm => {
             "uses a key algorithm this node does not accept (ES256, ES384 or RS256)".into()
         }
         WebauthnError::AuthenticationFailure => "has a signature that does not verify".into(),
         WebauthnError::ParseNOMFailure
         | WebauthnError::ParseCBORFailure(_)
         | WebauthnError::ParseJSONFailure(_) => "is malformed".into(),
-        WebauthnError::CredentialExcludedFromRequest => "is a passkey registered already".into(),
+        WebauthnError::CredentialExcludedFromRequest
+        | WebauthnError::CredentialAlteredAlgFromRequest => {
+            "is a passkey registered already, or uses a key algorithm this node does not accept \
+             (ES256, ES384 or RS256)"
+                .into()
+        }
         other => format!("was refused ({other})"),
     }
 }
@@ -179,11 +210,15 @@ impl RelyingParty {
     /// Reads an assertion (`PublicKeyCredential.toJSON()`) and returns it with the credential
     /// id it names. The message completes "the passkey ...".
     pub fn read_assertion(&self, answer: &Value) -> Result<(Assertion, Vec<u8>), String> {
+        // The whole answer is bounded by the request size; a user handle is at most 64 bytes.
         let assertion: PublicKeyCredential = serde_json::from_value(answer.clone())
             .map_err(|e| format!("answer that is not an assertion: {e}"))?;
         let id = assertion.get_credential_id().to_vec();
         if id.is_empty() || id.len() > MAX_CREDENTIAL_ID_BYTES {
             return Err("answer without a credential id of an allowed length".into());
+        }
+        if assertion.get_user_unique_id().is_some_and(|h| h.len() > 64) {
+            return Err("answer with a user handle longer than 64 bytes".into());
         }
         Ok((Assertion(assertion), id))
     }
@@ -222,6 +257,24 @@ pub fn new_user_handle() -> String {
 
 /// An assertion as read from a request.
 pub struct Assertion(PublicKeyCredential);
+
+impl Assertion {
+    /// The user handle the authenticator returned, if any (a discoverable passkey returns it).
+    pub fn user_handle(&self) -> Option<&[u8]> {
+        self.0.get_user_unique_id()
+    }
+}
+
+/// The bytes of a user handle as [`new_user_handle`] wrote it (a UUID's 16 bytes).
+pub fn user_handle_bytes(handle: &str) -> Option<Vec<u8>> {
+    Uuid::parse_str(handle).ok().map(|u| u.as_bytes().to_vec())
+}
+
+/// The credential id a registration answer names, read before its ceremony is checked.
+pub fn registration_credential_id(answer: &Value) -> Option<Vec<u8>> {
+    let raw = answer.get("rawId")?.as_str()?;
+    crate::jose::b64::decode(raw).ok()
+}
 
 /// The credential id and public key (as a JWK-backed key) a stored passkey state holds, for
 /// checking it against its credential row.

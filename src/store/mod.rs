@@ -280,14 +280,27 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
             known: SCHEMA_VERSION,
         });
     }
+    // A migration may rebuild a table that others reference (SQLite's twelve-step ALTER):
+    // foreign keys are off while it runs, and every reference is checked before it commits.
+    connection.pragma_update(None, "foreign_keys", false)?;
     for (index, script) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
         let version = index as i64 + 1;
         let transaction = connection.transaction()?;
         transaction.execute_batch(script)?;
+        let dangling: i64 =
+            transaction.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| {
+                row.get(0)
+            })?;
+        if dangling != 0 {
+            return Err(StoreError::Task(format!(
+                "migration {version} would leave {dangling} dangling references"
+            )));
+        }
         transaction.pragma_update(None, "user_version", version)?;
         transaction.commit()?;
         tracing::info!(version, "database schema migrated");
     }
+    connection.pragma_update(None, "foreign_keys", true)?;
     Ok(())
 }
 

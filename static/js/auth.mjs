@@ -34,14 +34,17 @@ export function unlockParams() {
 }
 
 /**
- * Derives the KEK from the password once, proves it to the node (with a one-time unlock code when given), and resolves
+ * Derives the KEK from the password once, proves it to the node (with a one-time unlock code and a TOTP or recovery
+ * code when given), and resolves
  * with {wrappedKey, kid, unlockKey} (the UnlockKey opens wrappedKey). A wrong password rejects with ApiError 401
  * 'wrong-unlock-verifier', a wrong code with 'wrong-unlock-code'; nothing is left behind.
  */
-export async function unlockWithPassword(password, params, unlockCode) {
+export async function unlockWithPassword(password, params, unlockCode, secondFactor) {
   const unlockKey = await deriveUnlock(password, params ?? (await unlockParams()));
   const body = { unlock_verifier: unlockKey.unlockVerifier };
   if (unlockCode) body.unlock_code = unlockCode;
+  // Six digits are a TOTP code; anything else is a recovery code.
+  if (secondFactor) body[/^\d{3} ?\d{3}$/.test(secondFactor) ? 'totp' : 'recovery_code'] = secondFactor;
   const { wrapped_key: wrappedKey, kid } = await api('POST', '/unlock', body);
   return { wrappedKey, kid, unlockKey };
 }

@@ -2,7 +2,7 @@
 
 import { ApiError, clearToken, getToken, setNotice, signedInApi } from './api.mjs';
 import { audience } from './auth.mjs';
-import { DEVICE_CAPABILITIES, bindCredential, newCredentialId, ownerKeyFromPassword, ownerKeyWithJwkFromPassword, stepUpThisDevice } from './device.mjs';
+import { bindCredential, newCredentialId, ownerKeyFromPassword, stepUpThisDevice } from './device.mjs';
 import { readPublicKey } from './keys.mjs';
 import { deleteKey, loadKey } from './keystore.mjs';
 import { $, clearMessages, describe, formatTime, messagesAfter, setBusy, showError, showStatus } from './ui.mjs';
@@ -184,41 +184,6 @@ async function submit(event) {
   setBusy(false, form);
 }
 
-/** Registers a passkey: the owner key, unlocked from the password, binds it and (where PRF works) is wrapped for it. */
-async function addPasskey(event) {
-  event.preventDefault();
-  if (!(await nodeChecked)) return;
-  const form = $('passkey-form');
-  messagesAfter(form);
-  clearMessages();
-  const label = $('passkey-label').value.trim();
-  const unlock = $('passkey-unlock').checked;
-  // A passkey that may unlock the owner key can do all the owner key can; one that may not just signs in and reads.
-  const capabilities = unlock ? DEVICE_CAPABILITIES : ['session', 'sessions', 'audit'];
-  setBusy(true, form);
-  try {
-    showStatus('Unlocking your owner key… (deriving the key takes a moment)');
-    const { ownerKey, privateJwk } = await ownerKeyWithJwkFromPassword($('passkey-password').value);
-    showStatus('Confirming it is you…');
-    await stepUpThisDevice();
-    showStatus('Follow your browser to make the passkey…');
-    const { registerPasskey } = await import('./passkey.mjs');
-    const { unlocks } = await registerPasskey({ ownerKey, privateJwk: unlock ? privateJwk : null, label, capabilities, bind: bindCredential, readPublicKey });
-    form.reset();
-    $('passkey-unlock').checked = true;
-    showStatus(unlock && !unlocks ? `Added ${label}. It signs you in, but this authenticator does not support PRF, so it cannot unlock your key on a new device: use your password there.` : `Added ${label}.${unlocks ? ' It also unlocks your key on a new device where it is synced.' : ''}`);
-    await refresh();
-  } catch (error) {
-    showStatus('');
-    $('passkey-password').value = '';
-    if (error instanceof ApiError && error.slug === 'wrong-unlock-verifier') showError('Wrong password. No passkey was added.');
-    else if (error?.name === 'NotAllowedError') showError('The passkey was not made (cancelled or timed out). No passkey was added.');
-    else if (error?.name === 'InvalidStateError') showError('This authenticator holds a passkey for this site already.');
-    else showError(`${describe(error)} No passkey was added.`);
-  }
-  setBusy(false, form);
-}
-
 /** Revokes on the second click, so one slip does not lock a device out. */
 async function revoke(credential, button) {
   if (!(await nodeChecked)) return;
@@ -273,10 +238,15 @@ async function main() {
   $('login-command').textContent = `siteid login --node ${audience()} --key key.pem`;
   setMode('add');
   $('credential-form').addEventListener('submit', submit);
-  if (typeof globalThis.PublicKeyCredential === 'function') $('passkey-form').addEventListener('submit', addPasskey);
-  else {
+  if (typeof globalThis.PublicKeyCredential === 'function' && $('app').dataset.passkeys === 'true') {
+    $('passkey-form').addEventListener('submit', async (event) => {
+      event.preventDefault();
+      if (await nodeChecked) (await import('./credentials-passkey.mjs')).addPasskey({ refresh });
+    });
+  } else {
     $('passkey-form').hidden = true;
     $('passkey-unsupported').hidden = false;
+    if ($('app').dataset.passkeys !== 'true') $('passkey-unsupported').textContent = 'This node cannot use passkeys: browsers accept them only for a site named by a domain name, and its public URL is an IP address.';
   }
   $('credential-cancel').addEventListener('click', () => {
     clearMessages();

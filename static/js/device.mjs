@@ -5,7 +5,7 @@ import { signIn, stepUp, unlockWithPassword } from './auth.mjs';
 import { encode } from './b64url.mjs';
 import { signJwt } from './jws.mjs';
 import { loadKey, saveKey } from './keystore.mjs';
-import { importSigningKey, jwkThumbprint, toPublicJwk, unlockSigningKey, unwrapPrivateKey } from './wrapped-key.mjs';
+import { jwkThumbprint, unlockSigningKey } from './wrapped-key.mjs';
 
 /** What a browser of the owner may do: everything; the password still guards what needs the owner key. */
 export const DEVICE_CAPABILITIES = ['session', 'sessions', 'audit', 'credentials', 'recovery', 'owner'];
@@ -46,25 +46,13 @@ export async function ownerKeyFromPassword(password) {
   return key;
 }
 
-/**
- * Like ownerKeyFromPassword, and also resolves with the private JWK, for wrapping the owner key once more (a passkey's
- * PRF copy): {ownerKey, privateJwk}. The caller drops both when done.
- */
-export async function ownerKeyWithJwkFromPassword(password) {
-  const { wrappedKey, kid, unlockKey } = await unlockWithPassword(password);
-  const jwk = await unwrapPrivateKey(wrappedKey, unlockKey);
-  const privateJwk = { ...jwk };
-  const publicJwk = toPublicJwk(jwk);
-  const ownerKey = { signingKey: await importSigningKey(jwk), publicJwk, kid: await jwkThumbprint(publicJwk) };
-  if (ownerKey.kid !== kid) throw new Error('the unlocked key is not the key the node names');
-  return { ownerKey, privateJwk };
-}
-
-/** Steps the session up with the key this device keeps (the session's own credential). */
+/** Steps the session up with the key this device keeps (the session's own credential), or with the passkey it signed in with. */
 export async function stepUpThisDevice() {
   const key = await loadKey();
-  if (!key) throw new Error('This device keeps no key to confirm it is you; sign in again with your password.');
-  await stepUp(key);
+  if (key) return stepUp(key);
+  // A session a passkey signed in (this browser keeps no key): the passkey confirms it.
+  if (typeof globalThis.PublicKeyCredential === 'function') return (await import('./passkey.mjs')).stepUpWithPasskey();
+  throw new Error('This device keeps no key to confirm it is you; sign in again with your password.');
 }
 
 /**

@@ -1,12 +1,11 @@
 // The /login page: one-step sign-in with this device's key, sign-in with a passkey (which unlocks the key on a new device where it has a PRF copy), the password unlock of the wrapped key that enrolls a new device (with a TOTP or recovery code when two-step unlock is on), and sign-in with a signature pasted from openssl or ssh-keygen; each checks the node against what this device trusts first.
 
 import { ApiError, api, clearToken, getToken, setToken, takeNotice } from './api.mjs';
-import { signIn, unlockParams } from './auth.mjs';
+import { signIn, unlockParams, unlockWithPassword } from './auth.mjs';
 import { enrollDevice } from './device.mjs';
-import { jwkFromSshSignature, readPublicKey, thumbprint } from './keys.mjs';
 import { deleteKey, loadKey } from './keystore.mjs';
 import { $, clearMessages, countdown, describe, formatDuration, messagesAfter, setBusy, showError, showStatus } from './ui.mjs';
-import { deriveUnlock, unlockSigningKey } from './wrapped-key.mjs';
+import { unlockSigningKey } from './wrapped-key.mjs';
 
 const NOTICES = {
   revoked: 'Your session was ended, from another device or because it expired.',
@@ -135,62 +134,11 @@ function showUnlock(message = '') {
   offerPasskeys();
 }
 
-/** The pending autofill (conditional) passkey request, aborted when the owner picks another way in. */
-let passkeyAutofill = null;
-
-/** Shows the passkey button where WebAuthn works, and offers passkeys in the password field's autofill where the browser can. */
+/** Shows the passkey button where WebAuthn works; the sign-in code loads on demand. */
 async function offerPasskeys() {
-  if (typeof globalThis.PublicKeyCredential !== 'function') return;
+  if (typeof globalThis.PublicKeyCredential !== 'function' || $('app').dataset.passkeys !== 'true') return;
   $('login-passkey').hidden = false;
-  const { autofillSupported } = await import('./passkey.mjs');
-  if (await autofillSupported()) passkeySignIn('conditional');
-}
-
-/**
- * Signs in with a passkey. With a PRF copy of the owner key (and an authenticator that gives the PRF output), the key
- * opens here and this browser gets a device key of its own, as after a password unlock; otherwise the session is the
- * passkey's own.
- */
-async function passkeySignIn(mediation) {
-  passkeyAutofill?.abort();
-  const controller = new AbortController();
-  if (mediation === 'conditional') passkeyAutofill = controller;
-  const section = $('login-passkey');
-  try {
-    const { signInWithPasskey } = await import('./passkey.mjs');
-    if (!mediation) {
-      clearMessages();
-      setBusy(true, section);
-      showStatus('Follow your browser to use your passkey…');
-    }
-    const { session, ownerKey } = await signInWithPasskey({ mediation, signal: controller.signal });
-    setBusy(true, section);
-    setToken(session.access_token);
-    const { adopt, auditBeforeWriting, guard } = await import('./alarm.mjs');
-    if (ownerKey) {
-      // This device trusts the key the passkey opens if it is the one the node publishes.
-      if (!(await adopt(ownerKey))) return;
-      showStatus('Making this browser’s own key and signing in…');
-      try {
-        await api('DELETE', '/session');
-      } catch {
-        // The passkey's session ends by itself when idle.
-      }
-      await enrollDevice(ownerKey, auditBeforeWriting);
-    } else if (!(await guard(null, { keys: true, audit: true }))) {
-      return;
-    }
-    goToAccount();
-  } catch (error) {
-    if (error?.name === 'AbortError' || (mediation === 'conditional' && error?.name === 'NotAllowedError')) return;
-    showStatus('');
-    setBusy(false, section);
-    if (error?.name === 'NodeAlarm') return;
-    if (error?.name === 'NotAllowedError') showError('No passkey was used (cancelled or timed out).');
-    else if (error instanceof ApiError && error.status === 404) $('login-passkey').hidden = true;
-    else if (error instanceof ApiError && error.status === 429) throttle(error, $('passkey-button'), 'Too many failed sign-ins from this address.');
-    else showError(error instanceof ApiError && error.slug === 'invalid-assertion' ? `Sign-in refused. ${error.message}` : describe(error));
-  }
+  (await import('./login-passkey.mjs')).offerPasskeys({ throttle, goToAccount });
 }
 
 /** Shows the one-time unlock code field, with a message when given. */
@@ -211,20 +159,10 @@ function offerSecondFactor(slug) {
   $('totp').focus();
 }
 
-/** POST /unlock with the verifier, a one-time unlock code and the second factor: 6 digits are a TOTP code, anything else a recovery code. */
-async function unlockWithPassword(password, unlockCode, secondFactor) {
-  const unlockKey = await deriveUnlock(password, params);
-  const body = { unlock_verifier: unlockKey.unlockVerifier };
-  if (unlockCode) body.unlock_code = unlockCode;
-  if (secondFactor) body[/^\d{3} ?\d{3}$/.test(secondFactor) ? 'totp' : 'recovery_code'] = secondFactor;
-  const { wrapped_key: wrappedKey } = await api('POST', '/unlock', body);
-  return { wrappedKey, unlockKey };
-}
-
 async function unlock(password, unlockCode, secondFactor) {
   if (!params && !(await loadParams())) return false;
   showStatus('Checking your password… (deriving the key takes a moment)');
-  const { wrappedKey, unlockKey } = await unlockWithPassword(password, unlockCode, secondFactor);
+  const { wrappedKey, unlockKey } = await unlockWithPassword(password, params, unlockCode, secondFactor);
   showStatus('Unlocking your key…');
   const key = await unlockSigningKey(wrappedKey, unlockKey);
   // This device trusts the key the password opens if it is the one the node publishes.
@@ -244,7 +182,8 @@ async function onUnlockSubmit(event) {
   const secondFactor = $('totp-field').hidden ? '' : $('totp').value.trim();
   clearMessages();
   setBusy(true, form);
-  passkeyAutofill?.abort();
+  // A pending autofill passkey request would hold the credential manager: the password is the way in now.
+  if (!$('login-passkey').hidden) (await import('./login-passkey.mjs')).stopAutofill();
   let signedIn = false;
   try {
     signedIn = await unlock(password, unlockCode, secondFactor);
@@ -291,72 +230,14 @@ async function onUnlockSubmit(event) {
   }
 }
 
-let pasteNonce = null;
-
-/** Shows a fresh message to sign for the paste sign-in. */
-async function newPasteMessage() {
-  try {
-    const { nonce, message } = await api('POST', '/auth/challenge');
-    pasteNonce = nonce;
-    $('paste-message').textContent = message;
-  } catch (error) {
-    messagesAfter($('paste-form'));
-    showError(describe(error));
-  }
-}
-
-/** The kid and format of a pasted signature: an SSH signature names its key; otherwise the public key given does. */
-async function pastedKey(signature, publicKeyText) {
-  if (signature.includes('-----BEGIN SSH SIGNATURE-----')) {
-    return { kid: await thumbprint(jwkFromSshSignature(signature)), format: 'sshsig' };
-  }
-  if (!publicKeyText.trim()) throw new Error('Paste your public key too: an openssl signature does not say which key made it.');
-  const { jwk, kid } = await readPublicKey(publicKeyText);
-  return { kid, format: jwk.kty === 'OKP' ? 'raw' : 'openssl' };
-}
-
-async function onPasteSubmit(event) {
-  event.preventDefault();
-  if (throttled) return;
-  const form = $('paste-form');
-  messagesAfter(form);
-  clearMessages();
-  const signature = $('paste-signature').value.trim();
-  let key;
-  try {
-    key = await pastedKey(signature, $('paste-key').value);
-  } catch (error) {
-    showError(error.name === 'KeyError' ? `The public key ${error.message}.` : describe(error));
-    return;
-  }
-  setBusy(true, form);
-  try {
-    const session = await api('POST', '/auth/login', { kid: key.kid, nonce: pasteNonce, signature, format: key.format });
-    setToken(session.access_token);
-    goToAccount();
-    return;
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 429) {
-      setBusy(false, form);
-      throttle(error, $('paste-submit'), 'Too many failed sign-ins from this address.');
-      return;
-    }
-    showError(error instanceof ApiError && error.slug === 'invalid-assertion' ? `Sign-in refused. ${error.message}` : describe(error));
-    if (error instanceof ApiError && /nonce/.test(error.message)) await newPasteMessage();
-  }
-  setBusy(false, form);
-}
-
 async function main() {
   const notice = takeNotice();
   if (notice && NOTICES[notice]) showStatus(NOTICES[notice]);
   $('unlock-form').addEventListener('submit', onUnlockSubmit);
-  $('passkey-button').addEventListener('click', () => passkeySignIn());
   $('unlock-code-toggle').addEventListener('click', () => offerUnlockCode());
-  $('paste-form').addEventListener('submit', onPasteSubmit);
-  $('paste-new').addEventListener('click', newPasteMessage);
-  $('paste-section').addEventListener('toggle', () => {
-    if ($('paste-section').open && !pasteNonce) newPasteMessage();
+  // The paste sign-in (and the key parsing it needs) loads when its section opens.
+  $('paste-section').addEventListener('toggle', async () => {
+    if ($('paste-section').open) (await import('./login-paste.mjs')).openPaste({ throttle, goToAccount, isThrottled: () => throttled });
   });
   if (getToken()) {
     try {

@@ -2,7 +2,46 @@
 
 import { api } from './api.mjs';
 import { decode, encode, utf8 } from './b64url.mjs';
-import { PRF_INPUT, passkeyKek, unlockWithPasskey, wrapForPasskey } from './wrapped-key.mjs';
+import { CTY, ENC, PRF_ALG, WrappedKeyError, importSigningKey, jwkThumbprint, openJwk, parse, sealJwk, toPublicJwk } from './wrapped-key.mjs';
+
+const subtle = globalThis.crypto.subtle;
+
+/** The PRF input (WebAuthn `prf.eval.first`) every siteid passkey evaluates. */
+export const PRF_INPUT = 'siteid-prf-unlock-v1';
+/** HKDF-SHA-256 salt and info that turn a PRF output into the KEK of the PRF copy. */
+export const PRF_HKDF_SALT = 'siteid-prf-kek-v1';
+export const PRF_HKDF_INFO = 'siteid owner key A256KW';
+
+
+/**
+ * The KEK of a passkey's PRF copy: HKDF-SHA-256 of the PRF output with PRF_HKDF_SALT and PRF_HKDF_INFO, as a
+ * non-extractable AES-KW key. The PRF output and the KEK stay in this browser.
+ */
+export async function passkeyKek(prfOutput) {
+  const base = await subtle.importKey('raw', prfOutput, 'HKDF', false, ['deriveKey']);
+  const params = { name: 'HKDF', hash: 'SHA-256', salt: utf8(PRF_HKDF_SALT), info: utf8(PRF_HKDF_INFO) };
+  return subtle.deriveKey(params, base, { name: 'AES-KW', length: 256 }, false, ['wrapKey', 'unwrapKey']);
+}
+
+/** The PRF copy of a private JWK under a KEK from passkeyKek: a compact JWE (A256KW, A256GCM) naming the key's kid. */
+export async function wrapForPasskey(privateJwk, kek) {
+  return sealJwk(privateJwk, kek, { alg: PRF_ALG, enc: ENC, cty: CTY, kid: await jwkThumbprint(toPublicJwk(privateJwk)) });
+}
+
+/** Opens a PRF copy with its KEK and imports the key; resolves with {signingKey, publicJwk, kid}. */
+export async function unlockWithPasskey(compact, kek) {
+  const parsed = parse(compact, true);
+  let cek;
+  try {
+    cek = await subtle.unwrapKey('raw', parsed.encryptedKey, kek, 'AES-KW', 'AES-GCM', false, ['decrypt']);
+  } catch {
+    throw new WrappedKeyError('wrong-password', 'the passkey’s copy of your key does not open with this passkey');
+  }
+  const jwk = await openJwk(parsed, cek);
+  const signingKey = await importSigningKey(jwk);
+  const publicJwk = toPublicJwk(jwk);
+  return { signingKey, publicJwk, kid: await jwkThumbprint(publicJwk) };
+}
 
 /** Whether this browser speaks WebAuthn at all. */
 export function passkeysSupported() {

@@ -1,4 +1,4 @@
-// The owner's key in the browser: P-384 keys, the PBES2-HS512+A256KW/A256GCM wrapped key and the unlock verifier, and a passkey's PRF copy (A256KW/A256GCM under a KEK derived from the PRF output).
+// The owner's key in the browser: P-384 keys, the PBES2-HS512+A256KW/A256GCM wrapped key, the unlock verifier, and the parts a passkey's PRF copy shares.
 
 import { decode, encode, encodeJson, fromUtf8, utf8 } from './b64url.mjs';
 
@@ -25,11 +25,7 @@ const HEADER_MEMBERS = ['alg', 'enc', 'cty', 'p2s', 'p2c', 'kid'];
 /** The key-management algorithm of a passkey's PRF copy. */
 export const PRF_ALG = 'A256KW';
 const PRF_HEADER_MEMBERS = ['alg', 'enc', 'cty', 'kid'];
-/** The PRF input (WebAuthn `prf.eval.first`) every siteid passkey evaluates. */
-export const PRF_INPUT = 'siteid-prf-unlock-v1';
-/** HKDF-SHA-256 salt and info that turn a PRF output into the KEK of the PRF copy. */
-export const PRF_HKDF_SALT = 'siteid-prf-kek-v1';
-export const PRF_HKDF_INFO = 'siteid owner key A256KW';
+
 
 /** Why a wrapped key or owner key was refused; code is malformed, wrong-password, corrupt, mismatch or bad-key. */
 export class WrappedKeyError extends Error {
@@ -63,8 +59,8 @@ function checkParams({ alg = ALG, p2s, p2c }) {
   return salt;
 }
 
-/** Checks every structural rule of a wrapped key without any key derivation; returns its parts. */
-function parse(compact, prf = false) {
+/** Checks every structural rule of a wrapped key (prf: a passkey's PRF copy) without decrypting; returns its parts. */
+export function parse(compact, prf = false) {
   if (typeof compact !== 'string' || compact.length > MAX_COMPACT_LEN) fail('malformed', `the wrapped key must be a string of at most ${MAX_COMPACT_LEN} characters`);
   const parts = compact.split('.');
   if (parts.length !== 5) fail('malformed', 'the wrapped key is not a compact JWE of five parts');
@@ -199,7 +195,8 @@ export async function wrapPrivateKey(privateJwk, password, { p2c = DEFAULT_P2C }
 }
 
 /** Encrypts a private JWK under a fresh CEK and IV, the CEK wrapped with the AES-KW key kek; returns the compact JWE. */
-async function sealJwk(privateJwk, kek, header) {
+export async function sealJwk(privateJwk, kek, header) {
+  checkPrivateJwk(privateJwk);
   const rand = (n) => globalThis.crypto.getRandomValues(new Uint8Array(n));
   const protectedB64 = encodeJson(header);
   const { kty, crv, x, y, d } = privateJwk;
@@ -213,39 +210,8 @@ async function sealJwk(privateJwk, kek, header) {
   return [protectedB64, encode(encryptedKey), encode(iv), encode(sealed.subarray(0, n)), encode(sealed.subarray(n))].join('.');
 }
 
-/**
- * The KEK of a passkey's PRF copy: HKDF-SHA-256 of the PRF output with PRF_HKDF_SALT and PRF_HKDF_INFO, as a
- * non-extractable AES-KW key. The PRF output and the KEK stay in this browser.
- */
-export async function passkeyKek(prfOutput) {
-  const base = await subtle.importKey('raw', prfOutput, 'HKDF', false, ['deriveKey']);
-  const params = { name: 'HKDF', hash: 'SHA-256', salt: utf8(PRF_HKDF_SALT), info: utf8(PRF_HKDF_INFO) };
-  return subtle.deriveKey(params, base, { name: 'AES-KW', length: 256 }, false, ['wrapKey', 'unwrapKey']);
-}
-
-/** The PRF copy of a private JWK under a KEK from passkeyKek: a compact JWE (A256KW, A256GCM) naming the key's kid. */
-export async function wrapForPasskey(privateJwk, kek) {
-  checkPrivateJwk(privateJwk);
-  return sealJwk(privateJwk, kek, { alg: PRF_ALG, enc: ENC, cty: CTY, kid: await jwkThumbprint(privateJwk) });
-}
-
-/** Opens a PRF copy with its KEK and imports the key; resolves with {signingKey, publicJwk, kid}. */
-export async function unlockWithPasskey(compact, kek) {
-  const parsed = parse(compact, true);
-  let cek;
-  try {
-    cek = await subtle.unwrapKey('raw', parsed.encryptedKey, kek, 'AES-KW', 'AES-GCM', false, ['decrypt']);
-  } catch {
-    fail('wrong-password', 'the passkey’s copy of your key does not open with this passkey');
-  }
-  const jwk = await openJwk(parsed, cek);
-  const signingKey = await importSigningKey(jwk);
-  const publicJwk = toPublicJwk(jwk);
-  return { signingKey, publicJwk, kid: await jwkThumbprint(publicJwk) };
-}
-
 /** Decrypts a parsed JWE's content with its CEK; returns the checked private JWK {kty, crv, x, y, d}. */
-async function openJwk(parsed, cek) {
+export async function openJwk(parsed, cek) {
   const sealed = new Uint8Array(parsed.ciphertext.length + 16);
   sealed.set(parsed.ciphertext);
   sealed.set(parsed.tag, parsed.ciphertext.length);

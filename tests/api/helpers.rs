@@ -658,7 +658,7 @@ impl TestOwner {
         let now = now();
         self.sign(
             json!({"alg": "ES384", "typ": "siteid-claim+jwt"}),
-            json!({"aud": node.base_url, "nonce": token, "iat": now, "exp": now + 300}),
+            json!({"aud": node.audience, "nonce": token, "iat": now, "exp": now + 300}),
         )
     }
 
@@ -671,7 +671,7 @@ impl TestOwner {
     pub fn login_assertion_at(&self, node: &TestNode, nonce: &str, now: i64) -> String {
         self.sign(
             json!({"alg": "ES384", "typ": "siteid-login+jwt", "kid": self.key.public_key().thumbprint()}),
-            json!({"aud": node.base_url, "nonce": nonce, "iat": now, "exp": now + 300}),
+            json!({"aud": node.audience, "nonce": nonce, "iat": now, "exp": now + 300}),
         )
     }
 
@@ -744,7 +744,7 @@ impl TestOwner {
         self.sign(
             json!({"alg": "ES384", "typ": "siteid-rewrap+jwt", "kid": self.key.public_key().thumbprint()}),
             json!({
-                "aud": node.base_url,
+                "aud": node.audience,
                 "nonce": nonce,
                 "iat": at,
                 "exp": at + 300,

@@ -10,6 +10,7 @@ mod helpers;
 mod key_formats;
 mod owner_key;
 mod pages;
+mod passkeys;
 mod password_change;
 mod process;
 mod recovery;

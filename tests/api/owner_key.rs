@@ -192,7 +192,7 @@ fn rotation_replaces_the_key_binds_kept_devices_again_and_refuses_the_old_key() 
     let new_kid = kid_of(&rotation.next);
     assert_eq!(
         answer.json(),
-        json!({"kid": new_kid, "seq": 1, "revoked": [lost_id]})
+        json!({"kid": new_kid, "seq": 1, "revoked": [lost_id], "dropped_passkey_unlocks": []})
     );
 
     // The public documents show the new key only.

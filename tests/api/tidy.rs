@@ -221,7 +221,7 @@ fn only_jose_and_keys_touch_the_signature_and_encryption_crates() {
     // ARCHITECTURE.md: strict parsing before cryptography holds because every use of these
     // crates sits behind the parsers in `jose` and `keys`. (rustls names its own aws-lc-rs
     // provider, `rustls::crypto::aws_lc_rs`, which is a TLS setting, not a use.)
-    const CRATES: [&str; 11] = [
+    const CRATES: [&str; 12] = [
         "p256",
         "p384",
         "jsonwebtoken",
@@ -233,6 +233,7 @@ fn only_jose_and_keys_touch_the_signature_and_encryption_crates() {
         "crypto_bigint",
         "webauthn_rs",
         "serde_cbor_2",
+        "rsa",
     ];
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();

@@ -9,10 +9,13 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect, test } from '@playwright/test';
 import * as jose from 'jose';
-import { PRF_HKDF_INFO, PRF_HKDF_SALT, PRF_INPUT } from '../../static/js/wrapped-key.mjs';
 import { shot, startNode, storedKeys, watch } from './helpers.mjs';
 
 const PASSWORD = 'quartz lantern meadow ribbon 58';
+// The PRF input and HKDF parameters as docs/protocol.md states them (not imported: the test holds the code to them).
+const PRF_INPUT = 'siteid-prf-unlock-v1';
+const PRF_HKDF_SALT = 'siteid-prf-kek-v1';
+const PRF_HKDF_INFO = 'siteid owner key A256KW';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -155,6 +158,10 @@ test('B, a fresh context with the passkey, signs in from the autofill to a sessi
   expect((await storedKeys(b)) ?? []).toEqual([]);
   const signIn = bodies.find((x) => x.page === 'B' && x.url.endsWith('/api/v1/auth/passkey'));
   expect(JSON.parse(signIn.body).unlock).toBe(false);
+  // With no key on the device, the passkey itself confirms a sensitive step.
+  await b.click('#unlock-code-make');
+  await expect(b.locator('#unlock-code-shown')).toBeVisible();
+  expect(bodies.some((x) => x.page === 'B' && x.url.endsWith('/api/v1/auth/passkey/reauth'))).toBe(true);
 });
 
 test('a device that holds the passkey but none of the site data unlocks with it and gets a device key', async () => {

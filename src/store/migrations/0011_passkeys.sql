@@ -4,9 +4,8 @@
 -- state (counter, backup flags, the key as webauthn-rs keeps it) lives beside it in `passkey`,
 -- with the optional PRF copy of the owner key: a JWE the node cannot open.
 --
--- The credential table is rebuilt to allow the new kind; the owner row's reference to it is
--- checked when the migration commits.
-PRAGMA defer_foreign_keys = ON;
+-- The credential table is rebuilt to allow the new kind (foreign keys are off while a
+-- migration runs, and checked before it commits).
 CREATE TABLE credential_next (
     id TEXT PRIMARY KEY,
     kid TEXT NOT NULL UNIQUE,

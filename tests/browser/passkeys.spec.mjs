@@ -58,6 +58,12 @@ async function authenticator(page, { prf = true } = {}) {
   return { cdp, id: authenticatorId };
 }
 
+/**
+ * The passkey as another authenticator holds it, its counter well ahead: a virtual authenticator counts every
+ * assertion, and the node refuses a counter that does not move forward (synced passkeys report 0 instead).
+ */
+const ahead = (credential) => ({ ...credential, signCount: credential.signCount + 1000 });
+
 /** The PRF output a page's authenticator gives for this site's PRF input (what the browser derives the KEK from). */
 async function prfOutputIn(page) {
   return Buffer.from(
@@ -145,25 +151,6 @@ test('zero knowledge: the PRF output and the KEK appear in no request and nowher
   expect(await jose.calculateJwkThumbprint({ kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y })).toBe(ownerKid);
 });
 
-test('B, a fresh context with the passkey, signs in from the autofill to a session of its own', async ({ browser }) => {
-  // Chromium's virtual authenticator answers a conditional (autofill) request at once, as if the owner picked the
-  // passkey there. A credential moved with WebAuthn.getCredentials/addCredential keeps its key but not its PRF secret,
-  // so B's authenticator gives no PRF output: B gets the passkey's own session and no key on the device.
-  const b = await open(browser, 'B');
-  const { cdp, id } = await authenticator(b);
-  await cdp.send('WebAuthn.addCredential', { authenticatorId: id, credential: passkey });
-  await b.goto(`${node.base}/login`);
-  await expect(b).toHaveURL(`${node.base}/account`, { timeout: 30_000 });
-  await expect(b.locator('#sessions li.current')).toBeVisible();
-  expect((await storedKeys(b)) ?? []).toEqual([]);
-  const signIn = bodies.find((x) => x.page === 'B' && x.url.endsWith('/api/v1/auth/passkey'));
-  expect(JSON.parse(signIn.body).unlock).toBe(false);
-  // With no key on the device, the passkey itself confirms a sensitive step.
-  await b.click('#unlock-code-make');
-  await expect(b.locator('#unlock-code-shown')).toBeVisible();
-  expect(bodies.some((x) => x.page === 'B' && x.url.endsWith('/api/v1/auth/passkey/reauth'))).toBe(true);
-});
-
 test('a device that holds the passkey but none of the site data unlocks with it and gets a device key', async () => {
   // A's tab keeps the authenticator (and the passkey's PRF secret); everything of the site is deleted from it, so it
   // is a new device where the passkey is synced. The autofill is turned off here so that the button is used.
@@ -189,6 +176,25 @@ test('a device that holds the passkey but none of the site data unlocks with it 
   expect(await node.audit()).toContain('passkey.wrapped_key_served');
 });
 
+test('B, a fresh context with the passkey, signs in from the autofill to a session of its own', async ({ browser }) => {
+  // Chromium's virtual authenticator answers a conditional (autofill) request at once, as if the owner picked the
+  // passkey there. A credential moved with WebAuthn.getCredentials/addCredential keeps its key but not its PRF secret,
+  // so B's authenticator gives no PRF output: B gets the passkey's own session and no key on the device.
+  const b = await open(browser, 'B');
+  const { cdp, id } = await authenticator(b);
+  await cdp.send('WebAuthn.addCredential', { authenticatorId: id, credential: ahead(passkey) });
+  await b.goto(`${node.base}/login`);
+  await expect(b).toHaveURL(`${node.base}/account`, { timeout: 30_000 });
+  await expect(b.locator('#sessions li.current')).toBeVisible();
+  expect((await storedKeys(b)) ?? []).toEqual([]);
+  const signIn = bodies.find((x) => x.page === 'B' && x.url.endsWith('/api/v1/auth/passkey'));
+  expect(JSON.parse(signIn.body).unlock).toBe(false);
+  // With no key on the device, the passkey itself confirms a sensitive step.
+  await b.click('#unlock-code-make');
+  await expect(b.locator('#unlock-code-shown')).toBeVisible();
+  expect(bodies.some((x) => x.page === 'B' && x.url.endsWith('/api/v1/auth/passkey/reauth'))).toBe(true);
+});
+
 test('A revokes the passkey; a context that holds it is refused', async ({ browser }) => {
   const a = pages.A;
   await a.goto(`${node.base}/account/credentials`);
@@ -200,7 +206,7 @@ test('A revokes the passkey; a context that holds it is refused', async ({ brows
   expect(await node.audit()).toContain('passkey.wrapped_keys_dropped');
   const d = await open(browser, 'D');
   const { cdp, id } = await authenticator(d);
-  await cdp.send('WebAuthn.addCredential', { authenticatorId: id, credential: passkey });
+  await cdp.send('WebAuthn.addCredential', { authenticatorId: id, credential: ahead(passkey) });
   await d.goto(`${node.base}/login`);
   await expect(d.locator('#error')).toContainText('is by a passkey that is not registered');
   await expect(d).toHaveURL(`${node.base}/login`);

@@ -85,7 +85,8 @@ export async function onRotate(call, done) {
     // This device trusts the new key once the node shows the change it made, signed by the old key.
     if (!(await guard(null))) return;
     const revoked = answer.revoked.length ? ` ${answer.revoked.length} expired or unknown credential(s) were revoked.` : '';
-    showStatus(`The owner key is replaced: its key id is now ${answer.kid}. ${answer.rebound} device(s) and key(s) were bound to it again.${revoked}`);
+    const dropped = answer.dropped_passkey_unlocks?.length ? ` ${answer.dropped_passkey_unlocks.length} passkey(s) no longer unlock your key on a new device (their copy held the old key): they still sign you in; register them again under Devices and keys to unlock with them.` : '';
+    showStatus(`The owner key is replaced: its key id is now ${answer.kid}. ${answer.rebound} device(s) and key(s) were bound to it again.${revoked}${dropped}`);
     $('rotate-done').hidden = false;
     done().catch(() => {});
   } catch (error) {

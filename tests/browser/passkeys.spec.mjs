@@ -195,6 +195,19 @@ test('B, a fresh context with the passkey, signs in from the autofill to a sessi
   expect(bodies.some((x) => x.page === 'B' && x.url.endsWith('/api/v1/auth/passkey/reauth'))).toBe(true);
 });
 
+test('replacing the owner key drops the passkey\'s copy with a visible notice; the passkey stays bound', async () => {
+  const a = pages.A;
+  await a.goto(`${node.base}/account`);
+  await a.fill('#rotate-password', PASSWORD);
+  await a.click('#rotate-submit');
+  await expect(a.locator('#status')).toContainText('1 passkey(s) no longer unlock your key', { timeout: 60_000 });
+  await a.goto(`${node.base}/account/credentials`);
+  const row = a.locator('#credentials tr', { hasText: 'Laptop passkey' });
+  await expect(row).toContainText('Passkey (ES256)');
+  await expect(row).not.toContainText('unlocks new devices');
+  expect(await node.audit()).toContain('passkey.wrapped_keys_dropped');
+});
+
 test('A revokes the passkey; a context that holds it is refused', async ({ browser }) => {
   const a = pages.A;
   await a.goto(`${node.base}/account/credentials`);
@@ -202,8 +215,6 @@ test('A revokes the passkey; a context that holds it is refused', async ({ brows
   await revoke.click();
   await revoke.click();
   await expect(a.locator('#status')).toContainText('Laptop passkey is revoked');
-  // Its copy of the owner key went with it.
-  expect(await node.audit()).toContain('passkey.wrapped_keys_dropped');
   const d = await open(browser, 'D');
   const { cdp, id } = await authenticator(d);
   await cdp.send('WebAuthn.addCredential', { authenticatorId: id, credential: ahead(passkey) });

@@ -132,16 +132,28 @@ pub async fn reauth(
         ));
     }
     let proof = body.proof()?;
-    let principal = login::sign_in(&state.login_context(), proof, None, &actor, now).await?;
+    step_up_with(&state, &signed_in, proof, &actor, now).await
+}
+
+/// Steps the session up with `proof`, which must come from the session's own credential:
+/// **204**, or **401** `invalid-assertion`.
+pub(super) async fn step_up_with(
+    state: &AppState,
+    signed_in: &SignedIn,
+    proof: login::Proof<'_>,
+    actor: &crate::audit::Actor,
+    now: i64,
+) -> Result<HttpResponse, Problem> {
+    let principal = login::sign_in(&state.login_context(), proof, None, actor, now).await?;
     if principal.credential_id != signed_in.session.credential_id {
         return Err(login::LoginError::Rejected(
-            "is signed by another key than the session's".into(),
+            "is signed by another credential than the session's".into(),
         )
         .into());
     }
     state
         .sessions
-        .step_up(&state.store, &signed_in.session.id, &actor, now)
+        .step_up(&state.store, &signed_in.session.id, actor, now)
         .await
         .map_err(|e| Problem::internal(&e))?;
     Ok(HttpResponse::NoContent().finish())

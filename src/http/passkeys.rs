@@ -12,7 +12,7 @@ use super::json::StrictJson;
 use super::session_auth::{SignedIn, session_cookie};
 use crate::auth::credential_changes::CredentialFields;
 use crate::auth::credentials::Capability;
-use crate::auth::login::{self, LoginError, Proof};
+use crate::auth::login::{self, Proof};
 use crate::auth::passkeys::{NewPasskey, PasskeyAssertion};
 use crate::error::Problem;
 
@@ -203,24 +203,17 @@ pub async fn reauth(
     signed_in: SignedIn,
     StrictJson(body): StrictJson<PasskeyReauthBody, MAX_PASSKEY_BODY>,
 ) -> Result<HttpResponse, Problem> {
-    let now = state.clock.now();
-    let actor = client.actor();
     refuse_prf_output(&body.credential)?;
     let proof = Proof::Passkey(PasskeyAssertion {
         sign_in_id: &body.sign_in_id,
         answer: &body.credential,
     });
-    let principal = login::sign_in(&state.login_context(), proof, None, &actor, now).await?;
-    if principal.credential_id != signed_in.session.credential_id {
-        return Err(LoginError::Rejected(
-            "is by another passkey than the one this session signed in with".into(),
-        )
-        .into());
-    }
-    state
-        .sessions
-        .step_up(&state.store, &signed_in.session.id, &actor, now)
-        .await
-        .map_err(|e| Problem::internal(&e))?;
-    Ok(HttpResponse::NoContent().finish())
+    super::auth::step_up_with(
+        &state,
+        &signed_in,
+        proof,
+        &client.actor(),
+        state.clock.now(),
+    )
+    .await
 }

@@ -117,17 +117,7 @@ pub struct PrfWrappedKey {
 impl PrfWrappedKey {
     /// Checks every structural rule of the format; nothing is decrypted.
     pub fn parse(compact: &str) -> Result<Self, JweError> {
-        if compact.len() > MAX_COMPACT_LEN {
-            return Err(JweError::TooLong);
-        }
-        let parts: Vec<&str> = compact.split('.').collect();
-        let [protected, encrypted_key, iv, ciphertext, tag] = parts.as_slice() else {
-            return Err(JweError::NotCompact);
-        };
-        let header_bytes = decode_part("protected header", protected)?;
-        if !super::is_json_object(&header_bytes) {
-            return Err(JweError::BadHeader("not a JSON object".into()));
-        }
+        let header_bytes = check_compact(compact)?;
         let header: PrfHeader = serde_json::from_slice(&header_bytes).map_err(|e| {
             JweError::BadHeader(format!("(a PRF copy has alg, enc, cty and kid) {e}"))
         })?;
@@ -137,23 +127,7 @@ impl PrfWrappedKey {
                 header.alg
             )));
         }
-        if header.enc != CONTENT_ENC {
-            return Err(JweError::WrongEncryption(header.enc));
-        }
-        if header.cty != CONTENT_TYPE {
-            return Err(JweError::WrongContentType(header.cty));
-        }
-        // RFC 3394: a 256-bit key wraps to 40 bytes; aes-kw alone would accept shorter input.
-        expect_len("encrypted key", encrypted_key, ENCRYPTED_KEY_LEN)?;
-        expect_len("initialization vector", iv, IV_LEN)?;
-        expect_len("authentication tag", tag, TAG_LEN)?;
-        let ciphertext = decode_part("ciphertext", ciphertext)?;
-        if ciphertext.is_empty() || ciphertext.len() > MAX_CIPHERTEXT_LEN {
-            return Err(JweError::BadPart(
-                "ciphertext",
-                format!("must be 1 to {MAX_CIPHERTEXT_LEN} bytes"),
-            ));
-        }
+        check_content(&header.enc, &header.cty)?;
         Ok(PrfWrappedKey {
             compact: compact.to_owned(),
             kid: header.kid,
@@ -183,28 +157,13 @@ pub struct WrappedKey {
 impl WrappedKey {
     /// Checks every structural rule of the format without decrypting anything.
     pub fn parse(compact: &str) -> Result<Self, JweError> {
-        if compact.len() > MAX_COMPACT_LEN {
-            return Err(JweError::TooLong);
-        }
-        let parts: Vec<&str> = compact.split('.').collect();
-        let [protected, encrypted_key, iv, ciphertext, tag] = parts.as_slice() else {
-            return Err(JweError::NotCompact);
-        };
-        let header_bytes = decode_part("protected header", protected)?;
-        if !super::is_json_object(&header_bytes) {
-            return Err(JweError::BadHeader("not a JSON object".into()));
-        }
+        let header_bytes = check_compact(compact)?;
         let header: ProtectedHeader = serde_json::from_slice(&header_bytes)
             .map_err(|e| JweError::BadHeader(e.to_string()))?;
         if header.alg != KEY_ALG {
             return Err(JweError::WrongAlgorithm(header.alg));
         }
-        if header.enc != CONTENT_ENC {
-            return Err(JweError::WrongEncryption(header.enc));
-        }
-        if header.cty != CONTENT_TYPE {
-            return Err(JweError::WrongContentType(header.cty));
-        }
+        check_content(&header.enc, &header.cty)?;
         let p2s = b64::decode(&header.p2s).map_err(|_| JweError::BadSalt)?;
         if !(MIN_P2S_LEN..=MAX_P2S_LEN).contains(&p2s.len()) {
             return Err(JweError::BadSalt);
@@ -213,16 +172,6 @@ impl WrappedKey {
             .ok()
             .filter(|c| (MIN_P2C..=MAX_P2C).contains(c))
             .ok_or(JweError::BadIterationCount(header.p2c))?;
-        expect_len("encrypted key", encrypted_key, ENCRYPTED_KEY_LEN)?;
-        expect_len("initialization vector", iv, IV_LEN)?;
-        expect_len("authentication tag", tag, TAG_LEN)?;
-        let ciphertext = decode_part("ciphertext", ciphertext)?;
-        if ciphertext.is_empty() || ciphertext.len() > MAX_CIPHERTEXT_LEN {
-            return Err(JweError::BadPart(
-                "ciphertext",
-                format!("must be 1 to {MAX_CIPHERTEXT_LEN} bytes"),
-            ));
-        }
         Ok(WrappedKey {
             compact: compact.to_owned(),
             p2s,
@@ -296,6 +245,45 @@ impl WrappedKey {
     pub fn unwrap_with_password(&self, password: &[u8]) -> Result<OwnerPrivateKey, JweError> {
         self.unwrap_with_kek(&self.derive_kek(password))
     }
+}
+
+/// Checks a compact JWE's size, its five parts and every part's length (RFC 3394: a 256-bit CEK
+/// wraps to 40 bytes; aes-kw alone would accept shorter input); returns the protected header's
+/// bytes, a JSON object.
+fn check_compact(compact: &str) -> Result<Vec<u8>, JweError> {
+    if compact.len() > MAX_COMPACT_LEN {
+        return Err(JweError::TooLong);
+    }
+    let parts: Vec<&str> = compact.split('.').collect();
+    let [protected, encrypted_key, iv, ciphertext, tag] = parts.as_slice() else {
+        return Err(JweError::NotCompact);
+    };
+    let header_bytes = decode_part("protected header", protected)?;
+    if !super::is_json_object(&header_bytes) {
+        return Err(JweError::BadHeader("not a JSON object".into()));
+    }
+    expect_len("encrypted key", encrypted_key, ENCRYPTED_KEY_LEN)?;
+    expect_len("initialization vector", iv, IV_LEN)?;
+    expect_len("authentication tag", tag, TAG_LEN)?;
+    let ciphertext = decode_part("ciphertext", ciphertext)?;
+    if ciphertext.is_empty() || ciphertext.len() > MAX_CIPHERTEXT_LEN {
+        return Err(JweError::BadPart(
+            "ciphertext",
+            format!("must be 1 to {MAX_CIPHERTEXT_LEN} bytes"),
+        ));
+    }
+    Ok(header_bytes)
+}
+
+/// Checks the content encryption and content type every wrapped key has.
+fn check_content(enc: &str, cty: &str) -> Result<(), JweError> {
+    if enc != CONTENT_ENC {
+        return Err(JweError::WrongEncryption(enc.to_owned()));
+    }
+    if cty != CONTENT_TYPE {
+        return Err(JweError::WrongContentType(cty.to_owned()));
+    }
+    Ok(())
 }
 
 fn decode_part(name: &'static str, text: &str) -> Result<Vec<u8>, JweError> {
@@ -461,5 +449,31 @@ mod tests {
         let without = WrappedKey::parse(&compact(&header(None))).unwrap();
         assert_eq!(without.kid(), None);
         assert_eq!(without.p2c(), DEFAULT_P2C);
+    }
+
+    #[test]
+    fn a_prf_copy_has_exactly_its_four_header_members_and_the_jwe_lengths() {
+        let prf = serde_json::json!({
+            "alg": PRF_KEY_ALG, "enc": CONTENT_ENC, "cty": CONTENT_TYPE, "kid": "owner",
+        });
+        let copy = PrfWrappedKey::parse(&compact(&prf)).unwrap();
+        assert_eq!(copy.kid(), "owner");
+        // A PBES2 wrapped key is not a PRF copy, nor one with a member more or another alg.
+        assert!(PrfWrappedKey::parse(&compact(&header(Some("owner".into())))).is_err());
+        let mut extra = prf.clone();
+        extra["zip"] = "DEF".into();
+        assert!(PrfWrappedKey::parse(&compact(&extra)).is_err());
+        let mut direct = prf.clone();
+        direct["alg"] = "dir".into();
+        assert!(PrfWrappedKey::parse(&compact(&direct)).is_err());
+        let short = compact(&prf).replacen(
+            &b64::encode(&[1u8; ENCRYPTED_KEY_LEN]),
+            &b64::encode(&[1u8; 32]),
+            1,
+        );
+        assert!(matches!(
+            PrfWrappedKey::parse(&short),
+            Err(JweError::BadPart("encrypted key", _))
+        ));
     }
 }

@@ -265,20 +265,30 @@ fn register(
     answer.json()
 }
 
+/// Fresh sign-in options from the node.
+fn sign_in_options(node: &TestNode) -> Value {
+    let options = node.post_json("/api/v1/passkeys/sign-in-options", &json!({}));
+    assert_eq!(options.status, 200, "{}", options.body);
+    options.json()
+}
+
+/// A sign-in body: fresh options answered by the authenticator.
+fn assertion_body(node: &TestNode, authenticator: &mut Authenticator) -> Value {
+    let options = sign_in_options(node);
+    json!({
+        "sign_in_id": options["sign_in_id"],
+        "credential": authenticator.assert(&options["options"]),
+    })
+}
+
 /// Signs in with the authenticator's passkey; returns the node's answer.
 fn sign_in(
     node: &TestNode,
     authenticator: &mut Authenticator,
     unlock: bool,
 ) -> crate::helpers::Answer {
-    let options = node.post_json("/api/v1/passkeys/sign-in-options", &json!({}));
-    assert_eq!(options.status, 200, "{}", options.body);
-    let options = options.json();
-    let body = json!({
-        "sign_in_id": options["sign_in_id"],
-        "credential": authenticator.assert(&options["options"]),
-        "unlock": unlock,
-    });
+    let mut body = assertion_body(node, authenticator);
+    body["unlock"] = json!(unlock);
     node.post_json("/api/v1/auth/passkey", &body)
 }
 
@@ -343,13 +353,7 @@ fn a_sign_in_is_answered_once_and_a_counter_that_goes_back_is_refused_and_audite
     let (_dir, node, owner, token) = passkey_node();
     let mut authenticator = Authenticator::new();
     register(&node, &token, &owner, &mut authenticator, None);
-    let options = node
-        .post_json("/api/v1/passkeys/sign-in-options", &json!({}))
-        .json();
-    let body = json!({
-        "sign_in_id": options["sign_in_id"],
-        "credential": authenticator.assert(&options["options"]),
-    });
+    let body = assertion_body(&node, &mut authenticator);
     assert_eq!(node.post_json("/api/v1/auth/passkey", &body).status, 200);
     let replayed = node.post_json("/api/v1/auth/passkey", &body);
     let problem = replayed.problem(401);
@@ -361,9 +365,7 @@ fn a_sign_in_is_answered_once_and_a_counter_that_goes_back_is_refused_and_audite
     );
 
     // The authenticator's counter is at 1 on the node; an assertion with 1 again is a clone.
-    let options = node
-        .post_json("/api/v1/passkeys/sign-in-options", &json!({}))
-        .json();
+    let options = sign_in_options(&node);
     let cloned = json!({
         "sign_in_id": options["sign_in_id"],
         "credential": authenticator.assert_with_counter(&options["options"], 1),
@@ -395,12 +397,8 @@ fn assertions_for_another_origin_without_user_verification_or_for_another_challe
     authenticator.user_verified = true;
 
     // An assertion over one sign-in's challenge does not answer another.
-    let first = node
-        .post_json("/api/v1/passkeys/sign-in-options", &json!({}))
-        .json();
-    let second = node
-        .post_json("/api/v1/passkeys/sign-in-options", &json!({}))
-        .json();
+    let first = sign_in_options(&node);
+    let second = sign_in_options(&node);
     let crossed = json!({
         "sign_in_id": second["sign_in_id"],
         "credential": authenticator.assert(&first["options"]),
@@ -610,9 +608,7 @@ fn a_flood_of_ceremonies_neither_ends_the_owners_sign_in_nor_blocks_a_registrati
             &[],
         )
         .json();
-    let options = node
-        .post_json("/api/v1/passkeys/sign-in-options", &json!({}))
-        .json();
+    let options = sign_in_options(&node);
     // Anyone may ask for sign-in options, and a session for registration options, many times.
     for _ in 0..1500 {
         assert_eq!(
@@ -663,13 +659,7 @@ fn a_passkey_session_steps_up_with_its_own_passkey_only() {
         .expect("token")
         .to_owned();
     let reauth = |authenticator: &mut Authenticator| {
-        let options = node
-            .post_json("/api/v1/passkeys/sign-in-options", &json!({}))
-            .json();
-        let body = json!({
-            "sign_in_id": options["sign_in_id"],
-            "credential": authenticator.assert(&options["options"]),
-        });
+        let body = assertion_body(&node, authenticator);
         node.call(
             "POST",
             "/api/v1/auth/passkey/reauth",

@@ -1,5 +1,5 @@
 //! Property-based fuzzing of every parser that reads untrusted input: compact JWS, the wrapped-key
-//! JWE, JWKs, the recovery share text, the strict JSON body extractor, WebSocket messages,
+//! JWE and a passkey's PRF copy, JWKs, the recovery share text, the strict JSON body extractor, WebSocket messages,
 //! base64url, and the credential keys and signatures people bring (public keys as JWK, PEM, DER
 //! and OpenSSH lines; SSH signatures; pasted openssl signatures; private key files). Each target
 //! must accept or refuse without panicking and keep its round-trip properties. Run with
@@ -37,7 +37,7 @@ use siteid::http::owner::{ClaimBody, ReplaceWrappedKeyBody};
 use siteid::http::recovery::NewSetBody;
 use siteid::http::unlock::UnlockBody;
 use siteid::jose::b64;
-use siteid::jose::jwe::{self, Kek, WrappedKey};
+use siteid::jose::jwe::{self, Kek, PrfWrappedKey, WrappedKey};
 use siteid::jose::jwk::{OwnerPrivateKey, OwnerPublicKey};
 use siteid::jose::jws::{self, CompactJws, NonceClaims, PROOF_LIFETIME, VerifyingKey};
 use siteid::keys::paste::{self, PasteError, PasteFormat};
@@ -164,6 +164,15 @@ const TARGETS: &[Target] = &[
         alphabet: B64_ALPHABET,
         finish: None,
         check: jwe_check,
+    },
+    Target {
+        name: "prf_jwe",
+        shape: Shape::Compact,
+        hidden: false,
+        seeds: prf_jwe_seeds,
+        alphabet: B64_ALPHABET,
+        finish: None,
+        check: prf_jwe_check,
     },
     Target {
         name: "jwk",
@@ -532,6 +541,60 @@ fn jwe_check(fx: &Fixtures, input: &[u8]) -> Result<Verdict, Broken> {
         && key.public_key() != fx.owner_public
     {
         return Err("unwrapping yielded a key other than the owner's".into());
+    }
+    Ok(Verdict::Accepted)
+}
+
+// --- prf_jwe ---------------------------------------------------------------------------------
+
+fn prf_jwe_seeds(fx: &Fixtures) -> Vec<Vec<u8>> {
+    let mut parts: Vec<String> = fx.wrapped.compact().split('.').map(str::to_owned).collect();
+    let header = json!({
+        "alg": jwe::PRF_KEY_ALG, "enc": jwe::CONTENT_ENC, "cty": jwe::CONTENT_TYPE,
+        "kid": fx.owner_verifier.kid,
+    });
+    parts[0] = b64::encode(header.to_string().as_bytes());
+    vec![parts.join(".").into_bytes()]
+}
+
+fn prf_jwe_check(_fx: &Fixtures, input: &[u8]) -> Result<Verdict, Broken> {
+    let text = text_of(input);
+    let copy = match PrfWrappedKey::parse(&text) {
+        Ok(copy) => copy,
+        Err(error) => {
+            let _ = error.to_string();
+            return Ok(Verdict::Refused(variant(&error)));
+        }
+    };
+    if copy.compact() != text {
+        return Err("the accepted PRF copy does not re-serialise to the same compact".into());
+    }
+    let parts: Vec<&str> = text.split('.').collect();
+    if parts.len() != 5 || text.len() > jwe::MAX_COMPACT_LEN {
+        return Err("accepted a PRF copy that is not five parts within the size limit".into());
+    }
+    let lengths: Vec<usize> = parts[1..]
+        .iter()
+        .map(|part| b64::decode(part).map_or(0, |bytes| bytes.len()))
+        .collect();
+    if lengths[0] != 40 || lengths[1] != 12 || lengths[3] != 16 || lengths[2] == 0 {
+        return Err(format!("accepted part lengths {lengths:?}"));
+    }
+    let header: Value = b64::decode(parts[0])
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or("accepted a protected header that is not JSON")?;
+    let members: Vec<&String> = header
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
+    if members.len() != 4
+        || header["alg"] != jwe::PRF_KEY_ALG
+        || header["enc"] != jwe::CONTENT_ENC
+        || header["cty"] != jwe::CONTENT_TYPE
+        || header["kid"].as_str() != Some(copy.kid())
+    {
+        return Err(format!("accepted the header {header}"));
     }
     Ok(Verdict::Accepted)
 }

@@ -19,15 +19,28 @@ tokio::task_local! {
     static REQUEST_ID: String;
 }
 
-/// The default log filter. webauthn-rs logs a refused ceremony's input bytes (as decimal lists,
-/// several times their size): its lines are off, and the node reports refusals itself.
-const DEFAULT_FILTER: &str = "info,actix_server=warn,webauthn_rs_core=off,webauthn_rs=off";
+/// The default log filter.
+const DEFAULT_FILTER: &str = "info,actix_server=warn";
+
+/// Targets whose lines are off unless RUST_LOG names them: webauthn-rs logs a refused
+/// ceremony's input bytes (as decimal lists, several times their size), which an
+/// unauthenticated client controls; the node reports refusals itself.
+const QUIET_TARGETS: [&str; 2] = ["webauthn_rs_core=off", "webauthn_rs=off"];
 
 /// Installs the global subscriber: human-readable lines on stderr, filtered by `RUST_LOG`
 /// (default `info`). Stdout is left to the few lines meant for scripts.
 pub fn init() {
-    let filter =
+    let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    // Whatever RUST_LOG says, webauthn-rs stays quiet unless it is named there.
+    let names_webauthn = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("webauthn"));
+    if !names_webauthn {
+        for directive in QUIET_TARGETS {
+            if let Ok(directive) = directive.parse() {
+                filter = filter.add_directive(directive);
+            }
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -187,6 +187,11 @@ impl Passkeys {
         self.party.is_some()
     }
 
+    /// Refuses when this node cannot use passkeys.
+    pub fn require_available(&self) -> Result<(), PasskeyError> {
+        self.party().map(|_| ())
+    }
+
     fn party(&self) -> Result<&RelyingParty, PasskeyError> {
         self.party.as_ref().ok_or(PasskeyError::Unavailable)
     }

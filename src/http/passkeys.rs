@@ -152,6 +152,7 @@ pub async fn sign_in(
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
     let actor = client.actor();
+    state.passkeys.require_available()?;
     refuse_prf_output(&body.credential)?;
     let proof = Proof::Passkey(PasskeyAssertion {
         sign_in_id: &body.sign_in_id,
@@ -203,6 +204,7 @@ pub async fn reauth(
     signed_in: SignedIn,
     StrictJson(body): StrictJson<PasskeyReauthBody, MAX_PASSKEY_BODY>,
 ) -> Result<HttpResponse, Problem> {
+    state.passkeys.require_available()?;
     refuse_prf_output(&body.credential)?;
     let proof = Proof::Passkey(PasskeyAssertion {
         sign_in_id: &body.sign_in_id,

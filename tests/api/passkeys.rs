@@ -688,3 +688,29 @@ fn a_passkey_session_steps_up_with_its_own_passkey_only() {
     );
     assert_eq!(options.status, 200, "{}", options.body);
 }
+
+#[test]
+fn a_password_change_leaves_the_prf_copy_as_it_is() {
+    let (_dir, node, owner, token) = passkey_node();
+    let mut authenticator = Authenticator::new();
+    let copy = prf_copy(&owner_kid(&owner));
+    register(
+        &node,
+        &token,
+        &owner,
+        &mut authenticator,
+        Some(copy.clone()),
+    );
+    let new = owner.rewrapped("a whole new password for the test 17");
+    let body = node.rewrap_body(&owner, &new, Some(&owner.unlock_verifier));
+    let changed = node.call(
+        "PUT",
+        "/api/v1/owner/wrapped-key",
+        Some(&token),
+        Some(&body),
+        &[],
+    );
+    assert_eq!(changed.status, 204, "{}", changed.body);
+    let signed_in = sign_in(&node, &mut authenticator, true).json();
+    assert_eq!(signed_in["prf"]["wrapped_key"], copy);
+}

@@ -12,7 +12,6 @@ export const PRF_INPUT = 'siteid-prf-unlock-v1';
 export const PRF_HKDF_SALT = 'siteid-prf-kek-v1';
 export const PRF_HKDF_INFO = 'siteid owner key A256KW';
 
-
 /**
  * The KEK of a passkey's PRF copy: HKDF-SHA-256 of the PRF output with PRF_HKDF_SALT and PRF_HKDF_INFO, as a
  * non-extractable AES-KW key. The PRF output and the KEK stay in this browser.

@@ -219,3 +219,22 @@ pub async fn reauth(
     )
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prf_output_is_found_wherever_the_answer_carries_it() {
+        let top = json!({"clientExtensionResults": {"prf": {"results": {"first": "AA"}}}});
+        let nested = json!({"response": {"clientExtensionResults": {"prf": {"results": {}}}}});
+        let in_array = json!({"x": [{"prf": {"results": null}}]});
+        for answer in [top, nested, in_array] {
+            assert!(holds_prf_results(&answer), "{answer}");
+            assert!(refuse_prf_output(&answer).is_err());
+        }
+        let enabled_only = json!({"clientExtensionResults": {"prf": {"enabled": true}}});
+        assert!(!holds_prf_results(&enabled_only));
+        assert!(refuse_prf_output(&enabled_only).is_ok());
+    }
+}

@@ -197,8 +197,8 @@ pub enum AuditEvent {
         credential_id: String,
         kid: String,
     },
-    /// PRF copies were deleted: their passkey was revoked, or the owner key they hold was
-    /// replaced (`reason` "revoked" or "rotated").
+    /// PRF copies were deleted: their passkey was revoked or narrowed below `owner`, or the
+    /// owner key they hold was replaced (`reason` "revoked", "narrowed" or "rotated").
     PasskeyWrappedKeysDropped {
         credential_ids: Vec<String>,
         reason: &'static str,

@@ -71,8 +71,9 @@ fn invalid(field: &'static str, message: impl std::fmt::Display) -> PasskeyError
 pub struct Passkeys {
     party: Option<RelyingParty>,
     sealer: SealingKey,
-    /// SHA-256 of each ceremony id used up, until it expires.
-    used: Mutex<HashMap<[u8; 32], i64>>,
+    /// SHA-256 of each ceremony id used up, until it expires, and the size at which expired
+    /// ones are next swept out (it doubles, so sweeping costs O(1) per redemption on average).
+    used: Mutex<(HashMap<[u8; 32], i64>, usize)>,
 }
 
 impl std::fmt::Debug for Passkeys {
@@ -91,6 +92,33 @@ struct SealedCeremony {
     #[serde(default)]
     session: Option<String>,
     state: Value,
+}
+
+/// Audits (within the limits) a passkey whose stored row or state fails its check.
+async fn report_tampered(
+    context: &LoginContext<'_>,
+    credential_id: &str,
+    problem: &str,
+    actor: &Actor,
+    now: i64,
+) {
+    let id = credential_id.to_owned();
+    let kid = context
+        .store
+        .run(move |c| crate::store::credentials::find(c, &id))
+        .await
+        .ok()
+        .flatten()
+        .map(|row| row.kid)
+        .unwrap_or_default();
+    let event = AuditEvent::CredentialTampered {
+        credential_id: credential_id.to_owned(),
+        kid,
+        problem: problem.to_owned(),
+    };
+    context
+        .attempts
+        .record_limited(&format!("tampered:{credential_id}"), event, actor, now);
 }
 
 /// Authenticators whose AAGUID names them (from the community list of passkey provider
@@ -172,9 +200,11 @@ impl Passkeys {
             return None;
         }
         let digest: [u8; 32] = Sha256::digest(id.as_bytes()).into();
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        if used.len() > 1024 {
+        let mut guard = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let (used, sweep_at) = &mut *guard;
+        if used.len() >= (*sweep_at).max(1024) {
             used.retain(|_, until| *until > now);
+            *sweep_at = used.len() * 2;
         }
         if used.insert(digest, ceremony.exp).is_some() {
             return None;
@@ -383,17 +413,7 @@ impl Passkeys {
         {
             Lookup::Found(credential) if credential.kind == CredentialKind::Passkey => credential,
             Lookup::Tampered { credential_id } => {
-                let event = AuditEvent::CredentialTampered {
-                    credential_id: credential_id.clone(),
-                    kid: String::new(),
-                    problem: "tried to sign in".into(),
-                };
-                context.attempts.record_limited(
-                    &format!("tampered:{credential_id}"),
-                    event,
-                    actor,
-                    now,
-                );
+                report_tampered(context, &credential_id, "tried to sign in", actor, now).await;
                 return Err(rejected("is by a passkey that is not registered"));
             }
             _ => return Err(rejected("is by a passkey that is not registered")),
@@ -412,32 +432,38 @@ impl Passkeys {
             return Err(rejected("is by a passkey made for another user handle"));
         }
         let state = stored.as_ref().map(|p| p.state.clone());
-        check_passkey_state(&credential, state.as_deref())
-            .map_err(|_| rejected("is by a passkey that is not registered"))?;
+        if let Err(problem) = check_passkey_state(&credential, state.as_deref()) {
+            report_tampered(context, &id, &problem, actor, now).await;
+            return Err(rejected("is by a passkey that is not registered"));
+        }
         let state = state.unwrap_or_default();
         let stored_count = stored.map(|p| p.sign_count).unwrap_or_default();
+        let regressed = |stored: u32| {
+            let event = AuditEvent::PasskeyCounterRegressed {
+                credential_id: id.clone(),
+                stored,
+            };
+            context
+                .attempts
+                .record_limited(&format!("counter:{id}"), event, actor, now);
+            rejected(
+                "is by a passkey whose signature counter did not move forward (it may be cloned)",
+            )
+        };
         let asserted = match party.finish_authentication(&read, pending, &state) {
             Ok(asserted) => asserted,
-            Err(AssertionError::CounterWentBack) => {
-                let event = AuditEvent::PasskeyCounterRegressed {
-                    credential_id: id.clone(),
-                    stored: stored_count,
-                };
-                context
-                    .attempts
-                    .record_limited(&format!("counter:{id}"), event, actor, now);
-                return Err(rejected(
-                    "is by a passkey whose signature counter did not move forward (it may be cloned)",
-                ));
-            }
+            Err(AssertionError::CounterWentBack) => return Err(regressed(stored_count)),
             Err(AssertionError::Refused(why)) => return Err(rejected(&why)),
         };
-        context
+        // The counter moves forward in the same statement that records it, so two assertions
+        // checked at once against the same stored counter cannot both count.
+        let record_id = id.clone();
+        let recorded = context
             .store
             .run(move |c| {
                 rows::record_assertion(
                     c,
-                    &id,
+                    &record_id,
                     &asserted.state,
                     asserted.sign_count,
                     asserted.backed_up,
@@ -445,6 +471,9 @@ impl Passkeys {
                 )
             })
             .await?;
+        if !recorded {
+            return Err(regressed(stored_count));
+        }
         Ok(credential)
     }
 

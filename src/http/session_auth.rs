@@ -64,7 +64,8 @@ impl SignedIn {
             StatusCode::FORBIDDEN,
             "step-up-required",
             "Fresh authentication required",
-            "This operation needs a fresh sign-in: POST a new assertion to /api/v1/auth/reauth and retry.",
+            "This operation needs a fresh sign-in: POST a new assertion to /api/v1/auth/reauth \
+             (a passkey's session: /api/v1/auth/passkey/reauth) and retry.",
         ))
     }
 }
@@ -143,7 +144,7 @@ impl FromRequest for SignedIn {
 }
 
 /// A session with the `owner` capability that stepped up within the last five minutes, checked
-/// before the body is read: for the one endpoint whose body may be large (a rotation).
+/// before the body is read (a rotation's body may be large; the TOTP changes need no body first).
 pub struct SteppedUpOwner(pub SignedIn);
 
 impl FromRequest for SteppedUpOwner {

@@ -36,7 +36,8 @@ pub async fn parameters(state: web::Data<AppState>) -> Result<HttpResponse, Prob
 
 /// 200 `{"wrapped_key","kid"}` (and `recovery_codes_left` after a recovery code); 401 for a
 /// wrong verifier or code, or a missing or wrong TOTP code; 429 with `Retry-After` when
-/// throttled. A signed-in session with the `owner` capability stands in for the TOTP code.
+/// throttled. A session with the `owner` capability, stepped up in the last five minutes, stands
+/// in for the TOTP code.
 pub async fn unlock(
     state: web::Data<AppState>,
     client: Client,
@@ -44,7 +45,10 @@ pub async fn unlock(
     StrictJson(body): StrictJson<UnlockBody>,
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
-    let owner_session = signed_in.is_some_and(|s| s.require(Capability::Owner).is_ok());
+    // Only a session stepped up in the last five minutes stands in for the code: a token
+    // alone (taken from a device) and the password must not open the owner key.
+    let owner_session =
+        signed_in.is_some_and(|s| s.require(Capability::Owner).is_ok() && s.session.is_fresh(now));
     let request = UnlockRequest {
         verifier: &body.unlock_verifier,
         unlock_code: body.unlock_code.as_deref(),

@@ -182,6 +182,12 @@ impl RelyingParty {
             .finish_passkey_registration(&answer, &pending.0)
             .map_err(|e| describe(&e))?;
         let credential: Credential = passkey.clone().into();
+        if credential.cred_id.is_empty() || credential.cred_id.len() > MAX_CREDENTIAL_ID_BYTES {
+            return Err(format!(
+                "has a credential id of {} bytes (1 to {MAX_CREDENTIAL_ID_BYTES} are allowed)",
+                credential.cred_id.len()
+            ));
+        }
         let (public_key, alg) = public_key_of(&credential)?;
         let state = serde_json::to_string(&passkey).map_err(|e| e.to_string())?;
         Ok(RegisteredPasskey {

@@ -283,6 +283,13 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
     // A migration may rebuild a table that others reference (SQLite's twelve-step ALTER):
     // foreign keys are off while it runs, and every reference is checked before it commits.
     connection.pragma_update(None, "foreign_keys", false)?;
+    let migrated = run_migrations(connection, found);
+    connection.pragma_update(None, "foreign_keys", true)?;
+    migrated
+}
+
+/// Runs the migrations after version `found`, each in its own transaction.
+fn run_migrations(connection: &mut Connection, found: i64) -> Result<(), StoreError> {
     for (index, script) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
         let version = index as i64 + 1;
         let transaction = connection.transaction()?;
@@ -300,7 +307,6 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
         transaction.commit()?;
         tracing::info!(version, "database schema migrated");
     }
-    connection.pragma_update(None, "foreign_keys", true)?;
     Ok(())
 }
 

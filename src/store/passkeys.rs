@@ -90,7 +90,9 @@ pub fn live(connection: &Connection) -> Result<Vec<PasskeyRow>, StoreError> {
     Ok(rows)
 }
 
-/// Records an assertion: the new state, counter and backup flag.
+/// Records an assertion: the new state, counter and backup flag, only if the counter moves
+/// forward from what is stored now (or both are 0, as with synced passkeys). Returns whether
+/// it did: `false` means another assertion recorded an equal or higher counter meanwhile.
 pub fn record_assertion(
     connection: &Connection,
     credential_id: &str,
@@ -98,13 +100,13 @@ pub fn record_assertion(
     sign_count: u32,
     backed_up: bool,
     at: i64,
-) -> Result<(), StoreError> {
-    connection.execute(
+) -> Result<bool, StoreError> {
+    let changed = connection.execute(
         "UPDATE passkey SET state = ?2, sign_count = ?3, backed_up = ?4, updated_at = ?5
-         WHERE credential_id = ?1",
+         WHERE credential_id = ?1 AND (sign_count < ?3 OR (sign_count = 0 AND ?3 = 0))",
         params![credential_id, state, sign_count, backed_up, at],
     )?;
-    Ok(())
+    Ok(changed == 1)
 }
 
 /// Deletes the PRF copy of one passkey; returns whether it had one.

@@ -5,7 +5,6 @@ import { ApiError, api, clearToken, getToken, setNotice, signedInApi } from './a
 import { replaceWrappedKey, unlockWithPassword } from './auth.mjs';
 import { describeClient, stepUpThisDevice } from './device.mjs';
 import { deleteKey, loadKey } from './keystore.mjs';
-import { refusal, renderStrength } from './strength.mjs';
 import { forgetTrust } from './trust.mjs';
 import { $, clearMessages, countdown, describe, formatDuration, formatTime, messagesAfter, setBusy, showError, showStatus } from './ui.mjs';
 import { importSigningKey, jwkThumbprint, unwrapPrivateKey, wrapPrivateKey } from './wrapped-key.mjs';
@@ -205,6 +204,7 @@ async function changePassword(event) {
   clearMessages();
   const current = $('current-password').value;
   const next = $('new-password').value;
+  const { refusal } = await strength();
   const problem = next === current ? 'The new password is the same as the current one.' : refusal(next, $('new-password-again').value);
   if (problem) {
     showError(problem);
@@ -213,6 +213,9 @@ async function changePassword(event) {
   }
   setBusy(true, form);
   try {
+    // A fresh step-up first: with two-step unlock on, the session stands in for the code.
+    showStatus('Confirming it is you…');
+    await stepUpThisDevice();
     showStatus('Checking your current password… (deriving the key takes a moment)');
     const { wrappedKey, kid, unlockKey } = await unlockWithPassword(current);
     showStatus('Encrypting your key under the new password…');
@@ -226,11 +229,9 @@ async function changePassword(event) {
     } finally {
       delete jwk.d;
     }
-    showStatus('Confirming it is you…');
-    await stepUpThisDevice();
     await replaceWrappedKey({ signingKey, kid }, { ...rewrapped, oldUnlockVerifier: unlockKey.unlockVerifier }, call);
     form.reset();
-    renderStrength($('new-strength'), '');
+    (await strength()).renderStrength($('new-strength'), '');
     showStatus('Password changed. Devices you signed in with go on working; new devices need the new password, and the old one no longer unlocks.');
     refreshAuditTop().catch(() => {});
   } catch (error) {
@@ -341,6 +342,9 @@ async function signOut() {
   leave('signed-out');
 }
 
+/** The password strength estimate, loaded when a new password is first typed. */
+const strength = () => import('./strength.mjs');
+
 async function main() {
   messagesAfter(document.querySelector('#app > nav'));
   if (!getToken()) {
@@ -367,12 +371,12 @@ async function main() {
     }
   });
   $('password-form').addEventListener('submit', changePassword);
-  $('new-password').addEventListener('input', () => renderStrength($('new-strength'), $('new-password').value));
+  $('new-password').addEventListener('input', async () => (await strength()).renderStrength($('new-strength'), $('new-password').value));
   $('rotate-form').addEventListener('submit', async (event) => {
     event.preventDefault();
     (await import('./rotate.mjs')).onRotate(call, refreshAll);
   });
-  $('rotate-new-password').addEventListener('input', () => renderStrength($('rotate-strength'), $('rotate-new-password').value));
+  $('rotate-new-password').addEventListener('input', async () => (await strength()).renderStrength($('rotate-strength'), $('rotate-new-password').value));
   $('forget-device').addEventListener('click', forgetDevice);
   $('unlock-code-make').addEventListener('click', makeUnlockCode);
   connect();

@@ -28,6 +28,11 @@ export async function stepUp(key) {
   await api('POST', '/auth/reauth', { assertion: await freshAssertion(key) });
 }
 
+/** The request member a typed code goes in: six digits (spaces anywhere) are a TOTP code, anything else a recovery code. */
+export function secondFactorMember(code) {
+  return /^\d{6}$/.test(code.replace(/\s+/g, '')) ? 'totp' : 'recovery_code';
+}
+
 /** GET /unlock: {alg, p2s, p2c, kid}; an ApiError 404 'not-claimed' before a claim. */
 export function unlockParams() {
   return api('GET', '/unlock');
@@ -43,8 +48,7 @@ export async function unlockWithPassword(password, params, unlockCode, secondFac
   const unlockKey = await deriveUnlock(password, params ?? (await unlockParams()));
   const body = { unlock_verifier: unlockKey.unlockVerifier };
   if (unlockCode) body.unlock_code = unlockCode;
-  // Six digits are a TOTP code; anything else is a recovery code.
-  if (secondFactor) body[/^\d{3} ?\d{3}$/.test(secondFactor) ? 'totp' : 'recovery_code'] = secondFactor;
+  if (secondFactor) body[secondFactorMember(secondFactor)] = secondFactor;
   const { wrapped_key: wrappedKey, kid } = await api('POST', '/unlock', body);
   return { wrappedKey, kid, unlockKey };
 }

@@ -33,10 +33,11 @@ export async function addPasskey({ refresh }) {
   const capabilities = unlock ? DEVICE_CAPABILITIES : ['session', 'sessions', 'audit'];
   setBusy(true, form);
   try {
-    showStatus('Unlocking your owner key… (deriving the key takes a moment)');
-    const { ownerKey, privateJwk } = await ownerKeyWithJwkFromPassword($('passkey-password').value);
+    // A fresh step-up first: with two-step unlock on, the session stands in for the code.
     showStatus('Confirming it is you…');
     await stepUpThisDevice();
+    showStatus('Unlocking your owner key… (deriving the key takes a moment)');
+    const { ownerKey, privateJwk } = await ownerKeyWithJwkFromPassword($('passkey-password').value);
     showStatus('Follow your browser to make the passkey…');
     const { unlocks } = await registerPasskey({ ownerKey, privateJwk: unlock ? privateJwk : null, label, capabilities, bind: bindCredential, readPublicKey });
     form.reset();

@@ -150,8 +150,6 @@ async function submit(event) {
     const ownerKey = await ownerKeyFromPassword($('password').value);
     const { key, fields, id, kind, kid } = request;
     const binding = await bindCredential(ownerKey, { id, kid, kind, ...fields });
-    showStatus('Confirming it is you…');
-    await stepUpThisDevice();
     const body = { label: fields.label, capabilities: fields.capabilities, networks: fields.networks, expires_at: fields.expiresAt, binding };
     if (mode === 'add') {
       await call('POST', '/credentials', { id, kind, public_key: key.publicKey, ...body });

@@ -36,10 +36,12 @@ export async function bindCredential(ownerKey, { id, kid, kind, label, capabilit
 }
 
 /**
- * Unwraps the owner key with the password (an unlock attempt, throttled like any) for one operation; resolves with
- * {signingKey, kid, publicJwk}. The caller drops it when done; it is never stored.
+ * Steps the session up, then unwraps the owner key with the password (an unlock attempt, throttled like any) for one
+ * operation; resolves with {signingKey, kid, publicJwk}. The caller drops it when done; it is never stored. The fresh
+ * step-up comes first because, with two-step unlock on, it is what stands in for the code.
  */
 export async function ownerKeyFromPassword(password) {
+  await stepUpThisDevice();
   const { wrappedKey, kid, unlockKey } = await unlockWithPassword(password);
   const key = await unlockSigningKey(wrappedKey, unlockKey);
   if (key.kid !== kid) throw new Error('the unlocked key is not the key the node names');

@@ -3,7 +3,6 @@
 import { replaceWrappedKey, signIn, stepUp } from './auth.mjs';
 import { enrollDevice } from './device.mjs';
 import { readShare, rebuildKey } from './shares.mjs';
-import { refusal, renderStrength } from './strength.mjs';
 import { $, NO_NETWORK, describe, setBusy, showError, showStatus } from './ui.mjs';
 import { importSigningKey, toPublicJwk, wrapPrivateKey } from './wrapped-key.mjs';
 
@@ -70,6 +69,7 @@ async function setPassword(event, rebuilt, key) {
   event.preventDefault();
   const form = $('password-form');
   const password = $('new-password').value;
+  const { refusal } = await import('./strength.mjs');
   const problem = refusal(password, $('new-password-again').value);
   showError(problem);
   if (problem) return $(`new-password${problem.includes('differ') ? '-again' : ''}`).focus();
@@ -116,7 +116,8 @@ async function main() {
     return showError(`${describe(error)} Reload the page to try again; nothing was changed.`);
   }
   showStatus('Signed in with your rebuilt key. Choose a new password: it replaces the one you lost.');
-  $('new-password').oninput = () => renderStrength($('new-strength'), $('new-password').value);
+  // The strength estimate loads when a new password is first typed.
+  $('new-password').oninput = async () => (await import('./strength.mjs')).renderStrength($('new-strength'), $('new-password').value);
   $('password-form').onsubmit = (event) => setPassword(event, rebuilt, key);
   $('password-form').hidden = false;
   $('new-password').focus();

@@ -72,12 +72,13 @@ async function split(event) {
   }
   setBusy(true, form);
   try {
+    // A fresh step-up first: with two-step unlock on, the session stands in for the code.
+    showStatus('Confirming it is you…');
+    await stepUpThisDevice();
     showStatus('Checking your password… (deriving the key takes a moment)');
     const { wrappedKey, kid, unlockKey } = await unlockWithPassword($('password').value);
     const jwk = await unwrapPrivateKey(wrappedKey, unlockKey);
     if ((await jwkThumbprint(jwk)) !== kid) throw new Error('the unlocked key is not the key the node names');
-    showStatus('Confirming it is you…');
-    await stepUpThisDevice();
     const set = await splitKey(jwk, { threshold, shares });
     delete jwk.d;
     await api('POST', '/recovery/sets', { set_id: set.setId, threshold, shares, labels });

@@ -37,6 +37,9 @@ export async function rotateOwnerKey(call, { password, newPassword, reason }, pr
   const history = await (await fetch('/.well-known/siteid/keys.json', { cache: 'no-store' })).json();
   // The node's own refusal, before any password is derived.
   if (!history.keys?.length) throw new ApiError(409, { type: 'urn:siteid:problem:no-key-history' });
+  // A fresh step-up first: with two-step unlock on, the session stands in for the code.
+  progress('Confirming it is you…');
+  await stepUpThisDevice();
   const { wrappedKey: current, kid: oldKid, unlockKey } = await unlockWithPassword(password);
   if (history.keys.at(-1).kid !== oldKid) throw new Error('the node’s key history does not end at the key the node names');
   const oldJwk = await unwrapPrivateKey(current, unlockKey);
@@ -51,8 +54,6 @@ export async function rotateOwnerKey(call, { password, newPassword, reason }, pr
   const bindings = await rebind(call, newKey);
   const record = await recordSignature(newKey, { audience: audience(), wrappedKey, unlockVerifier });
   const statement = await keyStatement(oldKey, { newKid: newKey.kid, oldKid, seq: history.keys.length, reason });
-  progress('Confirming it is you…');
-  await stepUpThisDevice();
   const proof = await rotateProof(newKey.signingKey);
   const answer = await call('POST', '/owner/rotate', {
     public_key: publicJwk, wrapped_key: wrappedKey, unlock_verifier: unlockVerifier, old_unlock_verifier: unlockKey.unlockVerifier,

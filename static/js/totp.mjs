@@ -2,12 +2,12 @@
 // confirming code, the recovery codes shown once, and new ones; every change steps up and waits for the node check.
 
 import { ApiError, clearToken, getToken, setNotice, signedInApi } from './api.mjs';
+import { secondFactorMember } from './auth.mjs';
 import { stepUpThisDevice } from './device.mjs';
 import { loadKey } from './keystore.mjs';
 import { $, clearMessages, describe, formatTime, messagesAfter, setBusy, showError, showStatus } from './ui.mjs';
 
 const SVG = 'http://www.w3.org/2000/svg';
-const SIX_DIGITS = /^\d{3} ?\d{3}$/;
 
 /** Leaves for /login; a 401 'unauthenticated' means this session is over. */
 const call = signedInApi(() => {
@@ -120,7 +120,7 @@ function onConfirm(event) {
 function onNewCodes(event) {
   event.preventDefault();
   const input = $('totp-code');
-  if (!SIX_DIGITS.test(input.value.trim())) {
+  if (secondFactorMember(input.value) !== 'totp') {
     messagesAfter($('totp-on'));
     showError('New recovery codes need the 6-digit code your authenticator app shows now.');
     input.focus();
@@ -145,7 +145,7 @@ function onDisable() {
     return;
   }
   write($('totp-on'), input, async () => {
-    await call('DELETE', '/totp', SIX_DIGITS.test(code) ? { totp: code } : { recovery_code: code });
+    await call('DELETE', '/totp', { [secondFactorMember(code)]: code });
     input.value = '';
     $('totp-codes').hidden = true;
     await refresh();

@@ -714,3 +714,26 @@ fn a_password_change_leaves_the_prf_copy_as_it_is() {
     let signed_in = sign_in(&node, &mut authenticator, true).json();
     assert_eq!(signed_in["prf"]["wrapped_key"], copy);
 }
+
+#[test]
+fn a_counter_is_recorded_only_when_it_moves_forward_from_what_is_stored() {
+    let (_dir, node, owner, token) = passkey_node();
+    let mut authenticator = Authenticator::new();
+    register(&node, &token, &owner, &mut authenticator, None);
+    assert_eq!(sign_in(&node, &mut authenticator, false).status, 200);
+    let id = authenticator.id();
+    // Another assertion recorded counter 1 meanwhile: recording 1 again (a clone checked
+    // against the same stored value) changes nothing, a higher one does.
+    let (again, forward) = with_store(&node.data_dir, |c| {
+        let state: String = c.query_row(
+            "SELECT state FROM passkey WHERE credential_id = ?1",
+            [&id],
+            |r| r.get(0),
+        )?;
+        let again = siteid::store::passkeys::record_assertion(c, &id, &state, 1, false, now())?;
+        let forward = siteid::store::passkeys::record_assertion(c, &id, &state, 2, false, now())?;
+        Ok((again, forward))
+    });
+    assert!(!again);
+    assert!(forward);
+}

@@ -529,7 +529,7 @@ fn turning_totp_off_with_a_current_code_works() {
 }
 
 #[test]
-fn an_owner_session_stands_in_for_the_code() {
+fn a_freshly_stepped_up_owner_session_stands_in_for_the_code() {
     let f = fixture();
     f.enable();
     let body = json!({ "unlock_verifier": f.owner.unlock_verifier });
@@ -545,6 +545,16 @@ fn an_owner_session_stands_in_for_the_code() {
         problem_type(&f.node.post_json("/api/v1/unlock", &body), 401),
         "totp-required",
         "without the session"
+    );
+    // A session whose step-up is over is a token alone: it does not stand in.
+    f.clock.advance(301);
+    let stale = f
+        .node
+        .call("POST", "/api/v1/unlock", Some(&f.token), Some(&body), &[]);
+    assert_eq!(
+        problem_type(&stale, 401),
+        "totp-required",
+        "a stale session"
     );
 }
 

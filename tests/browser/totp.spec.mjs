@@ -3,7 +3,7 @@
 // with a visible message.
 
 import { expect, test } from '@playwright/test';
-import { createHmac } from 'node:crypto';
+import { createHmac, generateKeyPairSync } from 'node:crypto';
 import { shot, startNode, watch } from './helpers.mjs';
 
 const PASSWORD = 'amber falcon window 2031';
@@ -101,9 +101,20 @@ test('TOTP turned on at /account/totp makes a new device give a code with its pa
   await b.page.click('#unlock-submit');
   await expect(b.page).toHaveURL(`${node.base}/account`, { timeout: 60_000 });
 
+  // A signed-in device needs no code to unwrap the owner key: it steps up first (its own key), and
+  // the fresh session stands in for the code. Adding a key binds it with the owner key this way.
+  await b.page.goto(`${node.base}/account/credentials`);
+  const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  await b.page.fill('#public-key', publicKey.export({ type: 'spki', format: 'pem' }));
+  await b.page.fill('#label', 'TOTP page key');
+  await b.page.fill('#password', PASSWORD);
+  await b.page.click('#credential-submit');
+  await expect(b.page.locator('#status')).toContainText('Added TOTP page key', { timeout: 60_000 });
+
   const audit = await node.audit();
   expect(audit).toContain('totp.enabled');
   expect(audit).toContain('"second_factor":"totp"');
+  expect(audit).toContain('"second_factor":"session"');
   expect(audit).not.toContain(secretText);
   await a.context.close();
   await b.context.close();

@@ -180,10 +180,22 @@ impl Passkeys {
         }
     }
 
-    /// Seals a ceremony's state into its id.
-    fn seal(&self, purpose: &[u8], ceremony: &SealedCeremony) -> Result<String, PasskeyError> {
-        let json = serde_json::to_vec(ceremony)
-            .map_err(|e| InternalError(StoreError::Task(e.to_string())))?;
+    /// Seals a ceremony's state (as the relying party wrote it) into its id, valid for
+    /// [`CEREMONY_LIFETIME`] and, for a registration, for one session.
+    fn seal(
+        &self,
+        purpose: &[u8],
+        state: Result<Value, String>,
+        session: Option<&str>,
+        now: i64,
+    ) -> Result<String, PasskeyError> {
+        let internal = |e: String| InternalError(StoreError::Task(e));
+        let ceremony = SealedCeremony {
+            exp: now + CEREMONY_LIFETIME,
+            session: session.map(str::to_owned),
+            state: state.map_err(internal)?,
+        };
+        let json = serde_json::to_vec(&ceremony).map_err(|e| internal(e.to_string()))?;
         Ok(b64::encode(&self.sealer.seal(&json, purpose)))
     }
 
@@ -257,15 +269,13 @@ impl Passkeys {
         let (options, ceremony) = party
             .start_registration(&handle, &user_name, exclude)
             .map_err(|e| InternalError(StoreError::Task(e)))?;
-        let state = ceremony
-            .to_json()
-            .map_err(|e| InternalError(StoreError::Task(e)))?;
-        let sealed = SealedCeremony {
-            exp: now + CEREMONY_LIFETIME,
-            session: Some(session_id.to_owned()),
-            state,
-        };
-        Ok((self.seal(REGISTRATION_PURPOSE, &sealed)?, options))
+        let id = self.seal(
+            REGISTRATION_PURPOSE,
+            ceremony.to_json(),
+            Some(session_id),
+            now,
+        )?;
+        Ok((id, options))
     }
 
     /// Finishes a registration: checks the WebAuthn answer, the owner key's binding over the
@@ -371,15 +381,8 @@ impl Passkeys {
         let (options, ceremony) = party
             .start_authentication()
             .map_err(|e| InternalError(StoreError::Task(e)))?;
-        let state = ceremony
-            .to_json()
-            .map_err(|e| InternalError(StoreError::Task(e)))?;
-        let sealed = SealedCeremony {
-            exp: now + CEREMONY_LIFETIME,
-            session: None,
-            state,
-        };
-        Ok((self.seal(SIGN_IN_PURPOSE, &sealed)?, options))
+        let id = self.seal(SIGN_IN_PURPOSE, ceremony.to_json(), None, now)?;
+        Ok((id, options))
     }
 
     /// Checks a passkey assertion for a sign-in: the ceremony is used up first, the passkey

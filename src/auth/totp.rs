@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
-use rand::{Rng, RngCore};
+use rand::RngCore;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -19,10 +19,10 @@ use zeroize::Zeroizing;
 use super::InternalError;
 use super::attempts::{AttemptLedger, Windows};
 use super::throttle::Scope;
+use super::unlock_codes::UnlockCode;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::b64;
 use crate::jose::sealed::{SealError, SealingKey};
-use crate::recovery::share::{ALPHABET, crockford_value};
 use crate::store::totp::{self as rows, SealedSecret};
 use crate::store::{Store, StoreError};
 
@@ -181,8 +181,8 @@ fn percent_encode(text: &str) -> String {
 pub const PENDING_LIFETIME: i64 = 15 * 60;
 /// Recovery codes made at once.
 pub const RECOVERY_CODES: usize = 10;
-/// Crockford base32 characters in a recovery code (80 random bits).
-pub const RECOVERY_CODE_CHARS: usize = 16;
+/// Crockford base32 characters in a recovery code (80 random bits), as in an unlock code.
+pub const RECOVERY_CODE_CHARS: usize = super::unlock_codes::CODE_CHARS;
 /// The associated data a TOTP secret is sealed under.
 const SEAL_PURPOSE: &[u8] = b"siteid totp-secret v1";
 /// Bytes of salt in a secret's public id.
@@ -228,8 +228,9 @@ fn secret_id(salt: &[u8], secret: &TotpSecret) -> String {
     b64::encode(&hash.finalize())
 }
 
-/// A single-use recovery code in canonical form: 16 upper-case Crockford base32 characters.
-pub struct RecoveryCode(Zeroizing<String>);
+/// A single-use recovery code: the same form as a one-time unlock code (16 Crockford base32
+/// characters, 80 random bits, read leniently), shown in lower case.
+pub struct RecoveryCode(UnlockCode);
 
 impl std::fmt::Debug for RecoveryCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -240,39 +241,22 @@ impl std::fmt::Debug for RecoveryCode {
 impl RecoveryCode {
     /// A fresh random code.
     pub fn generate() -> Self {
-        let mut rng = rand::rngs::OsRng;
-        let text: String = (0..RECOVERY_CODE_CHARS)
-            .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-            .collect();
-        RecoveryCode(Zeroizing::new(text))
+        RecoveryCode(UnlockCode::generate())
     }
 
     /// Reads a typed code: any case, spaces or hyphens anywhere, O read as 0, I and L as 1.
     pub fn parse(text: &str) -> Option<Self> {
-        if text.len() > 4 * RECOVERY_CODE_CHARS {
-            return None;
-        }
-        let mut canonical = Zeroizing::new(String::with_capacity(RECOVERY_CODE_CHARS));
-        for character in text.chars().filter(|c| *c != '-' && *c != ' ') {
-            canonical.push(ALPHABET[usize::from(crockford_value(character)?)] as char);
-        }
-        (canonical.len() == RECOVERY_CODE_CHARS).then_some(RecoveryCode(canonical))
+        UnlockCode::parse(text).ok().map(RecoveryCode)
     }
 
     /// The code as shown to people: lower case, four groups of four (`7kq2-m9xd-3fht-pw4c`).
     pub fn display(&self) -> String {
-        self.0
-            .to_ascii_lowercase()
-            .as_bytes()
-            .chunks(4)
-            .map(|group| String::from_utf8_lossy(group).into_owned())
-            .collect::<Vec<_>>()
-            .join("-")
+        self.0.display().to_ascii_lowercase()
     }
 
     /// The SHA-256 the node keeps instead of the code.
     fn hash(&self) -> [u8; 32] {
-        Sha256::digest(self.0.as_bytes()).into()
+        self.0.hash()
     }
 }
 

@@ -70,7 +70,8 @@ impl UnlockCode {
             .join("-")
     }
 
-    fn hash(&self) -> [u8; 32] {
+    /// The SHA-256 the node keeps instead of the code.
+    pub(crate) fn hash(&self) -> [u8; 32] {
         Sha256::digest(self.0.as_bytes()).into()
     }
 }

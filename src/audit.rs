@@ -211,7 +211,8 @@ pub enum AuditEvent {
     /// TOTP was turned off, with a current code or a recovery code (`with`).
     TotpDisabled {
         secret_id: String,
-        session_id: String,
+        /// The session that turned it off; `None` from the command line.
+        session_id: Option<String>,
         with: &'static str,
     },
     /// The recovery codes were replaced by ten new ones.

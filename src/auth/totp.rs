@@ -586,13 +586,36 @@ pub async fn disable(context: CodeChange<'_>, factor: SecondFactor) -> Result<()
         rows::disable(tx)?;
         let event = AuditEvent::TotpDisabled {
             secret_id: secret_id.to_owned(),
-            session_id,
+            session_id: Some(session_id),
             with,
         };
         audit::append(tx, now, &event, actor)?;
         Ok(())
     })
     .await
+}
+
+/// Turns TOTP off on the server itself (`siteid totp-disable`), for an owner who lost both the
+/// authenticator app and the recovery codes: whoever runs commands on the server can read and
+/// write the node's files anyway. Returns whether TOTP was on. Audited as `totp.disabled` with
+/// `with` `command_line`.
+pub fn disable_on_the_server(
+    connection: &mut rusqlite::Connection,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let tx = connection.transaction()?;
+    let Some(settings) = rows::settings(&tx)? else {
+        return Ok(false);
+    };
+    rows::disable(&tx)?;
+    let event = AuditEvent::TotpDisabled {
+        secret_id: settings.secret.secret_id,
+        session_id: None,
+        with: "command_line",
+    };
+    audit::append(&tx, now, &event, &Actor::local())?;
+    tx.commit()?;
+    Ok(true)
 }
 
 /// Replaces the recovery codes with ten fresh ones (the old ones stop working), with a

@@ -74,6 +74,9 @@ pub enum Command {
     /// Make a one-time unlock code: with it a new device's password unlocks even while too
     /// many wrong passwords elsewhere have paused password unlock.
     UnlockCode(NodeArgs),
+    /// Turn two-step unlock (TOTP) off, for an owner who lost both the authenticator app and
+    /// the recovery codes.
+    TotpDisable(NodeArgs),
     /// Sign in to a node with a credential's private key file and print an access token.
     Login(login::LoginArgs),
     /// The keys that may sign in: list them, add one, revoke one (on the server itself).
@@ -199,6 +202,7 @@ pub fn run(cli: Cli) -> ExitCode {
         } => wrapped_key_check(&node, &password_file),
         Command::Shares { command } => shares::run(command),
         Command::UnlockCode(args) => unlock_code::run(&args),
+        Command::TotpDisable(args) => unlock_code::totp_disable(&args),
         Command::Login(args) => login::run(&args),
         Command::Credentials { command } => credentials::run(command),
         Command::Owner { command } => owner_key::run(command),

@@ -734,3 +734,29 @@ fn a_database_restored_without_its_sealing_key_takes_only_recovery_codes() {
     assert_eq!(off.status, 204, "{}", off.body);
     assert_eq!(node.post_json("/api/v1/unlock", &body(code)).status, 200);
 }
+
+#[test]
+fn the_server_can_turn_totp_off_for_an_owner_who_lost_every_code() {
+    let f = fixture();
+    f.enable();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_siteid"))
+            .args(["totp-disable", "--data-dir"])
+            .arg(&f.node.data_dir)
+            .output()
+            .expect("the binary runs")
+    };
+    let output = run();
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Two-step unlock is off"));
+    assert_eq!(f.status()["enabled"], false);
+    let entry = f.node.audit_entry(&f.token, "totp.disabled");
+    assert_eq!(entry["detail"]["with"], "command_line");
+    assert_eq!(entry["detail"]["session_id"], Value::Null);
+    // The password alone unlocks again.
+    let body = json!({ "unlock_verifier": f.owner.unlock_verifier });
+    assert_eq!(f.node.post_json("/api/v1/unlock", &body).status, 200);
+    let again = run();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("was not on"));
+}

@@ -1,5 +1,6 @@
 //! IP networks (CIDR blocks): parsing one strictly into its canonical form, and checking whether
-//! a client address lies inside it. Credentials restrict where they may be used with these.
+//! a client address lies inside it. Credentials restrict where they may be used with these; the
+//! special-purpose blocks an outbound fetch must never reach are checked with them too.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -128,6 +129,61 @@ fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
     }
 }
 
+/// The special-purpose address blocks (RFC 6890 and its IANA registries) that an outbound fetch
+/// made for someone else's input (a sender's JWKS, a client's metadata) must never reach, with
+/// what each is. Everything else is public unicast.
+const NOT_PUBLIC: [(&str, &str); 28] = [
+    ("0.0.0.0/8", "\"this network\""),
+    ("10.0.0.0/8", "private"),
+    ("100.64.0.0/10", "shared address space (carrier-grade NAT)"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("172.16.0.0/12", "private"),
+    ("192.0.0.0/24", "reserved for IETF protocol assignments"),
+    ("192.0.2.0/24", "documentation"),
+    ("192.88.99.0/24", "6to4 relay anycast"),
+    ("192.168.0.0/16", "private"),
+    ("198.18.0.0/15", "benchmarking"),
+    ("198.51.100.0/24", "documentation"),
+    ("203.0.113.0/24", "documentation"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved"),
+    ("255.255.255.255/32", "broadcast"),
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("64:ff9b::/96", "NAT64 (it reaches IPv4 addresses)"),
+    ("64:ff9b:1::/48", "local NAT64"),
+    ("100::/64", "discard-only"),
+    ("2001::/23", "reserved for IETF protocol assignments"),
+    ("2001:db8::/32", "documentation"),
+    ("2002::/16", "6to4 (it reaches IPv4 addresses)"),
+    ("fc00::/7", "unique local (private)"),
+    ("fe80::/10", "link-local"),
+    ("fec0::/10", "site-local"),
+    ("ff00::/8", "multicast"),
+];
+
+/// Why an outbound fetch may not go to `ip`, or `None` when it may: every special-purpose block
+/// is refused, an IPv4-mapped address is judged as its IPv4 address, and loopback is allowed
+/// only when `loopback_allowed` (a node that itself runs on loopback, in tests).
+pub fn outbound_refusal(ip: IpAddr, loopback_allowed: bool) -> Option<&'static str> {
+    static BLOCKS: std::sync::OnceLock<Vec<(IpNetwork, &'static str)>> = std::sync::OnceLock::new();
+    let blocks = BLOCKS.get_or_init(|| {
+        NOT_PUBLIC
+            .iter()
+            .filter_map(|(text, what)| IpNetwork::parse(text).ok().map(|n| (n, *what)))
+            .collect()
+    });
+    let ip = ip.to_canonical();
+    if loopback_allowed && ip.is_loopback() {
+        return None;
+    }
+    blocks
+        .iter()
+        .find(|(network, _)| network.contains(ip))
+        .map(|(_, what)| *what)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +251,85 @@ mod tests {
                 .expect("valid")
                 .contains(ip("::2"))
         );
+    }
+
+    #[test]
+    fn every_special_purpose_block_parses() {
+        for (text, _) in NOT_PUBLIC {
+            assert!(IpNetwork::parse(text).is_ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn outbound_fetches_refuse_every_address_that_is_not_public_unicast() {
+        let refused = [
+            "0.0.0.0",
+            "10.1.2.3",
+            "100.64.0.1",
+            "127.0.0.1",
+            "127.9.9.9",
+            "169.254.169.254",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.0.0.8",
+            "192.0.2.1",
+            "192.168.1.1",
+            "198.18.0.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::ffff:10.0.0.1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a00:1",
+            "100::1",
+            "2001:db8::1",
+            "2002:a00:1::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "fec0::1",
+            "ff02::1",
+        ];
+        for text in refused {
+            let ip: IpAddr = text.parse().expect("address");
+            assert!(
+                outbound_refusal(ip, false).is_some(),
+                "{text} is not public"
+            );
+        }
+        let public = [
+            "1.1.1.1",
+            "8.8.8.8",
+            "93.184.215.14",
+            "172.32.0.1",
+            "192.169.0.1",
+            "2606:4700:4700::1111",
+            "2a00:1450:4001:82a::200e",
+            "::ffff:8.8.8.8",
+        ];
+        for text in public {
+            let ip: IpAddr = text.parse().expect("address");
+            assert_eq!(outbound_refusal(ip, false), None, "{text} is public");
+        }
+    }
+
+    #[test]
+    fn loopback_is_reachable_only_when_the_node_itself_runs_on_loopback() {
+        let loopback: IpAddr = "127.0.0.1".parse().expect("address");
+        assert_eq!(outbound_refusal(loopback, false), Some("loopback"));
+        assert_eq!(outbound_refusal(loopback, true), None);
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().expect("address");
+        assert_eq!(outbound_refusal(mapped, true), None);
+        // Only loopback: private and link-local addresses stay refused.
+        for text in ["10.0.0.1", "169.254.169.254", "fe80::1"] {
+            let ip: IpAddr = text.parse().expect("address");
+            assert!(outbound_refusal(ip, true).is_some(), "{text}");
+        }
     }
 }

@@ -45,11 +45,43 @@ pub enum ChallengeError {
     WrongPurpose,
 }
 
+/// Values used once, each remembered until it expires: a second use fails. Expired values are
+/// swept out when the set reaches a size that doubles after each sweep, so sweeping costs O(1)
+/// per use on average however many values are live.
+#[derive(Debug)]
+pub struct UsedOnce<K> {
+    used: Mutex<(HashMap<K, i64>, usize)>,
+}
+
+impl<K> Default for UsedOnce<K> {
+    fn default() -> Self {
+        UsedOnce {
+            used: Mutex::new((HashMap::new(), 0)),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> UsedOnce<K> {
+    /// Fewest values held before the first sweep.
+    const FIRST_SWEEP: usize = 1024;
+
+    /// Records `value` as used until `expires_at`; `false` when it was used already.
+    pub fn use_once(&self, value: K, expires_at: i64, now: i64) -> bool {
+        let mut guard = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let (used, sweep_at) = &mut *guard;
+        if used.len() >= (*sweep_at).max(Self::FIRST_SWEEP) {
+            used.retain(|_, until| *until > now);
+            *sweep_at = used.len() * 2;
+        }
+        used.insert(value, expires_at).is_none()
+    }
+}
+
 /// Issues and redeems challenges. One per node; the key changes at every start, which ends
 /// every outstanding challenge.
 pub struct Challenges {
     key: Zeroizing<[u8; 32]>,
-    used: Mutex<HashMap<[u8; NONCE_RANDOM_LEN], i64>>,
+    used: UsedOnce<[u8; NONCE_RANDOM_LEN]>,
 }
 
 impl Default for Challenges {
@@ -58,7 +90,7 @@ impl Default for Challenges {
         rand::rngs::OsRng.fill_bytes(&mut *key);
         Challenges {
             key,
-            used: Mutex::new(HashMap::new()),
+            used: UsedOnce::default(),
         }
     }
 }
@@ -113,11 +145,7 @@ impl Challenges {
     pub fn redeem(&self, nonce: &str, now: i64, purpose: Purpose) -> Result<(), ChallengeError> {
         let random = self.check(nonce, now, purpose)?;
         let expires_at = now + CHALLENGE_LIFETIME;
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        if used.len() > 1024 {
-            used.retain(|_, until| *until > now);
-        }
-        if used.insert(random, expires_at).is_some() {
+        if !self.used.use_once(random, expires_at, now) {
             return Err(ChallengeError::Used);
         }
         Ok(())
@@ -138,6 +166,23 @@ impl Challenges {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_used_once_set_refuses_a_second_use_and_sweeps_out_expired_values() {
+        let used = UsedOnce::default();
+        assert!(used.use_once(0u32, 100, 0));
+        assert!(!used.use_once(0u32, 100, 1));
+        for value in 1..3000u32 {
+            assert!(used.use_once(value, 10, 5));
+        }
+        // Past their expiry they are swept out once the set has doubled; live values stay used.
+        for value in 10_000..11_100u32 {
+            assert!(used.use_once(value, 200, 50));
+        }
+        let held = used.used.lock().expect("lock").0.len();
+        assert!(held <= 1_101, "{held} values held after the sweep");
+        assert!(!used.use_once(0u32, 100, 51));
+    }
 
     #[test]
     fn a_nonce_is_redeemed_once() {

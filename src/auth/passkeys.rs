@@ -4,13 +4,13 @@
 //! in its own id (five minutes, used once), so that no table of pending ceremonies can be
 //! flooded; the node cannot open a PRF copy.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::InternalError;
+use super::challenge::UsedOnce;
 use super::credential_changes::{self, CredentialError, CredentialFields, NewCredential};
 use super::credentials::{
     Capability, Credential, CredentialKind, CredentialRegistry, Lookup, check_passkey_state,
@@ -71,9 +71,8 @@ fn invalid(field: &'static str, message: impl std::fmt::Display) -> PasskeyError
 pub struct Passkeys {
     party: Option<RelyingParty>,
     sealer: SealingKey,
-    /// SHA-256 of each ceremony id used up, until it expires, and the size at which expired
-    /// ones are next swept out (it doubles, so sweeping costs O(1) per redemption on average).
-    used: Mutex<(HashMap<[u8; 32], i64>, usize)>,
+    /// SHA-256 of each ceremony id used up, until it expires.
+    used: UsedOnce<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Passkeys {
@@ -176,7 +175,7 @@ impl Passkeys {
         Passkeys {
             party: RelyingParty::for_public_url(public_url),
             sealer: SealingKey::ephemeral(),
-            used: Mutex::default(),
+            used: UsedOnce::default(),
         }
     }
 
@@ -212,13 +211,7 @@ impl Passkeys {
             return None;
         }
         let digest: [u8; 32] = Sha256::digest(id.as_bytes()).into();
-        let mut guard = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        let (used, sweep_at) = &mut *guard;
-        if used.len() >= (*sweep_at).max(1024) {
-            used.retain(|_, until| *until > now);
-            *sweep_at = used.len() * 2;
-        }
-        if used.insert(digest, ceremony.exp).is_some() {
+        if !self.used.use_once(digest, ceremony.exp, now) {
             return None;
         }
         Some(ceremony)

@@ -78,6 +78,18 @@ fn refuse_prf_output(credential: &Value) -> Result<(), Problem> {
     Ok(())
 }
 
+/// The proof a passkey sign-in or step-up carries, once the node can use passkeys and the
+/// answer holds no PRF output.
+fn passkey_proof<'a>(
+    state: &AppState,
+    sign_in_id: &'a str,
+    answer: &'a Value,
+) -> Result<Proof<'a>, Problem> {
+    state.passkeys.require_available()?;
+    refuse_prf_output(answer)?;
+    Ok(Proof::Passkey(PasskeyAssertion { sign_in_id, answer }))
+}
+
 /// `POST /api/v1/passkeys` (capability `credentials`, step-up) → 201 the credential.
 pub async fn register(
     state: web::Data<AppState>,
@@ -152,12 +164,7 @@ pub async fn sign_in(
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
     let actor = client.actor();
-    state.passkeys.require_available()?;
-    refuse_prf_output(&body.credential)?;
-    let proof = Proof::Passkey(PasskeyAssertion {
-        sign_in_id: &body.sign_in_id,
-        answer: &body.credential,
-    });
+    let proof = passkey_proof(&state, &body.sign_in_id, &body.credential)?;
     let principal = login::sign_in(&state.login_context(), proof, None, &actor, now).await?;
     let (session, token) = state
         .sessions
@@ -204,12 +211,7 @@ pub async fn reauth(
     signed_in: SignedIn,
     StrictJson(body): StrictJson<PasskeyReauthBody, MAX_PASSKEY_BODY>,
 ) -> Result<HttpResponse, Problem> {
-    state.passkeys.require_available()?;
-    refuse_prf_output(&body.credential)?;
-    let proof = Proof::Passkey(PasskeyAssertion {
-        sign_in_id: &body.sign_in_id,
-        answer: &body.credential,
-    });
+    let proof = passkey_proof(&state, &body.sign_in_id, &body.credential)?;
     super::auth::step_up_with(
         &state,
         &signed_in,

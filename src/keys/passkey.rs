@@ -28,36 +28,25 @@ impl std::fmt::Debug for RelyingParty {
     }
 }
 
-/// A registration in progress: the challenge and policy the answer must meet.
-pub struct PendingRegistration(PasskeyRegistration);
+/// A ceremony in progress, as webauthn-rs keeps it: the challenge and policy the answer must meet.
+pub struct Pending<T>(T);
+
+/// A registration in progress.
+pub type PendingRegistration = Pending<PasskeyRegistration>;
 
 /// A sign-in in progress: the challenge a discoverable passkey must answer.
-pub struct PendingAuthentication(DiscoverableAuthentication);
+pub type PendingAuthentication = Pending<DiscoverableAuthentication>;
 
-impl PendingRegistration {
+impl<T: serde::Serialize + serde::de::DeserializeOwned> Pending<T> {
     /// The state as JSON, to travel sealed.
     pub fn to_json(&self) -> Result<Value, String> {
         serde_json::to_value(&self.0).map_err(|e| e.to_string())
     }
 
-    /// The state from [`PendingRegistration::to_json`].
+    /// The state from [`Pending::to_json`].
     pub fn from_json(value: Value) -> Result<Self, String> {
         serde_json::from_value(value)
-            .map(PendingRegistration)
-            .map_err(|e| e.to_string())
-    }
-}
-
-impl PendingAuthentication {
-    /// The state as JSON, to travel sealed.
-    pub fn to_json(&self) -> Result<Value, String> {
-        serde_json::to_value(&self.0).map_err(|e| e.to_string())
-    }
-
-    /// The state from [`PendingAuthentication::to_json`].
-    pub fn from_json(value: Value) -> Result<Self, String> {
-        serde_json::from_value(value)
-            .map(PendingAuthentication)
+            .map(Pending)
             .map_err(|e| e.to_string())
     }
 }
@@ -164,7 +153,7 @@ impl RelyingParty {
             "requireResidentKey": true,
             "userVerification": "required",
         });
-        Ok((json, PendingRegistration(pending)))
+        Ok((json, Pending(pending)))
     }
 
     /// Checks a registration answer (`PublicKeyCredential.toJSON()` of the new credential)
@@ -210,7 +199,7 @@ impl RelyingParty {
             .start_discoverable_authentication()
             .map_err(|e| e.to_string())?;
         let json = serde_json::to_value(&options).map_err(|e| e.to_string())?;
-        Ok((json, PendingAuthentication(pending)))
+        Ok((json, Pending(pending)))
     }
 
     /// Reads an assertion (`PublicKeyCredential.toJSON()`) and returns it with the credential

@@ -129,14 +129,13 @@ pub fn forget_every_wrapped_copy(
     connection: &Connection,
     at: i64,
 ) -> Result<Vec<String>, StoreError> {
-    let ids: Vec<String> = connection
-        .prepare("SELECT credential_id FROM passkey WHERE prf_wrapped_key IS NOT NULL ORDER BY credential_id")?
-        .query_map([], |row| row.get(0))?
+    let mut ids: Vec<String> = connection
+        .prepare(
+            "UPDATE passkey SET prf_wrapped_key = NULL, prf_kid = NULL, updated_at = ?1
+             WHERE prf_wrapped_key IS NOT NULL RETURNING credential_id",
+        )?
+        .query_map(params![at], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
-    connection.execute(
-        "UPDATE passkey SET prf_wrapped_key = NULL, prf_kid = NULL, updated_at = ?1
-         WHERE prf_wrapped_key IS NOT NULL",
-        params![at],
-    )?;
+    ids.sort();
     Ok(ids)
 }

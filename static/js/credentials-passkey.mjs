@@ -1,28 +1,11 @@
 // Adding a passkey on /account/credentials, loaded on demand: the owner key unlocked from the password binds the passkey and, where the authenticator has PRF, is wrapped for it.
 
 import { ApiError } from './api.mjs';
-import { unlockWithPassword } from './auth.mjs';
-import { DEVICE_CAPABILITIES, bindCredential, stepUpThisDevice } from './device.mjs';
+import { DEVICE_CAPABILITIES, bindCredential, ownerKeyFromPassword } from './device.mjs';
 import { readPublicKey } from './keys.mjs';
 import { registerPasskey } from './passkey.mjs';
 import { $, clearMessages, describe, messagesAfter, setBusy, showError, showStatus } from './ui.mjs';
-import { importSigningKey, jwkThumbprint, toPublicJwk, unwrapPrivateKey } from './wrapped-key.mjs';
 
-/**
- * Like ownerKeyFromPassword, and also resolves with the private JWK, for wrapping the owner key once more (a passkey's
- * PRF copy): {ownerKey, privateJwk}. The caller drops both when done.
- */
-async function ownerKeyWithJwkFromPassword(password) {
-  const { wrappedKey, kid, unlockKey } = await unlockWithPassword(password);
-  const jwk = await unwrapPrivateKey(wrappedKey, unlockKey);
-  const privateJwk = { ...jwk };
-  const publicJwk = toPublicJwk(jwk);
-  const ownerKey = { signingKey: await importSigningKey(jwk), publicJwk, kid: await jwkThumbprint(publicJwk) };
-  if (ownerKey.kid !== kid) throw new Error('the unlocked key is not the key the node names');
-  return { ownerKey, privateJwk };
-}
-
-/** Registers a passkey: the owner key, unlocked from the password, binds it and (where PRF works) is wrapped for it. */
 export async function addPasskey({ refresh }) {
   const form = $('passkey-form');
   messagesAfter(form);
@@ -33,11 +16,8 @@ export async function addPasskey({ refresh }) {
   const capabilities = unlock ? DEVICE_CAPABILITIES : ['session', 'sessions', 'audit'];
   setBusy(true, form);
   try {
-    // A fresh step-up first: with two-step unlock on, the session stands in for the code.
-    showStatus('Confirming it is you…');
-    await stepUpThisDevice();
     showStatus('Unlocking your owner key… (deriving the key takes a moment)');
-    const { ownerKey, privateJwk } = await ownerKeyWithJwkFromPassword($('passkey-password').value);
+    const { privateJwk, ...ownerKey } = await ownerKeyFromPassword($('passkey-password').value, { keepPrivateJwk: true });
     showStatus('Follow your browser to make the passkey…');
     const { unlocks } = await registerPasskey({ ownerKey, privateJwk: unlock ? privateJwk : null, label, capabilities, bind: bindCredential, readPublicKey });
     form.reset();

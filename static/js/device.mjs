@@ -37,13 +37,13 @@ export async function bindCredential(ownerKey, { id, kid, kind, label, capabilit
 
 /**
  * Steps the session up, then unwraps the owner key with the password (an unlock attempt, throttled like any) for one
- * operation; resolves with {signingKey, kid, publicJwk}. The caller drops it when done; it is never stored. The fresh
- * step-up comes first because, with two-step unlock on, it is what stands in for the code.
+ * operation; resolves with {signingKey, kid, publicJwk}, and privateJwk with {keepPrivateJwk: true}. The caller drops
+ * it when done; it is never stored. The step-up comes first: with two-step unlock on, it stands in for the code.
  */
-export async function ownerKeyFromPassword(password) {
+export async function ownerKeyFromPassword(password, options) {
   await stepUpThisDevice();
   const { wrappedKey, kid, unlockKey } = await unlockWithPassword(password);
-  const key = await unlockSigningKey(wrappedKey, unlockKey);
+  const key = await unlockSigningKey(wrappedKey, unlockKey, options);
   if (key.kid !== kid) throw new Error('the unlocked key is not the key the node names');
   return key;
 }

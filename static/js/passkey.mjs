@@ -2,7 +2,7 @@
 
 import { api } from './api.mjs';
 import { decode, encode, utf8 } from './b64url.mjs';
-import { CTY, ENC, PRF_ALG, WrappedKeyError, importSigningKey, jwkThumbprint, openJwk, parse, sealJwk, toPublicJwk } from './wrapped-key.mjs';
+import { CTY, ENC, PRF_ALG, WrappedKeyError, jwkThumbprint, openJwk, parse, sealJwk, signingKeyFromJwk, toPublicJwk } from './wrapped-key.mjs';
 
 const subtle = globalThis.crypto.subtle;
 
@@ -36,10 +36,7 @@ export async function unlockWithPasskey(compact, kek) {
   } catch {
     throw new WrappedKeyError('wrong-password', 'the passkey’s copy of your key does not open with this passkey');
   }
-  const jwk = await openJwk(parsed, cek);
-  const signingKey = await importSigningKey(jwk);
-  const publicJwk = toPublicJwk(jwk);
-  return { signingKey, publicJwk, kid: await jwkThumbprint(publicJwk) };
+  return signingKeyFromJwk(await openJwk(parsed, cek));
 }
 
 /** Whether this browser speaks WebAuthn at all. */

@@ -271,11 +271,20 @@ export async function importSigningKey(privateJwk) {
 }
 
 /** Unwraps the owner's key and imports it; returns {signingKey, publicJwk, kid} with no private JWK left behind. */
-export async function unlockSigningKey(compact, passwordOrUnlockKey) {
-  const jwk = await unwrapPrivateKey(compact, passwordOrUnlockKey);
+export async function unlockSigningKey(compact, passwordOrUnlockKey, options) {
+  return signingKeyFromJwk(await unwrapPrivateKey(compact, passwordOrUnlockKey), options);
+}
+
+/**
+ * Imports an opened private JWK as the owner's signing key; resolves with {signingKey, publicJwk, kid}, and with
+ * privateJwk (a copy, for wrapping the key once more) only when keepPrivateJwk is asked for.
+ */
+export async function signingKeyFromJwk(jwk, { keepPrivateJwk = false } = {}) {
+  const privateJwk = keepPrivateJwk ? { ...jwk } : null;
   const signingKey = await importSigningKey(jwk);
   const publicJwk = toPublicJwk(jwk);
-  return { signingKey, publicJwk, kid: await jwkThumbprint(publicJwk) };
+  const key = { signingKey, publicJwk, kid: await jwkThumbprint(publicJwk) };
+  return privateJwk ? { ...key, privateJwk } : key;
 }
 
 /** The RFC 7638 thumbprint (SHA-256, base64url) of a P-384 JWK: the key id everywhere. */

@@ -13,6 +13,7 @@ pub mod jose;
 pub mod keys;
 pub mod limits;
 pub mod net;
+pub mod outbound;
 pub mod recovery;
 pub mod startup;
 pub mod store;

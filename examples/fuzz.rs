@@ -1,5 +1,5 @@
 //! Property-based fuzzing of every parser that reads untrusted input: compact JWS, the wrapped-key
-//! JWE and a passkey's PRF copy, JWKs, the recovery share text, the strict JSON body extractor, WebSocket messages,
+//! JWE and a passkey's PRF copy, the inbox's encrypted messages, JWKs, the recovery share text, the strict JSON body extractor, WebSocket messages,
 //! base64url, and the credential keys and signatures people bring (public keys as JWK, PEM, DER
 //! and OpenSSH lines; SSH signatures; pasted openssl signatures; private key files). Each target
 //! must accept or refuse without panicking and keep its round-trip properties. Run with
@@ -27,6 +27,7 @@ use p384::ecdsa::signature::{Signer, Verifier};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256, Sha512};
 
@@ -37,9 +38,13 @@ use siteid::http::owner::{ClaimBody, ReplaceWrappedKeyBody};
 use siteid::http::recovery::NewSetBody;
 use siteid::http::unlock::UnlockBody;
 use siteid::jose::b64;
+use siteid::jose::ecdh::{self, DecryptError, EncryptOptions, Envelope};
 use siteid::jose::jwe::{self, Kek, PrfWrappedKey, WrappedKey};
 use siteid::jose::jwk::{OwnerPrivateKey, OwnerPublicKey};
 use siteid::jose::jws::{self, CompactJws, NonceClaims, PROOF_LIFETIME, VerifyingKey};
+use siteid::jose::message::{
+    self, CheckedMessage, MessageAlg, MessageError, Serialization, check_message,
+};
 use siteid::keys::paste::{self, PasteError, PasteFormat};
 use siteid::keys::private::{PrivateKey, PrivateKeyError};
 use siteid::keys::public::{MAX_PUBLIC_KEY_LEN, MAX_RSA_BITS, MIN_RSA_BITS, RsaKey};
@@ -67,8 +72,8 @@ const AUDIENCE: &str = "https://id.example";
 #[derive(Parser)]
 #[command(
     about = "Fuzzes siteid's parsers of untrusted input",
-    after_help = "Targets: jws, jwe, jwk, share, json, ws, b64, public_key, spki, sshsig, paste, \
-                  private_key (all by default)."
+    after_help = "Targets: jws, jwe, prf_jwe, inbox_message, jwk, share, json, ws, b64, \
+                  public_key, spki, sshsig, paste, private_key (all by default)."
 )]
 struct Args {
     /// Seconds to run each target.
@@ -173,6 +178,15 @@ const TARGETS: &[Target] = &[
         alphabet: B64_ALPHABET,
         finish: None,
         check: prf_jwe_check,
+    },
+    Target {
+        name: "inbox_message",
+        shape: Shape::Json,
+        hidden: false,
+        seeds: inbox_seeds,
+        alphabet: JSON_ALPHABET,
+        finish: Some(inbox_finish),
+        check: inbox_check,
     },
     Target {
         name: "jwk",
@@ -597,6 +611,441 @@ fn prf_jwe_check(_fx: &Fixtures, input: &[u8]) -> Result<Verdict, Broken> {
         return Err(format!("accepted the header {header}"));
     }
     Ok(Verdict::Accepted)
+}
+
+// --- inbox_message ---------------------------------------------------------------------------
+
+/// The kid of the fixture's inbox key: the only kid the target's node knows.
+const INBOX_KID: &str = "inbox-enc-1";
+/// Every plaintext the seeds encrypt to the fixture's inbox key.
+const INBOX_PLAINTEXTS: &[&[u8]] = &[b"{\"text\":\"hello from example.org\"}", b"a plain message"];
+/// The members a JWE in general JSON serialization may have, once each.
+const GENERAL_MEMBERS: &[&str] = &[
+    "protected",
+    "unprotected",
+    "recipients",
+    "iv",
+    "ciphertext",
+    "tag",
+    "aad",
+];
+/// The members a message's headers may have, once each across all of them.
+const INBOX_HEADER_MEMBERS: &[&str] = &["alg", "enc", "kid", "epk", "apu", "apv", "typ", "cty"];
+
+/// A stored message as the `message` member of a request holds it: a compact one as a string.
+fn inbox_member(stored: String) -> Vec<u8> {
+    if stored.starts_with('{') {
+        stored.into_bytes()
+    } else {
+        format!("\"{stored}\"").into_bytes()
+    }
+}
+
+fn inbox_seeds(fx: &Fixtures) -> Vec<Vec<u8>> {
+    fx.inbox_samples.clone()
+}
+
+/// Messages to the fixture's inbox key, made with `jose::ecdh`: both algorithms, compact and
+/// general (with and without aad), one to another kid, one with members in all three headers.
+fn inbox_samples(key: &p384::SecretKey) -> Vec<Vec<u8>> {
+    let public = key.public_key();
+    let mut seeds = Vec::new();
+    for alg in [MessageAlg::EcdhEsA256kw, MessageAlg::EcdhEs] {
+        for envelope in [
+            Envelope::Compact,
+            Envelope::General { aad: None },
+            Envelope::General {
+                aad: Some(b"context"),
+            },
+        ] {
+            let options = EncryptOptions {
+                alg,
+                envelope,
+                cty: Some("siteid-message+jwt"),
+                apu: Some(b"Alice"),
+                apv: Some(b"Bob"),
+            };
+            let stored = ecdh::encrypt(&public, INBOX_KID, INBOX_PLAINTEXTS[0], &options);
+            seeds.push(inbox_member(stored));
+        }
+    }
+    let plain = ecdh::encrypt_compact(&public, INBOX_KID, INBOX_PLAINTEXTS[1], None);
+    seeds.push(inbox_member(plain));
+    let unknown = ecdh::encrypt_compact(&public, "another-kid", INBOX_PLAINTEXTS[1], None);
+    seeds.push(inbox_member(unknown));
+    // A general message with members in all three headers, pretty-printed.
+    let options = EncryptOptions {
+        envelope: Envelope::General { aad: None },
+        ..EncryptOptions::default()
+    };
+    let general = ecdh::encrypt(&public, INBOX_KID, INBOX_PLAINTEXTS[1], &options);
+    if let Ok(mut value) = serde_json::from_str::<Value>(&general) {
+        let kid = value["recipients"][0]["header"]["kid"].take();
+        if let Some(header) = value["recipients"][0]["header"].as_object_mut() {
+            header.remove("kid");
+        }
+        value["unprotected"] = json!({"kid": kid, "typ": "JWE"});
+        if let Ok(text) = serde_json::to_string_pretty(&value) {
+            seeds.push(text.into_bytes());
+        }
+    }
+    seeds
+}
+
+/// The last step of the inbox target, mostly structure-aware: mutates the JSON inside a general
+/// message's base64url protected header (which the generic mutations only change byte by byte),
+/// moves or copies a header member into another header, or turns a compact message into a
+/// general one (which still decrypts) and back. Half the time an input these do not fit is
+/// replaced by a sample first, so that many inputs stay close to a good message.
+fn inbox_finish(fx: &Fixtures, rng: &mut StdRng, input: Vec<u8>) -> Vec<u8> {
+    let roll = rng.gen_range(0..10);
+    if roll >= 6 {
+        return input;
+    }
+    let parsed = std::str::from_utf8(&input)
+        .ok()
+        .and_then(|text| Some((text.to_owned(), serde_json::from_str::<Value>(text).ok()?)));
+    let (text, value) = match parsed {
+        Some(parsed) => parsed,
+        None if rng.r#gen() => {
+            let sample: &Vec<u8> = pick(rng, &fx.inbox_samples);
+            let sample = text_of(sample);
+            match serde_json::from_str::<Value>(&sample) {
+                Ok(value) => (sample, value),
+                Err(_) => return input,
+            }
+        }
+        None => return input,
+    };
+    let changed = match (roll, &value) {
+        (0..=2, Value::Object(_)) => mutate_protected(rng, &text, &value),
+        (3 | 4, Value::Object(_)) => move_header_member(fx, rng, value),
+        (_, Value::Object(_)) => general_to_compact(&value),
+        (_, Value::String(compact)) => compact_to_general(compact),
+        _ => None,
+    };
+    changed.unwrap_or(input)
+}
+
+fn mutate_protected(rng: &mut StdRng, text: &str, message: &Value) -> Option<Vec<u8>> {
+    let protected = message.get("protected")?.as_str()?;
+    let mutated = mutate_json_bytes(rng, &b64::decode(protected).ok()?)?;
+    let replaced = text.replacen(
+        &format!("\"{protected}\""),
+        &format!("\"{}\"", b64::encode(&mutated)),
+        1,
+    );
+    Some(replaced.into_bytes())
+}
+
+/// The three headers of a general message as objects (empty when absent).
+fn general_headers(message: &Value) -> Option<[serde_json::Map<String, Value>; 3]> {
+    let protected = b64::decode(message.get("protected")?.as_str()?).ok()?;
+    let object = |value: Option<&Value>| match value {
+        Some(Value::Object(members)) => Some(members.clone()),
+        None => Some(serde_json::Map::new()),
+        Some(_) => None,
+    };
+    Some([
+        object(Some(&serde_json::from_slice(&protected).ok()?))?,
+        object(message.get("unprotected"))?,
+        object(message.get("recipients")?.get(0)?.get("header"))?,
+    ])
+}
+
+fn set_general_headers(message: &mut Value, headers: [serde_json::Map<String, Value>; 3]) {
+    let [protected, unprotected, recipient] = headers;
+    message["protected"] = b64::encode(Value::Object(protected).to_string().as_bytes()).into();
+    set_or_remove(message, "unprotected", unprotected);
+    set_or_remove(&mut message["recipients"][0], "header", recipient);
+}
+
+/// Sets an object's member to a header, or removes it when the header is empty.
+fn set_or_remove(object: &mut Value, name: &str, header: serde_json::Map<String, Value>) {
+    if let Some(object) = object.as_object_mut() {
+        if header.is_empty() {
+            object.remove(name);
+        } else {
+            object.insert(name.to_owned(), Value::Object(header));
+        }
+    }
+}
+
+/// Moves (or copies) one header member into another header, or gives the epk another point of
+/// the curve.
+fn move_header_member(fx: &Fixtures, rng: &mut StdRng, mut message: Value) -> Option<Vec<u8>> {
+    let mut headers = general_headers(&message)?;
+    let from = rng.gen_range(0..3);
+    let to = (from + rng.gen_range(1..3)) % 3;
+    let names: Vec<String> = headers[from].keys().cloned().collect();
+    if names.is_empty() {
+        return None;
+    }
+    let name = pick(rng, names.as_slice()).clone();
+    if rng.gen_bool(0.2) {
+        let epk = headers
+            .iter_mut()
+            .find_map(|h| h.get_mut("epk").and_then(Value::as_object_mut))?;
+        if rng.r#gen() {
+            // Another point on the curve: well formed, but not the one the content key used.
+            let point = fx.stranger.public_key().to_jwk();
+            epk.insert("x".into(), point.x.into());
+            epk.insert("y".into(), point.y.into());
+        } else {
+            // A private scalar or another JWK member.
+            let name = *pick(rng, &["d", "kid", "alg", "use", "ext", "crv"]);
+            epk.insert(name.into(), b64::encode(&[1u8; 48]).into());
+        }
+    } else if let Some(member) = if rng.gen_bool(0.7) {
+        headers[from].remove(&name)
+    } else {
+        headers[from].get(&name).cloned()
+    } {
+        headers[to].insert(name, member);
+    }
+    set_general_headers(&mut message, headers);
+    Some(message.to_string().into_bytes())
+}
+
+/// A compact message in general JSON serialization: the same protected header (so the same AAD)
+/// and parts, one recipient with the encrypted key when there is one.
+fn compact_to_general(compact: &str) -> Option<Vec<u8>> {
+    let parts: Vec<&str> = compact.split('.').collect();
+    let [protected, encrypted_key, iv, ciphertext, tag] = parts.as_slice() else {
+        return None;
+    };
+    let recipient = if encrypted_key.is_empty() {
+        json!({})
+    } else {
+        json!({"encrypted_key": encrypted_key})
+    };
+    let message = json!({
+        "protected": protected, "recipients": [recipient],
+        "iv": iv, "ciphertext": ciphertext, "tag": tag,
+    });
+    Some(message.to_string().into_bytes())
+}
+
+/// A general message in compact serialization: every header member moved into the protected
+/// header (the AAD changes, so it no longer decrypts), the `aad` dropped.
+fn general_to_compact(message: &Value) -> Option<Vec<u8>> {
+    let [mut protected, unprotected, recipient] = general_headers(message)?;
+    protected.extend(unprotected);
+    protected.extend(recipient);
+    let part = |name: &str| message.get(name).and_then(Value::as_str).map(str::to_owned);
+    let encrypted_key = message["recipients"][0]["encrypted_key"]
+        .as_str()
+        .unwrap_or_default();
+    let compact = format!(
+        "\"{}.{encrypted_key}.{}.{}.{}\"",
+        b64::encode(Value::Object(protected).to_string().as_bytes()),
+        part("iv")?,
+        part("ciphertext")?,
+        part("tag")?
+    );
+    Some(compact.into_bytes())
+}
+
+fn inbox_check(fx: &Fixtures, input: &[u8]) -> Result<Verdict, Broken> {
+    let Ok(text) = std::str::from_utf8(input) else {
+        return Ok(Verdict::Refused("not UTF-8".into()));
+    };
+    let raw: Box<RawValue> = match serde_json::from_str(text) {
+        Ok(raw) => raw,
+        Err(_) => return Ok(Verdict::Refused("not JSON".into())),
+    };
+    let result = check_message(&raw, |kid| kid == INBOX_KID);
+    // Whether the kid is known changes nothing but the unknown-kid refusal.
+    let any_kid = check_message(&raw, |_| true);
+    match (&result, &any_kid) {
+        (Err(MessageError::UnknownKid(kid)), Ok(checked))
+            if *kid == checked.kid && kid != INBOX_KID => {}
+        (Err(MessageError::UnknownKid(_)), _) => {
+            return Err("refused as an unknown kid a message that is not otherwise good".into());
+        }
+        (Ok(known), Ok(any)) if known == any => {}
+        (Err(known), Err(any)) if known == any => {}
+        _ => return Err("the outcome depends on the kid other than by UnknownKid".into()),
+    }
+    let checked = match result {
+        Ok(checked) => checked,
+        Err(error) => {
+            let _ = error.to_string();
+            return Ok(Verdict::Refused(variant(&error)));
+        }
+    };
+    let received = text.trim_matches([' ', '\t', '\n', '\r']);
+    let as_received = match checked.serialization {
+        Serialization::Compact => format!("\"{}\"", checked.stored),
+        Serialization::General => checked.stored.clone(),
+    };
+    if as_received != received {
+        return Err("the stored message is not the text as received".into());
+    }
+    if received.len() > message::MAX_MESSAGE_LEN || checked.kid != INBOX_KID {
+        return Err("accepted a message over the size limit or to another kid".into());
+    }
+    let headers = match checked.serialization {
+        Serialization::Compact => check_accepted_compact(&checked)?,
+        Serialization::General => check_accepted_general(&checked)?,
+    };
+    check_accepted_headers(&checked, &headers)?;
+    // Only the fixture key's messages decrypt, and only to what the seeds encrypted.
+    match ecdh::decrypt(&fx.inbox_key, &checked.stored) {
+        Ok(plaintext) if !INBOX_PLAINTEXTS.contains(&plaintext.as_slice()) => {
+            Err("decrypted to a plaintext that no seed encrypted".into())
+        }
+        Err(DecryptError::Shape(error)) => Err(format!(
+            "decryption refused the shape of an accepted message: {error}"
+        )),
+        Ok(_) | Err(DecryptError::Failed) => Ok(Verdict::Accepted),
+    }
+}
+
+/// The names of a JSON object's members, which must be distinct.
+fn distinct_members(text: &str, what: &str) -> Result<Vec<String>, Broken> {
+    let names = serde_json::from_str::<MemberNames>(text)
+        .map_err(|_| format!("accepted a {what} that is not a JSON object"))?
+        .0;
+    let mut sorted = names.clone();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.len() != names.len() {
+        return Err(format!("accepted a {what} with a duplicated member"));
+    }
+    Ok(names)
+}
+
+/// An accepted compact message has five parts of the right lengths; returns its header's text.
+fn check_accepted_compact(checked: &CheckedMessage) -> Result<Vec<String>, Broken> {
+    let parts: Vec<&str> = checked.stored.split('.').collect();
+    let lengths: Vec<Option<usize>> = parts
+        .iter()
+        .map(|part| b64::decode(part).ok().map(|bytes| bytes.len()))
+        .collect();
+    let key_len = match checked.alg {
+        MessageAlg::EcdhEs => 0,
+        MessageAlg::EcdhEsA256kw => 40,
+    };
+    if lengths.len() != 5
+        || lengths[1] != Some(key_len)
+        || lengths[2] != Some(12)
+        || lengths[3].is_none_or(|len| len == 0)
+        || lengths[4] != Some(16)
+    {
+        return Err(format!("accepted compact part lengths {lengths:?}"));
+    }
+    let header = b64::decode(parts[0]).map_err(|_| "accepted a header that is not base64url")?;
+    Ok(vec![String::from_utf8_lossy(&header).into_owned()])
+}
+
+/// An accepted general message has only its members, once each, and one recipient of the right
+/// shape; returns the text of its headers.
+fn check_accepted_general(checked: &CheckedMessage) -> Result<Vec<String>, Broken> {
+    let names = distinct_members(&checked.stored, "general message")?;
+    if names.iter().any(|n| !GENERAL_MEMBERS.contains(&n.as_str())) {
+        return Err(format!("accepted the general members {names:?}"));
+    }
+    let members = raw_members(&checked.stored)?;
+    let recipients: Vec<Box<RawValue>> = members
+        .get("recipients")
+        .and_then(|raw| serde_json::from_str(raw).ok())
+        .unwrap_or_default();
+    let [recipient] = recipients.as_slice() else {
+        return Err("accepted a general message without exactly one recipient".into());
+    };
+    let recipient_names = distinct_members(recipient.get(), "recipient")?;
+    if recipient_names
+        .iter()
+        .any(|n| n != "header" && n != "encrypted_key")
+    {
+        return Err(format!(
+            "accepted the recipient members {recipient_names:?}"
+        ));
+    }
+    let recipient_members = raw_members(recipient.get())?;
+    let decoded = |members: &BTreeMap<String, String>, name: &str| {
+        members
+            .get(name)
+            .and_then(|raw| serde_json::from_str::<String>(raw).ok())
+            .and_then(|text| b64::decode(&text).ok())
+    };
+    let key_len = recipient_members
+        .get("encrypted_key")
+        .map(|_| decoded(&recipient_members, "encrypted_key").map_or(0, |key| key.len()));
+    let expected = match checked.alg {
+        MessageAlg::EcdhEs => None,
+        MessageAlg::EcdhEsA256kw => Some(40),
+    };
+    let length = |name: &str| decoded(&members, name).map(|bytes| bytes.len());
+    if key_len != expected
+        || length("iv") != Some(12)
+        || length("tag") != Some(16)
+        || length("ciphertext").is_none_or(|len| len == 0)
+        || (members.contains_key("aad") && length("aad").is_none_or(|len| len == 0))
+    {
+        return Err("accepted a general message with a part of the wrong length".into());
+    }
+    let protected = decoded(&members, "protected")
+        .ok_or("accepted a protected header that is not base64url")?;
+    // The unprotected headers are taken from the text as received, where duplicates would show.
+    let mut headers = vec![String::from_utf8_lossy(&protected).into_owned()];
+    headers.extend(members.get("unprotected").cloned());
+    headers.extend(recipient_members.get("header").cloned());
+    Ok(headers)
+}
+
+/// The members of a JSON object with their values' text as written (the object's members are
+/// already known to be distinct).
+fn raw_members(text: &str) -> Result<BTreeMap<String, String>, Broken> {
+    let members: BTreeMap<String, Box<RawValue>> =
+        serde_json::from_str(text).map_err(|e| e.to_string())?;
+    Ok(members
+        .into_iter()
+        .map(|(name, raw)| (name, raw.get().to_owned()))
+        .collect())
+}
+
+/// The headers of an accepted message are non-empty objects of allowed members, disjoint, and
+/// hold the alg, enc and kid it was accepted with and a bare P-384 epk.
+fn check_accepted_headers(checked: &CheckedMessage, headers: &[String]) -> Result<(), Broken> {
+    let mut all = Vec::new();
+    let mut merged = serde_json::Map::new();
+    for header in headers {
+        let names = distinct_members(header, "header")?;
+        if names.is_empty() {
+            return Err("accepted an empty header".into());
+        }
+        all.extend(names);
+        if let Ok(Value::Object(members)) = serde_json::from_str(header) {
+            merged.extend(members);
+        }
+    }
+    let count = all.len();
+    all.sort();
+    all.dedup();
+    if all.len() != count {
+        return Err("accepted a header member in two headers".into());
+    }
+    if all
+        .iter()
+        .any(|n| !INBOX_HEADER_MEMBERS.contains(&n.as_str()))
+    {
+        return Err(format!("accepted the header members {all:?}"));
+    }
+    if merged.get("alg").and_then(Value::as_str) != Some(checked.alg.as_str())
+        || merged.get("enc").and_then(Value::as_str) != Some(message::CONTENT_ENC)
+        || merged.get("kid").and_then(Value::as_str) != Some(checked.kid.as_str())
+    {
+        return Err("the accepted alg, enc or kid is not the header's".into());
+    }
+    let epk = merged.get("epk").map(Value::to_string).unwrap_or_default();
+    let mut epk_names = distinct_members(&epk, "epk")?;
+    epk_names.sort();
+    if epk_names != ["crv", "kty", "x", "y"] || merged["epk"]["crv"] != "P-384" {
+        return Err(format!("accepted the epk {epk}"));
+    }
+    Ok(())
 }
 
 // --- jwk -------------------------------------------------------------------------------------
@@ -3267,6 +3716,10 @@ struct Fixtures {
     /// The canonical texts of a set made by `split_key` (fresh randomness, not from the seed).
     random_split: Vec<String>,
     creds: Credentials,
+    /// The owner's inbox key, which the inbox seeds are encrypted to.
+    inbox_key: p384::SecretKey,
+    /// Messages to the inbox key (fresh ephemeral keys and IVs, so they differ between runs).
+    inbox_samples: Vec<Vec<u8>>,
 }
 
 /// A credential key of one type, with the files people keep its private half in.
@@ -3681,6 +4134,9 @@ impl Fixtures {
             share_set(&mut rng, &stranger, 2, 2),
         ];
         let creds = Credentials::new(&mut rng, &owner);
+        // Drawn last, so that the other fixtures of a seed stay what they were.
+        let inbox_key = p384::SecretKey::from_slice(key_from(&mut rng).scalar_bytes().as_slice())
+            .expect("a valid scalar is a valid P-384 secret key");
         let split = siteid::recovery::split_key(&owner, 2, 4).expect("a 2-of-4 split");
         let random_split = split
             .shares
@@ -3703,6 +4159,8 @@ impl Fixtures {
             share_sets,
             random_split,
             creds,
+            inbox_samples: inbox_samples(&inbox_key),
+            inbox_key,
         }
     }
 }
@@ -3816,6 +4274,18 @@ const MEMBER_NAMES: &[&str] = &[
     "labels",
     "cookie",
     "extra",
+    "epk",
+    "apu",
+    "apv",
+    "protected",
+    "unprotected",
+    "recipients",
+    "header",
+    "encrypted_key",
+    "iv",
+    "ciphertext",
+    "tag",
+    "aad",
     "",
 ];
 
@@ -3875,6 +4345,11 @@ const STRINGS: &[&str] = &[
     "\u{0}",
     "\u{202e}",
     "https://id.example",
+    "ECDH-ES",
+    "ECDH-ES+A256KW",
+    "ECDH-ES+A128KW",
+    "P-256",
+    "inbox-enc-1",
 ];
 
 /// A JSON value that keeps member order and duplicates, and numbers as written.

@@ -1,11 +1,13 @@
-//! JOSE for siteid: JWK, JWS and JWE parsing and checking. The only code that touches
-//! p384, aes-kw, aes-gcm, pbkdf2 and jsonwebtoken.
+//! JOSE for siteid: JWK, JWS and JWE parsing and checking, and the ECDH-ES messages of the
+//! inbox. The only code that touches p384, aes-kw, aes-gcm, pbkdf2 and jsonwebtoken.
 
 pub mod b64;
+pub mod ecdh;
 pub mod jwe;
 pub mod jwk;
 pub mod jws;
 pub mod keywrap;
+pub mod message;
 pub mod sealed;
 
 /// Reads an optional member that, when present, must hold a value of its type: `null` is

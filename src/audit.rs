@@ -203,6 +203,22 @@ pub enum AuditEvent {
         credential_ids: Vec<String>,
         reason: &'static str,
     },
+    /// A new encryption key became the current one; `retired` names the one it replaced.
+    EncryptionKeyAdded {
+        kid: String,
+        retired: Option<String>,
+    },
+    /// A rotation wrapped and bound the encryption keys again by the new owner key; a reset
+    /// drops those it could not open.
+    EncryptionKeysRewrapped {
+        kids: Vec<String>,
+        owner_kid: String,
+        dropped: Vec<String>,
+    },
+    /// The owner deleted an inbox message.
+    InboxMessageDeleted {
+        id: String,
+    },
     /// TOTP was turned on; `secret_id` is the salted SHA-256 of the secret, never the secret.
     TotpEnabled {
         secret_id: String,
@@ -269,6 +285,9 @@ impl AuditEvent {
             AuditEvent::PasskeyCounterRegressed { .. } => "passkey.counter_regressed",
             AuditEvent::PasskeyWrappedKeyServed { .. } => "passkey.wrapped_key_served",
             AuditEvent::PasskeyWrappedKeysDropped { .. } => "passkey.wrapped_keys_dropped",
+            AuditEvent::EncryptionKeyAdded { .. } => "encryption_key.added",
+            AuditEvent::EncryptionKeysRewrapped { .. } => "encryption_key.rewrapped",
+            AuditEvent::InboxMessageDeleted { .. } => "inbox.message_deleted",
             AuditEvent::TotpEnabled { .. } => "totp.enabled",
             AuditEvent::TotpDisabled { .. } => "totp.disabled",
             AuditEvent::TotpRecoveryCodesReplaced { .. } => "totp.recovery_codes_replaced",
@@ -386,6 +405,15 @@ impl AuditEvent {
                 credential_ids,
                 reason,
             } => json!({ "credential_ids": credential_ids, "reason": reason }),
+            AuditEvent::EncryptionKeyAdded { kid, retired } => {
+                json!({ "kid": kid, "retired": retired })
+            }
+            AuditEvent::EncryptionKeysRewrapped {
+                kids,
+                owner_kid,
+                dropped,
+            } => json!({ "kids": kids, "owner_kid": owner_kid, "dropped": dropped }),
+            AuditEvent::InboxMessageDeleted { id } => json!({ "id": id }),
             AuditEvent::CredentialAdded {
                 credential_id,
                 kid,

@@ -88,6 +88,27 @@ pub struct Settings {
     /// Client addresses in the audit log are cut to their network (/24, /48) after this many
     /// days; 0 keeps them whole.
     pub ip_retention_days: u32,
+    /// What the inbox accepts from anonymous senders.
+    pub inbox: InboxSettings,
+}
+
+/// The inbox's limits: the bytes it keeps at most, and how many messages it accepts per
+/// minute from one client address (an IPv6 client counts by its /64) and from everyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxSettings {
+    pub max_bytes: u64,
+    pub per_client_per_minute: u32,
+    pub per_minute: u32,
+}
+
+impl Default for InboxSettings {
+    fn default() -> Self {
+        InboxSettings {
+            max_bytes: 100 * 1024 * 1024,
+            per_client_per_minute: 10,
+            per_minute: 100,
+        }
+    }
 }
 
 /// The owner's public profile on the home page, rendered as an h-card.
@@ -131,6 +152,7 @@ impl Settings {
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             insecure_http: false,
             ip_retention_days: DEFAULT_IP_RETENTION_DAYS,
+            inbox: InboxSettings::default(),
         }
     }
 
@@ -238,6 +260,19 @@ impl Settings {
                 .unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS),
             insecure_http: overrides.insecure_http,
             ip_retention_days: file.ip_retention_days.unwrap_or(DEFAULT_IP_RETENTION_DAYS),
+            inbox: InboxSettings {
+                max_bytes: file
+                    .inbox_max_bytes
+                    .unwrap_or(InboxSettings::default().max_bytes),
+                per_client_per_minute: file
+                    .inbox_messages_per_client_per_minute
+                    .unwrap_or(InboxSettings::default().per_client_per_minute)
+                    .max(1),
+                per_minute: file
+                    .inbox_messages_per_minute
+                    .unwrap_or(InboxSettings::default().per_minute)
+                    .max(1),
+            },
         })
     }
 }
@@ -270,6 +305,9 @@ struct FileSettings {
     websocket_max_per_client: Option<usize>,
     audit_retention_days: Option<u32>,
     ip_retention_days: Option<u32>,
+    inbox_max_bytes: Option<u64>,
+    inbox_messages_per_client_per_minute: Option<u32>,
+    inbox_messages_per_minute: Option<u32>,
 }
 
 impl FileSettings {

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod inbox;
 pub mod jose;
 pub mod keys;
 pub mod limits;

@@ -154,6 +154,8 @@ impl Application {
             ),
             profile: settings.profile.clone(),
             passkeys: crate::auth::passkeys::Passkeys::new(public_url.as_str()),
+            inbox: crate::inbox::Inbox::new(settings.inbox),
+            sender_keys: crate::inbox::SenderKeyFetcher::new(public_url.is_loopback()),
         });
         let app_state = state.clone();
         let idle = std::time::Duration::from_secs(IDLE_CONNECTION_SECONDS);

@@ -39,6 +39,10 @@ pub struct AppState {
     pub profile: crate::config::Profile,
     /// The WebAuthn relying party and the passkey ceremonies in progress.
     pub passkeys: crate::auth::passkeys::Passkeys,
+    /// The inbox's limits and rate counters.
+    pub inbox: crate::inbox::Inbox,
+    /// Senders' keys fetched for the owner's pages.
+    pub sender_keys: crate::inbox::SenderKeyFetcher,
 }
 
 impl AppState {

@@ -7,12 +7,14 @@ use subtle::ConstantTimeEq;
 
 use super::InternalError;
 use super::attempts::AttemptLedger;
+use super::encryption_keys::{self, NewEncryptionKey};
 use super::key_history::{self, Reason, SignedRecord};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::b64;
 use crate::jose::jwe::WrappedKey;
 use crate::jose::jwk::{OwnerPrivateKey, OwnerPublicKey};
-use crate::jose::jws::{CompactJws, NonceClaims, PROOF_LIFETIME};
+use crate::jose::jws::{CompactJws, NonceClaims, PROOF_LIFETIME, VerifyingKey};
+use crate::store::encryption_keys::EncryptionKeyRow;
 use crate::store::{Store, StoreError, owner};
 
 /// The `typ` of a claim proof.
@@ -64,6 +66,8 @@ pub struct ClaimInput<'a> {
     pub statement: Option<&'a str>,
     /// The owner key's signature over the record.
     pub record: Option<&'a str>,
+    /// The first encryption key, made with the owner key (absent from older clients).
+    pub encryption_key: Option<NewEncryptionKey<'a>>,
 }
 
 /// The owner key's own signatures that a claim brings: the history's first statement and the
@@ -83,6 +87,8 @@ pub struct CheckedClaim {
     /// The set id (8 hex digits) of the shares the key was rebuilt from, if it was.
     pub recovery_set: Option<String>,
     pub signatures: Option<OwnerSignatures>,
+    /// The first encryption key, checked against the new owner key.
+    pub encryption_key: Option<EncryptionKeyRow>,
 }
 
 impl OwnerSignatures {
@@ -187,12 +193,32 @@ pub fn check(input: &ClaimInput<'_>, audience: &str, now: i64) -> Result<Checked
             })
         }
     };
+    let encryption_key = input
+        .encryption_key
+        .map(|new| {
+            let owner_key = VerifyingKey::new(public_key.clone());
+            encryption_keys::check_new(
+                new.public_key_json,
+                new.wrapped_key,
+                new.binding,
+                &owner_key,
+                now,
+            )
+            .map_err(|e| {
+                invalid(
+                    "encryption_key",
+                    format!("has a {} that {}", e.field, e.message),
+                )
+            })
+        })
+        .transpose()?;
     Ok(CheckedClaim {
         public_key,
         wrapped_key,
         verifier_hash,
         recovery_set,
         signatures,
+        encryption_key,
     })
 }
 
@@ -344,6 +370,9 @@ pub fn commit(
             now,
         )?;
     }
+    if let Some(row) = &claim.encryption_key {
+        crate::store::encryption_keys::make_current(&tx, row)?;
+    }
     owner::delete_claim_token(&tx)?;
     audit::append(
         &tx,
@@ -403,6 +432,7 @@ mod tests {
                 recovery_set: None,
                 statement: None,
                 record: None,
+                encryption_key: None,
             },
             AUD,
             NOW,

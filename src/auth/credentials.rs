@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::key_history::{self, RecordState};
 use crate::audit::{self, Actor, AuditEvent};
+use crate::auth::encryption_keys::EncryptionKeys;
 use crate::jose::jwk::OwnerPublicKey;
 use crate::jose::jws::{CompactJws, VerifyingKey};
 use crate::keys::{CredentialKey, JwsAlgorithm, PublicKey};
@@ -39,17 +40,20 @@ pub enum Capability {
     Recovery,
     /// Password change, unlock codes and everything else about the owner.
     Owner,
+    /// Read, mark and delete inbox messages, and fetch the wrapped encryption keys.
+    Inbox,
 }
 
 impl Capability {
     /// Every capability, in the canonical order.
-    pub const ALL: [Capability; 6] = [
+    pub const ALL: [Capability; 7] = [
         Capability::Session,
         Capability::Sessions,
         Capability::Audit,
         Capability::Credentials,
         Capability::Recovery,
         Capability::Owner,
+        Capability::Inbox,
     ];
 
     /// The capability's name on the wire.
@@ -61,6 +65,7 @@ impl Capability {
             Capability::Credentials => "credentials",
             Capability::Recovery => "recovery",
             Capability::Owner => "owner",
+            Capability::Inbox => "inbox",
         }
     }
 
@@ -396,6 +401,10 @@ struct Snapshot {
     unsigned: bool,
     /// The owner key's history as checked with the record, oldest first.
     history: Arc<Vec<HistoryRow>>,
+    /// The owner's encryption keys that passed their check against the owner key.
+    encryption_keys: Arc<EncryptionKeys>,
+    /// Encryption keys that failed their check, by kid, with what was wrong.
+    encryption_key_problems: Vec<(String, String)>,
 }
 
 /// A stored credential that failed its check.
@@ -450,7 +459,7 @@ impl CredentialRegistry {
 
     /// Reads the credentials again (after a claim or a change).
     pub async fn reload(&self, store: &Store, now: i64) -> Result<(), StoreError> {
-        let (rows, owner, history, data_version, events, passkeys) = store
+        let (rows, owner, history, data_version, events, passkeys, encryption_rows) = store
             .run(|c| {
                 let data_version = crate::store::meta::data_version(c)?;
                 let owner = crate::store::owner::find(c)?;
@@ -458,7 +467,16 @@ impl CredentialRegistry {
                 let events = crate::store::audit_rows::credential_events(c)?;
                 let passkeys = crate::store::passkeys::live(c)?;
                 let rows = rows::live(c)?;
-                Ok::<_, StoreError>((rows, owner, history, data_version, events, passkeys))
+                let encryption_rows = crate::store::encryption_keys::all(c)?;
+                Ok::<_, StoreError>((
+                    rows,
+                    owner,
+                    history,
+                    data_version,
+                    events,
+                    passkeys,
+                    encryption_rows,
+                ))
             })
             .await?;
         let passkey_states: HashMap<String, String> = passkeys
@@ -470,7 +488,7 @@ impl CredentialRegistry {
             check_owner_credential(&rows, &record.kid)?;
             key_history::check_owner_record(record, &history)
         });
-        let snapshot = match record_state {
+        let mut snapshot = match record_state {
             Some(Err(problem)) => Snapshot {
                 record_problem: Some(problem),
                 ..Snapshot::default()
@@ -486,7 +504,13 @@ impl CredentialRegistry {
                 )
             },
         };
+        if let Some(owner_key) = &snapshot.owner_key {
+            let (keys, problems) = EncryptionKeys::check(&encryption_rows, owner_key);
+            snapshot.encryption_keys = Arc::new(keys);
+            snapshot.encryption_key_problems = problems;
+        }
         self.report_record_state(&snapshot);
+        self.report_encryption_key_problems(&snapshot);
         *self.data_version.lock().unwrap_or_else(|p| p.into_inner()) = Some(data_version);
         let newly_tampered: Vec<(String, Tampered)> = {
             let previous = self.current();
@@ -544,6 +568,28 @@ impl CredentialRegistry {
                  histories); a password change from the browser signs it"
             );
         }
+    }
+
+    /// Logs each encryption key that newly fails its check: it is then neither published nor
+    /// accepted for messages.
+    fn report_encryption_key_problems(&self, next: &Snapshot) {
+        if self.quiet {
+            return;
+        }
+        let previous = self.current();
+        for (kid, problem) in &next.encryption_key_problems {
+            if !previous
+                .encryption_key_problems
+                .contains(&(kid.clone(), problem.clone()))
+            {
+                tracing::error!(%kid, %problem, "an encryption key row fails its check");
+            }
+        }
+    }
+
+    /// The owner's encryption keys as last checked against the owner key.
+    pub fn encryption_keys(&self) -> Arc<EncryptionKeys> {
+        self.current().encryption_keys.clone()
     }
 
     /// The owner key's history as last checked with the owner record, oldest first (empty on

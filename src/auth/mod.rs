@@ -6,6 +6,7 @@ pub mod challenge;
 pub mod claim;
 pub mod credential_changes;
 pub mod credentials;
+pub mod encryption_keys;
 pub mod key_history;
 pub mod login;
 pub mod passkeys;

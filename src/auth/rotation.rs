@@ -16,6 +16,7 @@ use super::claim::{check_new_key_proof, check_record, verifier_hash};
 use super::credentials::{
     BINDING_TYPE, CredentialKind, CredentialRegistry, binding_digest, check_row, verify_binding,
 };
+use super::encryption_keys::{self, NewEncryptionKey, RewrappedKey};
 use super::key_history::{self, Reason, SignedRecord};
 use super::throttle::Scope;
 use crate::audit::{self, Actor, AuditEvent};
@@ -84,6 +85,11 @@ pub struct RotationRequest<'a> {
     pub statement: &'a str,
     pub bindings: &'a [String],
     pub record: &'a str,
+    /// Every stored encryption key, wrapped and bound again by the new key (a reset may leave
+    /// out those it cannot open; they are deleted).
+    pub encryption_keys: &'a [RewrappedKey<'a>],
+    /// A new current encryption key, bound by the new key.
+    pub encryption_key: Option<NewEncryptionKey<'a>>,
 }
 
 /// What checking a rotation needs from the node.
@@ -109,6 +115,8 @@ pub struct Rotated {
     /// The passkeys whose PRF copy of the old key was deleted: they no longer unlock a new
     /// device until they are registered again.
     pub dropped_passkey_unlocks: Vec<String>,
+    /// The encryption keys a reset deleted (it could not open them again).
+    pub dropped_encryption_keys: Vec<String>,
 }
 
 /// Checks a rotation and makes the new key the owner: JWKS, DID and key history show it at
@@ -215,6 +223,15 @@ pub async fn rotate(
         .cloned()
         .collect();
     let rebound = check_bindings(request.bindings, &checked, &new_verifying, now)?;
+    let encryption_changes = encryption_keys::check_rotation(
+        &context.credentials.encryption_keys(),
+        request.encryption_keys,
+        request.encryption_key,
+        &new_verifying,
+        statement.reason == Reason::Reset,
+        now,
+    )
+    .map_err(|e| invalid(e.field, e.message))?;
     if let Some(nonce) = proof_nonce {
         context
             .challenges
@@ -336,6 +353,13 @@ pub async fn rotate(
                 };
                 audit::append(&tx, now, &event, &transaction_actor)?;
             }
+            encryption_keys::apply_rotation(
+                &tx,
+                &encryption_changes,
+                &rotated_kid,
+                &transaction_actor,
+                now,
+            )?;
             let event = AuditEvent::OwnerRotated {
                 old: old_kid.clone(),
                 new: rotated_kid.clone(),
@@ -355,6 +379,7 @@ pub async fn rotate(
                 rebound: rebound_ids,
                 revoked: revoked_ids,
                 dropped_passkey_unlocks: dropped,
+                dropped_encryption_keys: encryption_changes.dropped.clone(),
             })
         })
         .await;

@@ -79,6 +79,10 @@ pub enum SessionEvent {
         id: String,
         reason: EndReason,
     },
+    /// A message arrived in the inbox: sockets whose session may read it are told its id.
+    InboxMessage {
+        id: String,
+    },
     /// The node is shutting down: sockets close with 1001.
     Stopping,
 }
@@ -202,6 +206,13 @@ impl Sessions {
     /// Tells every open socket that the node is stopping.
     pub fn announce_stopping(&self) {
         let _ = self.events.send(SessionEvent::Stopping);
+    }
+
+    /// Tells the sockets that a message with `id` arrived in the inbox.
+    pub fn announce_inbox_message(&self, id: &str) {
+        let _ = self
+            .events
+            .send(SessionEvent::InboxMessage { id: id.to_owned() });
     }
 
     /// Subscribes to session events.

@@ -4,6 +4,7 @@
 //! of `shares`.
 
 pub mod credentials;
+pub mod inbox;
 pub mod login;
 pub mod node_client;
 pub mod owner_key;
@@ -88,6 +89,11 @@ pub enum Command {
     Owner {
         #[command(subcommand)]
         command: owner_key::OwnerCommand,
+    },
+    /// Private messages: send a signed, encrypted message to another site.
+    Inbox {
+        #[command(subcommand)]
+        command: inbox::InboxCommand,
     },
     /// Check that a node's key history leads from a kid you trust to the key it publishes;
     /// exits 1 on a break.
@@ -207,6 +213,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Credentials { command } => credentials::run(command),
         Command::Owner { command } => owner_key::run(command),
         Command::Verify(args) => owner_key::verify(&args),
+        Command::Inbox { command } => inbox::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -418,12 +425,15 @@ fn init(args: &InitArgs) -> Result<(), Failure> {
         audience.as_str(),
         now,
     );
+    let (encryption_key, _) = crate::auth::encryption_keys::generate(&key, now)
+        .map_err(|e| Failure::new(format!("making the encryption key failed: {e}")))?;
     let checked = CheckedClaim {
         public_key: key.public_key(),
         wrapped_key,
         verifier_hash,
         recovery_set: None,
         signatures: Some(signatures),
+        encryption_key: Some(encryption_key),
     };
     let kid = store
         .run_blocking(|c| {

@@ -15,6 +15,7 @@ use crate::audit::Actor;
 use crate::auth::attempts::AttemptLedger;
 use crate::auth::challenge::Challenges;
 use crate::auth::credentials::{CredentialKind, CredentialRegistry};
+use crate::auth::encryption_keys::{self, NewEncryptionKey, RewrappedKey};
 use crate::auth::key_history::{self, HistoryEntry, Reason};
 use crate::auth::rotation::{self, RotationContext, RotationRequest};
 use crate::clock::{Clock, SystemClock};
@@ -200,6 +201,42 @@ fn rotate(args: &RotateArgs) -> Result<(), Failure> {
         &verifier_hash,
         now,
     );
+    // The encryption keys: wrapped and bound again by the new key when the old key opens
+    // them; a reset (the old key lost) drops them, and a reset or a compromise makes a new one.
+    let mut rewrapped_rows = Vec::new();
+    if let Some(old) = old.as_ref().filter(|_| reason != Reason::Reset) {
+        let old_kek = jwe::encryption_kek(old);
+        let next_kek = jwe::encryption_kek(&next);
+        for key in registry.encryption_keys().all() {
+            let opened = jwe::PrfWrappedKey::parse(&key.wrapped_key)
+                .and_then(|wrapped| wrapped.open(&old_kek))
+                .map_err(|e| Failure::new(format!("the encryption key {} {e}", key.kid)))?;
+            let sealed = jwe::seal_private_key(&opened, &next_kek)
+                .map_err(|e| Failure::new(format!("wrapping an encryption key failed: {e}")))?;
+            rewrapped_rows.push((
+                key.kid.clone(),
+                sealed.compact().to_owned(),
+                encryption_keys::sign_binding(&next, &key.kid, now),
+            ));
+        }
+    }
+    let new_encryption_key = if matches!(reason, Reason::Reset | Reason::Compromise)
+        || registry.encryption_keys().all().is_empty()
+    {
+        let (row, _) = encryption_keys::generate(&next, now)
+            .map_err(|e| Failure::new(format!("making the encryption key failed: {e}")))?;
+        Some(row)
+    } else {
+        None
+    };
+    let rewrapped: Vec<RewrappedKey<'_>> = rewrapped_rows
+        .iter()
+        .map(|(kid, wrapped_key, binding)| RewrappedKey {
+            kid,
+            wrapped_key,
+            binding,
+        })
+        .collect();
     let public_key_json = next.public_key().to_json();
     let unlock_verifier = b64::encode(&verifier);
     drop(next);
@@ -213,6 +250,12 @@ fn rotate(args: &RotateArgs) -> Result<(), Failure> {
         statement: &statement,
         bindings: &bindings,
         record: &record_signature,
+        encryption_keys: &rewrapped,
+        encryption_key: new_encryption_key.as_ref().map(|row| NewEncryptionKey {
+            public_key_json: &row.public_jwk,
+            wrapped_key: &row.wrapped_key,
+            binding: &row.binding,
+        }),
     };
     let rotated = runtime.block_on(async {
         let challenges = Challenges::default();
@@ -343,12 +386,14 @@ pub fn check_published(history_text: &str, jwks_text: &str, pin: &str) -> Result
         .to_owned();
     let jwks: serde_json::Value =
         serde_json::from_str(jwks_text).map_err(|e| format!("the JWKS is not JSON: {e}"))?;
-    // Each published key is named by its own thumbprint, whatever its kid member says.
+    // Each published signing key is named by its own thumbprint, whatever its kid member says;
+    // the encryption key (use "enc") is not the owner key and has no place in its history.
     let published: Vec<String> = jwks
         .get("keys")
         .and_then(|k| k.as_array())
         .map(|keys| {
             keys.iter()
+                .filter(|k| k.get("use").and_then(|u| u.as_str()) != Some("enc"))
                 .map(|k| {
                     OwnerPublicKey::from_json(&k.to_string())
                         .map(|key| key.thumbprint())

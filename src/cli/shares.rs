@@ -255,12 +255,21 @@ fn expected_key(source: &OwnerKeySource) -> Result<Option<OwnerPublicKey>, Failu
         .map_err(|e| Failure::new(format!("{url} holds no usable key: {e}")))
 }
 
-/// The one P-384 key of a public JWK or a JWKS with exactly one key.
+/// The one P-384 key of a public JWK, or the one signing key of a JWKS (its encryption key,
+/// `use` `enc`, is left aside).
 fn only_key(text: &str) -> Result<OwnerPublicKey, String> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let jwk = match value.get("keys").and_then(|k| k.as_array()) {
-        Some(keys) if keys.len() == 1 => keys[0].clone(),
-        Some(keys) => return Err(format!("it has {} keys, not one", keys.len())),
+        Some(keys) => {
+            let signing: Vec<&serde_json::Value> = keys
+                .iter()
+                .filter(|k| k.get("use").and_then(|u| u.as_str()) != Some("enc"))
+                .collect();
+            match signing.as_slice() {
+                [only] => (*only).clone(),
+                _ => return Err(format!("it has {} signing keys, not one", signing.len())),
+            }
+        }
         None => value,
     };
     OwnerPublicKey::from_json(&jwk.to_string()).map_err(|e| e.to_string())
@@ -321,12 +330,15 @@ fn store_rebuilt_key(
         now,
     );
     if existing.is_none() {
+        let (encryption_key, _) = crate::auth::encryption_keys::generate(key, now)
+            .map_err(|e| Failure::new(format!("making the encryption key failed: {e}")))?;
         let checked = CheckedClaim {
             public_key: key.public_key(),
             wrapped_key,
             verifier_hash,
             recovery_set: Some(set_id.to_owned()),
             signatures: Some(signatures),
+            encryption_key: Some(encryption_key),
         };
         store
             .run_blocking(|c| claim::commit(c, None, &checked, ClaimVia::CommandLine, &actor, now))

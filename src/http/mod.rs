@@ -5,6 +5,7 @@
 pub mod assets;
 pub mod auth;
 pub mod credentials;
+pub mod inbox;
 pub mod json;
 pub mod owner;
 pub mod pages;
@@ -21,7 +22,7 @@ pub use crate::app::{AppState, client};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::{Method, header};
 use actix_web::middleware::{DefaultHeaders, Next, from_fn};
 use actix_web::{HttpResponse, web};
 
@@ -64,6 +65,36 @@ pub fn routes(config: &mut web::ServiceConfig) {
                         .default_service(not_allowed("PUT")),
                 )
                 .service(post_only("/owner/rotate", owner::rotate))
+                .service(
+                    web::resource("/owner/encryption-key")
+                        .route(web::put().to(inbox::add_encryption_key))
+                        .default_service(not_allowed("PUT")),
+                )
+                .service(
+                    web::resource("/owner/encryption-keys")
+                        .route(web::get().to(inbox::encryption_keys))
+                        .default_service(not_allowed("GET")),
+                )
+                .service(
+                    web::resource("/inbox")
+                        .wrap(from_fn(open_sending_to_other_origins))
+                        .route(web::post().to(inbox::send))
+                        .route(web::get().to(inbox::list))
+                        .route(web::method(Method::OPTIONS).to(inbox::preflight))
+                        .default_service(not_allowed("GET, POST, OPTIONS")),
+                )
+                .service(
+                    web::resource("/inbox/sender-keys")
+                        .route(web::get().to(inbox::sender_keys))
+                        .default_service(not_allowed("GET")),
+                )
+                .service(
+                    web::resource("/inbox/{id}")
+                        .route(web::get().to(inbox::fetch))
+                        .route(web::delete().to(inbox::delete))
+                        .default_service(not_allowed("GET, DELETE")),
+                )
+                .service(post_only("/inbox/{id}/read", inbox::mark_read))
                 .service(post_only("/auth/challenge", auth::challenge))
                 .service(post_only("/auth/login", auth::login))
                 .service(post_only("/auth/reauth", auth::reauth))
@@ -255,6 +286,23 @@ async fn refuse_while_record_invalid(
     next.call(request)
         .await
         .map(ServiceResponse::map_into_left_body)
+}
+
+/// Lets other origins read the answers to sending a message (`POST` and its `OPTIONS`
+/// preflight), and nothing else: reading the inbox stays same-origin.
+async fn open_sending_to_other_origins(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let sending = matches!(*request.method(), Method::POST | Method::OPTIONS);
+    let mut response = next.call(request).await?;
+    if sending {
+        response.headers_mut().insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            header::HeaderValue::from_static("*"),
+        );
+    }
+    Ok(response)
 }
 
 /// Headers every response carries.

@@ -12,6 +12,7 @@ use super::json::StrictJson;
 use super::session_auth::{SignedIn, SteppedUpOwner};
 use crate::auth::claim::{self, ClaimInput, ClaimVia};
 use crate::auth::credentials::Capability;
+use crate::auth::encryption_keys::{NewEncryptionKey, RewrappedKey};
 use crate::auth::rotation::{self, RotationContext, RotationRequest};
 use crate::auth::sessions::EndReason;
 use crate::auth::unlock::{self, Rewrap};
@@ -36,6 +37,32 @@ pub struct ClaimBody {
     /// The owner key's `siteid-owner-record+jwt` over the record, with `statement`.
     #[serde(default)]
     record: Option<String>,
+    /// The first encryption key, made with the owner key.
+    #[serde(default)]
+    encryption_key: Option<EncryptionKeyBody>,
+}
+
+/// A new encryption key as the owner's client sends it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionKeyBody {
+    /// The public JWK (P-384).
+    pub public_key: Box<RawValue>,
+    /// The private JWK as an `A256KW` JWE under the owner key's encryption KEK.
+    pub wrapped_key: String,
+    /// The owner key's `siteid-enc-key+jwt`.
+    pub binding: String,
+}
+
+impl EncryptionKeyBody {
+    /// The key as the checks read it.
+    pub fn as_new(&self) -> NewEncryptionKey<'_> {
+        NewEncryptionKey {
+            public_key_json: self.public_key.get(),
+            wrapped_key: &self.wrapped_key,
+            binding: &self.binding,
+        }
+    }
 }
 
 /// 201 `{"kid"}`; 403 once claimed; 401 for a wrong token; 422 naming the field at fault.
@@ -64,6 +91,7 @@ pub async fn claim(
             recovery_set: body.recovery_set.as_deref(),
             statement: body.statement.as_deref(),
             record: body.record.as_deref(),
+            encryption_key: body.encryption_key.as_ref().map(EncryptionKeyBody::as_new),
         },
         state.public_url.as_str(),
         now,
@@ -156,6 +184,21 @@ pub struct RotateBody {
     bindings: Vec<String>,
     /// The new key's `siteid-owner-record+jwt` over the new record.
     record: String,
+    /// Every encryption key, wrapped and bound again by the new key.
+    #[serde(default)]
+    encryption_keys: Vec<RewrappedKeyBody>,
+    /// A new current encryption key, bound by the new key.
+    #[serde(default)]
+    encryption_key: Option<EncryptionKeyBody>,
+}
+
+/// An encryption key wrapped and bound again by a rotation's new key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewrappedKeyBody {
+    kid: String,
+    wrapped_key: String,
+    binding: String,
 }
 
 /// `POST /api/v1/owner/rotate` (capability `owner`, step-up) → 200 `{"kid","seq","revoked"}`.
@@ -175,6 +218,15 @@ pub async fn rotate(
         challenges: &state.challenges,
         audience: state.public_url.as_str(),
     };
+    let rewrapped: Vec<RewrappedKey<'_>> = body
+        .encryption_keys
+        .iter()
+        .map(|key| RewrappedKey {
+            kid: &key.kid,
+            wrapped_key: &key.wrapped_key,
+            binding: &key.binding,
+        })
+        .collect();
     let request = RotationRequest {
         public_key_json: body.public_key.get(),
         wrapped_key: &body.wrapped_key,
@@ -184,6 +236,8 @@ pub async fn rotate(
         statement: &body.statement,
         bindings: &body.bindings,
         record: &body.record,
+        encryption_keys: &rewrapped,
+        encryption_key: body.encryption_key.as_ref().map(EncryptionKeyBody::as_new),
     };
     let actor = client.actor();
     let rotated =
@@ -201,5 +255,6 @@ pub async fn rotate(
         "seq": rotated.seq,
         "revoked": rotated.revoked,
         "dropped_passkey_unlocks": rotated.dropped_passkey_unlocks,
+        "dropped_encryption_keys": rotated.dropped_encryption_keys,
     })))
 }

@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use super::AppState;
+use crate::auth::encryption_keys::{self, EncryptionKey};
 use crate::config::PublicUrl;
 use crate::error::Problem;
 use crate::jose::jwk::{OwnerPublicKey, PublicJwk};
@@ -30,37 +31,57 @@ pub struct JwksKey {
     pub key_use: &'static str,
 }
 
-/// The JWKS document for `key`.
-pub fn jwks_body(key: &OwnerPublicKey) -> String {
-    let keys = [JwksKey {
+/// The JWKS document: the owner signing key, and the current encryption key when there is one.
+pub fn jwks_body(key: &OwnerPublicKey, encryption_key: Option<&EncryptionKey>) -> String {
+    let signing = JwksKey {
         jwk: key.to_jwk(),
         kid: key.thumbprint(),
         alg: "ES384",
         key_use: "sig",
-    }];
+    };
+    let encryption = encryption_key.map(|enc| JwksKey {
+        jwk: enc.public.to_jwk(),
+        kid: enc.kid.clone(),
+        alg: encryption_keys::KEY_ALG,
+        key_use: "enc",
+    });
+    let keys: Vec<JwksKey> = std::iter::once(signing).chain(encryption).collect();
     serde_json::json!({ "keys": keys }).to_string()
 }
 
-/// The did:web DID document for `key` at `public_url`.
-pub fn did_document_body(key: &OwnerPublicKey, public_url: &PublicUrl) -> String {
+/// The did:web DID document for `key` at `public_url`, with the current encryption key under
+/// `keyAgreement` when there is one.
+pub fn did_document_body(
+    key: &OwnerPublicKey,
+    encryption_key: Option<&EncryptionKey>,
+    public_url: &PublicUrl,
+) -> String {
     let did = public_url.did_web();
+    let method = |kid: &str, jwk: PublicJwk| {
+        serde_json::json!({
+            "id": format!("{did}#{kid}"),
+            "type": "JsonWebKey2020",
+            "controller": did,
+            "publicKeyJwk": jwk,
+        })
+    };
     let method_id = format!("{did}#{}", key.thumbprint());
-    serde_json::json!({
+    let mut methods = vec![method(&key.thumbprint(), key.to_jwk())];
+    let mut document = serde_json::json!({
         "@context": [
             "https://www.w3.org/ns/did/v1",
             "https://w3id.org/security/suites/jws-2020/v1"
         ],
         "id": did,
-        "verificationMethod": [{
-            "id": method_id,
-            "type": "JsonWebKey2020",
-            "controller": did,
-            "publicKeyJwk": key.to_jwk(),
-        }],
         "authentication": [method_id],
         "assertionMethod": [method_id],
-    })
-    .to_string()
+    });
+    if let Some(enc) = encryption_key {
+        methods.push(method(&enc.kid, enc.public.to_jwk()));
+        document["keyAgreement"] = serde_json::json!([format!("{did}#{}", enc.kid)]);
+    }
+    document["verificationMethod"] = serde_json::Value::Array(methods);
+    document.to_string()
 }
 
 /// Whether `If-None-Match` names `tag` (or is `*`). Weak comparison, as RFC 9110 §13.1.2 asks.
@@ -119,11 +140,21 @@ pub async fn jwks(
     request: HttpRequest,
 ) -> Result<HttpResponse, Problem> {
     let key = owner_key(&state).await?;
-    Ok(public_document(
-        &request,
-        JWK_SET_JSON,
-        jwks_body(&key.public),
-    ))
+    let encryption_keys = state.credentials.encryption_keys();
+    let current = encryption_keys.current();
+    let mut response = public_document(&request, JWK_SET_JSON, jwks_body(&key.public, current));
+    if current.is_some() {
+        // Where messages to the encryption key go (Linked Data Notifications' inbox relation).
+        let link = format!(
+            "<{}/api/v1/inbox>; rel=\"{}\"",
+            state.public_url.as_str().trim_end_matches('/'),
+            crate::inbox::INBOX_REL
+        );
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    Ok(response)
 }
 
 /// The media type of the key history.
@@ -172,7 +203,8 @@ pub async fn did_document(
     request: HttpRequest,
 ) -> Result<HttpResponse, Problem> {
     let key = owner_key(&state).await?;
-    let body = did_document_body(&key.public, &state.public_url);
+    let encryption_keys = state.credentials.encryption_keys();
+    let body = did_document_body(&key.public, encryption_keys.current(), &state.public_url);
     Ok(public_document(&request, DID_JSON, body))
 }
 

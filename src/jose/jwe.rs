@@ -139,9 +139,21 @@ impl PrfWrappedKey {
         &self.compact
     }
 
-    /// The kid of the owner key it holds, as its header names it.
+    /// The kid of the key it holds, as its header names it.
     pub fn kid(&self) -> &str {
         &self.kid
+    }
+
+    /// Decrypts the private key with `kek` and checks that it is the key the header names.
+    pub fn open(&self, kek: &[u8; 32]) -> Result<OwnerPrivateKey, JweError> {
+        let plaintext = open_compact(&self.compact, kek)?;
+        let key = OwnerPrivateKey::from_json(&plaintext).map_err(JweError::BadPlaintext)?;
+        if key.public_key().thumbprint() != self.kid {
+            return Err(JweError::BadHeader(
+                "names another key in its kid than the one it holds".into(),
+            ));
+        }
+        Ok(key)
     }
 }
 
@@ -208,36 +220,7 @@ impl WrappedKey {
     /// Decrypts the private key with an already derived KEK and checks that it is a
     /// consistent P-384 private JWK.
     pub fn unwrap_with_kek(&self, kek: &Kek) -> Result<OwnerPrivateKey, JweError> {
-        let mut parts = self.compact.split('.');
-        let (Some(protected), Some(encrypted_key), Some(iv), Some(ciphertext), Some(tag)) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return Err(JweError::NotCompact);
-        };
-        let encrypted_key = decode_part("encrypted key", encrypted_key)?;
-        let cek = Zeroizing::new(
-            keywrap::unwrap(kek.bytes(), &encrypted_key).map_err(|_| JweError::DecryptionFailed)?,
-        );
-        let iv: [u8; IV_LEN] = decode_part("initialization vector", iv)?
-            .try_into()
-            .map_err(|_| JweError::NotCompact)?;
-        let tag: [u8; TAG_LEN] = decode_part("authentication tag", tag)?
-            .try_into()
-            .map_err(|_| JweError::NotCompact)?;
-        let mut plaintext = Zeroizing::new(decode_part("ciphertext", ciphertext)?);
-        let cipher = Aes256Gcm::new_from_slice(&cek).map_err(|_| JweError::DecryptionFailed)?;
-        cipher
-            .decrypt_in_place_detached(
-                &Nonce::from(iv),
-                protected.as_bytes(),
-                &mut plaintext,
-                &Tag::from(tag),
-            )
-            .map_err(|_| JweError::DecryptionFailed)?;
+        let plaintext = open_compact(&self.compact, kek.bytes())?;
         OwnerPrivateKey::from_json(&plaintext).map_err(JweError::BadPlaintext)
     }
 
@@ -245,6 +228,113 @@ impl WrappedKey {
     pub fn unwrap_with_password(&self, password: &[u8]) -> Result<OwnerPrivateKey, JweError> {
         self.unwrap_with_kek(&self.derive_kek(password))
     }
+}
+
+/// Decrypts a structurally checked compact JWE whose CEK is wrapped under `kek` (A256KW) and
+/// whose content is A256GCM; the plaintext is zeroized on drop.
+fn open_compact(compact: &str, kek: &[u8; 32]) -> Result<Zeroizing<Vec<u8>>, JweError> {
+    let mut parts = compact.split('.');
+    let (Some(protected), Some(encrypted_key), Some(iv), Some(ciphertext), Some(tag)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(JweError::NotCompact);
+    };
+    let encrypted_key = decode_part("encrypted key", encrypted_key)?;
+    if encrypted_key.len() != ENCRYPTED_KEY_LEN {
+        return Err(JweError::DecryptionFailed);
+    }
+    let cek = Zeroizing::new(
+        keywrap::unwrap(kek, &encrypted_key).map_err(|_| JweError::DecryptionFailed)?,
+    );
+    let iv: [u8; IV_LEN] = decode_part("initialization vector", iv)?
+        .try_into()
+        .map_err(|_| JweError::NotCompact)?;
+    let tag: [u8; TAG_LEN] = decode_part("authentication tag", tag)?
+        .try_into()
+        .map_err(|_| JweError::NotCompact)?;
+    let mut plaintext = Zeroizing::new(decode_part("ciphertext", ciphertext)?);
+    let cipher = Aes256Gcm::new_from_slice(&cek).map_err(|_| JweError::DecryptionFailed)?;
+    cipher
+        .decrypt_in_place_detached(
+            &Nonce::from(iv),
+            protected.as_bytes(),
+            &mut plaintext,
+            &Tag::from(tag),
+        )
+        .map_err(|_| JweError::DecryptionFailed)?;
+    Ok(plaintext)
+}
+
+/// Encrypts `plaintext` as a compact JWE with the protected header `header` (JSON text), a
+/// fresh CEK wrapped under `kek` (A256KW) and a fresh IV (A256GCM).
+fn seal_compact(header: &[u8], kek: &[u8; 32], plaintext: &[u8]) -> Result<String, JweError> {
+    let mut rng = rand::rngs::OsRng;
+    let mut cek = Zeroizing::new([0u8; CEK_LEN]);
+    let mut iv = [0u8; IV_LEN];
+    rng.fill_bytes(&mut *cek);
+    rng.fill_bytes(&mut iv);
+    let protected = b64::encode(header);
+    let encrypted_key =
+        keywrap::wrap(kek, cek.as_slice()).map_err(|_| JweError::DecryptionFailed)?;
+    let cipher =
+        Aes256Gcm::new_from_slice(cek.as_slice()).map_err(|_| JweError::DecryptionFailed)?;
+    let mut buffer = Zeroizing::new(plaintext.to_vec());
+    let tag = cipher
+        .encrypt_in_place_detached(&Nonce::from(iv), protected.as_bytes(), &mut buffer)
+        .map_err(|_| JweError::DecryptionFailed)?;
+    Ok(format!(
+        "{protected}.{}.{}.{}.{}",
+        b64::encode(&encrypted_key),
+        b64::encode(&iv),
+        b64::encode(&buffer),
+        b64::encode(&tag)
+    ))
+}
+
+/// The HKDF-SHA-256 salt of the key that wraps the owner's encryption keys.
+pub const ENCRYPTION_KEK_SALT: &[u8] = b"siteid-enc-kek-v1";
+/// The HKDF-SHA-256 info of the key that wraps the owner's encryption keys.
+pub const ENCRYPTION_KEK_INFO: &[u8] = b"siteid encryption key A256KW";
+
+/// HKDF-SHA-256 (RFC 5869) with one output block: 32 bytes.
+fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[u8]) -> Zeroizing<[u8; 32]> {
+    let mut extract = <Hmac<Sha256> as Mac>::new_from_slice(salt)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    extract.update(ikm);
+    let prk = Zeroizing::new(<[u8; 32]>::from(extract.finalize().into_bytes()));
+    let mut expand = <Hmac<Sha256> as Mac>::new_from_slice(prk.as_slice())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    expand.update(info);
+    expand.update(&[1]);
+    Zeroizing::new(expand.finalize().into_bytes().into())
+}
+
+/// The key that wraps the owner's encryption keys: HKDF-SHA-256 of the owner key's private
+/// scalar with [`ENCRYPTION_KEK_SALT`] and [`ENCRYPTION_KEK_INFO`]. Whoever opens the owner
+/// key (password, passkey, recovery shares) opens the encryption keys.
+pub fn encryption_kek(owner: &OwnerPrivateKey) -> Zeroizing<[u8; 32]> {
+    hkdf_sha256(
+        owner.scalar_bytes().as_slice(),
+        ENCRYPTION_KEK_SALT,
+        ENCRYPTION_KEK_INFO,
+    )
+}
+
+/// Wraps the private encryption key `key` under `kek` as an `A256KW` JWE naming it by its
+/// thumbprint (the form of a PRF copy and of a wrapped encryption key).
+pub fn seal_private_key(key: &OwnerPrivateKey, kek: &[u8; 32]) -> Result<PrfWrappedKey, JweError> {
+    let header = serde_json::json!({
+        "alg": PRF_KEY_ALG,
+        "enc": CONTENT_ENC,
+        "cty": CONTENT_TYPE,
+        "kid": key.public_key().thumbprint(),
+    });
+    let compact = seal_compact(header.to_string().as_bytes(), kek, &key.to_json())?;
+    PrfWrappedKey::parse(&compact)
 }
 
 /// Checks a compact JWE's size, its five parts and every part's length (RFC 3394: a 256-bit CEK

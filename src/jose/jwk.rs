@@ -142,6 +142,11 @@ impl OwnerPublicKey {
         OwnerPublicKey { key, x, y }
     }
 
+    /// The checked point, for key agreement ([`super::ecdh`]).
+    pub fn point(&self) -> &p384::PublicKey {
+        &self.key
+    }
+
     /// The RFC 7638 thumbprint (SHA-256, base64url), used as the key id everywhere.
     pub fn thumbprint(&self) -> String {
         b64::encode(&self.thumbprint_digest())

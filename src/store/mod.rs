@@ -3,6 +3,8 @@
 
 pub mod audit_rows;
 pub mod credentials;
+pub mod encryption_keys;
+pub mod inbox;
 pub mod meta;
 pub mod owner;
 pub mod passkeys;
@@ -22,7 +24,7 @@ use rusqlite::Connection;
 pub const DATABASE_FILE_NAME: &str = "siteid.sqlite3";
 
 /// The migrations, in order. Version N is the state after the Nth script.
-const MIGRATIONS: [&str; 11] = [
+const MIGRATIONS: [&str; 12] = [
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_sessions.sql"),
     include_str!("migrations/0003_recovery_sets.sql"),
@@ -34,6 +36,7 @@ const MIGRATIONS: [&str; 11] = [
     include_str!("migrations/0009_owner_key_history.sql"),
     include_str!("migrations/0010_totp.sql"),
     include_str!("migrations/0011_passkeys.sql"),
+    include_str!("migrations/0012_inbox.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -54,6 +54,8 @@ pub enum Event {
     SessionRevoked { session_id: String },
     #[serde(rename = "session.ended")]
     SessionEnded { session_id: String, reason: String },
+    #[serde(rename = "inbox.message")]
+    InboxMessage { id: String },
 }
 
 /// Parses a text frame, or says what is wrong with it. Only a JSON object is a message: the

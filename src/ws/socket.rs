@@ -132,6 +132,10 @@ pub async fn run(
                         session_id: id,
                         reason: serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
                     },
+                    Ok(SessionEvent::InboxMessage { id }) => {
+                        if !attachment.capabilities.contains(Capability::Inbox) { continue; }
+                        Event::InboxMessage { id }
+                    }
                     Ok(SessionEvent::Created(info)) if info.id == *current => continue,
                     Ok(SessionEvent::Created(info)) => Event::SessionCreated {
                         session_id: info.id,

@@ -18,7 +18,9 @@ async function getJson(path) {
 /** The kid of the key the node publishes (its JWKS key's thumbprint) and its key history (empty on older nodes). */
 async function published() {
   const [jwks, history] = await Promise.all([getJson('/.well-known/jwks.json'), getJson('/.well-known/siteid/keys.json')]);
-  const jwk = jwks?.keys?.length === 1 ? jwks.keys[0] : null;
+  // The owner key is the one signing key; an encryption key (use "enc") may stand beside it.
+  const signing = (Array.isArray(jwks?.keys) ? jwks.keys : []).filter((key) => key?.use !== 'enc');
+  const jwk = signing.length === 1 ? signing[0] : null;
   const kid = jwk && !('d' in jwk) && (await jwkThumbprint(jwk).catch(() => null));
   if (!kid || kid !== jwk.kid) throw new NodeAlarm('key-swapped', 'The node publishes no owner key, more than one, or one under another key’s name.');
   return { kid, history: history ?? { keys: [] } };

@@ -14,6 +14,7 @@ const CAPABILITIES = [
   ['credentials', 'add, change and revoke devices and keys'],
   ['recovery', 'make recovery shares'],
   ['owner', 'change the password, and everything else'],
+  ['inbox', 'read and delete private messages'],
 ];
 const KINDS = { owner: 'Owner key', device: 'Browser', key: 'Key', passkey: 'Passkey' };
 const FIELD_INPUTS = { public_key: 'public-key', label: 'label', networks: 'networks', expires_at: 'expires', capabilities: 'cap-session' };

@@ -101,7 +101,8 @@ async function main() {
   } catch {
     return showError(NO_NETWORK);
   }
-  if (!keys?.length) {
+  keys = (keys ?? []).filter((key) => key?.use !== 'enc');
+  if (!keys.length) {
     $('share-form').hidden = true;
     return showError('This node has no owner yet. To restore your identity onto it, open its setup link and choose “Restore from shares”.');
   }

@@ -40,6 +40,8 @@ pub struct NodeOptions {
     pub websocket_max_per_client: Option<usize>,
     /// Session lifetimes other than the defaults.
     pub session_policy: Option<siteid::config::SessionPolicy>,
+    /// Inbox limits other than the defaults.
+    pub inbox: Option<siteid::config::InboxSettings>,
 }
 
 impl Default for NodeOptions {
@@ -50,6 +52,7 @@ impl Default for NodeOptions {
             public_url: None,
             websocket_max_per_client: None,
             session_policy: None,
+            inbox: None,
         }
     }
 }
@@ -114,6 +117,9 @@ impl TestNode {
         }
         if let Some(policy) = options.session_policy {
             settings.session_policy = policy;
+        }
+        if let Some(inbox) = options.inbox {
+            settings.inbox = inbox;
         }
         let (sender, receiver) = mpsc::channel();
         let clock = options.clock.clone();
@@ -631,6 +637,8 @@ pub struct TestOwner {
     pub wrapped_key: String,
     pub unlock_verifier: String,
     pub d: String,
+    /// The owner's encryption key (made fresh for each test owner).
+    pub encryption: OwnerPrivateKey,
 }
 
 impl TestOwner {
@@ -645,6 +653,7 @@ impl TestOwner {
                 .as_str()
                 .expect("kek")))),
             d: v["plaintext_jwk"]["d"].as_str().expect("d").to_owned(),
+            encryption: OwnerPrivateKey::generate(),
         }
     }
 
@@ -688,7 +697,22 @@ impl TestOwner {
             now()
         ));
         body["record"] = json!(self.record(node, &self.wrapped_key, &self.unlock_verifier, now()));
+        body["encryption_key"] = self.encryption_key_body(&self.encryption, now());
         body
+    }
+
+    /// `{"public_key","wrapped_key","binding"}` for the encryption key `key`, as the owner's
+    /// client sends it at a claim or with `PUT /api/v1/owner/encryption-key`.
+    pub fn encryption_key_body(&self, key: &OwnerPrivateKey, at: i64) -> Value {
+        let kid = key.public_key().thumbprint();
+        let wrapped =
+            siteid::jose::jwe::seal_private_key(key, &siteid::jose::jwe::encryption_kek(&self.key))
+                .expect("the encryption key wraps");
+        json!({
+            "public_key": serde_json::from_str::<Value>(&key.public_key().to_json()).expect("jwk"),
+            "wrapped_key": wrapped.compact(),
+            "binding": siteid::auth::encryption_keys::sign_binding(&self.key, &kid, at),
+        })
     }
 
     /// A claim body as clients before key histories sent it: it makes an unsigned node.

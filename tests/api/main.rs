@@ -7,6 +7,7 @@ mod claim;
 mod credentials;
 mod cross_fixtures;
 mod helpers;
+mod inbox;
 mod key_formats;
 mod owner_key;
 mod pages;

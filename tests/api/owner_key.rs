@@ -105,11 +105,33 @@ impl Rotation {
             &json!({"alg": "ES384", "typ": "siteid-rotate+jwt"}),
             &json!({"aud": node.base_url, "nonce": node.challenge(), "iat": t, "exp": t + 300}),
         );
+        // Every encryption key, opened with the old key and wrapped and bound by the new one (a
+        // reset cannot open them: the node drops them).
+        let encryption_keys: Vec<Value> = if reason == Reason::Reset {
+            Vec::new()
+        } else {
+            with_store(&node.data_dir, siteid::store::encryption_keys::all)
+                .iter()
+                .map(|row| {
+                    let opened = jwe::PrfWrappedKey::parse(&row.wrapped_key)
+                        .and_then(|w| w.open(&jwe::encryption_kek(old)))
+                        .expect("the old key opens its encryption keys");
+                    let sealed =
+                        jwe::seal_private_key(&opened, &jwe::encryption_kek(&next)).expect("wraps");
+                    json!({
+                        "kid": row.kid,
+                        "wrapped_key": sealed.compact(),
+                        "binding": siteid::auth::encryption_keys::sign_binding(&next, &row.kid, t),
+                    })
+                })
+                .collect()
+        };
         let body = json!({
             "public_key": serde_json::to_value(next.public_key().to_jwk()).expect("jwk"),
             "wrapped_key": wrapped.compact(),
             "unlock_verifier": b64::encode(&verifier),
             "proof": proof,
+            "encryption_keys": encryption_keys,
             "statement": key_history::sign_statement(
                 if reason == Reason::Reset { &next } else { old },
                 &next_kid, Some(&kid_of(old)), seq, reason, t,
@@ -192,13 +214,20 @@ fn rotation_replaces_the_key_binds_kept_devices_again_and_refuses_the_old_key() 
     let new_kid = kid_of(&rotation.next);
     assert_eq!(
         answer.json(),
-        json!({"kid": new_kid, "seq": 1, "revoked": [lost_id], "dropped_passkey_unlocks": []})
+        json!({"kid": new_kid, "seq": 1, "revoked": [lost_id], "dropped_passkey_unlocks": [],
+               "dropped_encryption_keys": []})
     );
 
-    // The public documents show the new key only.
+    // The public documents show the new key only (beside the encryption key, kept).
     let jwks = node.get("/.well-known/jwks.json");
     assert_eq!(jwks.json()["keys"][0]["kid"], new_kid.as_str());
-    assert_eq!(jwks.json()["keys"].as_array().expect("keys").len(), 1);
+    let signing = jwks.json()["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter(|key| key["use"] == "sig")
+        .count();
+    assert_eq!(signing, 1);
     let did = node.get("/.well-known/did.json").json();
     assert!(
         did["verificationMethod"][0]["id"]
@@ -789,6 +818,63 @@ fn a_reset_over_http_needs_the_current_password() {
     assert_eq!(answer.status, 200, "{}", answer.body);
     let history = node.get(KEYS).json();
     assert_eq!(history["keys"][1]["kid"], kid_of(&reset.next).as_str());
+    // Without the old key the encryption key cannot be opened again: the reset dropped it.
+    assert_eq!(
+        answer.json()["dropped_encryption_keys"],
+        json!([kid_of(&owner.encryption)])
+    );
+    let jwks = node.get("/.well-known/jwks.json").json();
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn a_rotation_wraps_and_binds_every_encryption_key_again() {
+    let (_dir, node) = spawn_node();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let (token, _) = node.login_stepped_up(&owner);
+    // Leaving a key out, or binding it by the old key, is refused and changes nothing.
+    let mut left_out = Rotation::new(&node, &owner.key, 1, &[]).body;
+    left_out["encryption_keys"] = json!([]);
+    let answer = node.call("POST", ROTATE, Some(&token), Some(&left_out), &[]);
+    assert_eq!(answer.problem(422)["field"], "encryption_keys");
+    let mut old_binding = Rotation::new(&node, &owner.key, 1, &[]).body;
+    old_binding["encryption_keys"][0]["binding"] = json!(
+        siteid::auth::encryption_keys::sign_binding(&owner.key, &kid_of(&owner.encryption), now())
+    );
+    let answer = node.call("POST", ROTATE, Some(&token), Some(&old_binding), &[]);
+    assert_eq!(answer.problem(422)["field"], "encryption_keys");
+
+    let rotation = Rotation::new(&node, &owner.key, 1, &[]);
+    let answer = node.call("POST", ROTATE, Some(&token), Some(&rotation.body), &[]);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let (token, _) = node.login(&TestOwner {
+        key: OwnerPrivateKey::from_scalar_bytes(rotation.next.scalar_bytes().as_slice())
+            .expect("key"),
+        ..TestOwner::from_vector()
+    });
+    let keys = node.call(
+        "GET",
+        "/api/v1/owner/encryption-keys",
+        Some(&token),
+        None,
+        &[],
+    );
+    assert_eq!(keys.status, 200, "{}", keys.body);
+    let wrapped = keys.json()["keys"][0]["wrapped_key"]
+        .as_str()
+        .expect("wrapped")
+        .to_owned();
+    let opened = jwe::PrfWrappedKey::parse(&wrapped)
+        .and_then(|w| w.open(&jwe::encryption_kek(&rotation.next)))
+        .expect("the new owner key opens the encryption key");
+    assert_eq!(opened.public_key(), owner.encryption.public_key());
+    assert!(
+        node.audit_events(&token)
+            .contains(&"encryption_key.rewrapped".to_owned())
+    );
+    let jwks = node.get("/.well-known/jwks.json").json();
+    assert_eq!(jwks["keys"][1]["kid"], kid_of(&owner.encryption).as_str());
 }
 
 #[test]

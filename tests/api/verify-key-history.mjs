@@ -47,8 +47,10 @@ for (const [index, entry] of history.keys.entries()) {
   reasons.push(claims.reason);
   previous = entry;
 }
-const published = await Promise.all(jwks.keys.map((key) => calculateJwkThumbprint(key, 'sha256')));
+// The owner key is the JWKS's one signing key; the encryption key (use "enc") has no history.
+const signing = jwks.keys.filter((key) => key.use !== 'enc');
+const published = await Promise.all(signing.map((key) => calculateJwkThumbprint(key, 'sha256')));
 if (published.length !== 1 || published[0] !== previous.kid) {
-  fail('the JWKS key is not the last key of the history');
+  fail('the JWKS signing key is not the last key of the history');
 }
 console.log(JSON.stringify({ current: previous.kid, reasons }));

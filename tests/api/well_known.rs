@@ -32,10 +32,14 @@ fn the_jwks_publishes_the_owner_key_with_caching_headers() {
             .is_some_and(|c| c.contains("max-age"))
     );
     let jwk = &owner.public_jwk;
+    let enc = owner.encryption.public_key().to_jwk();
     assert_eq!(
         answer.json(),
         json!({"keys": [{"kty": "EC", "crv": "P-384", "x": jwk["x"], "y": jwk["y"],
-                         "kid": kid, "alg": "ES384", "use": "sig"}]})
+                         "kid": kid, "alg": "ES384", "use": "sig"},
+                        {"kty": "EC", "crv": "P-384", "x": enc.x, "y": enc.y,
+                         "kid": owner.encryption.public_key().thumbprint(),
+                         "alg": "ECDH-ES+A256KW", "use": "enc"}]})
     );
     let etag = answer.header("etag").expect("an ETag").to_owned();
     let revalidated = node.get_with("/.well-known/jwks.json", &[("if-none-match", &etag)]);

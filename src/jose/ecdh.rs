@@ -205,13 +205,20 @@ pub fn encrypt(
     }
 }
 
-/// Decrypts a stored message (compact, or the text of a general JSON one) with the recipient's
-/// private key, after the shape checks of [`message::check_message`].
-pub fn decrypt(
+/// The content key of a stored message, derived with the recipient's private key: for
+/// [`decrypt`], and for the tests that prove the node never holds it.
+pub fn content_key(
     recipient: &p384::SecretKey,
     stored: &str,
-) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
+) -> Result<Zeroizing<[u8; KEY_LEN]>, DecryptError> {
     let parsed = message::parse_stored(stored)?;
+    content_key_of(recipient, &parsed)
+}
+
+fn content_key_of(
+    recipient: &p384::SecretKey,
+    parsed: &message::ParsedMessage,
+) -> Result<Zeroizing<[u8; KEY_LEN]>, DecryptError> {
     let header = &parsed.header;
     let scalar = Zeroizing::new(recipient.to_nonzero_scalar());
     let shared = p384::ecdh::diffie_hellman(&*scalar, header.epk.as_affine());
@@ -221,8 +228,8 @@ pub fn decrypt(
         &header.apu,
         &header.apv,
     );
-    let cek = match header.alg {
-        MessageAlg::EcdhEs => agreed,
+    match header.alg {
+        MessageAlg::EcdhEs => Ok(agreed),
         MessageAlg::EcdhEsA256kw => {
             let unwrapped = Zeroizing::new(
                 keywrap::unwrap(agreed.as_slice(), &parsed.encrypted_key)
@@ -234,9 +241,19 @@ pub fn decrypt(
             }
             let mut cek = Zeroizing::new([0u8; KEY_LEN]);
             cek.copy_from_slice(&unwrapped);
-            cek
+            Ok(cek)
         }
-    };
+    }
+}
+
+/// Decrypts a stored message (compact, or the text of a general JSON one) with the recipient's
+/// private key, after the shape checks of [`message::check_message`].
+pub fn decrypt(
+    recipient: &p384::SecretKey,
+    stored: &str,
+) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
+    let parsed = message::parse_stored(stored)?;
+    let cek = content_key_of(recipient, &parsed)?;
     let cipher = Aes256Gcm::new_from_slice(cek.as_slice()).map_err(|_| DecryptError::Failed)?;
     let mut plaintext = Zeroizing::new(parsed.ciphertext);
     cipher

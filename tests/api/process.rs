@@ -626,3 +626,126 @@ fn an_existing_data_directory_open_to_other_users_is_made_private() {
     );
     assert!(node.terminate());
 }
+
+#[test]
+fn an_inbox_message_leaves_no_plaintext_content_key_or_private_key_on_the_node() {
+    use p384::pkcs8::EncodePrivateKey;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let log_path = dir.path().join("siteid.log");
+    let node = RunningBinary::start(&data_dir, &log_path);
+
+    // Claim with an owner key and an encryption key made here, as a browser would.
+    let key = OwnerPrivateKey::generate();
+    let (wrapped, verifier) =
+        jwe::wrap_private_key(&key, b"a passphrase", jwe::MIN_P2C).expect("wrap");
+    let (_, url, _) = run(&["claim-url", "--data-dir", data_dir.to_str().expect("path")]);
+    let token = url.trim().rsplit_once('#').expect("a link").1.to_owned();
+    let now = siteid::clock::Clock::now(&siteid::clock::SystemClock);
+    let (encryption_row, encryption) =
+        siteid::auth::encryption_keys::generate(&key, now).expect("an encryption key");
+    let proof = sign_es384(
+        &key,
+        &json!({"alg": "ES384", "typ": "siteid-claim+jwt"}),
+        &json!({"aud": node.base_url, "nonce": token, "iat": now, "exp": now + 300}),
+    );
+    let (status, body) = post(
+        &format!("{}/api/v1/owner", node.base_url),
+        &json!({
+            "claim_token": token,
+            "public_key": serde_json::to_value(key.public_key().to_jwk()).expect("jwk"),
+            "wrapped_key": wrapped.compact(),
+            "unlock_verifier": b64::encode(&verifier),
+            "proof": proof,
+            "encryption_key": {
+                "public_key": serde_json::from_str::<serde_json::Value>(&encryption_row.public_jwk).expect("jwk"),
+                "wrapped_key": encryption_row.wrapped_key,
+                "binding": encryption_row.binding,
+            },
+        }),
+    );
+    assert_eq!(status, 201, "{body}");
+
+    // The owner sends a signed message to their own node from the command line.
+    let pem_path = dir.path().join("owner.pem");
+    let secret = p384::SecretKey::from_slice(key.scalar_bytes().as_slice()).expect("scalar");
+    let pem = secret
+        .to_pkcs8_pem(p384::pkcs8::LineEnding::LF)
+        .expect("PEM");
+    std::fs::write(&pem_path, pem.as_bytes()).expect("write PEM");
+    let marker = "zero-knowledge inbox marker 7f3a9c";
+    let (code, id, stderr) = run(&[
+        "inbox",
+        "send",
+        "--to",
+        &node.base_url,
+        "--from",
+        &node.base_url,
+        "--from-key",
+        pem_path.to_str().expect("path"),
+        "--subject",
+        "a secret subject 5b1e",
+        "--text",
+        marker,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let id = id.trim().to_owned();
+
+    // The owner reads it back: only their encryption key opens it.
+    let (status, body) = post(
+        &format!("{}/api/v1/auth/login", node.base_url),
+        &json!({ "assertion": assertion(&node, &key) }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let access_token = body["access_token"].as_str().expect("token").to_owned();
+    let mut response = agent()
+        .get(format!("{}/api/v1/inbox/{id}", node.base_url))
+        .header("authorization", &format!("Bearer {access_token}"))
+        .call()
+        .expect("GET");
+    let fetched: serde_json::Value =
+        serde_json::from_str(&response.body_mut().read_to_string().expect("body")).expect("JSON");
+    let stored = fetched["message"]
+        .as_str()
+        .expect("a compact JWE")
+        .to_owned();
+    let enc_secret =
+        p384::SecretKey::from_slice(encryption.scalar_bytes().as_slice()).expect("scalar");
+    let content_key = siteid::jose::ecdh::content_key(&enc_secret, &stored).expect("opens");
+    let plaintext = siteid::jose::ecdh::decrypt(&enc_secret, &stored).expect("decrypts");
+    let signed = String::from_utf8(plaintext.to_vec()).expect("a JWS");
+    assert!(
+        signed.starts_with("ey"),
+        "the plaintext is a signed message"
+    );
+    assert!(node.terminate(), "SIGTERM ends the node with success");
+
+    let log = std::fs::read(&log_path).expect("log");
+    let database = all_files(&data_dir);
+    assert!(
+        count(&database, stored.as_bytes()) >= 1,
+        "the message is stored as sent"
+    );
+    let enc_d = encryption.scalar_bytes();
+    let enc_d_b64 = b64::encode(enc_d.as_slice());
+    let kek = jwe::encryption_kek(&key);
+    let cek_b64 = b64::encode(content_key.as_slice());
+    let cek_hex: String = content_key.iter().map(|b| format!("{b:02x}")).collect();
+    let owner_d = b64::encode(key.scalar_bytes().as_slice());
+    let secrets: [(&str, &[u8]); 10] = [
+        ("the message text", marker.as_bytes()),
+        ("the subject", b"a secret subject 5b1e"),
+        ("the signed plaintext", signed.as_bytes()),
+        ("the content key (raw)", content_key.as_slice()),
+        ("the content key (base64url)", cek_b64.as_bytes()),
+        ("the content key (hex)", cek_hex.as_bytes()),
+        ("the encryption key's d (raw)", enc_d.as_slice()),
+        ("the encryption key's d (base64url)", enc_d_b64.as_bytes()),
+        ("the encryption key's KEK", kek.as_slice()),
+        ("the owner key's d", owner_d.as_bytes()),
+    ];
+    for (name, secret) in secrets {
+        assert_eq!(count(&database, secret), 0, "the database holds {name}");
+        assert_eq!(count(&log, secret), 0, "the log holds {name}");
+    }
+}

@@ -39,7 +39,7 @@ use siteid::http::recovery::NewSetBody;
 use siteid::http::unlock::UnlockBody;
 use siteid::jose::b64;
 use siteid::jose::ecdh::{self, DecryptError, EncryptOptions, Envelope};
-use siteid::jose::jwe::{self, Kek, PrfWrappedKey, WrappedKey};
+use siteid::jose::jwe::{self, Kek, KwWrappedKey, WrappedKey};
 use siteid::jose::jwk::{OwnerPrivateKey, OwnerPublicKey};
 use siteid::jose::jws::{self, CompactJws, NonceClaims, PROOF_LIFETIME, VerifyingKey};
 use siteid::jose::message::{
@@ -573,7 +573,7 @@ fn prf_jwe_seeds(fx: &Fixtures) -> Vec<Vec<u8>> {
 
 fn prf_jwe_check(_fx: &Fixtures, input: &[u8]) -> Result<Verdict, Broken> {
     let text = text_of(input);
-    let copy = match PrfWrappedKey::parse(&text) {
+    let copy = match KwWrappedKey::parse(&text) {
         Ok(copy) => copy,
         Err(error) => {
             let _ = error.to_string();

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use crate::audit::{self, Actor, AuditEvent};
-use crate::jose::jwe::{self, PrfWrappedKey};
+use crate::jose::jwe::{self, KwWrappedKey};
 use crate::jose::jwk::{OwnerPrivateKey, OwnerPublicKey};
 use crate::jose::jws::{CompactJws, VerifyingKey};
 use crate::store::StoreError;
@@ -61,7 +61,7 @@ fn check_binding(binding: &str, kid: &str, owner_key: &VerifyingKey) -> Result<i
 /// Checks the wrapped private key's form: an `A256KW`/`A256GCM` JWE of a JWK naming `kid`. The
 /// message completes "the wrapped key ...".
 fn check_wrapped_key(wrapped_key: &str, kid: &str) -> Result<(), String> {
-    let parsed = PrfWrappedKey::parse(wrapped_key).map_err(|e| e.to_string())?;
+    let parsed = KwWrappedKey::parse(wrapped_key).map_err(|e| e.to_string())?;
     if parsed.kid() != kid {
         return Err("names another key in its kid".into());
     }

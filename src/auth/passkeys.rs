@@ -18,7 +18,7 @@ use super::credentials::{
 use super::login::{LoginContext, LoginError};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::b64;
-use crate::jose::jwe::PrfWrappedKey;
+use crate::jose::jwe::KwWrappedKey;
 use crate::jose::sealed::SealingKey;
 use crate::keys::passkey::{
     AssertionError, PendingAuthentication, PendingRegistration, RelyingParty,
@@ -310,7 +310,7 @@ impl Passkeys {
         let prf = match &input.prf_wrapped_key {
             None => None,
             Some(compact) => {
-                let copy = PrfWrappedKey::parse(compact)
+                let copy = KwWrappedKey::parse(compact)
                     .map_err(|e| invalid("prf_wrapped_key", format!("(the wrapped key) {e}")))?;
                 let owner = registry
                     .owner_key(store, now)

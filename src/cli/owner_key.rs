@@ -208,7 +208,7 @@ fn rotate(args: &RotateArgs) -> Result<(), Failure> {
         let old_kek = jwe::encryption_kek(old);
         let next_kek = jwe::encryption_kek(&next);
         for key in registry.encryption_keys().all() {
-            let opened = jwe::PrfWrappedKey::parse(&key.wrapped_key)
+            let opened = jwe::KwWrappedKey::parse(&key.wrapped_key)
                 .and_then(|wrapped| wrapped.open(&old_kek))
                 .map_err(|e| Failure::new(format!("the encryption key {} {e}", key.kid)))?;
             let sealed = jwe::seal_private_key(&opened, &next_kek)

@@ -186,17 +186,7 @@ pub async fn list(
     let before = query.before.clone();
     let page = state
         .store
-        .run(move |c| {
-            let cursor = match &before {
-                Some(id) => match rows::get(c, id)? {
-                    Some(row) => Some((row.received_at, row.id)),
-                    None => return Ok(None),
-                },
-                None => None,
-            };
-            let cursor = cursor.as_ref().map(|(at, id)| (*at, id.as_str()));
-            rows::page(c, limit, cursor).map(Some)
-        })
+        .run(move |c| rows::page(c, limit, before.as_deref()))
         .await
         .map_err(store_problem)?
         .ok_or_else(|| Problem::invalid_field("before", "before names no stored message."))?;

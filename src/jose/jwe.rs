@@ -92,33 +92,35 @@ struct ProtectedHeader {
     kid: Option<String>,
 }
 
-/// The key-management algorithm of a passkey's PRF copy: AES key wrap under the KEK the
-/// browser derives from the passkey's PRF output.
+/// The key-management algorithm of a key wrapped under a derived KEK (a passkey's PRF copy of
+/// the owner key, an encryption key under the owner key's KEK): AES key wrap.
 pub const PRF_KEY_ALG: &str = "A256KW";
 
-/// The protected header of a PRF copy: exactly these members.
+/// The protected header of a [`KwWrappedKey`]: exactly these members.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-struct PrfHeader {
+struct KwHeader {
     alg: String,
     enc: String,
     cty: String,
     kid: String,
 }
 
-/// A structurally valid PRF copy of the owner key (`A256KW`/`A256GCM`, `cty` `jwk+json`, the
-/// owner key's `kid`). The node cannot open it: its KEK never leaves the browser.
+/// A structurally valid private key wrapped under a derived KEK (`A256KW`/`A256GCM`, `cty`
+/// `jwk+json`, the wrapped key's `kid`): a passkey's PRF copy of the owner key, or an
+/// encryption key under the owner key's KEK. The node cannot open either: their KEKs never
+/// reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrfWrappedKey {
+pub struct KwWrappedKey {
     compact: String,
     kid: String,
 }
 
-impl PrfWrappedKey {
+impl KwWrappedKey {
     /// Checks every structural rule of the format; nothing is decrypted.
     pub fn parse(compact: &str) -> Result<Self, JweError> {
         let header_bytes = check_compact(compact)?;
-        let header: PrfHeader = serde_json::from_slice(&header_bytes).map_err(|e| {
+        let header: KwHeader = serde_json::from_slice(&header_bytes).map_err(|e| {
             JweError::BadHeader(format!("(a PRF copy has alg, enc, cty and kid) {e}"))
         })?;
         if header.alg != PRF_KEY_ALG {
@@ -128,7 +130,7 @@ impl PrfWrappedKey {
             )));
         }
         check_content(&header.enc, &header.cty)?;
-        Ok(PrfWrappedKey {
+        Ok(KwWrappedKey {
             compact: compact.to_owned(),
             kid: header.kid,
         })
@@ -326,7 +328,7 @@ pub fn encryption_kek(owner: &OwnerPrivateKey) -> Zeroizing<[u8; 32]> {
 
 /// Wraps the private encryption key `key` under `kek` as an `A256KW` JWE naming it by its
 /// thumbprint (the form of a PRF copy and of a wrapped encryption key).
-pub fn seal_private_key(key: &OwnerPrivateKey, kek: &[u8; 32]) -> Result<PrfWrappedKey, JweError> {
+pub fn seal_private_key(key: &OwnerPrivateKey, kek: &[u8; 32]) -> Result<KwWrappedKey, JweError> {
     let header = serde_json::json!({
         "alg": PRF_KEY_ALG,
         "enc": CONTENT_ENC,
@@ -334,7 +336,7 @@ pub fn seal_private_key(key: &OwnerPrivateKey, kek: &[u8; 32]) -> Result<PrfWrap
         "kid": key.public_key().thumbprint(),
     });
     let compact = seal_compact(header.to_string().as_bytes(), kek, &key.to_json())?;
-    PrfWrappedKey::parse(&compact)
+    KwWrappedKey::parse(&compact)
 }
 
 /// Checks a compact JWE's size, its five parts and every part's length (RFC 3394: a 256-bit CEK
@@ -546,23 +548,23 @@ mod tests {
         let prf = serde_json::json!({
             "alg": PRF_KEY_ALG, "enc": CONTENT_ENC, "cty": CONTENT_TYPE, "kid": "owner",
         });
-        let copy = PrfWrappedKey::parse(&compact(&prf)).unwrap();
+        let copy = KwWrappedKey::parse(&compact(&prf)).unwrap();
         assert_eq!(copy.kid(), "owner");
         // A PBES2 wrapped key is not a PRF copy, nor one with a member more or another alg.
-        assert!(PrfWrappedKey::parse(&compact(&header(Some("owner".into())))).is_err());
+        assert!(KwWrappedKey::parse(&compact(&header(Some("owner".into())))).is_err());
         let mut extra = prf.clone();
         extra["zip"] = "DEF".into();
-        assert!(PrfWrappedKey::parse(&compact(&extra)).is_err());
+        assert!(KwWrappedKey::parse(&compact(&extra)).is_err());
         let mut direct = prf.clone();
         direct["alg"] = "dir".into();
-        assert!(PrfWrappedKey::parse(&compact(&direct)).is_err());
+        assert!(KwWrappedKey::parse(&compact(&direct)).is_err());
         let short = compact(&prf).replacen(
             &b64::encode(&[1u8; ENCRYPTED_KEY_LEN]),
             &b64::encode(&[1u8; 32]),
             1,
         );
         assert!(matches!(
-            PrfWrappedKey::parse(&short),
+            KwWrappedKey::parse(&short),
             Err(JweError::BadPart("encrypted key", _))
         ));
     }

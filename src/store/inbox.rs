@@ -63,24 +63,34 @@ pub fn total_size(connection: &Connection) -> Result<i64, StoreError> {
     )?)
 }
 
-/// Up to `limit` messages, newest first, received before the message `before` when given
-/// (ordered by receipt time, then id).
+/// Up to `limit` messages, newest first (in the order they were stored), after the message
+/// `before` when given; `None` when `before` names no stored message.
 pub fn page(
     connection: &Connection,
     limit: u32,
-    before: Option<(i64, &str)>,
-) -> Result<Vec<MessageRow>, StoreError> {
-    let (before_time, before_id) = before.unwrap_or((i64::MAX, ""));
+    before: Option<&str>,
+) -> Result<Option<Vec<MessageRow>>, StoreError> {
+    let below = match before {
+        Some(id) => {
+            let found: Option<i64> = connection
+                .query_row(
+                    "SELECT rowid FROM inbox_message WHERE id = ?1",
+                    params![id],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            match found {
+                Some(rowid) => rowid,
+                None => return Ok(None),
+            }
+        }
+        None => i64::MAX,
+    };
     let mut statement = connection.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM inbox_message
-         WHERE ?1 = 0 OR received_at < ?2 OR (received_at = ?2 AND id < ?3)
-         ORDER BY received_at DESC, id DESC LIMIT ?4"
+        "SELECT {COLUMNS} FROM inbox_message WHERE rowid < ?1 ORDER BY rowid DESC LIMIT ?2"
     ))?;
-    let rows = statement.query_map(
-        params![before.is_some(), before_time, before_id, limit],
-        from_row,
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let rows = statement.query_map(params![below, limit], from_row)?;
+    Ok(Some(rows.collect::<Result<_, _>>()?))
 }
 
 /// The message with `id`.

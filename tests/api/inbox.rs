@@ -493,7 +493,7 @@ fn a_new_encryption_key_retires_the_old_one_which_still_receives_and_stays_reada
     let kek = siteid::jose::jwe::encryption_kek(&owner.key);
     for (entry, key) in keys.iter().zip([&next, &owner.encryption]) {
         let wrapped =
-            siteid::jose::jwe::PrfWrappedKey::parse(entry["wrapped_key"].as_str().expect("jwe"))
+            siteid::jose::jwe::KwWrappedKey::parse(entry["wrapped_key"].as_str().expect("jwe"))
                 .expect("a wrapped key");
         let opened = wrapped.open(&kek).expect("opens");
         assert_eq!(opened.public_key(), key.public_key());

@@ -113,7 +113,7 @@ impl Rotation {
             with_store(&node.data_dir, siteid::store::encryption_keys::all)
                 .iter()
                 .map(|row| {
-                    let opened = jwe::PrfWrappedKey::parse(&row.wrapped_key)
+                    let opened = jwe::KwWrappedKey::parse(&row.wrapped_key)
                         .and_then(|w| w.open(&jwe::encryption_kek(old)))
                         .expect("the old key opens its encryption keys");
                     let sealed =
@@ -865,7 +865,7 @@ fn a_rotation_wraps_and_binds_every_encryption_key_again() {
         .as_str()
         .expect("wrapped")
         .to_owned();
-    let opened = jwe::PrfWrappedKey::parse(&wrapped)
+    let opened = jwe::KwWrappedKey::parse(&wrapped)
         .and_then(|w| w.open(&jwe::encryption_kek(&rotation.next)))
         .expect("the new owner key opens the encryption key");
     assert_eq!(opened.public_key(), owner.encryption.public_key());

@@ -25,6 +25,7 @@ CREATE UNIQUE INDEX encryption_key_current ON encryption_key ((retired_at IS NUL
     WHERE retired_at IS NULL;
 
 -- Messages as received: the JWE text exactly as sent (compact, or general JSON), never opened.
+-- Listed newest first by rowid (the order they were stored in).
 CREATE TABLE inbox_message (
     id TEXT PRIMARY KEY,
     kid TEXT NOT NULL,
@@ -33,4 +34,3 @@ CREATE TABLE inbox_message (
     received_at INTEGER NOT NULL,
     read_at INTEGER
 ) STRICT;
-CREATE INDEX inbox_message_received ON inbox_message (received_at DESC, id DESC);

@@ -1,6 +1,6 @@
 //! The inbox: receiving messages from anyone (strictly shaped JWEs to the owner's encryption
-//! key, which the node cannot open) within per-client and node-wide rates and a storage cap,
-//! and listing, fetching, marking and deleting them for the owner.
+//! key, which the node cannot open) within per-client, per-network and node-wide rates and a
+//! storage cap; deleting them; and fetching senders' JWKS for the owner's pages.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -11,10 +11,10 @@ use serde_json::value::RawValue;
 
 use crate::audit::{self, Actor, AuditEvent};
 use crate::auth::encryption_keys::EncryptionKeys;
+use crate::auth::throttle;
 use crate::config::InboxSettings;
 use crate::jose::b64;
 use crate::jose::message::{self, MessageError};
-use crate::net::IpNetwork;
 use crate::outbound::{self, FetchCache, OutboundPolicy};
 use crate::store::inbox::{self as rows, MessageRow};
 use crate::store::{Store, StoreError};
@@ -50,27 +50,25 @@ pub enum ReceiveError {
     Store(#[from] StoreError),
 }
 
-/// Counts in the current fixed rate window.
+/// Counts in the current fixed rate window: by client (an IPv4 address, an IPv6 /64), by
+/// network (an IPv4 /24, an IPv6 /48) and in all.
 #[derive(Debug, Default)]
 struct RateWindow {
     started_at: i64,
     total: u32,
-    by_client: HashMap<IpNetwork, u32>,
+    by_client: HashMap<String, u32>,
+    by_network: HashMap<String, u32>,
 }
+
+/// How many clients' worth of messages one network may send in a window: a network of many
+/// addresses (an IPv6 /48 holds 65,536 /64s) cannot take the whole node-wide rate alone.
+pub const NETWORK_CLIENTS: u32 = 4;
 
 /// The inbox's limits and rate counters.
 #[derive(Debug)]
 pub struct Inbox {
     settings: InboxSettings,
     window: Mutex<RateWindow>,
-}
-
-/// The key a client is counted under: its address, or its /64 for IPv6 (one host usually
-/// holds a whole /64).
-fn client_network(ip: IpAddr) -> IpNetwork {
-    let ip = ip.to_canonical();
-    let prefix = if ip.is_ipv4() { 32 } else { 64 };
-    IpNetwork::parse(&format!("{ip}/{prefix}")).unwrap_or_else(|_| IpNetwork::retention_form(ip))
 }
 
 impl Inbox {
@@ -92,24 +90,31 @@ impl Inbox {
             };
         }
         let retry_after = (started_at + RATE_WINDOW - now).max(1);
-        let network = client_network(client);
-        let from_client = window.by_client.get(&network).copied().unwrap_or(0);
+        let address = client.to_canonical().to_string();
+        let client_key = throttle::client_key(Some(&address));
+        let network_key = throttle::network_key(Some(&address));
+        let limited = |scope| ReceiveError::RateLimited { scope, retry_after };
+        let from_client = window.by_client.get(&client_key).copied().unwrap_or(0);
         if from_client >= self.settings.per_client_per_minute {
-            return Err(ReceiveError::RateLimited {
-                scope: "client",
-                retry_after,
-            });
+            return Err(limited("client"));
         }
-        let untracked = !window.by_client.contains_key(&network)
+        let from_network = window.by_network.get(&network_key).copied().unwrap_or(0);
+        if from_network
+            >= self
+                .settings
+                .per_client_per_minute
+                .saturating_mul(NETWORK_CLIENTS)
+        {
+            return Err(limited("network"));
+        }
+        let untracked = !window.by_client.contains_key(&client_key)
             && window.by_client.len() >= MAX_TRACKED_CLIENTS;
         if window.total >= self.settings.per_minute || untracked {
-            return Err(ReceiveError::RateLimited {
-                scope: "node",
-                retry_after,
-            });
+            return Err(limited("node"));
         }
         window.total += 1;
-        *window.by_client.entry(network).or_insert(0) += 1;
+        *window.by_client.entry(client_key).or_insert(0) += 1;
+        *window.by_network.entry(network_key).or_insert(0) += 1;
         Ok(())
     }
 
@@ -142,7 +147,8 @@ impl Inbox {
         let id = row.id.clone();
         let stored = store
             .run(move |c| {
-                let tx = c.transaction()?;
+                // Immediate: the sum and the insert see the same inbox, whoever else writes.
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let stored = rows::insert_within(&tx, &row, max_total)?;
                 tx.commit()?;
                 Ok::<_, StoreError>(stored)
@@ -258,9 +264,15 @@ impl SenderKeyFetcher {
     }
 
     /// The keys of the site `iss` names, from the cache or fetched (blocking: call it off the
-    /// async workers).
+    /// async workers). Only over https (anyone on the path could swap keys fetched over plain
+    /// http), except for a node on loopback, in tests.
     pub fn keys(&self, iss: &str, now: i64) -> Result<SenderKeys, SenderKeysError> {
         let origin = sender_origin(iss)?;
+        if origin.scheme() != "https" && !self.policy.loopback_allowed {
+            return Err(SenderKeysError::BadIss(
+                "a sender's keys are fetched over https only".into(),
+            ));
+        }
         let origin_text = origin.as_str().trim_end_matches('/').to_owned();
         self.cache.get_or_fetch(&origin_text, now, || {
             let jwks_url = origin
@@ -280,7 +292,10 @@ impl SenderKeyFetcher {
             })?;
             let keys = read_jwks(&fetched.body).map_err(SenderKeysError::Unavailable)?;
             let inbox = outbound::parse_link_header(&fetched.links, INBOX_REL, &fetched.final_url)
-                .filter(|url| matches!(url.scheme(), "http" | "https"))
+                .filter(|url| {
+                    url.scheme() == "https"
+                        || (url.scheme() == "http" && self.policy.loopback_allowed)
+                })
                 .map(String::from);
             Ok(SenderKeys {
                 iss: origin_text.clone(),
@@ -351,6 +366,27 @@ mod tests {
             inbox.admit(ip("127.0.0.9"), now),
             Err(ReceiveError::RateLimited { scope: "node", .. })
         ));
+    }
+
+    #[test]
+    fn a_network_cannot_take_the_node_wide_rate_alone() {
+        let inbox = inbox(1, 100);
+        let now = 1_800_000_000;
+        for host in 1..=NETWORK_CLIENTS {
+            assert!(
+                inbox
+                    .admit(ip(&format!("2001:db8:1:{host}::1")), now)
+                    .is_ok()
+            );
+        }
+        assert!(matches!(
+            inbox.admit(ip("2001:db8:1:99::1"), now),
+            Err(ReceiveError::RateLimited {
+                scope: "network",
+                ..
+            })
+        ));
+        assert!(inbox.admit(ip("2001:db8:2::1"), now).is_ok());
     }
 
     #[test]

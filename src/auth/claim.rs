@@ -371,7 +371,7 @@ pub fn commit(
         )?;
     }
     if let Some(row) = &claim.encryption_key {
-        crate::store::encryption_keys::make_current(&tx, row)?;
+        crate::store::encryption_keys::make_current(&tx, row, now)?;
     }
     owner::delete_claim_token(&tx)?;
     audit::append(

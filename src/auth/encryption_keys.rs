@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+use super::key_history::Reason;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::jose::jwe::{self, KwWrappedKey};
 use crate::jose::jwk::{OwnerPrivateKey, OwnerPublicKey};
@@ -39,6 +40,8 @@ pub struct EncryptionKey {
     pub wrapped_key: String,
     pub created_at: i64,
     pub retired_at: Option<i64>,
+    /// Until when a retired key still receives messages.
+    pub receives_until: Option<i64>,
 }
 
 /// Checks that `binding` is the owner key's binding of the encryption key `kid`; the message
@@ -91,6 +94,7 @@ pub fn check_row(
         wrapped_key: row.wrapped_key.clone(),
         created_at: row.created_at,
         retired_at: row.retired_at,
+        receives_until: row.receives_until,
     })
 }
 
@@ -149,6 +153,7 @@ pub fn check_new(
         binding: binding.to_owned(),
         created_at: now,
         retired_at: None,
+        receives_until: None,
     })
 }
 
@@ -185,15 +190,19 @@ impl EncryptionKeys {
         &self.keys
     }
 
-    /// Whether a message sent at `now` may name `kid`: the current key, or a key retired
-    /// less than [`RETIRED_KEY_GRACE`] ago.
+    /// Whether a message sent at `now` may name `kid`: the current key, or a retired key
+    /// within its grace ([`RETIRED_KEY_GRACE`] after a routine change, none after a
+    /// compromise or a reset).
     pub fn receives(&self, kid: &str, now: i64) -> bool {
         self.keys.iter().any(|key| {
             key.kid == kid
-                && key
-                    .retired_at
-                    .is_none_or(|retired| now - retired < RETIRED_KEY_GRACE)
+                && (key.retired_at.is_none() || key.receives_until.is_some_and(|until| now < until))
         })
+    }
+
+    /// The kids of every checked key.
+    pub fn kids(&self) -> Vec<String> {
+        self.keys.iter().map(|key| key.kid.clone()).collect()
     }
 }
 
@@ -226,6 +235,7 @@ pub fn generate(
         wrapped_key: wrapped.compact().to_owned(),
         created_at: now,
         retired_at: None,
+        receives_until: None,
     };
     Ok((row, key))
 }
@@ -235,19 +245,30 @@ pub fn generate(
 pub enum AddError {
     #[error("an encryption key with this kid is stored already")]
     Exists,
+    /// The owner key changed (a rotation) after the binding was checked.
+    #[error("the owner key changed while the key was checked")]
+    OwnerChanged,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Makes a checked new key the current one, retiring the one before it, audited as
-/// `encryption_key.added`. Returns the kid it retired.
+/// Makes a checked new key the current one, retiring the one before it (which keeps receiving
+/// for [`RETIRED_KEY_GRACE`]), audited as `encryption_key.added`. `owner_kid` is the owner key
+/// that the binding was checked against; the transaction refuses if it is no longer the
+/// owner's. Returns the kid it retired.
 pub fn add(
     connection: &mut rusqlite::Connection,
     row: &EncryptionKeyRow,
+    owner_kid: &str,
     actor: &Actor,
     now: i64,
 ) -> Result<Option<String>, AddError> {
-    let tx = connection.transaction().map_err(StoreError::from)?;
+    let tx = connection
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(StoreError::from)?;
+    if crate::store::owner::find(&tx)?.is_none_or(|owner| owner.kid != owner_kid) {
+        return Err(AddError::OwnerChanged);
+    }
     if store::exists(&tx, &row.kid)? {
         return Err(AddError::Exists);
     }
@@ -255,7 +276,7 @@ pub fn add(
         .into_iter()
         .find(|key| key.retired_at.is_none())
         .map(|key| key.kid);
-    store::make_current(&tx, row)?;
+    store::make_current(&tx, row, now + RETIRED_KEY_GRACE)?;
     let event = AuditEvent::EncryptionKeyAdded {
         kid: row.kid.clone(),
         retired: retired.clone(),
@@ -282,6 +303,12 @@ pub struct RotationChanges {
     pub dropped: Vec<String>,
     /// A new current key, when the rotation brings one.
     pub added: Option<EncryptionKeyRow>,
+    /// Whether the old key may be known to someone else: the replaced key then stops receiving
+    /// at once.
+    pub compromised: bool,
+    /// The kids of the checked keys the rotation was decided on; the transaction refuses if the
+    /// stored keys changed since.
+    pub expected: Vec<String>,
 }
 
 /// Checks the encryption keys of a rotation to `new_owner`: every stored key, wrapped and bound
@@ -292,10 +319,25 @@ pub fn check_rotation(
     rewrapped: &[RewrappedKey<'_>],
     new_key: Option<NewEncryptionKey<'_>>,
     new_owner: &VerifyingKey,
-    reset: bool,
+    reason: Reason,
     now: i64,
 ) -> Result<RotationChanges, NewKeyError> {
-    let mut changes = RotationChanges::default();
+    let reset = reason == Reason::Reset;
+    // The old key's d derives the key that wraps the encryption keys: whoever may know it may
+    // open the current encryption key, which must then be replaced.
+    let compromised = matches!(reason, Reason::Compromise | Reason::Reset);
+    if compromised && new_key.is_none() && !stored.all().is_empty() {
+        return Err(refuse(
+            "encryption_key",
+            "is required: after a compromise or a reset the old owner key may open the current \
+             encryption key, so a new one must replace it",
+        ));
+    }
+    let mut changes = RotationChanges {
+        compromised,
+        expected: stored.kids(),
+        ..RotationChanges::default()
+    };
     for (index, key) in rewrapped.iter().enumerate() {
         let at = |message: String| refuse("encryption_keys", format!("[{index}] {message}"));
         if !stored.all().iter().any(|k| k.kid == key.kid) {
@@ -356,16 +398,27 @@ pub fn check_rotation(
     Ok(changes)
 }
 
-/// Applies a rotation's checked changes inside its transaction, audited.
+/// Applies a rotation's checked changes inside its transaction, audited. Returns `false`, having
+/// changed nothing, when the stored keys are no longer those the rotation was checked against
+/// (a key added meanwhile): the caller refuses the rotation as a conflict.
 pub fn apply_rotation(
     tx: &rusqlite::Connection,
     changes: &RotationChanges,
     new_owner_kid: &str,
     actor: &Actor,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
+    let mut stored: Vec<String> = store::all(tx)?.into_iter().map(|row| row.kid).collect();
+    let mut expected = changes.expected.clone();
+    stored.sort();
+    expected.sort();
+    if stored != expected {
+        return Ok(false);
+    }
     for (kid, wrapped_key, binding) in &changes.rewrapped {
-        store::rewrap(tx, kid, wrapped_key, binding)?;
+        if !store::rewrap(tx, kid, wrapped_key, binding)? {
+            return Ok(false);
+        }
     }
     for kid in &changes.dropped {
         store::delete(tx, kid)?;
@@ -387,12 +440,17 @@ pub fn apply_rotation(
             .into_iter()
             .find(|key| key.retired_at.is_none())
             .map(|key| key.kid);
-        store::make_current(tx, row)?;
+        let receives_until = if changes.compromised {
+            now
+        } else {
+            now + RETIRED_KEY_GRACE
+        };
+        store::make_current(tx, row, receives_until)?;
         let event = AuditEvent::EncryptionKeyAdded {
             kid: row.kid.clone(),
             retired,
         };
         audit::append(tx, now, &event, actor)?;
     }
-    Ok(())
+    Ok(true)
 }

@@ -228,7 +228,7 @@ pub async fn rotate(
         request.encryption_keys,
         request.encryption_key,
         &new_verifying,
-        statement.reason == Reason::Reset,
+        statement.reason,
         now,
     )
     .map_err(|e| invalid(e.field, e.message))?;
@@ -353,13 +353,15 @@ pub async fn rotate(
                 };
                 audit::append(&tx, now, &event, &transaction_actor)?;
             }
-            encryption_keys::apply_rotation(
+            if !encryption_keys::apply_rotation(
                 &tx,
                 &encryption_changes,
                 &rotated_kid,
                 &transaction_actor,
                 now,
-            )?;
+            )? {
+                return Err(RotationError::Conflict);
+            }
             let event = AuditEvent::OwnerRotated {
                 old: old_kid.clone(),
                 new: rotated_kid.clone(),

@@ -9,11 +9,15 @@ use serde_json::{Value, json};
 
 use super::login::load_key;
 use super::node_client::{self, node_origin};
-use super::{Failure, NodeArgs, known_public_url, open_store};
+use super::owner_key::read_private_jwk;
+use super::{Failure, NodeArgs, known_public_url, open_store, unwrap_node_key};
 use crate::clock::{Clock, SystemClock};
 use crate::jose::b64;
 use crate::jose::ecdh;
+use crate::jose::jwk::OwnerPrivateKey;
 use crate::jose::jwk::OwnerPublicKey;
+use crate::jose::jws::sign_es384;
+use crate::keys::JwsAlgorithm;
 use crate::outbound::{self, OutboundPolicy};
 use crate::store::meta;
 
@@ -34,13 +38,20 @@ pub struct SendArgs {
     /// The recipient site, by its URL: https, or plain http to this machine only.
     #[arg(long)]
     pub to: String,
-    /// The private key that signs (PEM or OpenSSH): the owner key, which this site's JWKS
-    /// publishes, so that the recipient sees the message as verified.
-    #[arg(long)]
-    pub from_key: PathBuf,
-    /// File holding the key's passphrase [default: ask when the key has one].
-    #[arg(long)]
+    /// A private key file that signs (PEM or OpenSSH; ES256 or ES384): the owner key, which
+    /// this site's JWKS publishes, so that the recipient sees the message as verified.
+    #[arg(long, group = "signer")]
+    pub from_key: Option<PathBuf>,
+    /// File holding the key file's passphrase [default: ask when the key has one].
+    #[arg(long, requires = "from_key")]
     pub passphrase_file: Option<PathBuf>,
+    /// The owner key as a private JWK file (as `shares combine` prints it).
+    #[arg(long, group = "signer")]
+    pub private_jwk: Option<PathBuf>,
+    /// Sign with the owner key of the node in `--data-dir`, unwrapped with the password in
+    /// this file.
+    #[arg(long, group = "signer")]
+    pub password_file: Option<PathBuf>,
     /// This site's URL, the message's `iss` [default: the node's public URL].
     #[arg(long)]
     pub from: Option<String>,
@@ -69,10 +80,20 @@ struct Recipient {
 }
 
 /// Reads the recipient's JWKS: its P-384 `ECDH-ES+A256KW` key and its inbox (the `Link` with
-/// the Linked Data Notifications inbox relation, or `/api/v1/inbox` on its origin).
+/// the Linked Data Notifications inbox relation, on the recipient's own origin, or
+/// `/api/v1/inbox` there). The fetch follows the node's outbound rules; loopback only for a
+/// recipient on loopback.
 fn recipient(origin: &str) -> Result<Recipient, Failure> {
+    let on_loopback = url::Url::parse(origin)
+        .ok()
+        .and_then(|url| url.host().map(|host| host.to_owned()))
+        .is_some_and(|host| match host {
+            url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+            url::Host::Ipv4(ip) => ip.is_loopback(),
+            url::Host::Ipv6(ip) => ip.is_loopback(),
+        });
     let policy = OutboundPolicy {
-        loopback_allowed: true,
+        loopback_allowed: on_loopback,
         ..OutboundPolicy::default()
     };
     let jwks_url = format!("{origin}/.well-known/jwks.json");
@@ -108,6 +129,7 @@ fn recipient(origin: &str) -> Result<Recipient, Failure> {
         .unwrap_or_else(|| public.thumbprint());
     let inbox =
         outbound::parse_link_header(&fetched.links, crate::inbox::INBOX_REL, &fetched.final_url)
+            .filter(|url| url.origin().ascii_serialization() == origin)
             .map(String::from)
             .unwrap_or_else(|| format!("{origin}/api/v1/inbox"));
     Ok(Recipient {
@@ -130,6 +152,56 @@ fn sender(args: &SendArgs) -> Result<String, Failure> {
     Ok(known_public_url(&settings, served).as_str().to_owned())
 }
 
+/// The key that signs a message: a key file, or the owner key itself.
+enum MessageSigner {
+    KeyFile(Box<crate::keys::private::PrivateKey>),
+    Owner(OwnerPrivateKey),
+}
+
+impl MessageSigner {
+    /// The signer the arguments name: `--from-key`, `--private-jwk` or `--password-file`.
+    fn from_args(args: &SendArgs) -> Result<Self, Failure> {
+        if let Some(path) = &args.from_key {
+            let key = load_key(path, args.passphrase_file.as_deref())?;
+            if !matches!(key.algorithm(), JwsAlgorithm::Es256 | JwsAlgorithm::Es384) {
+                return Err(Failure::new(format!(
+                    "--from-key: a message is signed with ES256 or ES384 (a P-256 or P-384 key), \
+                     which is what readers verify; this key signs with {}",
+                    key.algorithm().as_str()
+                )));
+            }
+            return Ok(MessageSigner::KeyFile(Box::new(key)));
+        }
+        if let Some(path) = &args.private_jwk {
+            return read_private_jwk(path).map(MessageSigner::Owner);
+        }
+        if let Some(path) = &args.password_file {
+            let (_, store) = open_store(&args.node)?;
+            let key = unwrap_node_key(&store, Some(path))?;
+            store.close()?;
+            return Ok(MessageSigner::Owner(key));
+        }
+        Err(Failure::new(
+            "name the key that signs: --from-key FILE, --private-jwk FILE or --password-file FILE",
+        ))
+    }
+
+    /// A compact `siteid-message+jwt` of `claims`.
+    fn sign(&self, claims: &Value) -> String {
+        match self {
+            MessageSigner::KeyFile(key) => key.sign_compact(
+                &json!({"alg": key.algorithm().as_str(), "typ": MESSAGE_TYPE, "kid": key.public_key().thumbprint()}),
+                claims,
+            ),
+            MessageSigner::Owner(key) => sign_es384(
+                key,
+                &json!({"alg": "ES384", "typ": MESSAGE_TYPE, "kid": key.public_key().thumbprint()}),
+                claims,
+            ),
+        }
+    }
+}
+
 fn send(args: &SendArgs) -> Result<(), Failure> {
     if args.text.len() > MAX_TEXT_LEN {
         return Err(Failure::new(format!(
@@ -138,16 +210,9 @@ fn send(args: &SendArgs) -> Result<(), Failure> {
     }
     let to = node_origin(&args.to).map_err(|e| Failure::new(format!("--to: {e}")))?;
     let iss = sender(args)?;
-    let key = load_key(&args.from_key, args.passphrase_file.as_deref())?;
+    let signer = MessageSigner::from_args(args)?;
     let recipient = recipient(&to)?;
-    let inbox = node_origin(&recipient.inbox)
-        .map(|_| recipient.inbox.clone())
-        .or_else(|_| {
-            // An inbox with a path: the same rule for its scheme and host as any node URL.
-            let url = url::Url::parse(&recipient.inbox).map_err(|e| e.to_string())?;
-            node_origin(&url.origin().ascii_serialization()).map(|_| recipient.inbox.clone())
-        })
-        .map_err(|e: String| Failure::new(format!("the recipient's inbox: {e}")))?;
+    let inbox = recipient.inbox.clone();
     let now = SystemClock.now();
     let mut jti = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut jti);
@@ -155,10 +220,8 @@ fn send(args: &SendArgs) -> Result<(), Failure> {
     if let Some(subject) = &args.subject {
         body["subject"] = json!(subject);
     }
-    let signed = key.sign_compact(
-        &json!({"alg": key.algorithm().as_str(), "typ": MESSAGE_TYPE, "kid": key.public_key().thumbprint()}),
-        &json!({"iss": iss, "aud": to, "iat": now, "jti": b64::encode(&jti), "body": body}),
-    );
+    let signed = signer
+        .sign(&json!({"iss": iss, "aud": to, "iat": now, "jti": b64::encode(&jti), "body": body}));
     let message = ecdh::encrypt_compact(
         recipient.key.point(),
         &recipient.kid,

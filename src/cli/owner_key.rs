@@ -117,7 +117,7 @@ fn old_key(
     unwrap_node_key(store, Some(&args.password_file)).map(Some)
 }
 
-fn read_private_jwk(path: &std::path::Path) -> Result<OwnerPrivateKey, Failure> {
+pub(crate) fn read_private_jwk(path: &std::path::Path) -> Result<OwnerPrivateKey, Failure> {
     use std::io::Read;
     let file = std::fs::File::open(path)
         .map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display())))?;

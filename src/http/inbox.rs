@@ -282,9 +282,10 @@ pub async fn add_encryption_key(
     .map_err(|e| Problem::invalid_field(e.field, format!("{} {}.", e.field, e.message)))?;
     let kid = row.kid.clone();
     let actor = client.actor();
+    let owner_kid = owner_key.kid.clone();
     let retired = state
         .store
-        .run(move |c| encryption_keys::add(c, &row, &actor, now))
+        .run(move |c| encryption_keys::add(c, &row, &owner_kid, &actor, now))
         .await
         .map_err(|e| match e {
             AddError::Exists => Problem::new(
@@ -292,6 +293,13 @@ pub async fn add_encryption_key(
                 "encryption-key-exists",
                 "The encryption key is stored already",
                 "An encryption key with this kid is stored already; make a new key pair.",
+            ),
+            AddError::OwnerChanged => Problem::new(
+                StatusCode::CONFLICT,
+                "owner-key-changed",
+                "The owner key changed",
+                "A rotation replaced the owner key while this request's binding (by the old key) \
+                 was checked; bind the key again with the new owner key.",
             ),
             AddError::Store(error) => store_problem(error),
         })?;

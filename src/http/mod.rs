@@ -297,9 +297,14 @@ async fn open_sending_to_other_origins(
     let sending = matches!(*request.method(), Method::POST | Method::OPTIONS);
     let mut response = next.call(request).await?;
     if sending {
-        response.headers_mut().insert(
+        let headers = response.headers_mut();
+        headers.insert(
             header::ACCESS_CONTROL_ALLOW_ORIGIN,
             header::HeaderValue::from_static("*"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            header::HeaderValue::from_static("Location, Retry-After"),
         );
     }
     Ok(response)

@@ -152,6 +152,10 @@ pub async fn jwks(
         );
         if let Ok(value) = HeaderValue::from_str(&link) {
             response.headers_mut().insert(header::LINK, value);
+            response.headers_mut().insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("Link"),
+            );
         }
     }
     Ok(response)

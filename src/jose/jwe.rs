@@ -568,4 +568,47 @@ mod tests {
             Err(JweError::BadPart("encrypted key", _))
         ));
     }
+
+    #[test]
+    fn hkdf_matches_rfc_5869_test_case_1() {
+        let ikm = [0x0bu8; 22];
+        let salt: Vec<u8> = (0x00..=0x0c).collect();
+        let info: Vec<u8> = (0xf0..=0xf9).collect();
+        let okm = hkdf_sha256(&ikm, &salt, &info);
+        let expected = "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf";
+        let hex: String = okm.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, expected);
+    }
+
+    #[test]
+    fn the_encryption_kek_matches_the_cross_language_vector() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/vectors/encryption_kek.json"
+        );
+        let vector: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let owner =
+            OwnerPrivateKey::from_json(vector["owner_private_jwk"].to_string().as_bytes()).unwrap();
+        let hex: String = encryption_kek(&owner)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hex, vector["kek_hex"].as_str().unwrap());
+    }
+
+    #[test]
+    fn an_encryption_key_opens_only_under_its_owner_keys_kek() {
+        let owner = OwnerPrivateKey::generate();
+        let encryption = OwnerPrivateKey::generate();
+        let sealed = seal_private_key(&encryption, &encryption_kek(&owner)).unwrap();
+        assert_eq!(sealed.kid(), encryption.public_key().thumbprint());
+        let opened = sealed.open(&encryption_kek(&owner)).unwrap();
+        assert_eq!(opened.public_key(), encryption.public_key());
+        let stranger = OwnerPrivateKey::generate();
+        assert!(matches!(
+            sealed.open(&encryption_kek(&stranger)),
+            Err(JweError::DecryptionFailed)
+        ));
+    }
 }

@@ -15,12 +15,15 @@ pub struct EncryptionKeyRow {
     pub created_at: i64,
     /// When a newer key replaced it; `None` for the current key.
     pub retired_at: Option<i64>,
+    /// Until when a retired key still receives messages.
+    pub receives_until: Option<i64>,
 }
 
 /// Every encryption key, the current one first, then the retired ones newest first.
 pub fn all(connection: &Connection) -> Result<Vec<EncryptionKeyRow>, StoreError> {
     let mut statement = connection.prepare_cached(
-        "SELECT kid, public_jwk, wrapped_key, binding, created_at, retired_at FROM encryption_key
+        "SELECT kid, public_jwk, wrapped_key, binding, created_at, retired_at, receives_until
+         FROM encryption_key
          ORDER BY retired_at IS NOT NULL, retired_at DESC, created_at DESC, kid",
     )?;
     let rows = statement.query_map([], |row| {
@@ -31,16 +34,22 @@ pub fn all(connection: &Connection) -> Result<Vec<EncryptionKeyRow>, StoreError>
             binding: row.get(3)?,
             created_at: row.get(4)?,
             retired_at: row.get(5)?,
+            receives_until: row.get(6)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Makes `row` the current key and retires the one before it. Call inside a transaction.
-pub fn make_current(connection: &Connection, row: &EncryptionKeyRow) -> Result<(), StoreError> {
+/// Makes `row` the current key and retires the one before it, which receives messages until
+/// `previous_receives_until`. Call inside a transaction.
+pub fn make_current(
+    connection: &Connection,
+    row: &EncryptionKeyRow,
+    previous_receives_until: i64,
+) -> Result<(), StoreError> {
     connection.execute(
-        "UPDATE encryption_key SET retired_at = ?1 WHERE retired_at IS NULL",
-        params![row.created_at],
+        "UPDATE encryption_key SET retired_at = ?1, receives_until = ?2 WHERE retired_at IS NULL",
+        params![row.created_at, previous_receives_until],
     )?;
     connection.execute(
         "INSERT INTO encryption_key (kid, public_jwk, wrapped_key, binding, created_at, retired_at)

@@ -177,14 +177,16 @@ fn each_capability_opens_exactly_its_endpoints() {
         "credentials",
         "recovery",
         "owner",
+        "inbox",
     ];
-    let probes: [(&str, &str, &str); 6] = [
+    let probes: [(&str, &str, &str); 7] = [
         ("session", "GET", "/api/v1/session"),
         ("sessions", "GET", "/api/v1/sessions"),
         ("audit", "GET", "/api/v1/audit"),
         ("credentials", "GET", CREDENTIALS),
         ("recovery", "GET", "/api/v1/recovery/sets"),
         ("owner", "POST", "/api/v1/unlock-codes"),
+        ("inbox", "GET", "/api/v1/inbox"),
     ];
     for (missing, method, path) in probes {
         let granted: Vec<&'static str> = all.iter().copied().filter(|c| *c != missing).collect();

@@ -126,7 +126,7 @@ impl Rotation {
                 })
                 .collect()
         };
-        let body = json!({
+        let mut body = json!({
             "public_key": serde_json::to_value(next.public_key().to_jwk()).expect("jwk"),
             "wrapped_key": wrapped.compact(),
             "unlock_verifier": b64::encode(&verifier),
@@ -141,6 +141,16 @@ impl Rotation {
                 &next, &node.audience, wrapped.compact(), &verifier_hash, t,
             ),
         });
+        // After a compromise or a reset the old key may open the encryption key: a new one
+        // replaces it.
+        if matches!(reason, Reason::Compromise | Reason::Reset) {
+            let (row, _) = siteid::auth::encryption_keys::generate(&next, t).expect("a key");
+            body["encryption_key"] = json!({
+                "public_key": serde_json::from_str::<Value>(&row.public_jwk).expect("jwk"),
+                "wrapped_key": row.wrapped_key,
+                "binding": row.binding,
+            });
+        }
         Rotation { next, body }
     }
 }
@@ -818,13 +828,40 @@ fn a_reset_over_http_needs_the_current_password() {
     assert_eq!(answer.status, 200, "{}", answer.body);
     let history = node.get(KEYS).json();
     assert_eq!(history["keys"][1]["kid"], kid_of(&reset.next).as_str());
-    // Without the old key the encryption key cannot be opened again: the reset dropped it.
+    // Without the old key the encryption key cannot be opened again: the reset dropped it and
+    // published the new one it brought.
     assert_eq!(
         answer.json()["dropped_encryption_keys"],
         json!([kid_of(&owner.encryption)])
     );
     let jwks = node.get("/.well-known/jwks.json").json();
-    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(1));
+    let enc = &jwks["keys"][1];
+    assert_eq!(enc["use"], "enc");
+    assert_eq!(
+        enc["kid"],
+        body["encryption_key"]["public_key"]["x"]
+            .as_str()
+            .map(|_| {
+                siteid::jose::jwk::OwnerPublicKey::from_json(
+                    &body["encryption_key"]["public_key"].to_string(),
+                )
+                .expect("jwk")
+                .thumbprint()
+            })
+            .expect("a new key")
+    );
+    let mut without = Rotation::with_reason(&node, &reset.next, 2, &[], Reason::Reset).body;
+    without
+        .as_object_mut()
+        .expect("body")
+        .remove("encryption_key");
+    without["old_unlock_verifier"] = json!(b64::encode(&[7u8; 32]));
+    let (token, _) = node.login_stepped_up(&TestOwner {
+        key: OwnerPrivateKey::from_scalar_bytes(reset.next.scalar_bytes().as_slice()).expect("key"),
+        ..TestOwner::from_vector()
+    });
+    let answer = node.call("POST", ROTATE, Some(&token), Some(&without), &[]);
+    assert_eq!(answer.problem(422)["field"], "encryption_key");
 }
 
 #[test]

@@ -12,14 +12,16 @@ WHERE capabilities = '["session","sessions","audit","credentials","recovery","ow
 -- The owner's encryption keys (P-384, ECDH-ES+A256KW), made in the browser. Each private key is
 -- kept only wrapped (a compact A256KW JWE under a key the owner key derives; the node cannot open
 -- it) and bound by the current owner key (`siteid-enc-key+jwt`). The current key has no
--- `retired_at`; older ones stay for reading old messages.
+-- `retired_at`; older ones stay for reading old messages, and receive messages until
+-- `receives_until` (a grace for senders with an old JWKS; none after a compromise).
 CREATE TABLE encryption_key (
     kid TEXT PRIMARY KEY,
     public_jwk TEXT NOT NULL,
     wrapped_key TEXT NOT NULL,
     binding TEXT NOT NULL,
     created_at INTEGER NOT NULL,
-    retired_at INTEGER
+    retired_at INTEGER,
+    receives_until INTEGER
 ) STRICT;
 CREATE UNIQUE INDEX encryption_key_current ON encryption_key ((retired_at IS NULL))
     WHERE retired_at IS NULL;
@@ -34,3 +36,5 @@ CREATE TABLE inbox_message (
     received_at INTEGER NOT NULL,
     read_at INTEGER
 ) STRICT;
+-- The storage cap sums sizes on every message received: from this index, not the rows.
+CREATE INDEX inbox_message_size ON inbox_message (size);

@@ -118,6 +118,16 @@ impl Inbox {
         Ok(())
     }
 
+    /// Gives back the node-wide count of a message refused for its shape (its client and
+    /// network keep theirs): malformed messages from a few addresses must not shut everyone
+    /// else out.
+    fn refund_node(&self, now: i64) {
+        let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        if window.started_at == now - now.rem_euclid(RATE_WINDOW) {
+            window.total = window.total.saturating_sub(1);
+        }
+    }
+
     /// Checks and stores a message from `client`; returns its id.
     pub async fn receive(
         &self,
@@ -131,8 +141,13 @@ impl Inbox {
         if keys.current().is_none() {
             return Err(ReceiveError::NoKey);
         }
-        let checked = message::check_message(message, |kid| keys.receives(kid, now))
-            .map_err(ReceiveError::Refused)?;
+        let checked = match message::check_message(message, |kid| keys.receives(kid, now)) {
+            Ok(checked) => checked,
+            Err(error) => {
+                self.refund_node(now);
+                return Err(ReceiveError::Refused(error));
+            }
+        };
         let mut id_bytes = [0u8; ID_BYTES];
         rand::rngs::OsRng.fill_bytes(&mut id_bytes);
         let row = MessageRow {
@@ -387,6 +402,19 @@ mod tests {
             })
         ));
         assert!(inbox.admit(ip("2001:db8:2::1"), now).is_ok());
+    }
+
+    #[test]
+    fn a_refused_message_gives_back_its_node_wide_count() {
+        let inbox = inbox(10, 1);
+        let now = 1_800_000_000;
+        assert!(inbox.admit(ip("127.0.0.1"), now).is_ok());
+        inbox.refund_node(now);
+        assert!(inbox.admit(ip("127.0.0.2"), now).is_ok());
+        assert!(matches!(
+            inbox.admit(ip("127.0.0.3"), now),
+            Err(ReceiveError::RateLimited { scope: "node", .. })
+        ));
     }
 
     #[test]

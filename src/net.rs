@@ -132,7 +132,7 @@ fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
 /// The special-purpose address blocks (RFC 6890 and its IANA registries) that an outbound fetch
 /// made for someone else's input (a sender's JWKS, a client's metadata) must never reach, with
 /// what each is. Everything else is public unicast.
-const NOT_PUBLIC: [(&str, &str); 28] = [
+const NOT_PUBLIC: [(&str, &str); 32] = [
     ("0.0.0.0/8", "\"this network\""),
     ("10.0.0.0/8", "private"),
     ("100.64.0.0/10", "shared address space (carrier-grade NAT)"),
@@ -151,12 +151,22 @@ const NOT_PUBLIC: [(&str, &str); 28] = [
     ("255.255.255.255/32", "broadcast"),
     ("::/128", "unspecified"),
     ("::1/128", "loopback"),
+    (
+        "::/96",
+        "IPv4-compatible (deprecated; it reaches IPv4 addresses)",
+    ),
+    (
+        "::ffff:0:0:0/96",
+        "IPv4-translated (it reaches IPv4 addresses)",
+    ),
     ("64:ff9b::/96", "NAT64 (it reaches IPv4 addresses)"),
     ("64:ff9b:1::/48", "local NAT64"),
     ("100::/64", "discard-only"),
     ("2001::/23", "reserved for IETF protocol assignments"),
     ("2001:db8::/32", "documentation"),
     ("2002::/16", "6to4 (it reaches IPv4 addresses)"),
+    ("3fff::/20", "documentation"),
+    ("5f00::/16", "segment routing (SRv6) identifiers"),
     ("fc00::/7", "unique local (private)"),
     ("fe80::/10", "link-local"),
     ("fec0::/10", "site-local"),
@@ -286,6 +296,12 @@ mod tests {
             "::ffff:10.0.0.1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:a00:1",
+            "3fff::1",
+            "5f00::1",
             "64:ff9b::a00:1",
             "100::1",
             "2001:db8::1",

@@ -19,8 +19,20 @@ pub const KEY_ALG: &str = "ECDH-ES+A256KW";
 /// How long a retired encryption key still receives messages (senders that fetched the JWKS
 /// before a rotation), in seconds: 30 days.
 pub const RETIRED_KEY_GRACE: i64 = 30 * 24 * 3600;
-/// How far in the future a binding's `iat` may lie (clock skew), in seconds.
-const MAX_FUTURE_IAT: i64 = 300;
+/// How far a new binding's `iat` may lie from the node's clock, either way, in seconds: a
+/// binding is made for the request that brings it, and an old one cannot be replayed.
+const BINDING_FRESHNESS: i64 = 300;
+
+/// Checks that a new binding was made now. The message completes "the binding ...".
+fn check_fresh(iat: i64, now: i64) -> Result<(), String> {
+    if (iat - now).abs() > BINDING_FRESHNESS {
+        return Err(format!(
+            "must be made within {BINDING_FRESHNESS} seconds of the node's clock (its iat is {iat}, \
+             the node's time {now})"
+        ));
+    }
+    Ok(())
+}
 
 /// The claims of a binding: exactly these members.
 #[derive(Debug, Deserialize)]
@@ -142,10 +154,9 @@ pub fn check_new(
     }
     let kid = public.thumbprint();
     check_wrapped_key(wrapped_key, &kid).map_err(|e| refuse("wrapped_key", e))?;
-    let iat = check_binding(binding, &kid, owner_key).map_err(|e| refuse("binding", e))?;
-    if iat > now + MAX_FUTURE_IAT {
-        return Err(refuse("binding", "has an iat in the future"));
-    }
+    check_binding(binding, &kid, owner_key)
+        .and_then(|iat| check_fresh(iat, now))
+        .map_err(|e| refuse("binding", e))?;
     Ok(EncryptionKeyRow {
         kid,
         public_jwk: public.to_json(),
@@ -351,6 +362,7 @@ pub fn check_rotation(
         check_wrapped_key(key.wrapped_key, key.kid)
             .map_err(|e| at(format!("has a wrapped key that {e}")))?;
         check_binding(key.binding, key.kid, new_owner)
+            .and_then(|iat| check_fresh(iat, now))
             .map_err(|e| at(format!("has a binding that {e} (it must be the new key's)")))?;
         changes.rewrapped.push((
             key.kid.to_owned(),

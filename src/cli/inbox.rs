@@ -120,16 +120,37 @@ fn recipient(origin: &str) -> Result<Recipient, Failure> {
                 "{jwks_url} publishes no P-384 encryption key (use \"enc\", alg ECDH-ES+A256KW)"
             ))
         })?;
+    if key.get("d").is_some() {
+        return Err(Failure::new(format!(
+            "{jwks_url} publishes the private half of its encryption key: it is not safe to use"
+        )));
+    }
     let bare = json!({"kty": key["kty"], "crv": key["crv"], "x": key["x"], "y": key["y"]});
     let public = OwnerPublicKey::from_json(&bare.to_string())
         .map_err(|e| Failure::new(format!("the encryption key of {origin} {e}")))?;
-    let kid = key["kid"]
-        .as_str()
-        .map(str::to_owned)
-        .unwrap_or_else(|| public.thumbprint());
+    // The JWKS's kid names the key for its recipient (a siteid node's is the thumbprint); a
+    // kid that no JWE header should carry is refused.
+    let kid = match key.get("kid") {
+        None => public.thumbprint(),
+        Some(Value::String(kid))
+            if !kid.is_empty() && kid.len() <= 128 && !kid.chars().any(char::is_control) =>
+        {
+            kid.clone()
+        }
+        Some(_) => {
+            return Err(Failure::new(format!(
+                "{jwks_url} names its encryption key with a kid that is not 1 to 128 printable \
+                 characters"
+            )));
+        }
+    };
     let inbox =
         outbound::parse_link_header(&fetched.links, crate::inbox::INBOX_REL, &fetched.final_url)
-            .filter(|url| url.origin().ascii_serialization() == origin)
+            .filter(|url| {
+                url.origin().ascii_serialization() == origin
+                    && url.username().is_empty()
+                    && url.password().is_none()
+            })
             .map(String::from)
             .unwrap_or_else(|| format!("{origin}/api/v1/inbox"));
     Ok(Recipient {
@@ -233,9 +254,29 @@ fn send(args: &SendArgs) -> Result<(), Failure> {
     if status != 201 {
         return Err(Failure::new(format!(
             "{inbox} refused the message: {}",
-            node_client::problem_detail(status, &answer)
+            printable(&node_client::problem_detail(status, &answer))
         )));
     }
-    println!("{}", answer["id"].as_str().unwrap_or_default());
+    println!("{}", printable(answer["id"].as_str().unwrap_or_default()));
     Ok(())
+}
+
+/// Text from another site as it may reach a terminal: control characters (escape sequences)
+/// shown as `?`, and at most 500 characters.
+fn printable(text: &str) -> String {
+    text.chars()
+        .take(500)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_sites_text_reaches_the_terminal_without_escape_sequences() {
+        assert_eq!(printable("id\u{1b}[2Jx\n"), "id?[2Jx?");
+        assert_eq!(printable(&"a".repeat(600)).len(), 500);
+    }
 }

@@ -159,6 +159,13 @@ impl MessageEntry {
     }
 }
 
+/// A page of the listing.
+#[derive(Debug, Serialize)]
+struct MessagePage {
+    messages: Vec<MessageEntry>,
+    next_before: Option<String>,
+}
+
 /// The listing's query.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -197,8 +204,11 @@ pub async fn list(
         .into_iter()
         .map(MessageEntry::from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "messages": messages, "next_before": next_before })))
+    // Serialized as a struct, so each message's JSON stays exactly as it was received.
+    Ok(HttpResponse::Ok().json(MessagePage {
+        messages,
+        next_before,
+    }))
 }
 
 /// `GET /api/v1/inbox/{id}` (capability `inbox`) → the message; 404 for an unknown id.

@@ -50,6 +50,8 @@ pub struct EncryptionKey {
     pub kid: String,
     pub public: OwnerPublicKey,
     pub wrapped_key: String,
+    /// The owner key's `siteid-enc-key+jwt`, published so that anyone can check it.
+    pub binding: String,
     pub created_at: i64,
     pub retired_at: Option<i64>,
     /// Until when a retired key still receives messages.
@@ -104,6 +106,7 @@ pub fn check_row(
         kid: row.kid.clone(),
         public,
         wrapped_key: row.wrapped_key.clone(),
+        binding: row.binding.clone(),
         created_at: row.created_at,
         retired_at: row.retired_at,
         receives_until: row.receives_until,

@@ -197,8 +197,21 @@ pub async fn key_history(
             })
         })
         .collect::<Result<Vec<_>, Problem>>()?;
-    let body = serde_json::json!({ "keys": keys }).to_string();
-    Ok(public_document(&request, KEY_HISTORY_JSON, body))
+    let mut body = serde_json::json!({ "keys": keys });
+    // The current encryption key with the owner key's binding of it: a device that trusts the
+    // owner key can tell the published encryption key is the owner's.
+    if let Some(enc) = state.credentials.encryption_keys().current() {
+        body["encryption_key"] = serde_json::json!({
+            "kid": enc.kid,
+            "jwk": enc.public.to_jwk(),
+            "binding": enc.binding,
+        });
+    }
+    Ok(public_document(
+        &request,
+        KEY_HISTORY_JSON,
+        body.to_string(),
+    ))
 }
 
 /// `GET /.well-known/did.json`.

@@ -3,7 +3,7 @@
 
 import { ApiError, api } from './api.mjs';
 import { unlockWithPassword } from './auth.mjs';
-import { NodeAlarm, checkKeyHistory, followAuditChain } from './node-check.mjs';
+import { NodeAlarm, checkEncryptionKey, checkKeyHistory, followAuditChain } from './node-check.mjs';
 import { loadTrust, saveTrust } from './trust.mjs';
 import { $, describe } from './ui.mjs';
 import { jwkThumbprint, unlockSigningKey } from './wrapped-key.mjs';
@@ -23,7 +23,7 @@ async function published() {
   const jwk = signing.length === 1 ? signing[0] : null;
   const kid = jwk && !('d' in jwk) && (await jwkThumbprint(jwk).catch(() => null));
   if (!kid || kid !== jwk.kid) throw new NodeAlarm('key-swapped', 'The node publishes no owner key, more than one, or one under another key’s name.');
-  return { kid, history: history ?? { keys: [] } };
+  return { kid, jwk, jwks, history: history ?? { keys: [] } };
 }
 
 /** Runs check(); a NodeAlarm puts the alarm up and resolves false. */
@@ -47,8 +47,9 @@ export function guard(device, { keys = true, audit = false } = {}) {
   return alarmed(async () => {
     if (keys) {
       const trust = loadTrust();
-      const { kid, history } = await published();
+      const { kid, jwk, jwks, history } = await published();
       await checkKeyHistory(history, kid, trust?.kid ?? (device?.kind === 'owner' ? device.kid : kid));
+      await checkEncryptionKey(jwks, history, jwk, kid);
       saveTrust({ kid, head: trust?.head });
     }
     const trust = loadTrust();
@@ -83,9 +84,10 @@ async function followsTrust(kid, history) {
 /** After a password unlock: this device trusts the unlocked key if the node publishes it and it follows; else the alarm. */
 export function adopt(key) {
   return alarmed(async () => {
-    const { kid, history } = await published();
+    const { kid, jwk, jwks, history } = await published();
     if (key.kid !== kid) throw new NodeAlarm('key-swapped', `Your password opens the key ${key.kid}, but the node publishes ${kid}.`);
     await followsTrust(kid, history);
+    await checkEncryptionKey(jwks, history, jwk, kid);
     saveTrust({ kid, head: loadTrust()?.head });
   });
 }

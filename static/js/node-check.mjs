@@ -96,6 +96,36 @@ function field(text) {
   return [1, ...be64(bytes.length), ...bytes];
 }
 
+/**
+ * Checks the encryption key a node publishes (its JWKS key with use "enc", if any): the key history document must
+ * carry the same key with a siteid-enc-key+jwt binding by ownerJwk, the owner key already checked against what the
+ * device trusts. A key the owner did not bind would let the node read what senders encrypt. Throws a NodeAlarm.
+ */
+export async function checkEncryptionKey(jwks, history, ownerJwk, ownerKid) {
+  const published = (Array.isArray(jwks?.keys) ? jwks.keys : []).filter((key) => key?.use === 'enc');
+  if (!published.length) return;
+  const swapped = (why) => alarm('key-swapped', `The node publishes an encryption key the owner key did not bind: ${why}.`);
+  if (published.length > 1) throw swapped('it publishes more than one');
+  const bound = history?.encryption_key;
+  const kid = await jwkThumbprint(published[0]).catch(() => null);
+  if (!kid || kid !== published[0].kid || 'd' in published[0]) throw swapped('its kid is not its thumbprint');
+  if (bound?.kid !== kid || typeof bound?.binding !== 'string' || kid !== (await jwkThumbprint(bound.jwk).catch(() => null))) {
+    throw swapped('no binding names it');
+  }
+  let valid = false;
+  try {
+    const [header, claims, signature, extra] = bound.binding.split('.').map((part, i) => (i < 2 ? JSON.parse(fromUtf8(decode(part))) : part));
+    valid =
+      extra === undefined &&
+      exactly(header, 'alg,kid,typ') && header.alg === 'ES384' && header.typ === 'siteid-enc-key+jwt' && header.kid === ownerKid &&
+      exactly(claims, 'iat,sub,use') && claims.sub === kid && claims.use === 'enc' && Number.isInteger(claims.iat) &&
+      (await subtle.verify({ name: 'ECDSA', hash: 'SHA-384' }, await importVerifyKey(ownerJwk), decode(signature), utf8(bound.binding.slice(0, bound.binding.lastIndexOf('.')))));
+  } catch {
+    valid = false;
+  }
+  if (!valid) throw swapped('its binding does not verify with the owner key');
+}
+
 /** Lowercase hex of bytes. */
 export function hex(bytes) {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');

@@ -78,6 +78,19 @@ fn the_encryption_key_is_published_beside_the_signing_key() {
     let sig = keys.iter().find(|k| k["use"] == "sig").expect("a sig key");
     assert_ne!(sig["kid"], enc["kid"], "two separate keys");
 
+    // The key history document carries the owner key's binding of it, for devices to check.
+    let history = node.get("/.well-known/siteid/keys.json").json();
+    assert_eq!(history["encryption_key"]["kid"], enc_kid);
+    let binding = history["encryption_key"]["binding"]
+        .as_str()
+        .expect("binding");
+    let jws = siteid::jose::jws::CompactJws::parse(binding, "siteid-enc-key+jwt").expect("a JWS");
+    let claims: Value = jws
+        .verify(&owner.key.public_key())
+        .expect("signed by the owner key");
+    assert_eq!(claims["sub"], enc_kid);
+    assert_eq!(claims["use"], "enc");
+
     let did = node.get("/.well-known/did.json").json();
     let agreement = did["keyAgreement"][0].as_str().expect("keyAgreement");
     assert!(agreement.ends_with(&format!("#{enc_kid}")), "{did}");

@@ -29,3 +29,31 @@ test('an encryption key jose wraps under the vector KEK opens with the owner key
   const wrongOwner = { ...vector.owner_private_jwk, d: Buffer.alloc(48, 7).toString('base64url') };
   await assert.rejects(openEncryptionKey(wrongOwner, compact, kid));
 });
+
+test('a device checks the published encryption key against the owner key’s binding', async () => {
+  const { checkEncryptionKey, NodeAlarm } = await import('../../static/js/node-check.mjs');
+  const { generateOwnerKey, importSigningKey, jwkThumbprint } = await import('../../static/js/wrapped-key.mjs');
+  const { signJwt } = await import('../../static/js/jws.mjs');
+  const made = async () => {
+    const { privateJwk, publicJwk } = await generateOwnerKey();
+    return { publicJwk, kid: await jwkThumbprint(publicJwk), signingKey: await importSigningKey({ ...privateJwk }) };
+  };
+  const owner = await made();
+  const enc = await generateEncryptionKey();
+  const bind = (signingKey, claims) => signJwt(signingKey, { alg: 'ES384', typ: 'siteid-enc-key+jwt', kid: owner.kid }, claims);
+  const jwks = { keys: [{ ...owner.publicJwk, kid: owner.kid, use: 'sig' }, { ...enc.publicJwk, kid: enc.kid, use: 'enc', alg: 'ECDH-ES+A256KW' }] };
+  const history = (binding) => ({ keys: [], encryption_key: { kid: enc.kid, jwk: enc.publicJwk, binding } });
+  const good = await bind(owner.signingKey, { sub: enc.kid, use: 'enc', iat: 1 });
+  await checkEncryptionKey(jwks, history(good), owner.publicJwk, owner.kid);
+  await checkEncryptionKey({ keys: [jwks.keys[0]] }, { keys: [] }, owner.publicJwk, owner.kid);
+  const stranger = await made();
+  const cases = [
+    history(await bind(stranger.signingKey, { sub: enc.kid, use: 'enc', iat: 1 })),
+    history(await bind(owner.signingKey, { sub: 'another', use: 'enc', iat: 1 })),
+    history(await bind(owner.signingKey, { sub: enc.kid, use: 'enc', iat: 1, extra: true })),
+    { keys: [] },
+  ];
+  for (const bad of cases) {
+    await assert.rejects(checkEncryptionKey(jwks, bad, owner.publicJwk, owner.kid), (error) => error instanceof NodeAlarm && error.kind === 'key-swapped');
+  }
+});

@@ -133,6 +133,48 @@ pub(crate) fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Claims the running node with `key` through its setup link (and an encryption key when given);
+/// returns the claim token and the proof it sent.
+fn claim_with(
+    node: &RunningBinary,
+    data_dir: &Path,
+    key: &OwnerPrivateKey,
+    wrapped_key: &str,
+    verifier: &[u8],
+    encryption_key: Option<serde_json::Value>,
+) -> (String, String) {
+    let (_, url, _) = run(&["claim-url", "--data-dir", data_dir.to_str().expect("path")]);
+    assert!(
+        url.starts_with(&format!("{}/setup#", node.base_url)),
+        "claim-url uses the served URL: {url}"
+    );
+    let token = url
+        .trim()
+        .rsplit_once('#')
+        .expect("a setup link")
+        .1
+        .to_owned();
+    let now = siteid::clock::Clock::now(&siteid::clock::SystemClock);
+    let proof = sign_es384(
+        key,
+        &json!({"alg": "ES384", "typ": "siteid-claim+jwt"}),
+        &json!({"aud": node.base_url, "nonce": token, "iat": now, "exp": now + 300}),
+    );
+    let mut body = json!({
+        "claim_token": token,
+        "public_key": serde_json::to_value(key.public_key().to_jwk()).expect("jwk"),
+        "wrapped_key": wrapped_key,
+        "unlock_verifier": b64::encode(verifier),
+        "proof": proof,
+    });
+    if let Some(encryption_key) = encryption_key {
+        body["encryption_key"] = encryption_key;
+    }
+    let (status, answer) = post(&format!("{}/api/v1/owner", node.base_url), &body);
+    assert_eq!(status, 201, "{answer}");
+    (token, proof)
+}
+
 fn count(haystack: &[u8], needle: &[u8]) -> usize {
     haystack
         .windows(needle.len())
@@ -165,34 +207,7 @@ fn a_full_claim_and_unlock_run_leaves_no_secret_in_the_database_or_logs() {
     let kek = WrappedKey::parse(wrapped.compact())
         .expect("parse")
         .derive_kek(password.as_bytes());
-    let (_, url, _) = run(&["claim-url", "--data-dir", data_dir.to_str().expect("path")]);
-    assert!(
-        url.starts_with(&format!("{}/setup#", node.base_url)),
-        "claim-url uses the served URL: {url}"
-    );
-    let token = url
-        .trim()
-        .rsplit_once('#')
-        .expect("a setup link")
-        .1
-        .to_owned();
-    let now = siteid::clock::Clock::now(&siteid::clock::SystemClock);
-    let proof = sign_es384(
-        &key,
-        &json!({"alg": "ES384", "typ": "siteid-claim+jwt"}),
-        &json!({"aud": node.base_url, "nonce": token, "iat": now, "exp": now + 300}),
-    );
-    let (status, body) = post(
-        &format!("{}/api/v1/owner", node.base_url),
-        &json!({
-            "claim_token": token,
-            "public_key": serde_json::to_value(key.public_key().to_jwk()).expect("jwk"),
-            "wrapped_key": wrapped.compact(),
-            "unlock_verifier": b64::encode(&verifier),
-            "proof": proof,
-        }),
-    );
-    assert_eq!(status, 201, "{body}");
+    let (token, proof) = claim_with(&node, &data_dir, &key, wrapped.compact(), &verifier, None);
     let unlock_url = format!("{}/api/v1/unlock", node.base_url);
     let (status, _) = post(
         &unlock_url,
@@ -639,32 +654,22 @@ fn an_inbox_message_leaves_no_plaintext_content_key_or_private_key_on_the_node()
     let key = OwnerPrivateKey::generate();
     let (wrapped, verifier) =
         jwe::wrap_private_key(&key, b"a passphrase", jwe::MIN_P2C).expect("wrap");
-    let (_, url, _) = run(&["claim-url", "--data-dir", data_dir.to_str().expect("path")]);
-    let token = url.trim().rsplit_once('#').expect("a link").1.to_owned();
     let now = siteid::clock::Clock::now(&siteid::clock::SystemClock);
     let (encryption_row, encryption) =
         siteid::auth::encryption_keys::generate(&key, now).expect("an encryption key");
-    let proof = sign_es384(
+    let encryption_body = json!({
+        "public_key": serde_json::from_str::<serde_json::Value>(&encryption_row.public_jwk).expect("jwk"),
+        "wrapped_key": encryption_row.wrapped_key,
+        "binding": encryption_row.binding,
+    });
+    claim_with(
+        &node,
+        &data_dir,
         &key,
-        &json!({"alg": "ES384", "typ": "siteid-claim+jwt"}),
-        &json!({"aud": node.base_url, "nonce": token, "iat": now, "exp": now + 300}),
+        wrapped.compact(),
+        &verifier,
+        Some(encryption_body),
     );
-    let (status, body) = post(
-        &format!("{}/api/v1/owner", node.base_url),
-        &json!({
-            "claim_token": token,
-            "public_key": serde_json::to_value(key.public_key().to_jwk()).expect("jwk"),
-            "wrapped_key": wrapped.compact(),
-            "unlock_verifier": b64::encode(&verifier),
-            "proof": proof,
-            "encryption_key": {
-                "public_key": serde_json::from_str::<serde_json::Value>(&encryption_row.public_jwk).expect("jwk"),
-                "wrapped_key": encryption_row.wrapped_key,
-                "binding": encryption_row.binding,
-            },
-        }),
-    );
-    assert_eq!(status, 201, "{body}");
 
     // The owner sends a signed message to their own node from the command line.
     let pem_path = dir.path().join("owner.pem");

@@ -208,6 +208,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(page("/account/recovery", pages::recovery))
         .service(page("/account/credentials", pages::credentials))
         .service(page("/account/totp", pages::totp))
+        .service(page("/account/inbox", pages::inbox))
         .service(page("/recover", pages::recover))
         .service(
             web::resource("/assets/{version}/{path:.+}")

@@ -1,6 +1,6 @@
 //! The browser app's HTML pages, rendered with askama: the public home page (an h-card that
 //! works without JavaScript), and the shells of the setup, login, account, recovery-shares,
-//! credentials, two-step unlock and recover pages, whose scripts are ES modules under
+//! credentials, two-step unlock, inbox and recover pages, whose scripts are ES modules under
 //! `/assets/`. Every page carries the security headers.
 
 use actix_web::http::header;
@@ -75,6 +75,12 @@ struct CredentialsPage {
 #[derive(Template)]
 #[template(path = "totp.html")]
 struct TotpPage {
+    app: AppFields,
+}
+
+#[derive(Template)]
+#[template(path = "inbox.html")]
+struct InboxPage {
     app: AppFields,
 }
 
@@ -186,6 +192,15 @@ pub async fn credentials(state: web::Data<AppState>) -> Result<HttpResponse, Pro
 pub async fn totp(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let page = TotpPage {
         app: app_fields(&state, "Two-step unlock", "totp"),
+    };
+    Ok(html(&state, render(&page)?))
+}
+
+/// `GET /account/inbox`: the private messages, decrypted in the page with the encryption keys
+/// this browser keeps; setting the inbox up, and unlocking it on a new device.
+pub async fn inbox(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let page = InboxPage {
+        app: app_fields(&state, "Inbox", "inbox"),
     };
     Ok(html(&state, render(&page)?))
 }

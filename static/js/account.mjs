@@ -1,5 +1,6 @@
 // The /account page: sessions (live over the WebSocket), the audit log, password change, replacing the owner key,
-// forgetting this device, signing out; it first checks the node against what this device trusts.
+// forgetting this device, signing out (which forgets the inbox's keys); it first checks the node against what this
+// device trusts.
 
 import { ApiError, api, clearToken, getToken, setNotice, signedInApi } from './api.mjs';
 import { replaceWrappedKey, unlockWithPassword } from './auth.mjs';
@@ -339,6 +340,8 @@ async function signOut() {
       return;
     }
   }
+  // The inbox's keys go with the session; this device's own key stays, for signing in again.
+  await (await import('./inbox-keystore.mjs')).forgetEncryptionKeys().catch(() => {});
   leave('signed-out');
 }
 

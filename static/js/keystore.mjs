@@ -59,14 +59,18 @@ export async function saveKey({ signingKey, kid, publicJwk, credentialId, kind }
   await withStore('readwrite', (s) => s.put({ signingKey, kid, publicJwk: { kty, crv, x, y }, credentialId, kind }, ID));
 }
 
-/** Deletes the stored key and then the whole database, leaving nothing of siteid in IndexedDB. */
+/** Deletes a database (once another tab that has it open lets go). */
+function drop(name) {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.deleteDatabase(name);
+    request.onsuccess = request.onblocked = resolve;
+    request.onerror = () => reject(request.error);
+  });
+}
+
+/** Deletes the stored key, its database and the inbox's keys (inbox-keystore.mjs): nothing of siteid stays in IndexedDB. */
 export async function deleteKey() {
   await withStore('readwrite', (s) => s.delete(ID));
-  await new Promise((resolve, reject) => {
-    const request = indexedDB.deleteDatabase(DB);
-    request.onsuccess = resolve;
-    request.onerror = () => reject(request.error);
-    // Another tab still has it open: the record is already gone, and the deletion completes when it closes.
-    request.onblocked = resolve;
-  });
+  await drop(DB);
+  await drop('siteid-inbox');
 }

@@ -27,8 +27,8 @@ export async function wrapForPasskey(privateJwk, kek) {
   return sealJwk(privateJwk, kek, { alg: PRF_ALG, enc: ENC, cty: CTY, kid: await jwkThumbprint(toPublicJwk(privateJwk)) });
 }
 
-/** Opens a PRF copy with its KEK and imports the key; resolves with {signingKey, publicJwk, kid}. */
-export async function unlockWithPasskey(compact, kek) {
+/** Opens a PRF copy with its KEK and imports the key; resolves with {signingKey, publicJwk, kid} (options: signingKeyFromJwk's). */
+export async function unlockWithPasskey(compact, kek, options) {
   const parsed = parse(compact, true);
   let cek;
   try {
@@ -36,7 +36,7 @@ export async function unlockWithPasskey(compact, kek) {
   } catch {
     throw new WrappedKeyError('wrong-password', 'the passkey’s copy of your key does not open with this passkey');
   }
-  return signingKeyFromJwk(await openJwk(parsed, cek));
+  return signingKeyFromJwk(await openJwk(parsed, cek), options);
 }
 
 /** Whether this browser speaks WebAuthn at all. */
@@ -172,16 +172,17 @@ async function assert({ mediation, signal } = {}) {
 
 /**
  * Signs in with a passkey. Resolves with {session, ownerKey}: the node's sign-in answer, and the owner key opened from
- * the passkey's PRF copy where it has one and the authenticator gave a PRF output (else null).
+ * the passkey's PRF copy where it has one and the authenticator gave a PRF output (else null), as unlockWithPasskey
+ * gives it with keyOptions.
  */
-export async function signInWithPasskey({ mediation, signal } = {}) {
+export async function signInWithPasskey({ mediation, signal, keyOptions } = {}) {
   const { signInId, assertion } = await assert({ mediation, signal });
   const output = prfOutput(assertion);
   const session = await api('POST', '/auth/passkey', { sign_in_id: signInId, credential: assertionJson(assertion), unlock: output !== null });
   let ownerKey = null;
   if (output && session.prf) {
     try {
-      ownerKey = await unlockWithPasskey(session.prf.wrapped_key, await passkeyKek(output));
+      ownerKey = await unlockWithPasskey(session.prf.wrapped_key, await passkeyKek(output), keyOptions);
     } finally {
       output.fill(0);
     }

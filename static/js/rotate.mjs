@@ -1,5 +1,6 @@
 // Replacing the owner key from /account: a new key made and wrapped here, the old key's statement handing over to it,
-// the kept credentials bound again by it, and this device's trusted kid moved on once the node shows the change.
+// the kept credentials and the inbox's encryption keys bound again by it, and this device's trusted kid moved on once
+// the node shows the change.
 
 import { ApiError, api } from './api.mjs';
 import { alarmIsUp, guard } from './alarm.mjs';
@@ -28,10 +29,34 @@ async function rebind(call, newKey) {
   return Promise.all(kept.map((c) => bindCredential(newKey, { ...c, expiresAt: c.expires_at })));
 }
 
+/** The node's encryption keys (GET /owner/encryption-keys), or null for a session without the inbox capability. */
+async function encryptionKeys(call) {
+  try {
+    return (await call('GET', '/owner/encryption-keys')).keys;
+  } catch (error) {
+    if (error instanceof ApiError && error.slug === 'insufficient-capability') return null;
+    throw error;
+  }
+}
+
+/**
+ * The rotation's encryption key members: every stored key opened with the old key's KEK, wrapped under the new key's
+ * and bound by the new key (encryption_keys); for a compromise, or a node without keys, a new current key
+ * (encryption_key, with fresh: the key to keep on this device).
+ */
+async function encryptionMembers(keys, oldKek, newKek, newKey, reason) {
+  const inboxKeys = await import('./inbox-keys.mjs');
+  const members = { encryption_keys: await Promise.all(keys.map((k) => inboxKeys.rewrapEncryptionKey(oldKek, newKek, newKey, k.wrapped_key, k.kid))) };
+  if (reason !== 'compromise' && keys.length) return { members };
+  const fresh = await inboxKeys.newEncryptionKey(newKek, newKey);
+  return { members: { ...members, encryption_key: fresh.body }, fresh };
+}
+
 /**
  * Replaces the owner key: the current one, unlocked with the password, signs the statement; the new one is wrapped under
  * newPassword or the same password and signs the bindings, record and proof. As at the claim, only its wrapped key and
- * unlock verifier leave the browser. Resolves with the answer {kid, seq, revoked} and rebound, the credentials kept.
+ * unlock verifier leave the browser. The inbox's encryption keys are wrapped and bound again by the new key, and a
+ * compromise adds a new one. Resolves with the answer {kid, seq, revoked, ...} and rebound, the credentials kept.
  */
 export async function rotateOwnerKey(call, { password, newPassword, reason }, progress = () => {}) {
   const history = await (await fetch('/.well-known/siteid/keys.json', { cache: 'no-store' })).json();
@@ -44,23 +69,31 @@ export async function rotateOwnerKey(call, { password, newPassword, reason }, pr
   if (history.keys.at(-1).kid !== oldKid) throw new Error('the node’s key history does not end at the key the node names');
   const oldJwk = await unwrapPrivateKey(current, unlockKey);
   if ((await jwkThumbprint(oldJwk)) !== oldKid) throw new Error('the unlocked key is not the key the node names');
+  // The encryption keys open with KEKs derived from the keys' d, which importing a key deletes: they come first.
+  const keys = await encryptionKeys(call);
+  const kekOf = async (jwk) => (await import('./inbox-keys.mjs')).encryptionKek(jwk);
+  const oldKek = keys?.length ? await kekOf(oldJwk) : null;
   const oldKey = { signingKey: await importSigningKey(oldJwk), kid: oldKid };
   progress('Making the new key and encrypting it under your password…');
   const { privateJwk, publicJwk } = await generateOwnerKey();
   const { wrappedKey, unlockVerifier } = await wrapPrivateKey(privateJwk, newPassword || password);
+  const newKek = keys ? await kekOf(privateJwk) : null;
   // From here the new private scalar lives only inside this non-extractable CryptoKey.
   const newKey = { signingKey: await importSigningKey(privateJwk), kid: await jwkThumbprint(publicJwk) };
   progress('Binding your devices and keys to the new key…');
   const bindings = await rebind(call, newKey);
+  const inbox = keys ? await encryptionMembers(keys, oldKek, newKek, newKey, reason) : { members: {} };
   const record = await recordSignature(newKey, { audience: audience(), wrappedKey, unlockVerifier });
   const statement = await keyStatement(oldKey, { newKid: newKey.kid, oldKid, seq: history.keys.length, reason });
   const proof = await rotateProof(newKey.signingKey);
   const answer = await call('POST', '/owner/rotate', {
     public_key: publicJwk, wrapped_key: wrappedKey, unlock_verifier: unlockVerifier, old_unlock_verifier: unlockKey.unlockVerifier,
-    proof, statement, bindings, record,
+    proof, statement, bindings, record, ...inbox.members,
   });
   if (answer.kid !== newKey.kid) throw new Error('the node answered with another key id than the new key’s');
-  return { ...answer, rebound: bindings.length };
+  // The re-wrapped keys are the same keys this device keeps already; a new one is kept too (else the password opens it).
+  if (inbox.fresh) await (await import('./inbox-keystore.mjs')).saveEncryptionKey(inbox.fresh).catch(() => {});
+  return { ...answer, rebound: bindings.length, newEncryptionKey: !!inbox.fresh };
 }
 
 /** The "Replace the owner key" form on /account; done() runs after a replacement (to show the new audit entries). */
@@ -87,7 +120,9 @@ export async function onRotate(call, done) {
     if (!(await guard(null))) return;
     const revoked = answer.revoked.length ? ` ${answer.revoked.length} expired or unknown credential(s) were revoked.` : '';
     const dropped = answer.dropped_passkey_unlocks?.length ? ` ${answer.dropped_passkey_unlocks.length} passkey(s) no longer unlock your key on a new device (their copy held the old key): they still sign you in; register them again under Devices and keys to unlock with them.` : '';
-    showStatus(`The owner key is replaced: its key id is now ${answer.kid}. ${answer.rebound} device(s) and key(s) were bound to it again.${revoked}${dropped}`);
+    const lost = answer.dropped_encryption_keys?.length ? ` ${answer.dropped_encryption_keys.length} inbox encryption key(s) were dropped: messages sent to them can no longer be read.` : '';
+    const inbox = answer.newEncryptionKey ? ' Your inbox has a new encryption key; messages to the earlier ones stay readable.' : '';
+    showStatus(`The owner key is replaced: its key id is now ${answer.kid}. ${answer.rebound} device(s) and key(s) were bound to it again.${revoked}${dropped}${lost}${inbox}`);
     $('rotate-done').hidden = false;
     done().catch(() => {});
   } catch (error) {

@@ -1,4 +1,4 @@
-// The /setup#<claim token> page: choose a password, make (or restore from shares) and wrap the owner key here, claim the node, keep the key, sign in.
+// The /setup#<claim token> page: choose a password, make (or restore from shares) and wrap the owner key and the inbox's encryption key here, claim the node, keep the keys, sign in.
 
 import { ApiError, api } from './api.mjs';
 import { audience } from './auth.mjs';
@@ -51,6 +51,9 @@ async function claim(claimToken, password) {
   // A copy of the rebuilt key: importing it below drops its d, and a refused claim may be tried again.
   const { privateJwk, publicJwk } = restored ? { ...restored, privateJwk: { ...restored.privateJwk } } : await generateOwnerKey();
   const { wrappedKey, unlockVerifier } = await wrapPrivateKey(privateJwk, password);
+  // The inbox's encryption key is wrapped under a KEK derived from the owner key's d, so the KEK comes first.
+  const inboxKeys = await import('./inbox-keys.mjs');
+  const encryptionKek = await inboxKeys.encryptionKek(privateJwk);
   // From here on the private scalar exists only inside this non-extractable CryptoKey.
   const signingKey = await importSigningKey(privateJwk);
   const kid = await jwkThumbprint(publicJwk);
@@ -58,12 +61,18 @@ async function claim(claimToken, password) {
   // The key's genesis statement starts its public history; the record signature covers what the node keeps of it.
   const statement = await keyStatement({ signingKey, kid }, { newKid: kid });
   const record = await recordSignature({ signingKey, kid }, { audience: audience(), wrappedKey, unlockVerifier });
+  const encryption = await inboxKeys.newEncryptionKey(encryptionKek, { signingKey, kid });
   showStatus('Claiming this node…');
-  const answer = await api('POST', '/owner', { claim_token: claimToken, public_key: publicJwk, wrapped_key: wrappedKey, unlock_verifier: unlockVerifier, proof, statement, record, ...(restored && { recovery_set: restored.setId }) });
+  const answer = await api('POST', '/owner', {
+    claim_token: claimToken, public_key: publicJwk, wrapped_key: wrappedKey, unlock_verifier: unlockVerifier, proof, statement, record,
+    encryption_key: encryption.body, ...(restored && { recovery_set: restored.setId }),
+  });
   sessionStorage.removeItem(CLAIM);
   if (restored) delete restored.privateJwk.d;
   if (answer.kid !== kid) throw new Error('the node answered with another key id than this key’s');
   saveTrust({ kid });
+  // This browser reads the inbox with the key it made; a key it cannot keep opens again with the password on /account/inbox.
+  await (await import('./inbox-keystore.mjs')).saveEncryptionKey(encryption).catch(() => {});
   showStatus('Making this browser’s own key and signing in…');
   await enrollDevice({ signingKey, kid, publicJwk });
   return { kid, wrappedKey };

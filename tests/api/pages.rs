@@ -5,7 +5,14 @@ use std::path::Path;
 
 use crate::helpers::{Answer, TestNode, TestOwner, spawn_node};
 
-const PAGES: [&str; 5] = ["/", "/setup", "/login", "/account", "/account/totp"];
+const PAGES: [&str; 6] = [
+    "/",
+    "/setup",
+    "/login",
+    "/account",
+    "/account/totp",
+    "/account/inbox",
+];
 
 fn assert_page_headers(answer: &Answer) {
     assert_eq!(answer.status, 200);
@@ -237,6 +244,7 @@ fn each_page_loads_under_sixty_kilobytes_of_scripts_and_styles() {
         "recover",
         "credentials",
         "totp",
+        "inbox",
     ] {
         let entry = format!("{page}.mjs");
         let first = page_modules(&entry, false);

@@ -276,7 +276,7 @@ test('three shares recover the key on a new phone with a new password; the old p
 });
 
 test("a deleted node's identity is restored from shares onto a new data dir, with the same key", async ({ browser, request }, testInfo) => {
-  const before = (await (await request.get(`${node.base}/.well-known/jwks.json`)).json()).keys[0];
+  const before = (await (await request.get(`${node.base}/.well-known/jwks.json`)).json()).keys.find((k) => k.use === 'sig');
   expect(before.kid).toBe(kid);
   const oldDir = node.dataDir;
   // The old node's pages would keep reconnecting to it.
@@ -307,8 +307,10 @@ test("a deleted node's identity is restored from shares onto a new data dir, wit
   expectNoSecrets(sent, shares);
   await shot(page, testInfo, 'setup-restored');
 
-  const after = (await (await request.get(`${node.base}/.well-known/jwks.json`)).json()).keys;
-  expect(after).toHaveLength(1);
+  const published = (await (await request.get(`${node.base}/.well-known/jwks.json`)).json()).keys;
+  // The restored identity's signing key, beside the new inbox key the claim brought.
+  expect(published.map((k) => k.use).sort()).toEqual(['enc', 'sig']);
+  const after = published.filter((k) => k.use === 'sig');
   expect({ kid: after[0].kid, x: after[0].x, y: after[0].y }).toEqual({ kid: before.kid, x: before.x, y: before.y });
   expect((await storedKeys(page))[0]).toMatchObject({ kind: 'device', key: { extractable: false } });
   expect(await node.audit()).toMatch(new RegExp(`owner\\.claimed.*"recovery_set":"${setId}"`));

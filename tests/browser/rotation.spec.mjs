@@ -180,8 +180,13 @@ test('A replaces the owner key; the history verifies with npm jose; the old key 
   await shot(a, testInfo, 'account-rotated');
 
   const body = rotation.postDataJSON();
-  expect(Object.keys(body).sort()).toEqual(['bindings', 'old_unlock_verifier', 'proof', 'public_key', 'record', 'statement', 'unlock_verifier', 'wrapped_key']);
+  expect(Object.keys(body).sort()).toEqual(['bindings', 'encryption_keys', 'old_unlock_verifier', 'proof', 'public_key', 'record', 'statement', 'unlock_verifier', 'wrapped_key']);
   kids.second = await jwkThumbprint(body.public_key);
+  // The inbox's encryption key from the claim, wrapped and bound again by the new key; a routine rotation adds none.
+  const encKid = (await (await fetch(`${node.base}/.well-known/jwks.json`)).json()).keys.find((k) => k.use === 'enc').kid;
+  expect(body.encryption_keys.map((k) => k.kid)).toEqual([encKid]);
+  const encBinding = await verified(body.encryption_keys[0].binding, body.public_key);
+  expect(encBinding.header).toEqual({ alg: 'ES384', typ: 'siteid-enc-key+jwt', kid: kids.second });
   expect(kids.second).not.toBe(kids.first);
   const statement = await verified(body.statement, oldKey.publicJwk);
   expect(statement.header).toEqual({ alg: 'ES384', typ: 'siteid-key-statement+jwt', kid: kids.first });
@@ -201,7 +206,7 @@ test('A replaces the owner key; the history verifies with npm jose; the old key 
   }
 
   const jwks = await (await fetch(`${node.base}/.well-known/jwks.json`)).json();
-  expect(jwks.keys.map((k) => k.kid)).toEqual([kids.second]);
+  expect(jwks.keys.map((k) => k.kid)).toEqual([kids.second, encKid]);
   const history = await (await fetch(`${node.base}/.well-known/siteid/keys.json`)).json();
   expect(history.keys.map((k) => k.kid)).toEqual([kids.first, kids.second]);
   expect((await verified(history.keys[0].statement, history.keys[0].jwk)).claims.reason).toBe('genesis');

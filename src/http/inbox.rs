@@ -331,13 +331,15 @@ struct EncryptionKeyEntry {
     retired_at: Option<i64>,
 }
 
-/// `GET /api/v1/owner/encryption-keys` (capability `inbox`) → `{"keys":[...]}`, the current key
-/// first, each with its wrapped private key.
+/// `GET /api/v1/owner/encryption-keys` (capability `inbox`, or `owner`, which a rotation needs)
+/// → `{"keys":[...]}`, the current key first, each with its wrapped private key.
 pub async fn encryption_keys(
     state: web::Data<AppState>,
     signed_in: SignedIn,
 ) -> Result<HttpResponse, Problem> {
-    signed_in.require(Capability::Inbox)?;
+    signed_in
+        .require(Capability::Inbox)
+        .or_else(|_| signed_in.require(Capability::Owner))?;
     let keys: Vec<EncryptionKeyEntry> = state
         .credentials
         .encryption_keys()

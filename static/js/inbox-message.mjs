@@ -19,8 +19,10 @@ export const MESSAGE_TYP = 'siteid-message+jwt';
 /** How far ahead of the reader's clock a signed message's iat may be, in seconds. */
 export const MAX_IAT_AHEAD = 300;
 
-const MESSAGE_HEADER_MEMBERS = ['alg', 'enc', 'kid', 'epk', 'cty'];
-const GENERAL_MEMBERS = ['protected', 'unprotected', 'recipients', 'iv', 'ciphertext', 'tag'];
+const MESSAGE_HEADER_MEMBERS = ['alg', 'enc', 'kid', 'epk', 'apu', 'apv', 'typ', 'cty'];
+const GENERAL_MEMBERS = ['protected', 'unprotected', 'recipients', 'iv', 'ciphertext', 'tag', 'aad'];
+/** The most bytes apu and apv may decode to, as the node accepts them. */
+const MAX_PARTY_INFO_LEN = 64;
 const RECIPIENT_MEMBERS = ['header', 'encrypted_key'];
 const EPK_MEMBERS = ['kty', 'crv', 'x', 'y'];
 const BODY_MEMBERS = ['subject', 'text', 'content_type'];
@@ -59,19 +61,21 @@ function messageBytes(name, text, min, max = min) {
   return b;
 }
 
-/** The Concat KDF of RFC 7518 §4.6.2 (SHA-256, empty apu and apv) over the shared secret z for algorithmId. */
-async function concatKdf(z, algorithmId, bits = 256) {
+/** The Concat KDF of RFC 7518 §4.6.2 (SHA-256) over the shared secret z for algorithmId, PartyUInfo apu and PartyVInfo apv. */
+async function concatKdf(z, algorithmId, apu = new Uint8Array(0), apv = new Uint8Array(0), bits = 256) {
   const id = utf8(algorithmId);
   const rounds = Math.ceil(bits / 256);
   const out = new Uint8Array(rounds * 32);
-  const input = new Uint8Array(4 + z.length + 4 + id.length + 4 + 4 + 4);
+  const input = new Uint8Array(4 + z.length + 4 + id.length + 4 + apu.length + 4 + apv.length + 4);
   const view = new DataView(input.buffer);
   let at = 4;
   input.set(z, at);
   at += z.length;
-  view.setUint32(at, id.length);
-  input.set(id, at + 4);
-  at += 4 + id.length + 8;
+  for (const field of [id, apu, apv]) {
+    view.setUint32(at, field.length);
+    input.set(field, at + 4);
+    at += 4 + field.length;
+  }
   view.setUint32(at, bits);
   try {
     for (let round = 1; round <= rounds; round++) {
@@ -85,10 +89,10 @@ async function concatKdf(z, algorithmId, bits = 256) {
 }
 
 /** The Concat KDF key of an ECDH-ES agreement: the KEK (ECDH-ES+A256KW) or the CEK (ECDH-ES), as raw bytes (shared with sending). */
-export async function agreedKey(privateKey, publicKey, alg) {
+export async function agreedKey(privateKey, publicKey, alg, apu = undefined, apv = undefined) {
   const z = new Uint8Array(await subtle.deriveBits({ name: 'ECDH', public: publicKey }, privateKey, 384));
   try {
-    return await concatKdf(z, alg === ECDH_ES ? ENC : alg);
+    return await concatKdf(z, alg === ECDH_ES ? ENC : alg, apu, apv);
   } finally {
     z.fill(0);
   }
@@ -145,7 +149,13 @@ function generalParts(json) {
   }
   for (const k of ['iv', 'ciphertext', 'tag']) if (typeof json[k] !== 'string') fail('malformed', `the message member ${k} must be a string`);
   if (Object.hasOwn(recipient, 'encrypted_key') && typeof recipient.encrypted_key !== 'string') fail('malformed', 'the encrypted_key must be a string');
-  return { headers, aad: json.protected ?? '', encryptedKey: recipient.encrypted_key, iv: json.iv, ciphertext: json.ciphertext, tag: json.tag };
+  // RFC 7516 §5.1: the additional data is the protected header, and ".aad" when there is an aad.
+  let aad = json.protected ?? '';
+  if (Object.hasOwn(json, 'aad')) {
+    messageBytes('aad', json.aad, 1, null);
+    aad += `.${json.aad}`;
+  }
+  return { headers, aad, encryptedKey: recipient.encrypted_key, iv: json.iv, ciphertext: json.ciphertext, tag: json.tag };
 }
 
 /** Merges disjoint headers and checks every member of a message's JOSE header. */
@@ -163,7 +173,10 @@ function checkHeader(headers) {
   if (header.alg !== ECDH_ES_A256KW && header.alg !== ECDH_ES) fail('unsupported', `the alg must be ${ECDH_ES_A256KW} or ${ECDH_ES}`);
   if (header.enc !== ENC) fail('unsupported', `the enc must be ${ENC}`);
   if (typeof header.kid !== 'string' || header.kid === '') fail('malformed', 'the kid must be a non-empty string');
-  if (Object.hasOwn(header, 'cty') && (typeof header.cty !== 'string' || header.cty === '')) fail('malformed', 'the cty must be a non-empty string');
+  for (const name of ['typ', 'cty']) {
+    if (Object.hasOwn(header, name) && (typeof header[name] !== 'string' || header[name] === '' || header[name].length > 64)) fail('malformed', `the ${name} must be a string of 1 to 64 characters`);
+  }
+  for (const name of ['apu', 'apv']) if (Object.hasOwn(header, name)) messageBytes(name, header[name], 0, MAX_PARTY_INFO_LEN);
   const { epk } = header;
   if (!isObject(epk)) fail('malformed', 'the epk must be a JWK object');
   for (const k of Object.keys(epk)) if (!EPK_MEMBERS.includes(k)) fail('malformed', `the epk member ${k} is not accepted`);
@@ -202,7 +215,8 @@ export async function decryptMessage(privateKey, jwe) {
   } catch {
     fail('malformed', 'the epk is not a point on P-384');
   }
-  const derived = await agreedKey(privateKey, epk, header.alg);
+  const party = (name) => (Object.hasOwn(header, name) ? messageBytes(name, header[name], 0, MAX_PARTY_INFO_LEN) : undefined);
+  const derived = await agreedKey(privateKey, epk, header.alg, party('apu'), party('apv'));
   let cek;
   try {
     if (kw) {

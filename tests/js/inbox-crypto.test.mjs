@@ -259,7 +259,8 @@ test('decryptMessage refuses a wrong enc, two recipients, flattened JSON, unknow
   const compact = await inbox.encryptMessage(enc.publicJwk, utf8('hi'));
   const header = partJson(compact, 0);
   const refused = [
-    [{ ...header, typ: 'JWE' }, /typ/],
+    [{ ...header, typ: '' }, /typ/],
+    [{ ...header, apu: 'A'.repeat(90) }, /apu/],
     [{ ...header, jku: 'https://evil.example/jwks' }, /jku/],
     [{ ...header, alg: 'ECDH-ES+A128KW' }, /alg/],
     [{ ...header, kid: 7 }, /kid/],
@@ -271,7 +272,7 @@ test('decryptMessage refuses a wrong enc, two recipients, flattened JSON, unknow
     await assert.rejects(inbox.decryptMessage(opened.privateKey, withHeader(compact, bad)), (e) => e instanceof inbox.InboxError && reason.test(e.message), JSON.stringify(bad));
   }
   await assert.rejects(inbox.decryptMessage(opened.privateKey, `${compact}.x`), isInbox('malformed', /five parts/));
-  await assert.rejects(inbox.decryptMessage(opened.privateKey, { ...two, recipients: [two.recipients[0]], aad: 'eA' }), isInbox('malformed', /aad/));
+  await assert.rejects(inbox.decryptMessage(opened.privateKey, { ...two, recipients: [two.recipients[0]], aad: '' }), isInbox('malformed', /aad/));
   const noKey = compact.split('.');
   noKey[1] = '';
   await assert.rejects(inbox.decryptMessage(opened.privateKey, noKey.join('.')), isInbox('malformed', /encrypted key/));
@@ -407,5 +408,26 @@ test('siteOrigin accepts bare http(s) origins only, normalised', () => {
   for (const [input, origin] of accepted) assert.equal(inbox.siteOrigin(input), origin, input);
   for (const refused of ['https://example.org/blog', 'https://example.org/?', 'https://example.org/#x', 'https://u:p@example.org', 'ftp://example.org', ' https://example.org', 'example.org', '', null]) {
     assert.equal(inbox.siteOrigin(refused), null, String(refused));
+  }
+});
+
+test('messages with apu and apv, a typ, or general JSON with aad, as npm jose makes them, decrypt as the node accepts them', async () => {
+  const { enc, opened } = keys;
+  const recipientKey = await jose.importJWK(enc.publicJwk, 'ECDH-ES+A256KW');
+  for (const alg of ['ECDH-ES+A256KW', 'ECDH-ES']) {
+    const withParties = await new jose.CompactEncrypt(utf8('with parties'))
+      .setProtectedHeader({ alg, enc: 'A256GCM', kid: enc.kid, typ: 'JWE' })
+      .setKeyManagementParameters({ apu: utf8('Alice'), apv: utf8('Bob') })
+      .encrypt(recipientKey);
+    assert.equal(text(await inbox.decryptMessage(opened.privateKey, withParties)), 'with parties');
+    const withAad = await new jose.GeneralEncrypt(utf8('with aad'))
+      .setProtectedHeader({ enc: 'A256GCM' })
+      .setAdditionalAuthenticatedData(utf8('context'))
+      .addRecipient(recipientKey)
+      .setUnprotectedHeader({ alg, kid: enc.kid })
+      .encrypt();
+    assert.equal(text(await inbox.decryptMessage(opened.privateKey, withAad)), 'with aad');
+    const altered = { ...withAad, aad: encode(utf8('other')) };
+    await assert.rejects(inbox.decryptMessage(opened.privateKey, altered), isInbox('undecryptable'));
   }
 });

@@ -21,8 +21,9 @@ use crate::store::{Store, StoreError};
 
 /// The length of a rate window, in seconds.
 pub const RATE_WINDOW: i64 = 60;
-/// The most clients one rate window tracks; past it, new clients are refused as if the
-/// node-wide rate were used up (the map cannot grow without bound).
+/// The most clients (and networks) one rate window tracks. Past it, a new client is not tracked
+/// (the map cannot grow without bound) and only the node-wide rate, which counts well-formed
+/// messages alone, applies to it: many addresses sending junk cannot shut others out.
 const MAX_TRACKED_CLIENTS: usize = 65_536;
 /// The most messages one page lists.
 pub const MAX_PAGE: u32 = 100;
@@ -32,7 +33,7 @@ const ID_BYTES: usize = 16;
 /// Why a message was not stored.
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {
-    /// Over a rate: `scope` is `client` or `node`; retry after this many seconds.
+    /// Over a rate: `scope` is `client`, `network` or `node`; retry after this many seconds.
     #[error("too many messages")]
     RateLimited {
         scope: &'static str,
@@ -107,14 +108,19 @@ impl Inbox {
         {
             return Err(limited("network"));
         }
-        let untracked = !window.by_client.contains_key(&client_key)
-            && window.by_client.len() >= MAX_TRACKED_CLIENTS;
-        if window.total >= self.settings.per_minute || untracked {
+        if window.total >= self.settings.per_minute {
             return Err(limited("node"));
         }
         window.total += 1;
-        *window.by_client.entry(client_key).or_insert(0) += 1;
-        *window.by_network.entry(network_key).or_insert(0) += 1;
+        let window = &mut *window;
+        for (map, key) in [
+            (&mut window.by_client, client_key),
+            (&mut window.by_network, network_key),
+        ] {
+            if map.len() < MAX_TRACKED_CLIENTS || map.contains_key(&key) {
+                *map.entry(key).or_insert(0) += 1;
+            }
+        }
         Ok(())
     }
 
@@ -415,6 +421,22 @@ mod tests {
             inbox.admit(ip("127.0.0.3"), now),
             Err(ReceiveError::RateLimited { scope: "node", .. })
         ));
+    }
+
+    #[test]
+    fn past_the_tracked_clients_only_the_node_wide_rate_applies() {
+        let inbox = inbox(1, 10);
+        let now = 1_800_000_000;
+        {
+            let mut window = inbox.window.lock().unwrap();
+            window.started_at = now;
+            for n in 0..MAX_TRACKED_CLIENTS {
+                window.by_client.insert(format!("junk-{n}"), 1);
+            }
+        }
+        assert!(inbox.admit(ip("127.0.0.1"), now).is_ok());
+        assert!(inbox.admit(ip("127.0.0.1"), now).is_ok(), "untracked");
+        assert_eq!(inbox.window.lock().unwrap().total, 2);
     }
 
     #[test]

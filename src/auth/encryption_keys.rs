@@ -461,6 +461,9 @@ pub fn apply_rotation(
             now + RETIRED_KEY_GRACE
         };
         store::make_current(tx, row, receives_until)?;
+        if changes.compromised {
+            store::stop_receiving_retired(tx, now)?;
+        }
         let event = AuditEvent::EncryptionKeyAdded {
             kid: row.kid.clone(),
             retired,

@@ -133,7 +133,7 @@ fn recipient(origin: &str) -> Result<Recipient, Failure> {
     let kid = match key.get("kid") {
         None => public.thumbprint(),
         Some(Value::String(kid))
-            if !kid.is_empty() && kid.len() <= 128 && !kid.chars().any(char::is_control) =>
+            if !kid.is_empty() && kid.len() <= 128 && printable(kid) == *kid =>
         {
             kid.clone()
         }
@@ -261,12 +261,19 @@ fn send(args: &SendArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Text from another site as it may reach a terminal: control characters (escape sequences)
-/// shown as `?`, and at most 500 characters.
+/// Text from another site as it may reach a terminal: control characters (escape sequences) and
+/// bidirectional overrides shown as `?`, and at most 500 characters.
 fn printable(text: &str) -> String {
+    let reorders = |c: char| matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
     text.chars()
         .take(500)
-        .map(|c| if c.is_control() { '?' } else { c })
+        .map(|c| {
+            if c.is_control() || reorders(c) {
+                '?'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -278,5 +285,6 @@ mod tests {
     fn another_sites_text_reaches_the_terminal_without_escape_sequences() {
         assert_eq!(printable("id\u{1b}[2Jx\n"), "id?[2Jx?");
         assert_eq!(printable(&"a".repeat(600)).len(), 500);
+        assert_eq!(printable("gnp.\u{202e}exe"), "gnp.?exe");
     }
 }

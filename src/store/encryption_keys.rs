@@ -95,3 +95,14 @@ pub fn delete(connection: &Connection, kid: &str) -> Result<(), StoreError> {
     connection.execute("DELETE FROM encryption_key WHERE kid = ?1", params![kid])?;
     Ok(())
 }
+
+/// Stops every retired key receiving from `now` on (a compromise: the old owner key opens them
+/// all).
+pub fn stop_receiving_retired(connection: &Connection, now: i64) -> Result<(), StoreError> {
+    connection.execute(
+        "UPDATE encryption_key SET receives_until = min(coalesce(receives_until, ?1), ?1)
+         WHERE retired_at IS NOT NULL",
+        params![now],
+    )?;
+    Ok(())
+}

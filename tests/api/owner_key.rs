@@ -1065,3 +1065,38 @@ fn a_reset_waits_like_a_password_unlock_while_the_node_wide_window_is_full() {
     let answer = node.request_from("127.0.97.1", "POST", ROTATE, Some(&token), Some(&body));
     assert_eq!(answer.status, 200, "{}", answer.body);
 }
+
+#[test]
+fn a_compromise_stops_every_older_encryption_key_receiving() {
+    let (_dir, node) = spawn_node();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let (token, _) = node.login_stepped_up(&owner);
+    // A second key retires the first, which keeps receiving for its grace.
+    let second = OwnerPrivateKey::generate();
+    let body = owner.encryption_key_body(&second, now());
+    let answer = node.call(
+        "PUT",
+        "/api/v1/owner/encryption-key",
+        Some(&token),
+        Some(&body),
+        &[],
+    );
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let message_to = |key: &OwnerPrivateKey| {
+        let message =
+            siteid::jose::ecdh::encrypt_compact(key.public_key().point(), &kid_of(key), b"x", None);
+        node.post_json("/api/v1/inbox", &json!({ "message": message }))
+    };
+    assert_eq!(message_to(&owner.encryption).status, 201);
+    // A compromise brings a third key: neither older key receives any more.
+    let rotation = Rotation::with_reason(&node, &owner.key, 1, &[], Reason::Compromise);
+    let answer = node.call("POST", ROTATE, Some(&token), Some(&rotation.body), &[]);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    for old in [&owner.encryption, &second] {
+        assert_eq!(
+            message_to(old).problem(422)["type"],
+            "urn:siteid:problem:unknown-encryption-key"
+        );
+    }
+}

@@ -31,11 +31,16 @@ pub struct JwksKey {
     pub key_use: &'static str,
 }
 
-/// The JWKS document: the owner signing key, and the current encryption key when there is one.
-pub fn jwks_body(key: &OwnerPublicKey, encryption_key: Option<&EncryptionKey>) -> String {
+/// The JWKS document: the owner signing key (whose kid, its thumbprint, the caller has computed
+/// once), and the current encryption key when there is one.
+pub fn jwks_body(
+    key: &OwnerPublicKey,
+    kid: &str,
+    encryption_key: Option<&EncryptionKey>,
+) -> String {
     let signing = JwksKey {
         jwk: key.to_jwk(),
-        kid: key.thumbprint(),
+        kid: kid.to_owned(),
         alg: "ES384",
         key_use: "sig",
     };
@@ -142,7 +147,11 @@ pub async fn jwks(
     let key = owner_key(&state).await?;
     let encryption_keys = state.credentials.encryption_keys();
     let current = encryption_keys.current();
-    let mut response = public_document(&request, JWK_SET_JSON, jwks_body(&key.public, current));
+    let mut response = public_document(
+        &request,
+        JWK_SET_JSON,
+        jwks_body(&key.public, &key.kid, current),
+    );
     if current.is_some() {
         // Where messages to the encryption key go (Linked Data Notifications' inbox relation).
         let link = format!(

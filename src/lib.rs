@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod inbox;
+pub mod indieauth;
 pub mod jose;
 pub mod keys;
 pub mod limits;

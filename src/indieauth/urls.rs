@@ -1,5 +1,5 @@
-//! The URLs of IndieAuth (living standard, revision of 11 July 2024): checking a client
-//! identifier (§3.2) and a user profile URL (§3.3) strictly, canonicalizing what a user types
+//! The URLs of IndieAuth (living standard, revision of 11 July 2024): checking a user profile
+//! URL (§3.2) and a client identifier (§3.3) strictly, canonicalizing what a user types
 //! (§3.4), and whether a redirect URL is on its client's own scheme, host and port (§4.2.2).
 //! Pure functions; nothing here fetches anything.
 
@@ -31,9 +31,19 @@ pub enum UrlError {
     Query,
 }
 
+/// The authority of `text` as written (user information, host and port), which the URL parser
+/// would repair: it drops an empty `@` and reads `2130706433` or `0x7f.1` as 127.0.0.1.
+fn raw_authority(text: &str) -> Option<&str> {
+    let after_scheme = text.split_once("://")?.1;
+    let end = after_scheme
+        .find(['/', '?', '#'])
+        .unwrap_or(after_scheme.len());
+    Some(&after_scheme[..end])
+}
+
 /// Checks the parts of `text` that the URL parser would quietly repair: `.` and `..` segments
-/// (which it removes), a fragment marker and user information. A URL without a path is read
-/// with the path `/`, as §3.4 says every URL without one must be.
+/// (which it removes), a fragment marker and user information (even an empty one). A URL
+/// without a path is read with the path `/`, as §3.4 says every URL without one must be.
 fn check_raw(text: &str) -> Result<Url, UrlError> {
     if text.len() > MAX_URL_LEN {
         return Err(UrlError::TooLong);
@@ -42,7 +52,8 @@ fn check_raw(text: &str) -> Result<Url, UrlError> {
     if !matches!(url.scheme(), "https" | "http") {
         return Err(UrlError::Scheme);
     }
-    if !url.username().is_empty() || url.password().is_some() {
+    let authority = raw_authority(text).ok_or(UrlError::NotAbsolute)?;
+    if !url.username().is_empty() || url.password().is_some() || authority.contains('@') {
         return Err(UrlError::Credentials);
     }
     if url.fragment().is_some() || text.contains('#') {
@@ -71,22 +82,33 @@ fn check_raw(text: &str) -> Result<Url, UrlError> {
     Ok(url)
 }
 
-/// Checks a client identifier (§3.2): https or http, a path (`/` when none is written), no
+/// Checks a client identifier (§3.3): https or http, a path (`/` when none is written), no
 /// `.`/`..` segments, a query
 /// allowed, no fragment, no user or password, a port allowed, and a domain name as host (or
 /// the loopback addresses 127.0.0.1 and [::1], which the standard allows for clients).
 pub fn check_client_id(text: &str) -> Result<Url, UrlError> {
     let url = check_raw(text)?;
+    // An address must be written exactly 127.0.0.1 or [::1], not in a form the parser reads
+    // as one (2130706433, 0x7f.1, [0:0::1]).
+    let written_host = raw_authority(text)
+        .map(|authority| match authority.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+                host
+            }
+            _ => authority,
+        })
+        .unwrap_or_default();
     match url.host() {
         Some(Host::Domain(_)) => {}
-        Some(Host::Ipv4(ip)) if ip == std::net::Ipv4Addr::LOCALHOST => {}
-        Some(Host::Ipv6(ip)) if ip == std::net::Ipv6Addr::LOCALHOST => {}
+        Some(Host::Ipv4(ip))
+            if ip == std::net::Ipv4Addr::LOCALHOST && written_host == "127.0.0.1" => {}
+        Some(Host::Ipv6(ip)) if ip == std::net::Ipv6Addr::LOCALHOST && written_host == "[::1]" => {}
         _ => return Err(UrlError::AddressHost),
     }
     Ok(url)
 }
 
-/// Checks a user profile URL (§3.3): as a client identifier, but the host must be a domain name
+/// Checks a user profile URL (§3.2): as a client identifier, but the host must be a domain name
 /// (no address at all), and there is no port.
 pub fn check_profile_url(text: &str) -> Result<Url, UrlError> {
     let url = check_raw(text)?;
@@ -165,6 +187,10 @@ mod tests {
             ("https://10.0.0.1/", UrlError::AddressHost),
             ("https://[2001:db8::1]/", UrlError::AddressHost),
             ("http://127.0.0.2/", UrlError::AddressHost),
+            ("http://2130706433/", UrlError::AddressHost),
+            ("http://0x7f.1/", UrlError::AddressHost),
+            ("http://[0:0::1]/", UrlError::AddressHost),
+            ("https://@example.com/", UrlError::Credentials),
         ];
         for (bad, error) in cases {
             assert_eq!(check_client_id(bad), Err(error), "{bad}");

@@ -1,35 +1,11 @@
 // The inbox's encryption keys this browser opened: non-extractable ECDH P-384 CryptoKeys (deriveBits only) by kid, in an IndexedDB database of their own that signing out and forgetting the device delete.
 
+import { drop, withObjectStore } from './keystore.mjs';
+
 const DB = 'siteid-inbox';
 const STORE = 'encryption-keys';
 
-function done(request) {
-  return new Promise((resolve, reject) => {
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-}
-
-async function withStore(mode, use) {
-  const request = indexedDB.open(DB, 1);
-  request.onupgradeneeded = () => request.result.createObjectStore(STORE);
-  const db = await done(request);
-  // Signing out or forgetting the device in another tab deletes the database instead of waiting for us.
-  db.onversionchange = () => db.close();
-  try {
-    const tx = db.transaction(STORE, mode);
-    const finished = new Promise((resolve, reject) => {
-      tx.oncomplete = resolve;
-      tx.onerror = () => reject(tx.error);
-      tx.onabort = () => reject(tx.error ?? new Error('the IndexedDB transaction was aborted'));
-    });
-    const result = await done(use(tx.objectStore(STORE)));
-    await finished;
-    return result;
-  } finally {
-    db.close();
-  }
-}
+const withStore = (mode, use) => withObjectStore(DB, STORE, mode, use);
 
 /** Whether a value is a private ECDH P-384 CryptoKey that cannot be exported and only derives bits. */
 function isKeptKey(key) {
@@ -62,9 +38,5 @@ export async function loadEncryptionKeys() {
 
 /** Deletes every encryption key this browser keeps, with their database. */
 export function forgetEncryptionKeys() {
-  return new Promise((resolve, reject) => {
-    const request = indexedDB.deleteDatabase(DB);
-    request.onsuccess = request.onblocked = resolve;
-    request.onerror = () => reject(request.error);
-  });
+  return drop(DB);
 }

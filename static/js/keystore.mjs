@@ -11,31 +11,28 @@ function done(request) {
   });
 }
 
-async function open() {
-  const request = indexedDB.open(DB, 1);
-  request.onupgradeneeded = () => request.result.createObjectStore(STORE);
+/** use(store) in one transaction on a one-store database; closes it after, or when another tab deletes it. */
+export async function withObjectStore(name, store, mode, use) {
+  const request = indexedDB.open(name, 1);
+  request.onupgradeneeded = () => request.result.createObjectStore(store);
   const db = await done(request);
-  // Let "forget this device" in another tab delete the database instead of waiting for us.
   db.onversionchange = () => db.close();
-  return db;
-}
-
-async function withStore(mode, use) {
-  const db = await open();
   try {
-    const tx = db.transaction(STORE, mode);
+    const tx = db.transaction(store, mode);
     const finished = new Promise((resolve, reject) => {
       tx.oncomplete = resolve;
       tx.onerror = () => reject(tx.error);
       tx.onabort = () => reject(tx.error ?? new Error('the IndexedDB transaction was aborted'));
     });
-    const result = await done(use(tx.objectStore(STORE)));
+    const result = await done(use(tx.objectStore(store)));
     await finished;
     return result;
   } finally {
     db.close();
   }
 }
+
+const withStore = (mode, use) => withObjectStore(DB, STORE, mode, use);
 
 /**
  * The stored {signingKey, kid, publicJwk, credentialId, kind}, or null when this device holds no usable key. kind is
@@ -60,7 +57,7 @@ export async function saveKey({ signingKey, kid, publicJwk, credentialId, kind }
 }
 
 /** Deletes a database (once another tab that has it open lets go). */
-function drop(name) {
+export function drop(name) {
   return new Promise((resolve, reject) => {
     const request = indexedDB.deleteDatabase(name);
     request.onsuccess = request.onblocked = resolve;

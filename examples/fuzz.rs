@@ -1,7 +1,8 @@
 //! Property-based fuzzing of every parser that reads untrusted input: compact JWS, the wrapped-key
 //! JWE and a passkey's PRF copy, the inbox's encrypted messages, JWKs, the recovery share text, the strict JSON body extractor, WebSocket messages,
 //! base64url, and the credential keys and signatures people bring (public keys as JWK, PEM, DER
-//! and OpenSSH lines; SSH signatures; pasted openssl signatures; private key files). Each target
+//! and OpenSSH lines; SSH signatures; pasted openssl signatures; private key files), and what an
+//! IndieAuth client publishes at its client_id URL (JSON metadata or an HTML h-app). Each target
 //! must accept or refuse without panicking and keep its round-trip properties. Run with
 //! `scripts/fuzz [SECONDS]`; docs/fuzzing.md explains the driver.
 //!
@@ -37,6 +38,9 @@ use siteid::http::auth::ProofBody;
 use siteid::http::owner::{ClaimBody, ReplaceWrappedKeyBody};
 use siteid::http::recovery::NewSetBody;
 use siteid::http::unlock::UnlockBody;
+use siteid::indieauth::client_page::{
+    ClientInfo, ClientPageError, MAX_NAME_CHARS, MAX_REDIRECT_URIS, read_client_page,
+};
 use siteid::jose::b64;
 use siteid::jose::ecdh::{self, DecryptError, EncryptOptions, Envelope};
 use siteid::jose::jwe::{self, Kek, KwWrappedKey, WrappedKey};
@@ -73,7 +77,7 @@ const AUDIENCE: &str = "https://id.example";
 #[command(
     about = "Fuzzes siteid's parsers of untrusted input",
     after_help = "Targets: jws, jwe, prf_jwe, inbox_message, jwk, share, json, ws, b64, \
-                  public_key, spki, sshsig, paste, private_key (all by default)."
+                  public_key, spki, sshsig, paste, private_key, client_page (all by default)."
 )]
 struct Args {
     /// Seconds to run each target.
@@ -277,6 +281,15 @@ const TARGETS: &[Target] = &[
         alphabet: KEY_ALPHABET,
         finish: Some(private_key_finish),
         check: private_key_check,
+    },
+    Target {
+        name: "client_page",
+        shape: Shape::Json,
+        hidden: false,
+        seeds: client_page_seeds,
+        alphabet: CLIENT_PAGE_ALPHABET,
+        finish: Some(client_page_finish),
+        check: client_page_check,
     },
     Target {
         name: SELFTEST,
@@ -3666,6 +3679,204 @@ fn check_sec1(fields: &[Der], public: &PublicKey) -> Result<Option<&'static str>
         return Ok(Some("a SEC1 scalar shorter than its curve's size"));
     }
     Ok(None)
+}
+
+// --- client_page ---------------------------------------------------------------------------
+
+/// The client identifier the client_page target asks for, and the URL its pages come from.
+const CLIENT_PAGE_ID: &str = "https://app.example/";
+const CLIENT_PAGE_URL: &str = "https://app.example/about/page";
+const CLIENT_PAGE_ALPHABET: &str = "<>/=\"' !-&#;:.?abcdehilmnprstuxy0123456789{}[],";
+/// Markup that the client_page finish step splices in.
+const CLIENT_PAGE_TOKENS: &[&str] = &[
+    "<div class=\"h-app\">",
+    "<div class=h-x-app>",
+    "</div>",
+    "<div>",
+    "<span class=\"p-name\">",
+    "</span>",
+    "<a class=\"u-url\" href=\"/\">",
+    "<a class=\"p-name u-url h-card\" href=\"//other.example/x\">",
+    "</a>",
+    "<img class=\"u-logo\" src=\"../logo.png\" alt=\"Logo\">",
+    "<img class=u-logo src=data:x alt=x>",
+    "<link rel=\"redirect_uri\" href=\"/cb\">",
+    "<link rel=redirect_uri href=javascript:alert(1)>",
+    "<a rel=\"me redirect_uri\" href='cb#frag'>",
+    "<!--",
+    "-->",
+    "--!>",
+    "<!-->",
+    "<script>",
+    "</script>",
+    "</scrip",
+    "<style>",
+    "<title>",
+    "</title>",
+    "<textarea>",
+    "<br/>",
+    "<!doctype html>",
+    "<?xml?>",
+    "</>",
+    "&amp;",
+    "&#39;",
+    "&#x110000;",
+    "&#0;",
+    "&#",
+    "&quot;",
+    "\u{202e}",
+    "\"client_id\":\"https://app.example/\",",
+    "\"client_uri\":\"https://app.example\",",
+    "\"redirect_uris\":[\"https://app.example/cb\"],",
+    "\"token_endpoint_auth_method\":\"client_secret_basic\",",
+];
+
+fn client_page_seeds(_: &Fixtures) -> Vec<Vec<u8>> {
+    let documents = [
+        json!({
+            "client_id": CLIENT_PAGE_ID, "client_name": "Example App",
+            "client_uri": CLIENT_PAGE_ID, "logo_uri": "https://cdn.example/logo.png",
+            "redirect_uris": ["https://app.example/callback", "com.example.app:/cb"],
+            "token_endpoint_auth_method": "none",
+        }),
+        json!({"client_id": CLIENT_PAGE_ID}),
+        json!({"client_id": CLIENT_PAGE_ID, "redirect_uris": [], "scope": "create"}),
+    ];
+    let mut seeds: Vec<Vec<u8>> = documents
+        .iter()
+        .map(|d| d.to_string().into_bytes())
+        .collect();
+    for page in [
+        "<!doctype html><html><head><title>App</title>\
+         <link rel=\"redirect_uri\" href=\"/callback\"></head><body>\
+         <div class=\"h-app\"><img class=\"u-logo\" src=\"/logo.png\" alt=\"Logo\">\
+         <a class=\"p-name u-url\" href=\"/\">Example &amp; App</a></div></body></html>",
+        "<div class=h-x-app><div><span class=p-name>Nested <b>name</b></span></div>\
+         <div class=\"p-author h-card\"><a class=u-url href=https://author.example/>me</a></div>\
+         <img class=u-logo src=icon.svg alt='Icon'></div>",
+        "<!-- <div class=h-app> --><script>'<div class=h-app>'</script>\
+         <a rel=redirect_uri href='https://app.example/cb?x=1&amp;y=2'>cb</a>",
+    ] {
+        seeds.push(page.as_bytes().to_vec());
+    }
+    seeds
+}
+
+/// Splices markup or JSON members into the input now and then, so that mutated pages keep
+/// reaching the h-app and link readers.
+fn client_page_finish(_: &Fixtures, rng: &mut StdRng, mut input: Vec<u8>) -> Vec<u8> {
+    for _ in 0..rng.gen_range(0..3) {
+        let at = rng.gen_range(0..=input.len());
+        let token = pick(rng, CLIENT_PAGE_TOKENS).as_bytes();
+        input.splice(at..at, token.iter().copied());
+    }
+    input
+}
+
+/// What any read page must satisfy: web URLs only, a clean short name, distinct usable
+/// redirect URIs within the limit.
+fn check_client_info(info: &ClientInfo, how: &str) -> Result<(), Broken> {
+    for url in [&info.url, &info.logo].into_iter().flatten() {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("{how}: a URL is not http or https"));
+        }
+    }
+    if let Some(name) = &info.name {
+        let clean = name.chars().count() <= MAX_NAME_CHARS
+            && !name.is_empty()
+            && name.trim() == name
+            && !name.contains("  ")
+            && !name
+                .chars()
+                .any(|c| c.is_control() || (c.is_whitespace() && c != ' '));
+        if !clean {
+            return Err(format!("{how}: the name is not cleaned"));
+        }
+    }
+    if info.redirect_uris.len() > MAX_REDIRECT_URIS {
+        return Err(format!(
+            "{how}: more than {MAX_REDIRECT_URIS} redirect URIs"
+        ));
+    }
+    for (i, uri) in info.redirect_uris.iter().enumerate() {
+        if info.redirect_uris[..i].contains(uri) {
+            return Err(format!("{how}: a redirect URI is listed twice"));
+        }
+        let usable = url::Url::parse(uri).is_ok_and(|url| {
+            url.fragment().is_none() && !matches!(url.scheme(), "javascript" | "data")
+        });
+        if !usable {
+            return Err(format!(
+                "{how}: a redirect URI is not a usable absolute URL"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The members of a client metadata document the client_page target checks on its own.
+#[derive(serde::Deserialize)]
+struct MetadataCore {
+    client_id: String,
+    token_endpoint_auth_method: Option<String>,
+}
+
+fn client_page_check(_: &Fixtures, input: &[u8]) -> Result<Verdict, Broken> {
+    let base = url::Url::parse(CLIENT_PAGE_URL).map_err(|e| e.to_string())?;
+    // As HTML (with the input also as a Link header), never refused below the size limit.
+    let links = [text_of(input)];
+    let page = read_client_page(CLIENT_PAGE_ID, &base, Some("text/html"), &links, input)
+        .map_err(|e| format!("an HTML page was refused: {e}"))?;
+    check_client_info(&page, "html")?;
+    // Without a content type, the body is HTML exactly when it starts with `<`.
+    let sniffed = read_client_page(CLIENT_PAGE_ID, &base, None, &[], input);
+    let starts_with_tag = input
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .unwrap_or(input)
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        == Some(&b'<');
+    match &sniffed {
+        Ok(info) if starts_with_tag => check_client_info(info, "sniffed")?,
+        Err(ClientPageError::UnsupportedType) if !starts_with_tag => {}
+        _ => return Err("sniffing disagrees with the body's first character".into()),
+    }
+    // As a JSON client metadata document.
+    let html_label = if page.name.is_some() || page.url.is_some() || page.logo.is_some() {
+        "h-app"
+    } else {
+        "no h-app"
+    };
+    match read_client_page(CLIENT_PAGE_ID, &base, Some("application/json"), &[], input) {
+        Ok(info) => {
+            check_client_info(&info, "json")?;
+            // A reader independent of the module's: serde's derive (unknown members skipped
+            // without a depth limit, as the module skips them).
+            let unmarked = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+            let core: MetadataCore = serde_json::from_slice(unmarked)
+                .map_err(|_| "accepted a document serde_json cannot read")?;
+            if core.client_id != CLIENT_PAGE_ID {
+                return Err("accepted a document for another client_id".into());
+            }
+            if core
+                .token_endpoint_auth_method
+                .is_some_and(|method| method.starts_with("client_secret"))
+            {
+                return Err("accepted a client that authenticates with a secret".into());
+            }
+            Ok(Verdict::Accepted)
+        }
+        Err(error) => {
+            let message = error.to_string();
+            if message.len() > 300 {
+                return Err("an error message is long enough to repeat the body".into());
+            }
+            Ok(Verdict::Refused(format!(
+                "json {}; html {html_label}",
+                variant(&error)
+            )))
+        }
+    }
 }
 
 // --- selftest-panic --------------------------------------------------------------------------

@@ -219,6 +219,47 @@ pub enum AuditEvent {
     InboxMessageDeleted {
         id: String,
     },
+    /// A signed-in device approved a client's IndieAuth request; `scope` is what it granted.
+    IndieauthApproved {
+        client_id: String,
+        redirect_uri: String,
+        scope: String,
+        credential_id: String,
+    },
+    /// A signed-in device denied a client's IndieAuth request.
+    IndieauthDenied {
+        client_id: String,
+        credential_id: String,
+    },
+    /// A code was redeemed, at the token endpoint (a grant with tokens) or at the authorization
+    /// endpoint (the profile only, no grant).
+    IndieauthCodeRedeemed {
+        client_id: String,
+        grant_id: Option<String>,
+        endpoint: &'static str,
+    },
+    /// A code was presented again; the grant its first redemption created is revoked.
+    IndieauthCodeReused {
+        client_id: String,
+        grant_id: Option<String>,
+    },
+    /// A refresh token was presented again after it had been used; its grant is revoked.
+    IndieauthRefreshReused {
+        client_id: String,
+        grant_id: String,
+    },
+    /// A grant and its tokens were revoked: by the client (`client`), by the owner (`owner`),
+    /// with the credential that approved it (`credential_revoked`), or after a reused code or
+    /// refresh token (`code_reused`, `refresh_reused`).
+    IndieauthTokenRevoked {
+        client_id: String,
+        grant_id: String,
+        reason: &'static str,
+    },
+    /// The owner changed the profile shown on the home page and given to clients.
+    ProfileChanged {
+        fields: Vec<&'static str>,
+    },
     /// TOTP was turned on; `secret_id` is the salted SHA-256 of the secret, never the secret.
     TotpEnabled {
         secret_id: String,
@@ -250,6 +291,27 @@ pub enum AuditEvent {
         oldest_at: i64,
         newest_at: i64,
     },
+}
+
+/// Revokes the IndieAuth grants a revoked credential approved, in the caller's transaction,
+/// each audited as `indieauth.token_revoked` with reason `credential_revoked`.
+pub fn revoke_grants_of_credential(
+    connection: &rusqlite::Connection,
+    credential_id: &str,
+    now: i64,
+    actor: &Actor,
+) -> Result<(), StoreError> {
+    let revoked =
+        crate::store::indieauth::revoke_grants_of_credential(connection, credential_id, now)?;
+    for (grant_id, client_id) in revoked {
+        let event = AuditEvent::IndieauthTokenRevoked {
+            client_id,
+            grant_id,
+            reason: "credential_revoked",
+        };
+        append(connection, now, &event, actor)?;
+    }
+    Ok(())
 }
 
 impl AuditEvent {
@@ -288,6 +350,13 @@ impl AuditEvent {
             AuditEvent::EncryptionKeyAdded { .. } => "encryption_key.added",
             AuditEvent::EncryptionKeysRewrapped { .. } => "encryption_key.rewrapped",
             AuditEvent::InboxMessageDeleted { .. } => "inbox.message_deleted",
+            AuditEvent::IndieauthApproved { .. } => "indieauth.approved",
+            AuditEvent::IndieauthDenied { .. } => "indieauth.denied",
+            AuditEvent::IndieauthCodeRedeemed { .. } => "indieauth.code_redeemed",
+            AuditEvent::IndieauthCodeReused { .. } => "indieauth.code_reused",
+            AuditEvent::IndieauthRefreshReused { .. } => "indieauth.refresh_reused",
+            AuditEvent::IndieauthTokenRevoked { .. } => "indieauth.token_revoked",
+            AuditEvent::ProfileChanged { .. } => "profile.changed",
             AuditEvent::TotpEnabled { .. } => "totp.enabled",
             AuditEvent::TotpDisabled { .. } => "totp.disabled",
             AuditEvent::TotpRecoveryCodesReplaced { .. } => "totp.recovery_codes_replaced",
@@ -414,6 +483,40 @@ impl AuditEvent {
                 dropped,
             } => json!({ "kids": kids, "owner_kid": owner_kid, "dropped": dropped }),
             AuditEvent::InboxMessageDeleted { id } => json!({ "id": id }),
+            AuditEvent::IndieauthApproved {
+                client_id,
+                redirect_uri,
+                scope,
+                credential_id,
+            } => json!({
+                "client_id": client_id,
+                "redirect_uri": redirect_uri,
+                "scope": scope,
+                "credential_id": credential_id,
+            }),
+            AuditEvent::IndieauthDenied {
+                client_id,
+                credential_id,
+            } => json!({ "client_id": client_id, "credential_id": credential_id }),
+            AuditEvent::IndieauthCodeRedeemed {
+                client_id,
+                grant_id,
+                endpoint,
+            } => json!({ "client_id": client_id, "grant_id": grant_id, "endpoint": endpoint }),
+            AuditEvent::IndieauthCodeReused {
+                client_id,
+                grant_id,
+            } => json!({ "client_id": client_id, "grant_id": grant_id }),
+            AuditEvent::IndieauthRefreshReused {
+                client_id,
+                grant_id,
+            } => json!({ "client_id": client_id, "grant_id": grant_id }),
+            AuditEvent::IndieauthTokenRevoked {
+                client_id,
+                grant_id,
+                reason,
+            } => json!({ "client_id": client_id, "grant_id": grant_id, "reason": reason }),
+            AuditEvent::ProfileChanged { fields } => json!({ "fields": fields }),
             AuditEvent::CredentialAdded {
                 credential_id,
                 kid,

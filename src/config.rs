@@ -423,6 +423,14 @@ impl PublicUrl {
         &self.origin
     }
 
+    /// The host and, when there is one, `:port`, as an `acct:` URI names them.
+    pub fn host_with_port(&self) -> String {
+        match self.port {
+            Some(port) => format!("{}:{port}", self.host),
+            None => self.host.clone(),
+        }
+    }
+
     /// Whether the node is reached over TLS (cookies get `Secure`, pages get HSTS).
     pub fn is_https(&self) -> bool {
         self.https

@@ -152,7 +152,11 @@ impl Application {
                 settings.websocket_max_per_client,
                 caps.websockets,
             ),
-            profile: settings.profile.clone(),
+            profile: crate::indieauth::profile::ProfileCell::load(&store, &settings.profile)
+                .await?,
+            indieauth_clients: crate::indieauth::client::ClientFetcher::new(
+                public_url.is_loopback(),
+            ),
             passkeys: crate::auth::passkeys::Passkeys::new(public_url.as_str()),
             inbox: crate::inbox::Inbox::new(settings.inbox),
             sender_keys: crate::inbox::SenderKeyFetcher::new(public_url.is_loopback()),

@@ -36,7 +36,10 @@ pub struct AppState {
     pub challenges: Challenges,
     pub sessions: Arc<Sessions>,
     pub websockets: OpenSockets,
-    pub profile: crate::config::Profile,
+    /// The owner's profile (the home page's h-card, IndieAuth's `profile`).
+    pub profile: crate::indieauth::profile::ProfileCell,
+    /// IndieAuth clients' metadata, fetched for the consent page.
+    pub indieauth_clients: crate::indieauth::client::ClientFetcher,
     /// The WebAuthn relying party and the passkey ceremonies in progress.
     pub passkeys: crate::auth::passkeys::Passkeys,
     /// The inbox's limits and rate counters.

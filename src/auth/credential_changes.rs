@@ -519,6 +519,8 @@ pub async fn revoke(
                 kid: revoked.kid.clone(),
             };
             audit::append(&tx, now, &event, &actor)?;
+            // What the credential approved for other sites goes with it.
+            audit::revoke_grants_of_credential(&tx, &revoked.id, now, &actor)?;
             // A revoked passkey's copy of the owner key goes with it.
             if crate::store::passkeys::forget_wrapped_copy(&tx, &revoked.id, now)? {
                 let event = AuditEvent::PasskeyWrappedKeysDropped {

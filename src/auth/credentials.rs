@@ -42,11 +42,13 @@ pub enum Capability {
     Owner,
     /// Read, mark and delete inbox messages, and fetch the wrapped encryption keys.
     Inbox,
+    /// Approve sign-ins to other sites (IndieAuth), and list and revoke what they were granted.
+    Indieauth,
 }
 
 impl Capability {
     /// Every capability, in the canonical order.
-    pub const ALL: [Capability; 7] = [
+    pub const ALL: [Capability; 8] = [
         Capability::Session,
         Capability::Sessions,
         Capability::Audit,
@@ -54,6 +56,7 @@ impl Capability {
         Capability::Recovery,
         Capability::Owner,
         Capability::Inbox,
+        Capability::Indieauth,
     ];
 
     /// The capability's name on the wire.
@@ -66,6 +69,7 @@ impl Capability {
             Capability::Recovery => "recovery",
             Capability::Owner => "owner",
             Capability::Inbox => "inbox",
+            Capability::Indieauth => "indieauth",
         }
     }
 
@@ -74,14 +78,14 @@ impl Capability {
         Capability::ALL.into_iter().find(|c| c.as_str() == name)
     }
 
-    fn bit(self) -> u8 {
-        1 << (self as u8)
+    fn bit(self) -> u16 {
+        1 << (self as u16)
     }
 }
 
 /// A set of capabilities, written as a JSON array of names in the canonical order.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Capabilities(u8);
+pub struct Capabilities(u16);
 
 impl std::fmt::Debug for Capabilities {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -340,6 +340,7 @@ pub async fn rotate(
                         kid: row.kid.clone(),
                     };
                     audit::append(&tx, now, &event, &transaction_actor)?;
+                    audit::revoke_grants_of_credential(&tx, &row.id, now, &transaction_actor)?;
                     revoked_ids.push(row.id.clone());
                 }
             }

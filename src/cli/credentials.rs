@@ -59,7 +59,9 @@ pub struct AddArgs {
 pub struct RevokeArgs {
     #[command(flatten)]
     pub node: NodeArgs,
-    /// The credential's id, as `siteid credentials list` prints it.
+    /// The credential's id, as `siteid credentials list` prints it (base64url, so it may start
+    /// with `-`).
+    #[arg(allow_hyphen_values = true)]
     pub id: String,
 }
 

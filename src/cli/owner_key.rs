@@ -83,8 +83,9 @@ pub struct VerifyArgs {
     /// The node's origin, e.g. https://example.com (plain http only to this machine).
     #[arg(long)]
     pub node: String,
-    /// The kid you trust (from your own claim or your last check).
-    #[arg(long)]
+    /// The kid you trust (from your own claim or your last check). A kid may start with `-`
+    /// (base64url), so the value is taken as given.
+    #[arg(long, allow_hyphen_values = true)]
     pub pin: String,
 }
 

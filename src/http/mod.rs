@@ -6,6 +6,7 @@ pub mod assets;
 pub mod auth;
 pub mod credentials;
 pub mod inbox;
+pub mod indieauth;
 pub mod json;
 pub mod owner;
 pub mod pages;
@@ -168,6 +169,22 @@ pub fn routes(config: &mut web::ServiceConfig) {
                         .default_service(not_allowed("GET")),
                 )
                 .service(
+                    web::resource("/indieauth/grants")
+                        .route(web::get().to(indieauth::list_grants))
+                        .default_service(not_allowed("GET")),
+                )
+                .service(
+                    web::resource("/indieauth/grants/{id}")
+                        .route(web::delete().to(indieauth::revoke_grant))
+                        .default_service(not_allowed("DELETE")),
+                )
+                .service(
+                    web::resource("/profile")
+                        .route(web::get().to(indieauth::profile))
+                        .route(web::put().to(indieauth::set_profile))
+                        .default_service(not_allowed("GET, PUT")),
+                )
+                .service(
                     web::resource("/health")
                         .route(web::get().to(health))
                         .default_service(not_allowed("GET")),
@@ -195,11 +212,47 @@ pub fn routes(config: &mut web::ServiceConfig) {
                         .default_service(not_allowed("GET, HEAD")),
                 )
                 .service(
+                    web::resource("/oauth-authorization-server")
+                        .route(web::get().to(indieauth::metadata))
+                        .route(web::head().to(indieauth::metadata))
+                        .route(web::method(Method::OPTIONS).to(indieauth::preflight))
+                        .default_service(not_allowed("GET, HEAD, OPTIONS")),
+                )
+                .service(
+                    web::resource("/webfinger")
+                        .route(web::get().to(indieauth::webfinger))
+                        .route(web::head().to(indieauth::webfinger))
+                        .default_service(not_allowed("GET, HEAD")),
+                )
+                .service(
                     web::resource("/{name:.*}")
                         .route(web::get().to(well_known::directory_file))
                         .route(web::head().to(well_known::directory_file))
                         .default_service(not_allowed("GET, HEAD")),
                 ),
+        )
+        .service(
+            web::scope("/indieauth")
+                .wrap(from_fn(refuse_while_record_invalid))
+                .service(
+                    web::resource("/authorize")
+                        .route(web::get().to(indieauth::authorize))
+                        .route(web::head().to(indieauth::authorize))
+                        .route(web::post().to(indieauth::redeem_for_profile))
+                        .route(web::method(Method::OPTIONS).to(indieauth::preflight))
+                        .default_service(not_allowed("GET, HEAD, POST, OPTIONS")),
+                )
+                .service(post_only("/consent", indieauth::consent))
+                .service(oauth_post("/token", indieauth::token))
+                .service(oauth_post("/introspect", indieauth::introspect))
+                .service(oauth_post("/revoke", indieauth::revoke))
+                .service(
+                    web::resource("/userinfo")
+                        .route(web::get().to(indieauth::userinfo))
+                        .route(web::method(Method::OPTIONS).to(indieauth::preflight))
+                        .default_service(not_allowed("GET, OPTIONS")),
+                )
+                .default_service(web::to(not_found)),
         )
         .service(page("/", pages::home))
         .service(page("/setup", pages::setup))
@@ -209,6 +262,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(page("/account/credentials", pages::credentials))
         .service(page("/account/totp", pages::totp))
         .service(page("/account/inbox", pages::inbox))
+        .service(page("/account/apps", pages::apps))
         .service(page("/recover", pages::recover))
         .service(
             web::resource("/assets/{version}/{path:.+}")
@@ -244,6 +298,19 @@ where
         .default_service(not_allowed("POST"))
 }
 
+/// An OAuth endpoint browsers may call from other origins: POST and its preflight.
+fn oauth_post<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::post().to(handler))
+        .route(web::method(Method::OPTIONS).to(indieauth::preflight))
+        .default_service(not_allowed("POST, OPTIONS"))
+}
+
 /// Query strings that do not parse are 422 problems naming the parameter when serde does.
 pub fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|error, _| {
@@ -271,7 +338,7 @@ async fn health(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Refuses every API request but the health check with 503 `owner-record-invalid` while the
+/// Refuses every API and IndieAuth request but the health check with 503 `owner-record-invalid` while the
 /// owner record fails its check.
 async fn refuse_while_record_invalid(
     request: ServiceRequest,

@@ -9,8 +9,8 @@ use askama::Template;
 
 use super::AppState;
 use super::assets;
-use crate::config::ProfileLink;
 use crate::error::Problem;
+use crate::indieauth::profile::Link;
 
 /// The Content-Security-Policy of every page: scripts, styles and connections from this origin
 /// only; no inline code, no plugins, no framing, no `<base>`.
@@ -25,21 +25,27 @@ struct HomePage<'a> {
     css: String,
     name: Option<&'a str>,
     note: Option<&'a str>,
-    links: &'a [ProfileLink],
-    public_url: &'a str,
+    photo: Option<&'a str>,
+    email: Option<&'a str>,
+    links: &'a [Link],
+    /// The profile URL `me`: the public URL with a trailing slash.
+    me: String,
+    metadata_url: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
     kid: Option<String>,
 }
 
 /// The fields every app page shares.
-struct AppFields {
-    title: &'static str,
-    css: String,
-    script: String,
-    page: &'static str,
-    public_url: String,
-    assets: String,
+pub struct AppFields {
+    pub title: &'static str,
+    pub css: String,
+    pub script: String,
+    pub page: &'static str,
+    pub public_url: String,
+    pub assets: String,
     /// Whether this node can use passkeys (its public URL's host is a domain name).
-    passkeys: bool,
+    pub passkeys: bool,
 }
 
 #[derive(Template)]
@@ -85,6 +91,12 @@ struct InboxPage {
 }
 
 #[derive(Template)]
+#[template(path = "apps.html")]
+struct AppsPage {
+    app: AppFields,
+}
+
+#[derive(Template)]
 #[template(path = "recover.html")]
 struct RecoverPage {
     app: AppFields,
@@ -92,10 +104,19 @@ struct RecoverPage {
 
 /// An HTML answer with the page security headers.
 pub fn html(state: &AppState, body: String) -> HttpResponse {
+    html_with_policy(state, body, None)
+}
+
+/// An HTML answer with the page security headers and `policy` as its CSP (the common one when
+/// `None`).
+pub fn html_with_policy(state: &AppState, body: String, policy: Option<&str>) -> HttpResponse {
     let mut response = HttpResponse::Ok();
     response
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
-        .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            policy.unwrap_or(CONTENT_SECURITY_POLICY).to_owned(),
+        ))
         .insert_header(("cross-origin-opener-policy", "same-origin"))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
         .insert_header((header::CACHE_CONTROL, "no-cache"));
@@ -105,7 +126,7 @@ pub fn html(state: &AppState, body: String) -> HttpResponse {
     response.body(body)
 }
 
-fn render(template: &impl Template) -> Result<String, Problem> {
+pub fn render(template: &impl Template) -> Result<String, Problem> {
     template
         .render()
         .map_err(|e| Problem::internal(&format!("rendering a page failed: {e}")))
@@ -119,7 +140,8 @@ pub async fn home(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
         .await
         .map_err(|e| Problem::internal(&e))?
         .map(|key| key.kid.clone());
-    let profile = &state.profile;
+    let profile = state.profile.get();
+    let base = state.public_url.as_str();
     let page = HomePage {
         title: profile
             .name
@@ -128,14 +150,36 @@ pub async fn home(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
         css: assets::url("css/app.css"),
         name: profile.name.as_deref(),
         note: profile.note.as_deref(),
+        photo: profile.photo.as_deref(),
+        email: profile.email.as_deref(),
         links: &profile.links,
-        public_url: state.public_url.as_str(),
+        me: crate::indieauth::issuer(&state.public_url),
+        metadata_url: crate::indieauth::metadata_url(&state.public_url),
+        authorization_endpoint: format!("{base}{}", super::indieauth::AUTHORIZATION_PATH),
+        token_endpoint: format!("{base}{}", super::indieauth::TOKEN_PATH),
         kid,
     };
-    Ok(html(&state, render(&page)?))
+    // The owner's photo may live elsewhere: the home page alone may show images from its origin.
+    let policy = profile
+        .photo
+        .as_deref()
+        .and_then(|photo| url::Url::parse(photo).ok())
+        .map(|photo| photo.origin().ascii_serialization())
+        .filter(|origin| origin != "null")
+        .map(|origin| {
+            CONTENT_SECURITY_POLICY.replace(
+                "img-src 'self' data:",
+                &format!("img-src 'self' data: {origin}"),
+            )
+        });
+    let mut response = html_with_policy(&state, render(&page)?, policy.as_deref());
+    if let Ok(value) = header::HeaderValue::from_str(&super::indieauth::home_link_header(&state)) {
+        response.headers_mut().insert(header::LINK, value);
+    }
+    Ok(response)
 }
 
-fn app_fields(state: &AppState, title: &'static str, page: &'static str) -> AppFields {
+pub fn app_fields(state: &AppState, title: &'static str, page: &'static str) -> AppFields {
     AppFields {
         title,
         css: assets::url("css/app.css"),
@@ -201,6 +245,15 @@ pub async fn totp(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
 pub async fn inbox(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let page = InboxPage {
         app: app_fields(&state, "Inbox", "inbox"),
+    };
+    Ok(html(&state, render(&page)?))
+}
+
+/// `GET /account/apps`: the sites and apps signed in with this identity (IndieAuth grants), with
+/// revoke, and the profile they may see.
+pub async fn apps(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let page = AppsPage {
+        app: app_fields(&state, "Apps and sites", "apps"),
     };
     Ok(html(&state, render(&page)?))
 }

@@ -174,6 +174,26 @@ fn signed_in(request: &HttpRequest, network_check: NetworkCheck) -> Result<Signe
     let Some((token, via_cookie)) = presented_token(request, &state.public_url) else {
         return Err(unauthenticated());
     };
+    session_of(request, state, &token, via_cookie, network_check)
+}
+
+/// The signed-in session of a form the page filled with its access token (the IndieAuth
+/// consent form, whose answer is a navigation to the client): checked as a bearer token.
+pub fn signed_in_by_form(request: &HttpRequest, token: &str) -> Result<SignedIn, Problem> {
+    let Some(state) = request.app_data::<web::Data<AppState>>() else {
+        return Err(Problem::internal(&"application state missing"));
+    };
+    session_of(request, state, token, false, NetworkCheck::Enforce)
+}
+
+/// The session behind `token`, used while its credential lives and from where it may be used.
+fn session_of(
+    request: &HttpRequest,
+    state: &AppState,
+    token: &str,
+    via_cookie: bool,
+    network_check: NetworkCheck,
+) -> Result<SignedIn, Problem> {
     if via_cookie && !origin_allowed(request, &state.public_url) {
         return Err(Problem::new(
             StatusCode::FORBIDDEN,
@@ -187,7 +207,7 @@ fn signed_in(request: &HttpRequest, network_check: NetworkCheck) -> Result<Signe
     let actor = client.actor();
     // An unknown token is not counted as a failed sign-in: 256 random bits cannot be
     // guessed, and counting would let a browser's stale tabs throttle its owner's sign-in.
-    let Some((mut session, persist)) = state.sessions.authenticate(&token, now) else {
+    let Some((mut session, persist)) = state.sessions.authenticate(token, now) else {
         return Err(unauthenticated());
     };
     // A session may be used only while its credential lives, and only from where it may be
@@ -209,8 +229,7 @@ fn signed_in(request: &HttpRequest, network_check: NetworkCheck) -> Result<Signe
         state.attempts.record_limited(&key, event, &actor, now);
         return Err(Problem::network_not_allowed());
     }
-    if persist {
-        let state = state.clone();
+    if persist && let Some(state) = request.app_data::<web::Data<AppState>>().cloned() {
         let id = session.id.clone();
         actix_web::rt::spawn(async move {
             state

@@ -5,6 +5,7 @@ pub mod audit_rows;
 pub mod credentials;
 pub mod encryption_keys;
 pub mod inbox;
+pub mod indieauth;
 pub mod meta;
 pub mod owner;
 pub mod passkeys;
@@ -24,7 +25,7 @@ use rusqlite::Connection;
 pub const DATABASE_FILE_NAME: &str = "siteid.sqlite3";
 
 /// The migrations, in order. Version N is the state after the Nth script.
-const MIGRATIONS: [&str; 12] = [
+const MIGRATIONS: [&str; 13] = [
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_sessions.sql"),
     include_str!("migrations/0003_recovery_sets.sql"),
@@ -37,6 +38,7 @@ const MIGRATIONS: [&str; 12] = [
     include_str!("migrations/0010_totp.sql"),
     include_str!("migrations/0011_passkeys.sql"),
     include_str!("migrations/0012_inbox.sql"),
+    include_str!("migrations/0013_indieauth.sql"),
 ];
 
 /// The schema version this binary writes.

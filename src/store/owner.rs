@@ -78,7 +78,7 @@ pub fn exists(connection: &Connection) -> Result<bool, StoreError> {
 
 /// The capabilities of the owner credential: all of them, in the canonical order.
 pub const OWNER_CAPABILITIES: &str =
-    r#"["session","sessions","audit","credentials","recovery","owner","inbox"]"#;
+    r#"["session","sessions","audit","credentials","recovery","owner","inbox","indieauth"]"#;
 
 /// Stores the owner: its key as the root credential, the key's password wrapping, and the
 /// owner row naming it. Fails if there already is an owner. Call inside a transaction.

@@ -15,6 +15,7 @@ const CAPABILITIES = [
   ['recovery', 'make recovery shares'],
   ['owner', 'change the password, and everything else'],
   ['inbox', 'read and delete private messages'],
+  ['indieauth', 'approve sign-ins to other sites'],
 ];
 const KINDS = { owner: 'Owner key', device: 'Browser', key: 'Key', passkey: 'Passkey' };
 const FIELD_INPUTS = { public_key: 'public-key', label: 'label', networks: 'networks', expires_at: 'expires', capabilities: 'cap-session' };
@@ -35,7 +36,7 @@ function leave(notice) {
   location.replace('/login');
 }
 
-/** API calls of this signed-in page: a 401 means the session is over, so it goes to /login. */
+/** API calls of this page: a 401 leaves for /login. */
 const call = signedInApi(() => leave('revoked'));
 
 function lastUsed(at) {
@@ -222,8 +223,7 @@ let nodeChecked = Promise.resolve(false);
 async function main() {
   if (!getToken()) return location.replace('/login');
   messagesAfter($('credentials'));
-  // Keys are bound here with the owner key: no change is sent to a node that does not follow from what this device
-  // verified (the check runs while the page is filled in; every write waits for it).
+  // No change goes to a node that does not follow from what this device verified (every write waits for the check).
   nodeChecked = import('./alarm.mjs')
     .then(async ({ guard }) => guard(await loadKey().catch(() => null), { audit: true }))
     .catch((error) => {

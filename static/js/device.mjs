@@ -8,7 +8,7 @@ import { loadKey, saveKey } from './keystore.mjs';
 import { jwkThumbprint, unlockSigningKey } from './wrapped-key.mjs';
 
 /** What a browser of the owner may do: everything; the password still guards what needs the owner key. */
-export const DEVICE_CAPABILITIES = ['session', 'sessions', 'audit', 'credentials', 'recovery', 'owner', 'inbox'];
+export const DEVICE_CAPABILITIES = ['session', 'sessions', 'audit', 'credentials', 'recovery', 'owner', 'inbox', 'indieauth'];
 
 /** "Chrome on Linux" from a user agent, or a shortened original. */
 export function describeClient(userAgent) {

@@ -18,8 +18,13 @@ const NOT_CLAIMED =
 let params = null;
 let throttled = false;
 
+/** Where a page that sent the visitor to sign in asked to go back to: only an IndieAuth request on this node. */
+const RETURN_TO = 'siteid.return_to';
+
 function goToAccount() {
-  location.assign('/account');
+  const back = sessionStorage.getItem(RETURN_TO);
+  sessionStorage.removeItem(RETURN_TO);
+  location.assign(back?.startsWith('/indieauth/authorize?') ? back : '/account');
 }
 
 /** Shows a throttling error whose time left counts down, keeping the button disabled until the time is up. */

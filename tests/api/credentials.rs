@@ -14,9 +14,9 @@ use crate::helpers::{
 const CREDENTIALS: &str = "/api/v1/credentials";
 
 /// A key to register: its own private key, and the credential's fields.
-struct Device {
-    signer: TestOwner,
-    id: String,
+pub struct Device {
+    pub signer: TestOwner,
+    pub id: String,
     kind: &'static str,
     label: String,
     capabilities: Vec<&'static str>,
@@ -25,7 +25,7 @@ struct Device {
 }
 
 impl Device {
-    fn new(capabilities: &[&'static str]) -> Device {
+    pub fn new(capabilities: &[&'static str]) -> Device {
         let id_bytes: [u8; 16] = rand::random();
         Device {
             signer: TestOwner {
@@ -100,7 +100,7 @@ fn owner_node() -> (tempfile::TempDir, TestNode, TestOwner, String) {
     (dir, node, owner, token)
 }
 
-fn register(node: &TestNode, token: &str, owner: &TestOwner, device: &Device) -> Value {
+pub fn register(node: &TestNode, token: &str, owner: &TestOwner, device: &Device) -> Value {
     let answer = node.call(
         "POST",
         CREDENTIALS,
@@ -178,8 +178,9 @@ fn each_capability_opens_exactly_its_endpoints() {
         "recovery",
         "owner",
         "inbox",
+        "indieauth",
     ];
-    let probes: [(&str, &str, &str); 7] = [
+    let probes: [(&str, &str, &str); 8] = [
         ("session", "GET", "/api/v1/session"),
         ("sessions", "GET", "/api/v1/sessions"),
         ("audit", "GET", "/api/v1/audit"),
@@ -187,6 +188,7 @@ fn each_capability_opens_exactly_its_endpoints() {
         ("recovery", "GET", "/api/v1/recovery/sets"),
         ("owner", "POST", "/api/v1/unlock-codes"),
         ("inbox", "GET", "/api/v1/inbox"),
+        ("indieauth", "GET", "/api/v1/indieauth/grants"),
     ];
     for (missing, method, path) in probes {
         let granted: Vec<&'static str> = all.iter().copied().filter(|c| *c != missing).collect();

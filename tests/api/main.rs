@@ -4,10 +4,11 @@
 mod audit;
 mod bad_input;
 mod claim;
-mod credentials;
+pub mod credentials;
 mod cross_fixtures;
 mod helpers;
 mod inbox;
+mod indieauth;
 mod key_formats;
 mod owner_key;
 mod pages;

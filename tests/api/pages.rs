@@ -5,13 +5,14 @@ use std::path::Path;
 
 use crate::helpers::{Answer, TestNode, TestOwner, spawn_node};
 
-const PAGES: [&str; 6] = [
+const PAGES: [&str; 7] = [
     "/",
     "/setup",
     "/login",
     "/account",
     "/account/totp",
     "/account/inbox",
+    "/account/apps",
 ];
 
 fn assert_page_headers(answer: &Answer) {
@@ -245,6 +246,8 @@ fn each_page_loads_under_sixty_kilobytes_of_scripts_and_styles() {
         "credentials",
         "totp",
         "inbox",
+        "apps",
+        "consent",
     ] {
         let entry = format!("{page}.mjs");
         let first = page_modules(&entry, false);

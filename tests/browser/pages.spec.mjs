@@ -4,7 +4,7 @@
 import { expect, test } from '@playwright/test';
 import { CSP, databases, shot, startNode, watch } from './helpers.mjs';
 
-const PAGES = ['/', '/setup', '/login', '/account', '/account/credentials', '/account/totp', '/account/inbox'];
+const PAGES = ['/', '/setup', '/login', '/account', '/account/credentials', '/account/totp', '/account/inbox', '/account/apps'];
 const PASSWORD = 'quiet meadow tractor violin 9';
 
 test.describe.configure({ mode: 'serial' });

@@ -293,8 +293,9 @@ pub enum AuditEvent {
     },
 }
 
-/// Revokes the IndieAuth grants a revoked credential approved, in the caller's transaction,
-/// each audited as `indieauth.token_revoked` with reason `credential_revoked`.
+/// Revokes the IndieAuth grants a credential approved, in the caller's transaction, when it is
+/// revoked, expires or loses `indieauth`; each is audited as `indieauth.token_revoked` with
+/// reason `credential_revoked`.
 pub fn revoke_grants_of_credential(
     connection: &rusqlite::Connection,
     credential_id: &str,

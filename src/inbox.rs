@@ -2,29 +2,21 @@
 //! key, which the node cannot open) within per-client, per-network and node-wide rates and a
 //! storage cap; deleting them; and fetching senders' JWKS for the owner's pages.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 
 use rand::RngCore;
 use serde_json::value::RawValue;
 
 use crate::audit::{self, Actor, AuditEvent};
 use crate::auth::encryption_keys::EncryptionKeys;
-use crate::auth::throttle;
 use crate::config::InboxSettings;
 use crate::jose::b64;
 use crate::jose::message::{self, MessageError};
+use crate::limits::{MinuteRates, RateLimited};
 use crate::outbound::{self, FetchCache, OutboundPolicy};
 use crate::store::inbox::{self as rows, MessageRow};
 use crate::store::{Store, StoreError};
 
-/// The length of a rate window, in seconds.
-pub const RATE_WINDOW: i64 = 60;
-/// The most clients (and networks) one rate window tracks. Past it, a new client is not tracked
-/// (the map cannot grow without bound) and only the node-wide rate, which counts well-formed
-/// messages alone, applies to it: many addresses sending junk cannot shut others out.
-const MAX_TRACKED_CLIENTS: usize = 65_536;
 /// The most messages one page lists.
 pub const MAX_PAGE: u32 = 100;
 /// The number of random bytes in a message id.
@@ -51,16 +43,6 @@ pub enum ReceiveError {
     Store(#[from] StoreError),
 }
 
-/// Counts in the current fixed rate window: by client (an IPv4 address, an IPv6 /64), by
-/// network (an IPv4 /24, an IPv6 /48) and in all.
-#[derive(Debug, Default)]
-struct RateWindow {
-    started_at: i64,
-    total: u32,
-    by_client: HashMap<String, u32>,
-    by_network: HashMap<String, u32>,
-}
-
 /// How many clients' worth of messages one network may send in a window: a network of many
 /// addresses (an IPv6 /48 holds 65,536 /64s) cannot take the whole node-wide rate alone.
 pub const NETWORK_CLIENTS: u32 = 4;
@@ -69,69 +51,43 @@ pub const NETWORK_CLIENTS: u32 = 4;
 #[derive(Debug)]
 pub struct Inbox {
     settings: InboxSettings,
-    window: Mutex<RateWindow>,
+    rates: MinuteRates,
 }
 
 impl Inbox {
     pub fn new(settings: InboxSettings) -> Self {
         Inbox {
             settings,
-            window: Mutex::new(RateWindow::default()),
+            rates: MinuteRates::new(
+                settings.per_client_per_minute,
+                settings
+                    .per_client_per_minute
+                    .saturating_mul(NETWORK_CLIENTS),
+                settings.per_minute,
+            ),
         }
     }
 
-    /// Counts one message from `client` at `now`, or says which rate it is over.
+    /// Counts one message from `client` at `now`, or says which rate it is over. Past
+    /// [`crate::limits::MAX_TRACKED_CLIENTS`] clients a minute only the node-wide rate, which
+    /// counts well-formed messages alone, applies: many addresses sending junk cannot shut
+    /// others out.
     fn admit(&self, client: IpAddr, now: i64) -> Result<(), ReceiveError> {
-        let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
-        let started_at = now - now.rem_euclid(RATE_WINDOW);
-        if window.started_at != started_at {
-            *window = RateWindow {
-                started_at,
-                ..RateWindow::default()
-            };
-        }
-        let retry_after = (started_at + RATE_WINDOW - now).max(1);
-        let address = client.to_canonical().to_string();
-        let client_key = throttle::client_key(Some(&address));
-        let network_key = throttle::network_key(Some(&address));
-        let limited = |scope| ReceiveError::RateLimited { scope, retry_after };
-        let from_client = window.by_client.get(&client_key).copied().unwrap_or(0);
-        if from_client >= self.settings.per_client_per_minute {
-            return Err(limited("client"));
-        }
-        let from_network = window.by_network.get(&network_key).copied().unwrap_or(0);
-        if from_network
-            >= self
-                .settings
-                .per_client_per_minute
-                .saturating_mul(NETWORK_CLIENTS)
-        {
-            return Err(limited("network"));
-        }
-        if window.total >= self.settings.per_minute {
-            return Err(limited("node"));
-        }
-        window.total += 1;
-        let window = &mut *window;
-        for (map, key) in [
-            (&mut window.by_client, client_key),
-            (&mut window.by_network, network_key),
-        ] {
-            if map.len() < MAX_TRACKED_CLIENTS || map.contains_key(&key) {
-                *map.entry(key).or_insert(0) += 1;
-            }
-        }
-        Ok(())
+        self.rates
+            .admit(client, now)
+            .map_err(
+                |RateLimited { scope, retry_after }| ReceiveError::RateLimited {
+                    scope,
+                    retry_after,
+                },
+            )
     }
 
     /// Gives back the node-wide count of a message refused for its shape (its client and
     /// network keep theirs): malformed messages from a few addresses must not shut everyone
     /// else out.
     fn refund_node(&self, now: i64) {
-        let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
-        if window.started_at == now - now.rem_euclid(RATE_WINDOW) {
-            window.total = window.total.saturating_sub(1);
-        }
+        self.rates.refund_node(now);
     }
 
     /// Checks and stores a message from `client`; returns its id.
@@ -421,22 +377,6 @@ mod tests {
             inbox.admit(ip("127.0.0.3"), now),
             Err(ReceiveError::RateLimited { scope: "node", .. })
         ));
-    }
-
-    #[test]
-    fn past_the_tracked_clients_only_the_node_wide_rate_applies() {
-        let inbox = inbox(1, 10);
-        let now = 1_800_000_000;
-        {
-            let mut window = inbox.window.lock().unwrap();
-            window.started_at = now;
-            for n in 0..MAX_TRACKED_CLIENTS {
-                window.by_client.insert(format!("junk-{n}"), 1);
-            }
-        }
-        assert!(inbox.admit(ip("127.0.0.1"), now).is_ok());
-        assert!(inbox.admit(ip("127.0.0.1"), now).is_ok(), "untracked");
-        assert_eq!(inbox.window.lock().unwrap().total, 2);
     }
 
     #[test]

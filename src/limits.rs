@@ -1,8 +1,10 @@
 //! The process's resource limits: the open-file limit, raised at start-up as far as the system
 //! allows, the connection and WebSocket caps sized from it (so that open sockets can never use
-//! up the descriptors the database and health checks need), and the open-WebSocket counters.
+//! up the descriptors the database and health checks need), the open-WebSocket counters, and
+//! per-minute rates by client, network and node for what anyone may ask of the node.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -196,6 +198,97 @@ impl OpenSockets {
     }
 }
 
+/// The length of a rate window, in seconds.
+pub const RATE_WINDOW: i64 = 60;
+/// The most clients (and networks) one rate window tracks. Past it, a new client is not tracked
+/// (the map cannot grow without bound) and only the node-wide rate applies to it.
+pub const MAX_TRACKED_CLIENTS: usize = 65_536;
+
+/// A request over one of its rates: which (`client`, `network` or `node`), and when the window
+/// ends, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimited {
+    pub scope: &'static str,
+    pub retry_after: i64,
+}
+
+/// Counts in the current fixed rate window: by client (an IPv4 address, an IPv6 /64), by
+/// network (an IPv4 /24, an IPv6 /48) and in all.
+#[derive(Debug, Default)]
+struct RateWindow {
+    started_at: i64,
+    total: u32,
+    by_client: HashMap<String, u32>,
+    by_network: HashMap<String, u32>,
+}
+
+/// Fixed one-minute windows of requests per client, per network and per node.
+#[derive(Debug)]
+pub struct MinuteRates {
+    per_client: u32,
+    per_network: u32,
+    per_node: u32,
+    window: Mutex<RateWindow>,
+}
+
+impl MinuteRates {
+    /// At most `per_client` requests a minute from a client, `per_network` from a network and
+    /// `per_node` in all.
+    pub fn new(per_client: u32, per_network: u32, per_node: u32) -> Self {
+        MinuteRates {
+            per_client,
+            per_network,
+            per_node,
+            window: Mutex::new(RateWindow::default()),
+        }
+    }
+
+    /// Counts one request from `client` at `now`, or says which rate it is over.
+    pub fn admit(&self, client: IpAddr, now: i64) -> Result<(), RateLimited> {
+        let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        let started_at = now - now.rem_euclid(RATE_WINDOW);
+        if window.started_at != started_at {
+            *window = RateWindow {
+                started_at,
+                ..RateWindow::default()
+            };
+        }
+        let retry_after = (started_at + RATE_WINDOW - now).max(1);
+        let limited = |scope| RateLimited { scope, retry_after };
+        let client_key = crate::net::client_bucket(client);
+        let network_key = crate::net::network_bucket(client);
+        if window.by_client.get(&client_key).copied().unwrap_or(0) >= self.per_client {
+            return Err(limited("client"));
+        }
+        if window.by_network.get(&network_key).copied().unwrap_or(0) >= self.per_network {
+            return Err(limited("network"));
+        }
+        if window.total >= self.per_node {
+            return Err(limited("node"));
+        }
+        window.total += 1;
+        let window = &mut *window;
+        for (map, key) in [
+            (&mut window.by_client, client_key),
+            (&mut window.by_network, network_key),
+        ] {
+            if map.len() < MAX_TRACKED_CLIENTS || map.contains_key(&key) {
+                *map.entry(key).or_insert(0) += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives back the node-wide count of a request admitted at `now` (its client and network
+    /// keep theirs).
+    pub fn refund_node(&self, now: i64) {
+        let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        if window.started_at == now - now.rem_euclid(RATE_WINDOW) {
+            window.total = window.total.saturating_sub(1);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,5 +350,84 @@ mod tests {
     fn raising_the_limit_never_lowers_it() {
         let before = raise_open_file_limit();
         assert!(raise_open_file_limit() >= before);
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("an address")
+    }
+
+    #[test]
+    fn a_client_over_its_rate_waits_for_the_next_window() {
+        let rates = MinuteRates::new(2, 8, 100);
+        let now = 1_800_000_010;
+        assert!(rates.admit(ip("127.0.0.1"), now).is_ok());
+        assert!(rates.admit(ip("127.0.0.1"), now).is_ok());
+        assert_eq!(
+            rates.admit(ip("127.0.0.1"), now),
+            Err(RateLimited {
+                scope: "client",
+                retry_after: 50
+            })
+        );
+        assert!(rates.admit(ip("127.0.0.2"), now).is_ok());
+        assert!(rates.admit(ip("127.0.0.1"), now + 50).is_ok());
+    }
+
+    #[test]
+    fn the_node_wide_rate_holds_across_clients_and_a_refund_gives_one_back() {
+        let rates = MinuteRates::new(10, 40, 3);
+        let now = 1_800_000_000;
+        for last in 1..=3 {
+            assert!(rates.admit(ip(&format!("127.0.{last}.1")), now).is_ok());
+        }
+        assert_eq!(
+            rates.admit(ip("127.0.9.1"), now).map_err(|e| e.scope),
+            Err("node")
+        );
+        rates.refund_node(now);
+        assert!(rates.admit(ip("127.0.9.1"), now).is_ok());
+    }
+
+    #[test]
+    fn a_network_cannot_take_the_node_wide_rate_alone() {
+        let rates = MinuteRates::new(1, 4, 100);
+        let now = 1_800_000_000;
+        for host in 1..=4 {
+            assert!(
+                rates
+                    .admit(ip(&format!("2001:db8:1:{host}::1")), now)
+                    .is_ok()
+            );
+        }
+        assert_eq!(
+            rates
+                .admit(ip("2001:db8:1:99::1"), now)
+                .map_err(|e| e.scope),
+            Err("network")
+        );
+        assert!(rates.admit(ip("2001:db8:2::1"), now).is_ok());
+        assert_eq!(
+            rates
+                .admit(ip("2001:db8:2::ffff"), now)
+                .map_err(|e| e.scope),
+            Err("client"),
+            "an IPv6 client counts by its /64"
+        );
+    }
+
+    #[test]
+    fn past_the_tracked_clients_only_the_node_wide_rate_applies() {
+        let rates = MinuteRates::new(1, 4, 10);
+        let now = 1_800_000_000;
+        {
+            let mut window = rates.window.lock().expect("lock");
+            window.started_at = now;
+            for n in 0..MAX_TRACKED_CLIENTS {
+                window.by_client.insert(format!("junk-{n}"), 1);
+            }
+        }
+        assert!(rates.admit(ip("127.0.0.1"), now).is_ok());
+        assert!(rates.admit(ip("127.0.0.1"), now).is_ok(), "untracked");
+        assert_eq!(rates.window.lock().expect("lock").total, 2);
     }
 }

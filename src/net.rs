@@ -194,6 +194,34 @@ pub fn outbound_refusal(ip: IpAddr, loopback_allowed: bool) -> Option<&'static s
         .map(|(_, what)| *what)
 }
 
+/// The bucket a client address counts in for throttling and rates: an IPv4 address as is, an
+/// IPv6 address by its /64 (one customer's network), since an IPv6 client can change its low
+/// bits at will.
+pub fn client_bucket(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        IpAddr::V4(v4) => v4.to_string(),
+    }
+}
+
+/// The network a client address belongs to: an IPv4 /24 or an IPv6 /48, the most one small
+/// network (an office, a hosting customer) usually holds.
+pub fn network_bucket(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -438,17 +438,24 @@ fn transport_error(error: ureq::Error, deadline: &Deadline) -> FetchError {
 /// parameter lists `rel` (compared without case), resolved against `base`. Links with an
 /// `anchor` are about another resource and are skipped; malformed links are skipped.
 pub fn parse_link_header(values: &[String], rel: &str, base: &Url) -> Option<Url> {
+    link_targets(values, rel).find_map(|target| base.join(target).ok())
+}
+
+/// The targets, as written, of every link in `values` (each a `Link` header value, RFC 8288)
+/// whose first `rel` parameter lists `rel` (compared without case), in order. Links with an
+/// `anchor` are about another resource and are skipped; malformed links are skipped.
+pub fn link_targets<'a>(values: &'a [String], rel: &'a str) -> impl Iterator<Item = &'a str> {
     values
         .iter()
         .flat_map(|value| link_values(value))
         .filter(|link| !link.has_anchor)
-        .filter(|link| {
+        .filter(move |link| {
             link.rel.as_deref().is_some_and(|rels| {
                 rels.split_ascii_whitespace()
                     .any(|candidate| candidate.eq_ignore_ascii_case(rel))
             })
         })
-        .find_map(|link| base.join(link.target).ok())
+        .map(|link| link.target)
 }
 
 /// One link of a `Link` header: its target as written and the parameters that matter here.
@@ -641,14 +648,15 @@ impl<T: Clone, E: Clone> FetchCache<T, E> {
     /// Stores the outcome of fetching `url` at `now`, replacing an earlier one. When full, the
     /// expired outcomes go first, then the oldest stored.
     pub fn put(&self, url: &str, outcome: Result<T, E>, now: i64) {
-        if self.capacity == 0 {
-            return;
-        }
         let ttl = if outcome.is_ok() {
             self.success_ttl
         } else {
             self.failure_ttl
         };
+        // An outcome kept for no time is not stored, so that it cannot push others out.
+        if self.capacity == 0 || ttl <= 0 {
+            return;
+        }
         let mut state = self.lock();
         if !state.entries.contains_key(url) && state.entries.len() >= self.capacity {
             state.entries.retain(|_, entry| now < entry.expires_at);
@@ -1405,6 +1413,14 @@ mod tests {
         let none: FetchCache<u32> = FetchCache::new(0);
         none.put("a", Ok(1), 0);
         assert_eq!(none.get("a", 0), None);
+        let successes_only: FetchCache<u32> = FetchCache::with_ttls(1, 100, 0);
+        successes_only.put("a", Ok(1), 0);
+        successes_only.put("b", Err(FetchError::Downgrade), 0);
+        assert_eq!(
+            successes_only.get("a", 0),
+            Some(Ok(1)),
+            "a failure kept for no time pushes nothing out"
+        );
     }
 
     #[test]

@@ -338,6 +338,19 @@ async fn sweep_sessions(
                 .filter(|id| state.credentials.get(id).is_none()),
         );
         for credential_id in ended_credentials {
+            // What an expired or vanished credential approved for other sites ends with it.
+            if outcome.is_ok() {
+                let id = credential_id.clone();
+                outcome = state
+                    .store
+                    .run(move |c| {
+                        let tx = c.transaction()?;
+                        crate::audit::revoke_grants_of_credential(&tx, &id, now, &Actor::local())?;
+                        tx.commit()?;
+                        Ok::<_, StoreError>(())
+                    })
+                    .await;
+            }
             if outcome.is_ok() {
                 outcome = state
                     .sessions

@@ -599,9 +599,13 @@ async fn store_change(
                 },
             };
             audit::append(&tx, now, &event, &actor)?;
+            let capabilities = Capabilities::from_json(&row.capabilities).unwrap_or_default();
+            // A credential that may no longer approve sign-ins elsewhere loses what it approved.
+            if !capabilities.contains(Capability::Indieauth) {
+                audit::revoke_grants_of_credential(&tx, &row.id, now, &actor)?;
+            }
             // A passkey that may no longer do all the owner key does keeps no copy of it.
-            let owner_capable = Capabilities::from_json(&row.capabilities)
-                .is_ok_and(|c| c.contains(Capability::Owner));
+            let owner_capable = capabilities.contains(Capability::Owner);
             if row.kind == CredentialKind::Passkey.as_str()
                 && !owner_capable
                 && crate::store::passkeys::forget_wrapped_copy(&tx, &row.id, now)?

@@ -301,6 +301,8 @@ pub async fn rotate(
                 },
                 now,
             )?;
+            // The old key's credential is revoked: what it approved for other sites goes too.
+            audit::revoke_grants_of_credential(&tx, &old_kid, now, &transaction_actor)?;
             owner::append_history(
                 &tx,
                 &owner::HistoryRow {

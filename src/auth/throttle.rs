@@ -10,11 +10,7 @@ use std::net::IpAddr;
 pub fn client_key(ip: Option<&str>) -> String {
     match parse(ip) {
         None => ip.map_or_else(|| LOCAL.to_owned(), str::to_owned),
-        Some(IpAddr::V6(v6)) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(ip) => crate::net::client_bucket(ip),
     }
 }
 
@@ -23,14 +19,7 @@ pub fn client_key(ip: Option<&str>) -> String {
 pub fn network_key(ip: Option<&str>) -> String {
     match parse(ip) {
         None => ip.map_or_else(|| LOCAL.to_owned(), str::to_owned),
-        Some(IpAddr::V6(v6)) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
-        }
-        Some(IpAddr::V4(v4)) => {
-            let o = v4.octets();
-            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
-        }
+        Some(ip) => crate::net::network_bucket(ip),
     }
 }
 

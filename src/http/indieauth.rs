@@ -32,6 +32,7 @@ use crate::indieauth::request::{
     self, AuthorizationRequest, ClientAndRedirect, OAuthError, Params, Scopes,
 };
 use crate::indieauth::{SCOPES_SUPPORTED, issuer, metadata_url};
+use crate::outbound::FetchError;
 use crate::store::StoreError;
 use crate::store::indieauth::GrantRow;
 
@@ -90,9 +91,12 @@ fn bearer_refusal(error: Option<&'static str>, description: &str) -> HttpRespons
     };
     let mut response = oauth_json(status, &body);
     if let Ok(value) = HeaderValue::from_str(&challenge) {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
+        let headers = response.headers_mut();
+        headers.insert(header::WWW_AUTHENTICATE, value);
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("WWW-Authenticate"),
+        );
     }
     response
 }
@@ -211,12 +215,18 @@ pub async fn webfinger(
         let name = web::Path::from("webfinger".to_owned());
         return super::well_known::directory_file(state, request, name).await;
     }
-    let resource = query.into_inner().resource.ok_or_else(|| {
-        Problem::invalid_field(
-            "resource",
-            "WebFinger needs a resource parameter (RFC 7033).",
-        )
-    })?;
+    let resource = query
+        .into_inner()
+        .resource
+        .filter(|resource| !resource.is_empty())
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "webfinger-resource-missing",
+                "No resource asked for",
+                "WebFinger needs a resource parameter (RFC 7033 §4.2).",
+            )
+        })?;
     let me = issuer(&state.public_url);
     let host = state.public_url.host_with_port();
     let ours = resource
@@ -316,7 +326,7 @@ struct CheckedClient {
 async fn check_client(
     state: &web::Data<AppState>,
     params: &Params,
-    requester: std::net::IpAddr,
+    requester: Option<std::net::IpAddr>,
 ) -> Result<CheckedClient, Stop> {
     let client =
         request::client_and_redirect(params).map_err(|e| Stop::bad(format!("The request {e}.")))?;
@@ -340,6 +350,16 @@ async fn check_client(
             heading: "Too many sign-in requests",
             message: format!("The application {} {e}.", client.client_id),
         },
+        ClientError::Fetch(FetchError::Refused { .. }) => {
+            // The address stays in the log: the page must not tell strangers what the node's
+            // resolver answers for internal names.
+            tracing::info!(client_id = %client.client_id, error = %e, "a client lookup was refused");
+            Stop::bad(format!(
+                "The application {} could not be verified: its address is not one this node \
+                 fetches from (a loopback, private or other special-purpose address).",
+                client.client_id
+            ))
+        }
         _ => Stop::bad(format!(
             "The application {} could not be verified. The client's metadata {e}.",
             client.client_id
@@ -398,7 +418,7 @@ enum Checked {
 async fn check_authorization(
     state: &web::Data<AppState>,
     query: &str,
-    requester: std::net::IpAddr,
+    requester: Option<std::net::IpAddr>,
 ) -> Checked {
     if query.len() > MAX_QUERY_LEN {
         return Checked::Answer(error_page(
@@ -431,6 +451,16 @@ async fn claimed(state: &AppState) -> Result<bool, Problem> {
         .is_some())
 }
 
+/// Where the answer goes, as the consent page shows it: an http(s) origin, or a custom scheme
+/// with its host when it has one.
+fn redirect_display(redirect: &url::Url) -> String {
+    match (redirect.scheme(), redirect.host_str()) {
+        ("http" | "https", _) => redirect.origin().ascii_serialization(),
+        (scheme, Some(host)) => format!("{scheme}://{host}"),
+        (scheme, None) => format!("{scheme}:"),
+    }
+}
+
 /// The page's CSP: the node's own, with `form-action` also allowing the redirect's origin, since
 /// the consent form's answer redirects there (Chromium checks redirects after a form POST).
 fn consent_policy(redirect: &url::Url) -> String {
@@ -438,10 +468,7 @@ fn consent_policy(redirect: &url::Url) -> String {
         "http" | "https" => redirect.origin().ascii_serialization(),
         scheme => format!("{scheme}:"),
     };
-    super::pages::CONTENT_SECURITY_POLICY.replace(
-        "form-action 'self'",
-        &format!("form-action 'self' {target}"),
-    )
+    super::pages::policy_with("form-action", &target)
 }
 
 /// `GET /indieauth/authorize`: checks the request and shows the consent page; an invalid
@@ -464,7 +491,8 @@ pub async fn authorize(
         Err(problem) => return HttpResponse::from_error(problem),
     }
     let query = request.query_string().to_owned();
-    let (authorization, display) = match check_authorization(&state, &query, client.ip).await {
+    let (authorization, display) = match check_authorization(&state, &query, Some(client.ip)).await
+    {
         Checked::Request(checked) => *checked,
         Checked::Answer(response) => return response,
     };
@@ -481,14 +509,7 @@ pub async fn authorize(
         client_url: display.info.url.as_ref().map(ToString::to_string),
         logo: display.logo_data.clone(),
         fetched: display.fetched,
-        redirect_host: match client.redirect_url.host_str() {
-            Some(host) => client
-                .redirect_url
-                .origin()
-                .ascii_serialization()
-                .replace("null", host),
-            None => format!("{}:", client.redirect_url.scheme()),
-        },
+        redirect_host: redirect_display(&client.redirect_url),
         request: query,
         scopes: authorization
             .scopes
@@ -581,7 +602,8 @@ pub async fn consent(
         );
     }
     let query = form.get("request").ok().flatten().unwrap_or("").to_owned();
-    let (authorization, display) = match check_authorization(&state, &query, client.ip).await {
+    // A signed-in owner's answer is not counted against the lookup budget.
+    let (authorization, display) = match check_authorization(&state, &query, None).await {
         Checked::Request(checked) => *checked,
         Checked::Answer(response) => return response,
     };
@@ -888,11 +910,7 @@ pub async fn token(
                 now,
             )
             .await
-            .and_then(|redeemed| {
-                redeemed
-                    .tokens
-                    .ok_or(GrantError::Invalid("code gave no tokens"))
-            })
+            .and_then(|redeemed| redeemed.tokens.ok_or(GrantError::NoScope))
         }
         Ok("refresh_token") => {
             let refresh = match refresh_of(&request, &form) {
@@ -1199,4 +1217,34 @@ pub async fn set_profile(
         .await
         .map_err(store_problem)?;
     Ok(HttpResponse::Ok().json(profile))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_consent_page_names_where_the_answer_goes_exactly() {
+        for (url, shown) in [
+            ("https://nullsoft.example/cb", "https://nullsoft.example"),
+            ("http://127.0.0.1:8080/cb?x=1", "http://127.0.0.1:8080"),
+            ("com.example.app://callback/x", "com.example.app://callback"),
+            ("com.example.app:/callback", "com.example.app:"),
+        ] {
+            let parsed = url::Url::parse(url).expect("valid");
+            assert_eq!(redirect_display(&parsed), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn the_consent_policy_adds_the_redirect_to_form_action_only() {
+        let policy = consent_policy(&url::Url::parse("https://app.example/cb").expect("valid"));
+        assert_eq!(
+            policy,
+            super::super::pages::CONTENT_SECURITY_POLICY.replace(
+                "form-action 'self'",
+                "form-action 'self' https://app.example"
+            )
+        );
+    }
 }

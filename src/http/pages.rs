@@ -36,6 +36,21 @@ struct HomePage<'a> {
     kid: Option<String>,
 }
 
+/// The pages' CSP with `source` added to `directive` (which must be one of its directives).
+pub fn policy_with(directive: &str, source: &str) -> String {
+    CONTENT_SECURITY_POLICY
+        .split("; ")
+        .map(|part| {
+            if part.split(' ').next() == Some(directive) {
+                format!("{part} {source}")
+            } else {
+                part.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The fields every app page shares.
 pub struct AppFields {
     pub title: &'static str,
@@ -166,12 +181,7 @@ pub async fn home(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
         .and_then(|photo| url::Url::parse(photo).ok())
         .map(|photo| photo.origin().ascii_serialization())
         .filter(|origin| origin != "null")
-        .map(|origin| {
-            CONTENT_SECURITY_POLICY.replace(
-                "img-src 'self' data:",
-                &format!("img-src 'self' data: {origin}"),
-            )
-        });
+        .map(|origin| policy_with("img-src", &origin));
     let mut response = html_with_policy(&state, render(&page)?, policy.as_deref());
     if let Ok(value) = header::HeaderValue::from_str(&super::indieauth::home_link_header(&state)) {
         response.headers_mut().insert(header::LINK, value);

@@ -3,15 +3,14 @@
 //! host unless the node itself runs on loopback (for tests), its logo fetched too when it is on
 //! the client's own origin and shown as a `data:` URL, successes cached, failures never.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use url::{Host, Url};
 
 use super::client_page::{self, ClientInfo};
+use crate::limits::MinuteRates;
 use crate::outbound::{self, FetchCache, FetchError, OutboundPolicy};
 
 /// How many clients are remembered.
@@ -23,10 +22,12 @@ const MAX_LOGO_BYTES: usize = 64 * 1024;
 /// How many lookups that miss the cache one client address (an IPv6 client by its /64) may
 /// cause a minute.
 pub const FETCHES_PER_CLIENT_PER_MINUTE: u32 = 10;
-/// How many lookups that miss the cache the node makes a minute in all.
-pub const FETCHES_PER_MINUTE: u32 = 60;
-/// The most client addresses counted in a minute; past it only the node-wide count applies.
-const MAX_TRACKED_CLIENTS: usize = 4096;
+/// How many lookups that miss the cache one network (an IPv4 /24, an IPv6 /48) may cause a
+/// minute.
+pub const FETCHES_PER_NETWORK_PER_MINUTE: u32 = 30;
+/// How many lookups that miss the cache the node makes a minute in all (a signed-in owner's
+/// consent is not counted).
+pub const FETCHES_PER_MINUTE: u32 = 120;
 /// The logo types shown (never SVG).
 const LOGO_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
 
@@ -54,30 +55,11 @@ pub enum ClientError {
     Busy { retry_after: i64 },
 }
 
-/// The lookups that missed the cache in the current minute.
-#[derive(Debug, Default)]
-struct FetchBudget {
-    minute: i64,
-    total: u32,
-    by_client: HashMap<String, u32>,
-}
-
-/// The key a client address is counted under: an IPv4 address, or an IPv6 address's /64.
-fn client_key(ip: IpAddr) -> String {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-    }
-}
-
 /// Fetches and caches clients' metadata.
 pub struct ClientFetcher {
     policy: OutboundPolicy,
     cache: FetchCache<ClientDisplay, ClientError>,
-    budget: Mutex<FetchBudget>,
+    budget: MinuteRates,
 }
 
 impl std::fmt::Debug for ClientFetcher {
@@ -111,55 +93,49 @@ impl ClientFetcher {
                 ..OutboundPolicy::default()
             },
             cache: FetchCache::with_ttls(CACHE_SIZE, CACHE_SECONDS, 0),
-            budget: Mutex::new(FetchBudget::default()),
+            budget: MinuteRates::new(
+                FETCHES_PER_CLIENT_PER_MINUTE,
+                FETCHES_PER_NETWORK_PER_MINUTE,
+                FETCHES_PER_MINUTE,
+            ),
         }
-    }
-
-    /// Counts a lookup that missed the cache, asked for by `requester`, or refuses it.
-    fn admit(&self, requester: IpAddr, now: i64) -> Result<(), ClientError> {
-        let mut budget = self.budget.lock().unwrap_or_else(PoisonError::into_inner);
-        let minute = now - now.rem_euclid(60);
-        if budget.minute != minute {
-            *budget = FetchBudget {
-                minute,
-                ..FetchBudget::default()
-            };
-        }
-        let retry_after = (minute + 60 - now).max(1);
-        let key = client_key(requester);
-        let from_client = budget.by_client.get(&key).copied().unwrap_or(0);
-        if from_client >= FETCHES_PER_CLIENT_PER_MINUTE || budget.total >= FETCHES_PER_MINUTE {
-            return Err(ClientError::Busy { retry_after });
-        }
-        budget.total += 1;
-        if budget.by_client.len() < MAX_TRACKED_CLIENTS || budget.by_client.contains_key(&key) {
-            *budget.by_client.entry(key).or_insert(0) += 1;
-        }
-        Ok(())
     }
 
     /// What the client at `client_id` (already checked as §3.3 says) publishes, from the cache
-    /// or fetched for `requester` within the fetch budget (blocking: call it off the async
-    /// workers).
+    /// or fetched for `requester` within the fetch budget (`None`: a signed-in owner, not
+    /// counted) (blocking: call it off the async workers).
     pub fn display(
         &self,
         client_id: &str,
         client_url: &Url,
-        requester: IpAddr,
+        requester: Option<IpAddr>,
         now: i64,
     ) -> Result<ClientDisplay, ClientError> {
         if is_loopback_host(client_url) && !self.policy.loopback_allowed {
             return Ok(ClientDisplay::default());
         }
         self.cache.get_or_fetch(client_id, now, || {
-            self.admit(requester, now)?;
+            if let Some(requester) = requester {
+                self.budget
+                    .admit(requester, now)
+                    .map_err(|limited| ClientError::Busy {
+                        retry_after: limited.retry_after,
+                    })?;
+            }
             let fetched = outbound::fetch(
                 client_url.as_str(),
                 "application/json, text/html;q=0.9",
                 &self.policy,
             )
             .map_err(ClientError::Fetch)?;
-            let info = client_page::read_client_page(
+            // A redirect may not hand the client's identity to another site: the document
+            // must come from the client_id's own origin.
+            if fetched.final_url.origin() != client_url.origin() {
+                return Err(ClientError::Invalid(
+                    "was served from another origin after a redirect".into(),
+                ));
+            }
+            let mut info = client_page::read_client_page(
                 client_id,
                 &fetched.final_url,
                 fetched.content_type.as_deref(),
@@ -167,6 +143,8 @@ impl ClientFetcher {
                 &fetched.body,
             )
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
+            // An h-app's home page is shown only when it is the client's own.
+            info.url = info.url.filter(|url| url.origin() == client_url.origin());
             let logo_data = info
                 .logo
                 .as_ref()
@@ -223,37 +201,10 @@ mod tests {
     }
 
     #[test]
-    fn lookups_that_miss_the_cache_are_counted_per_client_and_in_all() {
-        let fetcher = ClientFetcher::new(false);
-        let one = IpAddr::from([192, 0, 2, 1]);
-        for _ in 0..FETCHES_PER_CLIENT_PER_MINUTE {
-            fetcher.admit(one, 120).expect("within the budget");
-        }
-        assert_eq!(
-            fetcher.admit(one, 150),
-            Err(ClientError::Busy { retry_after: 30 })
-        );
-        // The same /64 counts as one client; the next minute starts afresh.
-        let v6 = |last: u16| IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, last]);
-        for _ in 0..FETCHES_PER_CLIENT_PER_MINUTE {
-            fetcher.admit(v6(1), 150).expect("within the budget");
-        }
-        assert!(fetcher.admit(v6(2), 150).is_err());
-        fetcher.admit(one, 180).expect("a new minute");
-        let mut others = (0..=255u8).map(|i| IpAddr::from([198, 51, 100, i]));
-        let admitted = others
-            .by_ref()
-            .take(100)
-            .filter(|ip| fetcher.admit(*ip, 181).is_ok())
-            .count();
-        assert_eq!(admitted as u32, FETCHES_PER_MINUTE - 1);
-    }
-
-    #[test]
     fn a_public_node_never_fetches_a_loopback_client() {
         let fetcher = ClientFetcher::new(false);
         let url = Url::parse("http://127.0.0.1:9/").expect("valid");
-        let requester = IpAddr::from([127, 0, 0, 1]);
+        let requester = Some(IpAddr::from([127, 0, 0, 1]));
         let display = fetcher
             .display("http://127.0.0.1:9/", &url, requester, 0)
             .expect("not fetched");

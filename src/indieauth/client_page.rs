@@ -216,7 +216,15 @@ fn read_metadata_document(client_id: &str, body: &[u8]) -> Result<ClientInfo, Cl
     };
 
     let document_id = string("client_id")?.ok_or(ClientPageError::MissingClientId)?;
-    if document_id != client_id {
+    // Equal as written, or after §3.4's canonicalization (the host's case, an empty path).
+    let canonical = |id: &str| {
+        super::urls::check_client_id(id)
+            .map(|url| url.to_string())
+            .ok()
+    };
+    if document_id != client_id
+        && (canonical(&document_id).is_none() || canonical(&document_id) != canonical(client_id))
+    {
         return Err(ClientPageError::ClientIdMismatch);
     }
     if string("token_endpoint_auth_method")?.is_some_and(|method| {
@@ -368,17 +376,15 @@ fn is_bidi_format(c: char) -> bool {
 fn read_html(final_url: &Url, links: &[String], body: &[u8]) -> (ClientInfo, usize) {
     let text = String::from_utf8_lossy(body);
     let mut redirect_uris = RedirectUris::default();
-    for value in links {
-        for_each_header_link(value, "redirect_uri", |target| {
-            redirect_uris.add_resolved(final_url, target);
-        });
+    for target in crate::outbound::link_targets(links, "redirect_uri") {
+        redirect_uris.add_resolved(final_url, target);
     }
     let mut reader = AppReader::new(final_url);
     let mut scanner = Scanner::new(&text);
     while let Some(token) = scanner.next_token() {
         match token {
             Token::Start(tag) => {
-                if tag.is_one_of(&["a", "link"])
+                if tag.is_one_of(&["link"])
                     && tag.rel.as_deref().is_some_and(|rel| {
                         rel.split_ascii_whitespace()
                             .any(|token| token.eq_ignore_ascii_case("redirect_uri"))
@@ -587,127 +593,6 @@ fn is_root_class(class: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     })
-}
-
-/// Calls `found` with the target of every link in one `Link` header value (RFC 8288) whose
-/// first `rel` parameter lists `rel` (compared without case). Links with an `anchor` are about
-/// another resource and are skipped, as are malformed ones. Every step moves forward.
-fn for_each_header_link(header: &str, rel: &str, mut found: impl FnMut(&str)) {
-    let bytes = header.as_bytes();
-    let mut at = 0;
-    while at < bytes.len() {
-        if bytes[at] == b',' || bytes[at].is_ascii_whitespace() {
-            at += 1;
-            continue;
-        }
-        if bytes[at] != b'<' {
-            at = past_header_link(bytes, at);
-            continue;
-        }
-        let Some(close) = header[at + 1..].find('>') else {
-            return;
-        };
-        let target = header[at + 1..at + 1 + close].trim();
-        at += close + 2;
-        let mut rels = None;
-        let mut usable = true;
-        loop {
-            while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
-                at += 1;
-            }
-            match bytes.get(at) {
-                None | Some(b',') => break,
-                Some(b';') => {
-                    let (name, value, next) = header_param(header, at + 1);
-                    at = next;
-                    if name.eq_ignore_ascii_case("rel") && rels.is_none() {
-                        rels = Some(value);
-                    } else if name.eq_ignore_ascii_case("anchor") {
-                        usable = false;
-                    }
-                }
-                Some(_) => {
-                    usable = false;
-                    at = past_header_link(bytes, at);
-                    break;
-                }
-            }
-        }
-        let listed = rels.is_some_and(|rels| {
-            rels.split_ascii_whitespace()
-                .any(|token| token.eq_ignore_ascii_case(rel))
-        });
-        if usable && listed {
-            found(target);
-        }
-    }
-}
-
-/// The position just past the next comma outside a quoted string, or the end.
-fn past_header_link(bytes: &[u8], mut at: usize) -> usize {
-    let mut quoted = false;
-    while let Some(&byte) = bytes.get(at) {
-        at += 1;
-        match byte {
-            b'\\' if quoted => at += 1,
-            b'"' => quoted = !quoted,
-            b',' if !quoted => return at,
-            _ => {}
-        }
-    }
-    bytes.len()
-}
-
-/// One `name[=value]` parameter of a `Link` header starting at `at`: its name, its value (a
-/// quoted string unescaped, or a bare word; empty when there is none) and the position after it.
-fn header_param(header: &str, at: usize) -> (&str, String, usize) {
-    let bytes = header.as_bytes();
-    let skip_blank = |mut at: usize| {
-        while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
-            at += 1;
-        }
-        at
-    };
-    let start = skip_blank(at);
-    let mut at = start;
-    while bytes
-        .get(at)
-        .is_some_and(|b| !matches!(b, b'=' | b';' | b',') && !b.is_ascii_whitespace())
-    {
-        at += 1;
-    }
-    let name = &header[start..at];
-    at = skip_blank(at);
-    if bytes.get(at) != Some(&b'=') {
-        return (name, String::new(), at);
-    }
-    at = skip_blank(at + 1);
-    if bytes.get(at) == Some(&b'"') {
-        at += 1;
-        let mut value = Vec::new();
-        while let Some(&byte) = bytes.get(at) {
-            at += 1;
-            match byte {
-                b'"' => break,
-                b'\\' => {
-                    if let Some(&escaped) = bytes.get(at) {
-                        value.push(escaped);
-                        at += 1;
-                    }
-                }
-                _ => value.push(byte),
-            }
-        }
-        return (name, String::from_utf8_lossy(&value).into_owned(), at);
-    }
-    let value_start = at;
-    while bytes
-        .get(at)
-        .is_some_and(|b| !matches!(b, b';' | b',') && !b.is_ascii_whitespace())
-    {
-        at += 1;
-    }
-    (name, header[value_start..at].to_owned(), at)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1161,8 +1046,10 @@ mod tests {
 
     #[test]
     fn a_document_for_another_client_id_is_refused() {
+        // The same client_id after §3.4's canonicalization is the same client.
+        assert!(json(r#"{"client_id": "https://APP.example"}"#).is_ok());
         assert_eq!(
-            json(r#"{"client_id": "https://app.example"}"#),
+            json(r#"{"client_id": "https://app.example/other"}"#),
             Err(ClientPageError::ClientIdMismatch)
         );
         assert_eq!(
@@ -1407,7 +1294,7 @@ mod tests {
     }
 
     #[test]
-    fn redirect_uris_come_from_link_and_a_tags_and_link_headers() {
+    fn redirect_uris_come_from_link_elements_and_link_headers_not_from_anchors() {
         let headers = vec![
             r#"<https://app.example/other>; rel="prev", </from-header>; rel="redirect_uri""#
                 .to_owned(),
@@ -1436,7 +1323,6 @@ mod tests {
                 "https://app.example/from-header",
                 "https://app.example/cb",
                 "https://app.example/about/callback?x=1&y=2",
-                "https://other.example/cb",
             ]
         );
     }
@@ -1567,15 +1453,12 @@ mod tests {
 
     #[test]
     fn link_headers_with_junk_are_read_without_failing() {
-        let mut found = Vec::new();
-        for_each_header_link(
-            r#"junk, <a>; rel="x\", <d>; rel=redirect_uri", <b> bad; rel=redirect_uri, <c>;rel=redirect_uri;"#,
-            "redirect_uri",
-            |target| found.push(target.to_owned()),
-        );
+        let headers = vec![
+            r#"junk, <a>; rel="x\", <d>; rel=redirect_uri", <b> bad; rel=redirect_uri, <c>;rel=redirect_uri;"#
+                .to_owned(),
+            "<unclosed; rel=redirect_uri".to_owned(),
+        ];
+        let found: Vec<&str> = crate::outbound::link_targets(&headers, "redirect_uri").collect();
         assert_eq!(found, ["c"]);
-        for_each_header_link("<unclosed; rel=redirect_uri", "redirect_uri", |_| {
-            panic!("nothing to find")
-        });
     }
 }

@@ -201,7 +201,8 @@ pub enum GrantError {
 }
 
 /// Redeems a code at `endpoint`. Every check that needs the stored code runs in one
-/// transaction, and any failure after the code was found spends it.
+/// transaction, and any failure after the code was found spends it, except a scopeless code at
+/// the token endpoint (which may still be redeemed at the authorization endpoint).
 pub async fn redeem(
     store: &Store,
     credential_live: CredentialCheck,
@@ -222,15 +223,19 @@ pub async fn redeem(
                 return Ok(Err(GrantError::Invalid("code is not known")));
             };
             if code.used_at.is_some() {
-                if let Some(grant_id) = &code.grant_id {
-                    revoke_in(&tx, grant_id, &code.client_id, "code_reused", &actor, now)?;
+                // Only the first reuse is audited: anyone holding a used code could otherwise
+                // write to the log at will.
+                if rows::mark_reused(&tx, &code_hash, now)? {
+                    if let Some(grant_id) = &code.grant_id {
+                        revoke_in(&tx, grant_id, &code.client_id, "code_reused", &actor, now)?;
+                    }
+                    let event = AuditEvent::IndieauthCodeReused {
+                        client_id: code.client_id.clone(),
+                        grant_id: code.grant_id.clone(),
+                    };
+                    audit::append(&tx, now, &event, &actor)?;
+                    tx.commit().map_err(StoreError::from)?;
                 }
-                let event = AuditEvent::IndieauthCodeReused {
-                    client_id: code.client_id.clone(),
-                    grant_id: code.grant_id.clone(),
-                };
-                audit::append(&tx, now, &event, &actor)?;
-                tx.commit().map_err(StoreError::from)?;
                 return Ok(Err(GrantError::Invalid(
                     "code was used already; what it gave was revoked",
                 )));
@@ -247,7 +252,10 @@ pub async fn redeem(
                 Some("code was issued for another redirect_uri")
             } else if !verifier_matches(&redemption.code_verifier, &code.code_challenge) {
                 Some("code_verifier does not match the code_challenge")
-            } else if !credential_live(&code.credential_id) {
+            } else if !credential_live(&code.credential_id)
+                || crate::store::credentials::find(&tx, &code.credential_id)?
+                    .is_none_or(|row| row.revoked_at.is_some())
+            {
                 Some("code's approving device was revoked")
             } else {
                 None

@@ -140,8 +140,8 @@ fn check_web_url(text: &str) -> Result<String, String> {
         return Err(format!("it is longer than {MAX_URL_LEN} bytes"));
     }
     let url = url::Url::parse(text).map_err(|_| "it is not an absolute URL".to_owned())?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err("it must be an http or https URL".into());
+    if !matches!(url.scheme(), "http" | "https") || !super::urls::has_sound_host(&url) {
+        return Err("it must be an http or https URL with a DNS name or address as host".into());
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("it must not hold a user name or password".into());
@@ -236,6 +236,13 @@ mod tests {
             (
                 OwnerProfile {
                     photo: Some("javascript:alert(1)".into()),
+                    ..OwnerProfile::default()
+                },
+                "photo",
+            ),
+            (
+                OwnerProfile {
+                    photo: Some("https://x;script-src/p.png".into()),
                     ..OwnerProfile::default()
                 },
                 "photo",

@@ -203,6 +203,9 @@ fn check_redirect_uri(text: &str) -> Result<Url, String> {
     if url.cannot_be_a_base() && matches!(url.scheme(), "http" | "https") {
         return Err("has a redirect_uri that is not an absolute URL".into());
     }
+    if matches!(url.scheme(), "http" | "https") && !urls::has_sound_host(&url) {
+        return Err("has a redirect_uri whose host is not a DNS name or an address".into());
+    }
     if matches!(
         url.scheme(),
         "javascript" | "data" | "vbscript" | "file" | "blob"
@@ -449,6 +452,8 @@ mod tests {
             "client_id=https://app.example/&redirect_uri=javascript:alert(1)",
             "client_id=https://app.example/&redirect_uri=/relative",
             "client_id=https://10.0.0.1/&redirect_uri=https://10.0.0.1/cb",
+            "client_id=https://app.example/&redirect_uri=http://a;sandbox/cb",
+            "client_id=https://app.example/&redirect_uri=http://*/cb",
         ] {
             assert!(client_and_redirect(&params(bad)).is_err(), "{bad}");
         }

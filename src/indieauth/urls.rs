@@ -29,6 +29,36 @@ pub enum UrlError {
     Port,
     #[error("must not contain a query")]
     Query,
+    #[error("must have a host name of letters, digits, hyphens and dots")]
+    HostName,
+}
+
+/// Whether `host` is a DNS name as the parser leaves it (lower case, international names in
+/// punycode): labels of 1 to 63 letters, digits and hyphens, not starting or ending with a
+/// hyphen, at most 253 bytes, an optional final dot. The URL parser lets `;`, `,`, `*` and `'`
+/// through in a host; such a host never names a real site, and must never reach a header.
+pub fn is_dns_name(host: &str) -> bool {
+    let name = host.strip_suffix('.').unwrap_or(host);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+/// Whether an http(s) URL's host is an address or a DNS name (see [`is_dns_name`]).
+pub fn has_sound_host(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(name)) => is_dns_name(name),
+        Some(Host::Ipv4(_) | Host::Ipv6(_)) => true,
+        None => false,
+    }
 }
 
 /// The authority of `text` as written (user information, host and port), which the URL parser
@@ -99,7 +129,8 @@ pub fn check_client_id(text: &str) -> Result<Url, UrlError> {
         })
         .unwrap_or_default();
     match url.host() {
-        Some(Host::Domain(_)) => {}
+        Some(Host::Domain(name)) if is_dns_name(name) => {}
+        Some(Host::Domain(_)) => return Err(UrlError::HostName),
         Some(Host::Ipv4(ip))
             if ip == std::net::Ipv4Addr::LOCALHOST && written_host == "127.0.0.1" => {}
         Some(Host::Ipv6(ip)) if ip == std::net::Ipv6Addr::LOCALHOST && written_host == "[::1]" => {}
@@ -112,8 +143,10 @@ pub fn check_client_id(text: &str) -> Result<Url, UrlError> {
 /// (no address at all), and there is no port.
 pub fn check_profile_url(text: &str) -> Result<Url, UrlError> {
     let url = check_raw(text)?;
-    if !matches!(url.host(), Some(Host::Domain(_))) {
-        return Err(UrlError::AddressHost);
+    match url.host() {
+        Some(Host::Domain(name)) if is_dns_name(name) => {}
+        Some(Host::Domain(_)) => return Err(UrlError::HostName),
+        _ => return Err(UrlError::AddressHost),
     }
     if url.port().is_some() {
         return Err(UrlError::Port);
@@ -259,5 +292,27 @@ mod tests {
         assert!(!same("https://app.example.com:8443/callback"));
         assert!(!same("https://example.com/callback"));
         assert!(!same("https://evil.example/app.example.com/"));
+    }
+
+    #[test]
+    fn hosts_must_be_dns_names_so_that_none_can_reach_a_header() {
+        for bad in [
+            "https://a;b.example/",
+            "https://*/",
+            "https://a,b.example/",
+            "https://a'b.example/",
+            "https://-a.example/",
+        ] {
+            assert!(check_client_id(bad).is_err(), "{bad}");
+        }
+        assert!(is_dns_name("xn--bcher-kva.example"));
+        assert!(is_dns_name("app.example."));
+        assert!(!is_dns_name(&"a".repeat(64)));
+        assert_eq!(
+            check_client_id("https://b\u{fc}cher.example/")
+                .expect("an international name in punycode")
+                .host_str(),
+            Some("xn--bcher-kva.example")
+        );
     }
 }

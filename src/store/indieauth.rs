@@ -101,6 +101,18 @@ pub fn use_code(
     )? == 1)
 }
 
+/// Marks a used code as presented again; returns whether this is the first time.
+pub fn mark_reused(
+    connection: &Connection,
+    code_hash: &[u8],
+    now: i64,
+) -> Result<bool, StoreError> {
+    Ok(connection.execute(
+        "UPDATE indieauth_code SET reused_at = ?2 WHERE code_hash = ?1 AND reused_at IS NULL",
+        params![code_hash, now],
+    )? == 1)
+}
+
 /// A grant: what a client may do, until when, on whose approval.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantRow {

@@ -373,6 +373,7 @@ async function main() {
       showError(describe(error));
     }
   });
+  $('profile-edit').addEventListener('click', async () => (await import('./profile.mjs')).openProfile(call));
   $('password-form').addEventListener('submit', changePassword);
   $('new-password').addEventListener('input', async () => (await strength()).renderStrength($('new-strength'), $('new-password').value));
   $('rotate-form').addEventListener('submit', async (event) => {

@@ -19,7 +19,7 @@ pub struct Device {
     pub id: String,
     kind: &'static str,
     label: String,
-    capabilities: Vec<&'static str>,
+    pub capabilities: Vec<&'static str>,
     networks: Vec<&'static str>,
     expires_at: Option<i64>,
 }
@@ -71,7 +71,12 @@ fn binding_by(signer: &OwnerPrivateKey, owner: &TestOwner, device: &Device) -> S
 }
 
 /// A binding made at `iat`.
-fn binding_at(signer: &OwnerPrivateKey, owner: &TestOwner, device: &Device, iat: i64) -> String {
+pub fn binding_at(
+    signer: &OwnerPrivateKey,
+    owner: &TestOwner,
+    device: &Device,
+    iat: i64,
+) -> String {
     let mut claims = json!({
         "sub": device.kid(),
         "kind": device.kind,

@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -39,80 +39,52 @@ struct ClientSite {
 impl ClientSite {
     fn serving(response: String) -> ClientSite {
         let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let port = listener.local_addr().expect("address").port();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (counted, stopping) = (connections.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while !stopping.load(Ordering::SeqCst) && Instant::now() < deadline {
-                match listener.accept() {
-                    Ok((mut stream, _)) => {
-                        counted.fetch_add(1, Ordering::SeqCst);
-                        let _ = stream.set_nonblocking(false);
-                        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                        let mut buffer = [0u8; 4096];
-                        let _ = stream.read(&mut buffer);
-                        let _ = stream.write_all(response.as_bytes());
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        ClientSite {
-            port,
-            connections,
-            stop,
-            thread: Some(thread),
-        }
+        ClientSite::serving_on(listener, |_| response)
     }
 
     /// A client serving its metadata document, naming `extra_redirects` besides its own.
     fn with_metadata(name: &str, extra_redirects: &[&str]) -> ClientSite {
-        // The port is known only once bound: bind a listener, learn its port, and serve a
-        // document naming it.
-        let probe = TcpListener::bind("127.0.0.1:0").expect("listener");
-        let port = probe.local_addr().expect("address").port();
-        drop(probe);
-        let client_id = format!("http://127.0.0.1:{port}/");
-        let mut redirects = vec![format!("{client_id}callback")];
-        redirects.extend(extra_redirects.iter().map(|r| (*r).to_owned()));
-        let document = json!({
-            "client_id": client_id,
-            "client_name": name,
-            "client_uri": client_id,
-            "redirect_uris": redirects,
+        let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
+        let name = name.to_owned();
+        let extra: Vec<String> = extra_redirects.iter().map(|r| (*r).to_owned()).collect();
+        ClientSite::serving_on(listener, move |port| {
+            let client_id = format!("http://127.0.0.1:{port}/");
+            let mut redirects = vec![format!("{client_id}callback")];
+            redirects.extend(extra);
+            let document = json!({
+                "client_id": client_id,
+                "client_name": name,
+                "client_uri": client_id,
+                "redirect_uris": redirects,
+            })
+            .to_string();
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{document}",
+                document.len()
+            )
         })
-        .to_string();
-        let response = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-             connection: close\r\n\r\n{document}",
-            document.len()
-        );
-        ClientSite::serving_on(port, response)
     }
 
-    fn serving_on(port: u16, response: String) -> ClientSite {
-        let listener = TcpListener::bind(("127.0.0.1", port)).expect("the port is still free");
-        listener.set_nonblocking(true).expect("nonblocking");
+    /// Serves on `listener` the response `respond` makes from the port, one connection at a
+    /// time, until dropped.
+    fn serving_on(listener: TcpListener, respond: impl FnOnce(u16) -> String) -> ClientSite {
+        let port = listener.local_addr().expect("address").port();
+        let response = respond(port);
         let connections = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (counted, stopping) = (connections.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while !stopping.load(Ordering::SeqCst) && Instant::now() < deadline {
-                match listener.accept() {
-                    Ok((mut stream, _)) => {
-                        counted.fetch_add(1, Ordering::SeqCst);
-                        let _ = stream.set_nonblocking(false);
-                        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                        let mut buffer = [0u8; 4096];
-                        let _ = stream.read(&mut buffer);
-                        let _ = stream.write_all(response.as_bytes());
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            for stream in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
                 }
+                let Ok(mut stream) = stream else { continue };
+                counted.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buffer = [0u8; 4096];
+                let _ = stream.read(&mut buffer);
+                let _ = stream.write_all(response.as_bytes());
             }
         });
         ClientSite {
@@ -139,6 +111,8 @@ impl ClientSite {
 impl Drop for ClientSite {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        // One more connection wakes the accepting thread, which then sees the stop.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -439,7 +413,8 @@ fn webfinger_answers_for_the_owner_and_an_operator_file_wins() {
             .status,
         404
     );
-    node.get("/.well-known/webfinger").problem(422);
+    node.get("/.well-known/webfinger").problem(400);
+    node.get("/.well-known/webfinger?resource=").problem(400);
     let file = node.data_dir.join("well-known").join("webfinger");
     std::fs::create_dir_all(file.parent().expect("parent")).expect("dir");
     std::fs::write(&file, r#"{"subject":"operator"}"#).expect("write");
@@ -1252,4 +1227,243 @@ fn an_unreachable_or_invalid_client_is_an_error_page() {
     let answer = get(&node, &format!("{AUTHORIZE}?{query}"));
     assert_eq!(answer.status, 400, "{}", answer.body);
     assert!(answer.header("location").is_none());
+}
+
+#[test]
+fn narrowing_or_rotating_away_the_approving_credential_revokes_its_grants() {
+    let (_dir, node, owner, owner_session) = claimed_node();
+    let (stepped, _) = node.login_stepped_up(&owner);
+    let mut device = Device::new(&["session", "indieauth"]);
+    register(&node, &stepped, &owner, &device);
+    let (device_session, _) = node.login(&device.signer);
+    let client = ClientSite::with_metadata("Reader", &[]);
+    let (verifier, challenge) = pkce();
+    let code = approved_code(
+        &node,
+        &device_session,
+        &client,
+        &challenge,
+        "create",
+        &["create"],
+    );
+    let device_access = redeem(&node, &code, &client, &verifier).json()["access_token"]
+        .as_str()
+        .expect("access")
+        .to_owned();
+    let (verifier, challenge) = pkce();
+    let code = approved_code(
+        &node,
+        &owner_session,
+        &client,
+        &challenge,
+        "create",
+        &["create"],
+    );
+    let owner_access = redeem(&node, &code, &client, &verifier).json()["access_token"]
+        .as_str()
+        .expect("access")
+        .to_owned();
+    assert_eq!(
+        introspect(&node, &owner_access, &device_access)["active"],
+        true
+    );
+
+    // The device loses `indieauth`: its grant is revoked, not merely idle.
+    device.capabilities = vec!["session"];
+    let binding =
+        crate::credentials::binding_at(&owner.key, &owner, &device, crate::helpers::now() + 1);
+    let changed = node.call(
+        "PATCH",
+        &format!("/api/v1/credentials/{}", device.id),
+        Some(&stepped),
+        Some(&json!({"capabilities": ["session"], "binding": binding})),
+        &[],
+    );
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(
+        introspect(&node, &owner_access, &device_access),
+        json!({"active": false})
+    );
+    let grants = node
+        .call(
+            "GET",
+            "/api/v1/indieauth/grants",
+            Some(&owner_session),
+            None,
+            &[],
+        )
+        .json();
+    assert_eq!(grants["grants"].as_array().map(Vec::len), Some(1));
+
+    // A rotation revokes the old owner key's credential, and with it the owner's grants.
+    let rotation = crate::owner_key::Rotation::new(&node, &owner.key, 1, &[]);
+    let (stepped, _) = node.login_stepped_up(&owner);
+    let rotated = node.call(
+        "POST",
+        "/api/v1/owner/rotate",
+        Some(&stepped),
+        Some(&rotation.body),
+        &[],
+    );
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let answer = post_form(
+        &node,
+        INTROSPECT,
+        &[("token", &owner_access)],
+        &[("authorization", &format!("Bearer {owner_access}"))],
+    );
+    assert_eq!(answer.status, 401);
+    let next = TestOwner {
+        key: siteid::jose::jwk::OwnerPrivateKey::from_scalar_bytes(
+            rotation.next.scalar_bytes().as_slice(),
+        )
+        .expect("key"),
+        ..TestOwner::from_vector()
+    };
+    let (session, _) = node.login(&next);
+    let revoked: Vec<Value> = node
+        .audit_entries(&session)
+        .into_iter()
+        .filter(|entry| entry["event"] == "indieauth.token_revoked")
+        .collect();
+    assert_eq!(revoked.len(), 2, "{revoked:?}");
+    assert!(
+        revoked
+            .iter()
+            .all(|entry| entry["detail"]["reason"] == "credential_revoked")
+    );
+}
+
+#[test]
+fn access_tokens_expire_and_a_used_code_is_audited_once() {
+    let (_dir, node, clock) = spawn_node_with_clock();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let (session, _) = node.login_at(&owner, clock.now());
+    let client = ClientSite::with_metadata("Reader", &[]);
+    let (verifier, challenge) = pkce();
+    let code = approved_code(&node, &session, &client, &challenge, "create", &["create"]);
+    let tokens = redeem(&node, &code, &client, &verifier).json();
+    for _ in 0..3 {
+        assert_eq!(
+            oauth_error(&redeem(&node, &code, &client, &verifier)),
+            "invalid_grant"
+        );
+    }
+    let reused = node
+        .audit_events(&session)
+        .into_iter()
+        .filter(|event| event == "indieauth.code_reused")
+        .count();
+    assert_eq!(reused, 1, "only the first reuse is written");
+
+    let (verifier, challenge) = pkce();
+    let code = approved_code(&node, &session, &client, &challenge, "create", &["create"]);
+    let tokens2 = redeem(&node, &code, &client, &verifier).json();
+    let access = tokens2["access_token"].as_str().expect("access").to_owned();
+    let refresh = tokens2["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_owned();
+    assert!(tokens["access_token"].is_string());
+    clock.advance(3601);
+    let expired = post_form(
+        &node,
+        INTROSPECT,
+        &[("token", &access)],
+        &[("authorization", &format!("Bearer {access}"))],
+    );
+    assert_eq!(expired.status, 401, "an access token lives an hour");
+    let renewed = post_form(
+        &node,
+        TOKEN,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &client.client_id()),
+        ],
+        &[],
+    );
+    assert_eq!(
+        renewed.status, 200,
+        "the refresh token outlives it: {}",
+        renewed.body
+    );
+    let fresh = renewed.json()["access_token"]
+        .as_str()
+        .expect("access")
+        .to_owned();
+    assert_eq!(introspect(&node, &fresh, &access), json!({"active": false}));
+    assert_eq!(introspect(&node, &fresh, &fresh)["active"], true);
+}
+
+#[test]
+fn browser_clients_can_read_the_endpoints_across_origins() {
+    let (_dir, node, _owner, _session) = claimed_node();
+    let head = Answer::from(
+        agent()
+            .run(
+                ureq::http::Request::builder()
+                    .method("HEAD")
+                    .uri(node.url("/.well-known/oauth-authorization-server"))
+                    .body(())
+                    .expect("request"),
+            )
+            .expect("HEAD reaches the node"),
+    );
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("access-control-allow-origin"), Some("*"));
+    for path in [TOKEN, INTROSPECT, REVOKE, "/indieauth/userinfo", AUTHORIZE] {
+        let answer = Answer::from(
+            agent()
+                .run(
+                    ureq::http::Request::builder()
+                        .method("OPTIONS")
+                        .uri(node.url(path))
+                        .header("origin", "https://app.example")
+                        .header("access-control-request-method", "POST")
+                        .header("access-control-request-headers", "authorization")
+                        .body(())
+                        .expect("request"),
+                )
+                .expect("OPTIONS reaches the node"),
+        );
+        assert_eq!(answer.status, 204, "{path}");
+        assert_eq!(
+            answer.header("access-control-allow-origin"),
+            Some("*"),
+            "{path}"
+        );
+        assert!(
+            answer
+                .header("access-control-allow-headers")
+                .is_some_and(|h| h.contains("authorization"))
+        );
+    }
+    let refused = node.get("/indieauth/userinfo");
+    assert_eq!(
+        refused.header("access-control-expose-headers"),
+        Some("WWW-Authenticate")
+    );
+    assert_eq!(
+        node.get("/.well-known/webfinger").problem(400)["status"],
+        400
+    );
+}
+
+#[test]
+fn metadata_served_from_another_origin_after_a_redirect_is_refused() {
+    let (_dir, node, _owner, _session) = claimed_node();
+    let elsewhere = ClientSite::with_metadata("Bank Online", &[]);
+    let redirecting = ClientSite::serving(format!(
+        "HTTP/1.1 302 Found\r\nlocation: {}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        elsewhere.client_id()
+    ));
+    let (_verifier, challenge) = pkce();
+    let client_id = redirecting.client_id();
+    let query = request_query(&client_id, &format!("{client_id}cb"), &challenge, "create");
+    let answer = get(&node, &format!("{AUTHORIZE}?{query}"));
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert!(answer.body.contains("another origin"), "{}", answer.body);
+    assert!(!answer.body.contains("Bank Online"));
 }

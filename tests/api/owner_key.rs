@@ -56,14 +56,14 @@ fn add_device(
 }
 
 /// A new owner key and everything a rotation sends, as a browser makes it.
-struct Rotation {
-    next: OwnerPrivateKey,
-    body: Value,
+pub struct Rotation {
+    pub next: OwnerPrivateKey,
+    pub body: Value,
 }
 
 impl Rotation {
     /// A rotation from `old` to a new key, binding again the credentials in `keep`.
-    fn new(node: &TestNode, old: &OwnerPrivateKey, seq: u32, keep: &[&str]) -> Rotation {
+    pub fn new(node: &TestNode, old: &OwnerPrivateKey, seq: u32, keep: &[&str]) -> Rotation {
         Rotation::with_reason(node, old, seq, keep, Reason::Rotation)
     }
 

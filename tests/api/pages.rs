@@ -78,6 +78,31 @@ fn every_page_has_the_security_headers_and_no_inline_code() {
     for page in PAGES {
         assert_page_headers(&node.get(page));
     }
+    // The IndieAuth error page, and the consent page (on a node with a public URL, which shows
+    // a loopback client without fetching anything).
+    let request = "/indieauth/authorize?response_type=code&client_id=http://127.0.0.1:1/\
+         &redirect_uri=http://127.0.0.1:1/cb&state=s\
+         &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256";
+    let refused = node.get(&request.replace(
+        "redirect_uri=http://127.0.0.1:1/cb",
+        "redirect_uri=https://elsewhere.example/cb",
+    ));
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("id=\"indieauth-error\""));
+    assert_no_inline_code(&refused.body);
+    let dir = tempfile::tempdir().expect("dir");
+    let public = crate::helpers::TestNode::start(
+        dir.path(),
+        crate::helpers::NodeOptions {
+            public_url: Some("https://id.example".into()),
+            ..crate::helpers::NodeOptions::default()
+        },
+    );
+    public.claim(&TestOwner::from_vector());
+    let consent = public.get(request);
+    assert_page_headers(&consent);
+    assert_no_inline_code(&consent.body);
+    assert!(consent.body.contains("id=\"consent-form\""));
 }
 
 #[test]

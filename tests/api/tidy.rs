@@ -133,6 +133,7 @@ const ALLOWED_DEPENDENCIES: [(&str, &[&str]); 19] = [
             "inbox",
             "indieauth",
             "jose",
+            "outbound",
             "recovery",
             "store",
             "well_known_dir",
@@ -142,16 +143,16 @@ const ALLOWED_DEPENDENCIES: [(&str, &[&str]); 19] = [
     (
         "inbox",
         &[
-            "audit", "auth", "config", "jose", "net", "outbound", "store",
+            "audit", "auth", "config", "jose", "limits", "net", "outbound", "store",
         ],
     ),
     (
         "indieauth",
-        &["audit", "config", "jose", "outbound", "store"],
+        &["audit", "config", "jose", "limits", "outbound", "store"],
     ),
     ("jose", &[]),
     ("keys", &["jose"]),
-    ("limits", &[]),
+    ("limits", &["net"]),
     ("net", &[]),
     ("outbound", &["clock", "net"]),
     ("recovery", &["audit", "jose", "store"]),

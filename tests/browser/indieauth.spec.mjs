@@ -3,7 +3,7 @@
 // which goes through /login (the device key signs in) and back to the same request; the owner keeps only `profile`,
 // picks a lifetime and approves, Chromium follows the form's redirect under the page's form-action, and the client's
 // token exchange gets scope `profile` and `me` = iss; /account/apps lists the grant and Revoke ends its tokens; Deny
-// sends access_denied back.
+// sends access_denied back; the profile set on /account fills the home page's h-card and the token answer.
 
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -395,4 +395,35 @@ test('Deny sends access_denied back to the client with state and iss', async ({}
   const grants = await api(tabToken, 'GET', '/indieauth/grants');
   expect(grants.body.grants.map((grant) => grant.scope), 'a denial grants nothing').toEqual(['profile create']);
   expect(await node.audit()).toContain('indieauth.denied');
+});
+
+test('the profile set on /account fills the home page h-card and what clients with the profile scope receive', async ({}, testInfo) => {
+  const tab = pages.tab;
+  await tab.goto(`${node.base}/account`);
+  // The page wires its buttons once it has checked the node.
+  await expect(tab.locator('#sessions li.current')).toBeVisible();
+  await tab.click('#profile-edit');
+  await expect(tab.locator('#profile-form')).toBeVisible();
+  await tab.fill('#profile-name', 'Orchard Owner');
+  await tab.fill('#profile-photo', 'https://photos.example/me.jpg');
+  await tab.fill('#profile-email', 'owner@orchard.example');
+  await tab.fill('#profile-links', 'Code https://git.example/owner');
+  await tab.click('#profile-save');
+  await expect(tab.locator('#status')).toHaveText('Your profile is saved.');
+  await shot(tab, testInfo, 'profile-saved');
+
+  const home = await fetch(`${node.base}/`, { signal: AbortSignal.timeout(10_000) });
+  const html = await home.text();
+  expect(html).toContain('<a class="p-name u-url u-uid" href="' + iss + '">Orchard Owner</a>');
+  expect(html).toContain('class="u-photo" src="https://photos.example/me.jpg"');
+  expect(html).toContain('<a class="u-email" href="mailto:owner@orchard.example">');
+  expect(html).toContain('<a rel="me" class="u-url" href="https://git.example/owner">Code</a>');
+  expect(home.headers.get('content-security-policy')).toBe(CSP.replace("img-src 'self' data:", "img-src 'self' data: https://photos.example"));
+
+  const { state } = await startFlow(tab, 'profile email');
+  await consentReady(tab);
+  await tab.click('#consent-approve');
+  const callback = await callbackFor(tab, state);
+  expect(callback.exchange.body.profile).toEqual({ name: 'Orchard Owner', url: iss, photo: 'https://photos.example/me.jpg', email: 'owner@orchard.example' });
+  expect(await node.audit()).toContain('profile.changed');
 });

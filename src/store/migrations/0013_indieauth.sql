@@ -11,7 +11,8 @@ WHERE capabilities = '["session","sessions","audit","credentials","recovery","ow
 -- Authorization codes, stored as the SHA-256 of the code. Each is bound to its client, its
 -- redirect URL, its PKCE challenge, the scopes the owner granted and the credential whose
 -- session approved it. `used_at` marks a redemption; `grant_id` names the grant it created, so
--- that a second redemption can revoke it.
+-- that a second redemption can revoke it; `reused_at` marks the first time a used code came back
+-- (only that one is audited).
 CREATE TABLE indieauth_code (
     code_hash BLOB PRIMARY KEY,
     client_id TEXT NOT NULL,
@@ -25,7 +26,8 @@ CREATE TABLE indieauth_code (
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
     used_at INTEGER,
-    grant_id TEXT
+    grant_id TEXT,
+    reused_at INTEGER
 ) STRICT;
 CREATE INDEX indieauth_code_expiry ON indieauth_code (expires_at);
 

@@ -3855,7 +3855,15 @@ fn client_page_check(_: &Fixtures, input: &[u8]) -> Result<Verdict, Broken> {
             let unmarked = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
             let core: MetadataCore = serde_json::from_slice(unmarked)
                 .map_err(|_| "accepted a document serde_json cannot read")?;
-            if core.client_id != CLIENT_PAGE_ID {
+            // The same client_id, or one that §3.4's canonicalization makes the same.
+            let canonical = |id: &str| {
+                siteid::indieauth::urls::check_client_id(id)
+                    .ok()
+                    .map(|url| url.to_string())
+            };
+            if core.client_id != CLIENT_PAGE_ID
+                && canonical(&core.client_id) != canonical(CLIENT_PAGE_ID)
+            {
                 return Err("accepted a document for another client_id".into());
             }
             if core

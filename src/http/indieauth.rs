@@ -402,6 +402,51 @@ fn error_redirect(
     ))
 }
 
+#[derive(Template)]
+#[template(path = "indieauth_continue.html")]
+struct ContinuePage {
+    title: &'static str,
+    css: String,
+    location: String,
+    destination: String,
+}
+
+/// The answer to the consent form: for a browser navigating (`Sec-Fetch-Mode: navigate`) a
+/// page that moves on at once with a meta refresh, otherwise a 302. Chromium checks every
+/// redirect that follows a form submission against the form page's `form-action`, so a 302
+/// would let the client's own next redirect (to another of its hosts) be blocked; a refresh
+/// from a new page is a new navigation.
+fn hand_back(
+    state: &AppState,
+    request: &HttpRequest,
+    location: &str,
+    to: &url::Url,
+) -> HttpResponse {
+    let navigating = request
+        .headers()
+        .get("sec-fetch-mode")
+        .is_some_and(|mode| mode.as_bytes() == b"navigate");
+    if !navigating {
+        return redirect(location);
+    }
+    let page = ContinuePage {
+        title: "Signing you in",
+        css: assets::url("css/app.css"),
+        location: location.to_owned(),
+        destination: redirect_display(to),
+    };
+    match render(&page) {
+        Ok(body) => {
+            let mut response = html_with_policy(state, body, None);
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(_) => redirect(location),
+    }
+}
+
 fn redirect(location: &str) -> HttpResponse {
     HttpResponse::Found()
         .insert_header((header::LOCATION, location))
@@ -624,7 +669,7 @@ pub async fn consent(
             {
                 return HttpResponse::from_error(store_problem(e));
             }
-            return redirect(&request::redirect_with(
+            let location = request::redirect_with(
                 &client_request.redirect_url,
                 &[
                     ("error", "access_denied"),
@@ -632,7 +677,8 @@ pub async fn consent(
                     ("state", &authorization.state),
                 ],
                 &iss,
-            ));
+            );
+            return hand_back(&state, &request, &location, &client_request.redirect_url);
         }
         _ => return refused(StatusCode::BAD_REQUEST, "Choose Approve or Deny."),
     }
@@ -664,11 +710,14 @@ pub async fn consent(
         lifetime,
     };
     match grants::approve(&state.store, approval, client.actor(), now).await {
-        Ok(code) => redirect(&request::redirect_with(
-            &client_request.redirect_url,
-            &[("code", &code), ("state", &authorization.state)],
-            &iss,
-        )),
+        Ok(code) => {
+            let location = request::redirect_with(
+                &client_request.redirect_url,
+                &[("code", &code), ("state", &authorization.state)],
+                &iss,
+            );
+            hand_back(&state, &request, &location, &client_request.redirect_url)
+        }
         Err(e) => HttpResponse::from_error(store_problem(e)),
     }
 }

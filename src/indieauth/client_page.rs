@@ -360,7 +360,7 @@ fn clean_name(raw: &str) -> Option<String> {
 }
 
 /// Characters that reorder or hide the text around them.
-fn is_bidi_format(c: char) -> bool {
+pub fn is_bidi_format(c: char) -> bool {
     matches!(
         c,
         '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'

@@ -70,8 +70,14 @@ impl OwnerProfile {
                     field,
                     format!("it is longer than {MAX_TEXT_CHARS} characters"),
                 )),
-                Some(v) if v.chars().any(char::is_control) => {
-                    Err((field, "it holds control characters".into()))
+                Some(v)
+                    if v.chars()
+                        .any(|c| c.is_control() || super::client_page::is_bidi_format(c)) =>
+                {
+                    Err((
+                        field,
+                        "it holds control or text-direction characters".into(),
+                    ))
                 }
                 other => Ok(other),
             }
@@ -253,6 +259,13 @@ mod tests {
                     ..OwnerProfile::default()
                 },
                 "email",
+            ),
+            (
+                OwnerProfile {
+                    name: Some("Ada\u{202e}txt.exe".into()),
+                    ..OwnerProfile::default()
+                },
+                "name",
             ),
             (
                 OwnerProfile {

@@ -150,8 +150,22 @@ fn grant_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRow> {
     })
 }
 
-/// Stores a new grant.
+/// How long a revoked or expired grant is kept (for the owner's records), in seconds.
+const ENDED_GRANT_KEPT: i64 = 30 * 86_400;
+
+/// Stores a new grant, and forgets grants (with their tokens) that ended more than 30 days
+/// before it.
 pub fn insert_grant(connection: &Connection, row: &GrantRow) -> Result<(), StoreError> {
+    let before = row.created_at.saturating_sub(ENDED_GRANT_KEPT);
+    connection.execute(
+        "DELETE FROM indieauth_token WHERE grant_id IN (SELECT id FROM indieauth_grant \
+         WHERE revoked_at < ?1 OR expires_at < ?1)",
+        params![before],
+    )?;
+    connection.execute(
+        "DELETE FROM indieauth_grant WHERE revoked_at < ?1 OR expires_at < ?1",
+        params![before],
+    )?;
     connection.execute(
         &format!(
             "INSERT INTO indieauth_grant ({GRANT_COLUMNS}) \

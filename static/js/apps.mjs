@@ -24,7 +24,7 @@ function grantRow(grant) {
   return element(
     'tr',
     {},
-    element('td', {}, element('strong', { textContent: name }), element('br'), element('code', { textContent: grant.client_id })),
+    element('td', {}, element('strong', { textContent: name }), element('br'), element('code', { textContent: grant.client_uri || grant.client_id })),
     element('td', { textContent: grant.scope }),
     element('td', { textContent: formatTime(grant.created_at) }),
     element('td', { textContent: grant.last_used_at ? formatTime(grant.last_used_at) : 'never' }),

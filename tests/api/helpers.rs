@@ -64,6 +64,20 @@ pub fn spawn_node() -> (tempfile::TempDir, TestNode) {
     (dir, node)
 }
 
+/// A fresh node on loopback whose public URL is the public-looking `https://id.example`: it
+/// must never fetch from loopback, which tests watch with loopback listeners.
+pub fn spawn_public_node() -> (tempfile::TempDir, TestNode) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = TestNode::start(
+        dir.path(),
+        NodeOptions {
+            public_url: Some("https://id.example".into()),
+            ..NodeOptions::default()
+        },
+    );
+    (dir, node)
+}
+
 /// A fresh node that believes `X-Forwarded-For` from 127.0.0.1, so that a test can play many
 /// clients.
 pub fn spawn_node_behind_proxy() -> (tempfile::TempDir, TestNode) {

@@ -628,14 +628,7 @@ fn sender_keys_come_from_the_senders_jwks_for_the_owner_only() {
 
 #[test]
 fn a_node_on_a_public_url_fetches_sender_keys_over_https_and_never_from_loopback() {
-    let dir = tempfile::tempdir().expect("dir");
-    let node = TestNode::start(
-        dir.path(),
-        NodeOptions {
-            public_url: Some("https://id.example".into()),
-            ..NodeOptions::default()
-        },
-    );
+    let (_dir, node) = crate::helpers::spawn_public_node();
     let owner = TestOwner::from_vector();
     node.claim(&owner);
     let (token, _) = node.login(&owner);

@@ -18,9 +18,7 @@ use sha2::{Digest, Sha256};
 use siteid::clock::Clock;
 
 use crate::credentials::{Device, register};
-use crate::helpers::{
-    Answer, NodeOptions, TestNode, TestOwner, spawn_node, spawn_node_with_clock, wait_until,
-};
+use crate::helpers::{Answer, TestNode, TestOwner, spawn_node, spawn_node_with_clock, wait_until};
 
 const AUTHORIZE: &str = "/indieauth/authorize";
 const TOKEN: &str = "/indieauth/token";
@@ -278,6 +276,22 @@ fn oauth_error(answer: &Answer) -> String {
         .as_str()
         .expect("an error code")
         .to_owned()
+}
+
+/// Asserts that `token` no longer authorizes anything: introspection refuses it as a bearer.
+fn assert_no_longer_authorizes(node: &TestNode, token: &str) {
+    let answer = post_form(
+        node,
+        INTROSPECT,
+        &[("token", token)],
+        &[("authorization", &format!("Bearer {token}"))],
+    );
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    assert!(
+        answer
+            .header("www-authenticate")
+            .is_some_and(|v| v.contains("invalid_token"))
+    );
 }
 
 fn introspect(node: &TestNode, bearer: &str, token: &str) -> Value {
@@ -558,18 +572,7 @@ fn a_complete_flow_redeems_refreshes_introspects_and_revokes() {
     );
     assert_eq!(oauth_error(&reused), "invalid_grant");
     for token in [&access, &access2, &access3] {
-        let answer = post_form(
-            &node,
-            INTROSPECT,
-            &[("token", token)],
-            &[("authorization", &format!("Bearer {token}"))],
-        );
-        assert_eq!(answer.status, 401, "a revoked token authorizes nothing");
-        assert!(
-            answer
-                .header("www-authenticate")
-                .is_some_and(|v| v.contains("invalid_token"))
-        );
+        assert_no_longer_authorizes(&node, token);
     }
     let events = node.audit_events(&session);
     for event in [
@@ -598,13 +601,7 @@ fn a_complete_flow_redeems_refreshes_introspects_and_revokes() {
         post_form(&node, REVOKE, &[("token", "garbage")], &[]).status,
         200
     );
-    let answer = post_form(
-        &node,
-        INTROSPECT,
-        &[("token", &access)],
-        &[("authorization", &format!("Bearer {access}"))],
-    );
-    assert_eq!(answer.status, 401);
+    assert_no_longer_authorizes(&node, &access);
     let grants = node.call("GET", "/api/v1/indieauth/grants", Some(&session), None, &[]);
     assert_eq!(grants.json()["grants"], json!([]));
 }
@@ -926,13 +923,7 @@ fn codes_are_single_use_bound_and_checked_before_they_are_spent() {
         oauth_error(&redeem(&node, &code, &client, &verifier)),
         "invalid_grant"
     );
-    let answer = post_form(
-        &node,
-        INTROSPECT,
-        &[("token", &access)],
-        &[("authorization", &format!("Bearer {access}"))],
-    );
-    assert_eq!(answer.status, 401);
+    assert_no_longer_authorizes(&node, &access);
     assert!(
         node.audit_events(&session)
             .iter()
@@ -1048,6 +1039,28 @@ fn approving_needs_a_session_with_indieauth_from_this_origin() {
         &[("origin", "null"), ("sec-fetch-site", "same-origin")],
     );
     assert_eq!(same_origin.status, 302, "{}", same_origin.body);
+    // A browser navigating gets a page that moves on at once instead, so that Chromium does not
+    // hold the consent form's form-action against the client's own later redirects.
+    let navigating = post_form(
+        &node,
+        "/indieauth/consent",
+        &[
+            ("request", &query),
+            ("session", &owner_session),
+            ("decision", "deny"),
+        ],
+        &[
+            ("sec-fetch-mode", "navigate"),
+            ("sec-fetch-site", "same-origin"),
+        ],
+    );
+    assert_eq!(navigating.status, 200, "{}", navigating.body);
+    assert_eq!(navigating.header("cache-control"), Some("no-store"));
+    let expected = format!(
+        "<meta http-equiv=\"refresh\" content=\"0; url='{}?error=access_denied&#38;",
+        client.callback()
+    );
+    assert!(navigating.body.contains(&expected), "{}", navigating.body);
     let device = Device::new(&["session"]);
     let (stepped, _) = node.login_stepped_up(&owner);
     register(&node, &stepped, &owner, &device);
@@ -1085,13 +1098,7 @@ fn revoking_the_approving_credential_revokes_its_grants() {
         &[],
     );
     assert_eq!(revoked.status, 204, "{}", revoked.body);
-    let answer = post_form(
-        &node,
-        INTROSPECT,
-        &[("token", &access)],
-        &[("authorization", &format!("Bearer {access}"))],
-    );
-    assert_eq!(answer.status, 401);
+    assert_no_longer_authorizes(&node, &access);
     let entry = node.audit_entry(&owner_session, "indieauth.token_revoked");
     assert_eq!(entry["detail"]["reason"], "credential_revoked");
 }
@@ -1128,13 +1135,7 @@ fn the_owner_lists_and_revokes_grants() {
             .problem(404)["status"],
         404
     );
-    let answer = post_form(
-        &node,
-        INTROSPECT,
-        &[("token", &access)],
-        &[("authorization", &format!("Bearer {access}"))],
-    );
-    assert_eq!(answer.status, 401);
+    assert_no_longer_authorizes(&node, &access);
     assert_eq!(
         node.audit_entry(&session, "indieauth.token_revoked")["detail"]["reason"],
         "owner"
@@ -1143,14 +1144,7 @@ fn the_owner_lists_and_revokes_grants() {
 
 #[test]
 fn a_node_on_a_public_url_never_fetches_a_loopback_client() {
-    let dir = tempfile::tempdir().expect("dir");
-    let node = TestNode::start(
-        dir.path(),
-        NodeOptions {
-            public_url: Some("https://id.example".into()),
-            ..NodeOptions::default()
-        },
-    );
+    let (_dir, node) = crate::helpers::spawn_public_node();
     let owner = TestOwner::from_vector();
     node.claim(&owner);
     let site = ClientSite::with_metadata("Should never be read", &["http://127.0.0.1:9/listed"]);
@@ -1306,13 +1300,7 @@ fn narrowing_or_rotating_away_the_approving_credential_revokes_its_grants() {
         &[],
     );
     assert_eq!(rotated.status, 200, "{}", rotated.body);
-    let answer = post_form(
-        &node,
-        INTROSPECT,
-        &[("token", &owner_access)],
-        &[("authorization", &format!("Bearer {owner_access}"))],
-    );
-    assert_eq!(answer.status, 401);
+    assert_no_longer_authorizes(&node, &owner_access);
     let next = TestOwner {
         key: siteid::jose::jwk::OwnerPrivateKey::from_scalar_bytes(
             rotation.next.scalar_bytes().as_slice(),
@@ -1367,13 +1355,7 @@ fn access_tokens_expire_and_a_used_code_is_audited_once() {
         .to_owned();
     assert!(tokens["access_token"].is_string());
     clock.advance(3601);
-    let expired = post_form(
-        &node,
-        INTROSPECT,
-        &[("token", &access)],
-        &[("authorization", &format!("Bearer {access}"))],
-    );
-    assert_eq!(expired.status, 401, "an access token lives an hour");
+    assert_no_longer_authorizes(&node, &access);
     let renewed = post_form(
         &node,
         TOKEN,

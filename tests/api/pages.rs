@@ -90,14 +90,7 @@ fn every_page_has_the_security_headers_and_no_inline_code() {
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert!(refused.body.contains("id=\"indieauth-error\""));
     assert_no_inline_code(&refused.body);
-    let dir = tempfile::tempdir().expect("dir");
-    let public = crate::helpers::TestNode::start(
-        dir.path(),
-        crate::helpers::NodeOptions {
-            public_url: Some("https://id.example".into()),
-            ..crate::helpers::NodeOptions::default()
-        },
-    );
+    let (_public_dir, public) = crate::helpers::spawn_public_node();
     public.claim(&TestOwner::from_vector());
     let consent = public.get(request);
     assert_page_headers(&consent);

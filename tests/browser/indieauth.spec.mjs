@@ -1,5 +1,6 @@
 // The node as IndieAuth provider in Chromium: a fake client on another loopback port (its metadata document, a start
-// page with a PKCE S256 request, a callback that redeems the code server-side) sends a fresh tab to the consent page,
+// page with a PKCE S256 request, a callback that redirects to the client's other origin, where the code is redeemed
+// server-side) sends a fresh tab to the consent page,
 // which goes through /login (the device key signs in) and back to the same request; the owner keeps only `profile`,
 // picks a lifetime and approves, Chromium follows the form's redirect under the page's form-action, and the client's
 // token exchange gets scope `profile` and `me` = iss; /account/apps lists the grant and Revoke ends its tokens; Deny
@@ -69,6 +70,8 @@ async function startClient(nodeBase) {
   const callbacks = [];
   let clientId = '';
   let redirectUri = '';
+  /** The client's other origin (the same server by another name), where its callback lands. */
+  let landing = '';
   const server = http.createServer(async (request, response) => {
     const url = new URL(request.url, clientId);
     try {
@@ -98,6 +101,13 @@ async function startClient(nodeBase) {
         return;
       }
       if (request.method === 'GET' && url.pathname === '/callback') {
+        // Like many real clients, the callback moves on to another of the client's origins: Chromium must not hold the
+        // node's consent form responsible for that redirect.
+        response.writeHead(302, { location: `${landing}/landed${url.search}`, 'cache-control': 'no-store' });
+        response.end();
+        return;
+      }
+      if (request.method === 'GET' && url.pathname === '/landed') {
         const entry = { query: Object.fromEntries(url.searchParams), exchange: null };
         callbacks.push(entry);
         const verifier = flows.get(entry.query.state);
@@ -125,8 +135,10 @@ async function startClient(nodeBase) {
   const origin = `http://127.0.0.1:${server.address().port}`;
   clientId = `${origin}/`;
   redirectUri = `${origin}/callback`;
+  landing = `http://localhost:${server.address().port}`;
   return {
     origin,
+    landing,
     clientId,
     redirectUri,
     metadataFetches,
@@ -186,7 +198,7 @@ async function consentReady(tab) {
 /** What the fake client's callback recorded for state, once the browser shows the callback's answer. */
 async function callbackFor(tab, state) {
   await notAnErrorPage(tab, '#outcome', 'the node takes the answer and redirects to the client, not to an error page');
-  await expect(tab).toHaveURL(new RegExp(`^${client.redirectUri.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\?`));
+  await expect(tab).toHaveURL(new RegExp(`^${client.landing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/landed\\?`));
   const entries = client.callbacks.filter((entry) => entry.query?.state === state);
   expect(entries, 'the client received exactly one answer for this request').toHaveLength(1);
   return entries[0];

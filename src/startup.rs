@@ -428,6 +428,9 @@ fn retention_pass_due(last_pass: Option<i64>, now: i64) -> bool {
 
 /// At start-up and then every hour of the node's clock (so a hand-driven clock drives it too):
 /// one retention pass.
+/// How long an IndieAuth grant that ended (revoked or expired) is kept, in seconds.
+const ENDED_GRANTS_KEPT_SECONDS: i64 = 30 * 86_400;
+
 async fn apply_retention(
     state: web::Data<AppState>,
     retention: Retention,
@@ -490,6 +493,17 @@ async fn retention_pass(
         Ok(removed) => tracing::info!(removed, "failure rows outside every window removed"),
         Err(StoreError::Closed) => return Err(StoreError::Closed),
         Err(error) => tracing::warn!(%error, "removing old failure rows failed"),
+    }
+    // IndieAuth grants that ended 30 days ago go, with their tokens, and expired codes.
+    let before = now.saturating_sub(ENDED_GRANTS_KEPT_SECONDS);
+    match store
+        .run(move |c| crate::store::indieauth::forget_ended(c, before))
+        .await
+    {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "IndieAuth grants that ended 30 days ago removed"),
+        Err(StoreError::Closed) => return Err(StoreError::Closed),
+        Err(error) => tracing::warn!(%error, "removing ended IndieAuth grants failed"),
     }
     match audit::prune(store, now, retention.entries_days).await {
         Ok(0) => {}

@@ -600,8 +600,9 @@ async fn store_change(
             };
             audit::append(&tx, now, &event, &actor)?;
             let capabilities = Capabilities::from_json(&row.capabilities).unwrap_or_default();
-            // A credential that may no longer approve sign-ins elsewhere loses what it approved.
-            if !capabilities.contains(Capability::Indieauth) {
+            // A credential that may no longer approve sign-ins elsewhere loses what it approved;
+            // so does one whose key was replaced (the old key may be in someone else's hands).
+            if !capabilities.contains(Capability::Indieauth) || what == ChangeKind::Reset {
                 audit::revoke_grants_of_credential(&tx, &row.id, now, &actor)?;
             }
             // A passkey that may no longer do all the owner key does keeps no copy of it.

@@ -101,7 +101,7 @@ pub async fn approve(
     store
         .run(move |c| {
             let tx = c.transaction()?;
-            rows::insert_code(&tx, &row, now)?;
+            rows::insert_code(&tx, &row)?;
             let event = AuditEvent::IndieauthApproved {
                 client_id: approval.client_id,
                 redirect_uri: approval.redirect_uri,

@@ -45,12 +45,8 @@ fn code_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CodeRow> {
     })
 }
 
-/// Stores a new code, and forgets codes that expired more than a day before `now`.
-pub fn insert_code(connection: &Connection, row: &CodeRow, now: i64) -> Result<(), StoreError> {
-    connection.execute(
-        "DELETE FROM indieauth_code WHERE expires_at < ?1",
-        params![now.saturating_sub(86_400)],
-    )?;
+/// Stores a new code.
+pub fn insert_code(connection: &Connection, row: &CodeRow) -> Result<(), StoreError> {
     connection.execute(
         &format!(
             "INSERT INTO indieauth_code ({CODE_COLUMNS}) \
@@ -150,22 +146,8 @@ fn grant_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRow> {
     })
 }
 
-/// How long a revoked or expired grant is kept (for the owner's records), in seconds.
-const ENDED_GRANT_KEPT: i64 = 30 * 86_400;
-
-/// Stores a new grant, and forgets grants (with their tokens) that ended more than 30 days
-/// before it.
+/// Stores a new grant.
 pub fn insert_grant(connection: &Connection, row: &GrantRow) -> Result<(), StoreError> {
-    let before = row.created_at.saturating_sub(ENDED_GRANT_KEPT);
-    connection.execute(
-        "DELETE FROM indieauth_token WHERE grant_id IN (SELECT id FROM indieauth_grant \
-         WHERE revoked_at < ?1 OR expires_at < ?1)",
-        params![before],
-    )?;
-    connection.execute(
-        "DELETE FROM indieauth_grant WHERE revoked_at < ?1 OR expires_at < ?1",
-        params![before],
-    )?;
     connection.execute(
         &format!(
             "INSERT INTO indieauth_grant ({GRANT_COLUMNS}) \
@@ -256,7 +238,30 @@ pub fn revoke_grants_of_credential(
     for (id, _) in &grants {
         revoke_grant(connection, id, now, "credential_revoked")?;
     }
+    // Its codes not yet redeemed are spent, so that none becomes a grant later.
+    connection.execute(
+        "UPDATE indieauth_code SET used_at = ?2 WHERE credential_id = ?1 AND used_at IS NULL",
+        params![credential_id, now],
+    )?;
     Ok(grants)
+}
+
+/// Deletes grants (with their tokens) that ended before `before`, and codes that expired
+/// before it; returns how many grants went.
+pub fn forget_ended(connection: &Connection, before: i64) -> Result<usize, StoreError> {
+    connection.execute(
+        "DELETE FROM indieauth_token WHERE grant_id IN (SELECT id FROM indieauth_grant \
+         WHERE revoked_at < ?1 OR expires_at < ?1)",
+        params![before],
+    )?;
+    connection.execute(
+        "DELETE FROM indieauth_code WHERE expires_at < ?1",
+        params![before],
+    )?;
+    Ok(connection.execute(
+        "DELETE FROM indieauth_grant WHERE revoked_at < ?1 OR expires_at < ?1",
+        params![before],
+    )?)
 }
 
 /// A stored access or refresh token.

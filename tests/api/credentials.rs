@@ -46,7 +46,7 @@ impl Device {
     }
 
     /// The binding the owner signs over this credential's fields.
-    fn binding(&self, owner: &TestOwner) -> String {
+    pub fn binding(&self, owner: &TestOwner) -> String {
         binding_by(&owner.key, owner, self)
     }
 

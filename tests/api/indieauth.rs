@@ -1057,7 +1057,7 @@ fn approving_needs_a_session_with_indieauth_from_this_origin() {
     assert_eq!(navigating.status, 200, "{}", navigating.body);
     assert_eq!(navigating.header("cache-control"), Some("no-store"));
     let expected = format!(
-        "<meta http-equiv=\"refresh\" content=\"0; url='{}?error=access_denied&#38;",
+        "<meta http-equiv=\"refresh\" content=\"0; url={}?error=access_denied&#38;",
         client.callback()
     );
     assert!(navigating.body.contains(&expected), "{}", navigating.body);
@@ -1448,4 +1448,60 @@ fn metadata_served_from_another_origin_after_a_redirect_is_refused() {
     assert_eq!(answer.status, 400, "{}", answer.body);
     assert!(answer.body.contains("another origin"), "{}", answer.body);
     assert!(!answer.body.contains("Bank Online"));
+}
+
+#[test]
+fn resetting_a_key_revokes_what_the_old_key_approved_and_spends_its_pending_codes() {
+    let (_dir, node, owner, owner_session) = claimed_node();
+    let (stepped, _) = node.login_stepped_up(&owner);
+    let mut device = Device::new(&["session", "indieauth"]);
+    register(&node, &stepped, &owner, &device);
+    let (device_session, _) = node.login(&device.signer);
+    let client = ClientSite::with_metadata("Reader", &[]);
+    let (verifier, challenge) = pkce();
+    let code = approved_code(
+        &node,
+        &device_session,
+        &client,
+        &challenge,
+        "create",
+        &["create"],
+    );
+    let access = redeem(&node, &code, &client, &verifier).json()["access_token"]
+        .as_str()
+        .expect("access")
+        .to_owned();
+    let (pending_verifier, challenge) = pkce();
+    let pending = approved_code(
+        &node,
+        &device_session,
+        &client,
+        &challenge,
+        "create",
+        &["create"],
+    );
+
+    device.signer = TestOwner {
+        key: siteid::jose::jwk::OwnerPrivateKey::generate(),
+        ..TestOwner::from_vector()
+    };
+    let reset = node.call(
+        "PUT",
+        &format!("/api/v1/credentials/{}/key", device.id),
+        Some(&stepped),
+        Some(&json!({
+            "public_key": serde_json::to_value(device.signer.key.public_key().to_jwk()).expect("jwk"),
+            "binding": device.binding(&owner),
+        })),
+        &[],
+    );
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    assert_no_longer_authorizes(&node, &access);
+    assert_eq!(
+        oauth_error(&redeem(&node, &pending, &client, &pending_verifier)),
+        "invalid_grant",
+        "a code the old key approved is spent"
+    );
+    let entry = node.audit_entry(&owner_session, "indieauth.token_revoked");
+    assert_eq!(entry["detail"]["reason"], "credential_revoked");
 }

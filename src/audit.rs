@@ -256,6 +256,12 @@ pub enum AuditEvent {
         grant_id: String,
         reason: &'static str,
     },
+    /// The owner key bound the node's own key (mutual authentication).
+    NodeKeyBound {
+        node_kid: String,
+        owner_kid: String,
+        binding_sha256: String,
+    },
     /// The owner changed the profile shown on the home page and given to clients.
     ProfileChanged {
         fields: Vec<&'static str>,
@@ -358,6 +364,7 @@ impl AuditEvent {
             AuditEvent::IndieauthRefreshReused { .. } => "indieauth.refresh_reused",
             AuditEvent::IndieauthTokenRevoked { .. } => "indieauth.token_revoked",
             AuditEvent::ProfileChanged { .. } => "profile.changed",
+            AuditEvent::NodeKeyBound { .. } => "node_key.bound",
             AuditEvent::TotpEnabled { .. } => "totp.enabled",
             AuditEvent::TotpDisabled { .. } => "totp.disabled",
             AuditEvent::TotpRecoveryCodesReplaced { .. } => "totp.recovery_codes_replaced",
@@ -518,6 +525,15 @@ impl AuditEvent {
                 reason,
             } => json!({ "client_id": client_id, "grant_id": grant_id, "reason": reason }),
             AuditEvent::ProfileChanged { fields } => json!({ "fields": fields }),
+            AuditEvent::NodeKeyBound {
+                node_kid,
+                owner_kid,
+                binding_sha256,
+            } => json!({
+                "node_kid": node_kid,
+                "owner_kid": owner_kid,
+                "binding_sha256": binding_sha256,
+            }),
             AuditEvent::CredentialAdded {
                 credential_id,
                 kid,

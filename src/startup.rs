@@ -13,6 +13,7 @@ use crate::auth::attempts::{self, AttemptLedger};
 use crate::auth::challenge::Challenges;
 use crate::auth::claim::current_claim_token;
 use crate::auth::credentials::CredentialRegistry;
+use crate::auth::node_key::NodeKeyBinding;
 use crate::auth::sessions::{EndReason, Sessions};
 use crate::auth::totp::{self, TotpVault};
 use crate::auth::unlock_codes::LiveCodes;
@@ -50,6 +51,8 @@ pub enum StartupError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     SealingKey(#[from] crate::jose::sealed::SealError),
+    #[error(transparent)]
+    NodeKey(#[from] crate::jose::node_key::NodeKeyError),
 }
 
 /// A node that is bound and ready to run.
@@ -83,11 +86,12 @@ impl Application {
             );
         }
         let data_dir = settings.data_dir.clone();
-        let (store, totp) = tokio::task::spawn_blocking(move || {
-            // The store makes the data directory private before the key file goes in.
+        let (store, totp, node_key) = tokio::task::spawn_blocking(move || {
+            // The store makes the data directory private before the key files go in.
             let store = Store::open(&data_dir)?;
             let totp = TotpVault::load_or_create(&data_dir)?;
-            Ok::<_, StartupError>((store, totp))
+            let node_key = crate::jose::node_key::NodeKey::load_or_create(&data_dir)?;
+            Ok::<_, StartupError>((store, totp, node_key))
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))??;
@@ -124,6 +128,12 @@ impl Application {
         let sessions =
             Arc::new(Sessions::load(&store, settings.session_policy, clock.now()).await?);
         let credentials = CredentialRegistry::load(&store, clock.now()).await?;
+        let node_binding = match credentials.owner_key(&store, clock.now()).await? {
+            Some(owner_key) => {
+                NodeKeyBinding::load(&store, &node_key, &owner_key, public_url.as_str()).await?
+            }
+            None => NodeKeyBinding::default(),
+        };
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let caps = ConnectionCaps::for_open_files(limits::raise_open_file_limit(), workers);
         tracing::info!(
@@ -144,6 +154,8 @@ impl Application {
                 live_codes
             },
             totp,
+            node_key,
+            node_binding,
             well_known_dir,
             credentials,
             challenges: Challenges::default(),

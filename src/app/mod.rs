@@ -29,6 +29,10 @@ pub struct AppState {
     pub attempts: AttemptLedger,
     /// The live one-time unlock codes, by hash.
     pub live_codes: LiveCodes,
+    /// The node's own key, with which it proves itself to clients (`node.key`).
+    pub node_key: crate::jose::node_key::NodeKey,
+    /// The owner key's binding of the node key, for the current owner key.
+    pub node_binding: crate::auth::node_key::NodeKeyBinding,
     /// The sealing key that keeps the TOTP secret out of the database.
     pub totp: TotpVault,
     pub well_known_dir: WellKnownDir,

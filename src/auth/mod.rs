@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod encryption_keys;
 pub mod key_history;
 pub mod login;
+pub mod node_key;
 pub mod passkeys;
 pub mod rotation;
 pub mod sessions;

@@ -1,6 +1,7 @@
 //! `/api/v1/auth/*`: challenges, sign-in with a login assertion or a pasted signature, and
 //! step-up.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
@@ -12,25 +13,125 @@ use crate::auth::challenge::CHALLENGE_LIFETIME;
 use crate::auth::login;
 use crate::error::Problem;
 
-/// A challenge to sign: the nonce for an assertion, and the message a pasted signature signs.
+/// A challenge to sign: the nonce for an assertion, and the message a pasted signature signs;
+/// with the node's proof over it when the client sent a nonce of its own.
 #[derive(Debug, Serialize)]
 pub struct ChallengeBody {
     pub nonce: String,
     pub message: String,
     pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_signature: Option<String>,
 }
 
-/// `POST /api/v1/auth/challenge` → 200 `{"nonce","message","expires_in"}`.
-pub async fn challenge(state: web::Data<AppState>) -> HttpResponse {
+/// What a client may send when asking for a challenge: its own nonce, for the node's proof.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeRequest {
+    client_nonce: String,
+}
+
+/// The largest challenge request body, in bytes.
+const MAX_CHALLENGE_BODY: usize = 1024;
+
+/// `POST /api/v1/auth/challenge` → 200 `{"nonce","message","expires_in"}`. With a JSON body
+/// `{"client_nonce"}` (16 to 128 base64url characters) the answer also carries
+/// `node_signature`, the node key's proof over both nonces (mutual authentication).
+pub async fn challenge(
+    state: web::Data<AppState>,
+    request: actix_web::HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let client_nonce = read_client_nonce(&request, payload).await?;
+    let now = state.clock.now();
     let nonce = state
         .challenges
-        .issue(state.clock.now(), crate::auth::challenge::Purpose::Rest);
+        .issue(now, crate::auth::challenge::Purpose::Rest);
     let message = login::paste_message(state.public_url.as_str(), &nonce);
-    HttpResponse::Ok().json(ChallengeBody {
+    let node_signature = client_nonce.map(|client_nonce| {
+        state
+            .node_key
+            .sign_proof(state.public_url.as_str(), &nonce, &client_nonce, now)
+    });
+    Ok(HttpResponse::Ok().json(ChallengeBody {
         nonce,
         message,
         expires_in: CHALLENGE_LIFETIME,
-    })
+        node_signature,
+    }))
+}
+
+/// The client nonce of a challenge request: none for an empty body (what every client sent
+/// before mutual authentication), else a strict JSON `{"client_nonce"}`.
+async fn read_client_nonce(
+    request: &actix_web::HttpRequest,
+    payload: web::Payload,
+) -> Result<Option<String>, Problem> {
+    let declared = request
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<u64>().ok());
+    if declared == Some(0) {
+        return Ok(None);
+    }
+    let body = tokio::time::timeout(
+        super::json::BODY_TIMEOUT,
+        payload.to_bytes_limited(MAX_CHALLENGE_BODY),
+    )
+    .await
+    .map_err(|_| {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body-timeout",
+            "The request body was too slow",
+            "The whole body must arrive within 10 seconds.",
+        )
+    })?
+    .map_err(|_| {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "The request body is too large",
+            format!("A challenge request is at most {MAX_CHALLENGE_BODY} bytes."),
+        )
+    })?
+    .map_err(|_| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "The body is not valid JSON",
+            "The request body could not be read.",
+        )
+    })?;
+    if body.is_empty() {
+        return Ok(None);
+    }
+    let content_type = request
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    if !content_type
+        .split(';')
+        .next()
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+    {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "The body must be JSON",
+            "A challenge request with a body must be application/json: {\"client_nonce\"}.",
+        ));
+    }
+    let parsed: ChallengeRequest = super::json::parse(&body)?;
+    if !crate::jose::node_key::is_client_nonce(&parsed.client_nonce) {
+        return Err(Problem::invalid_field(
+            "client_nonce",
+            "The client_nonce must be 16 to 128 base64url characters.",
+        ));
+    }
+    Ok(Some(parsed.client_nonce))
 }
 
 /// A sign-in or step-up request: `{"assertion"}`, or a pasted signature

@@ -67,6 +67,11 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 )
                 .service(post_only("/owner/rotate", owner::rotate))
                 .service(
+                    web::resource("/node-key/binding")
+                        .route(web::put().to(owner::bind_node_key))
+                        .default_service(not_allowed("PUT")),
+                )
+                .service(
                     web::resource("/owner/encryption-key")
                         .route(web::put().to(inbox::add_encryption_key))
                         .default_service(not_allowed("PUT")),
@@ -203,6 +208,12 @@ pub fn routes(config: &mut web::ServiceConfig) {
                     web::resource("/siteid/keys.json")
                         .route(web::get().to(well_known::key_history))
                         .route(web::head().to(well_known::key_history))
+                        .default_service(not_allowed("GET, HEAD")),
+                )
+                .service(
+                    web::resource("/siteid/node-key.json")
+                        .route(web::get().to(well_known::node_key))
+                        .route(web::head().to(well_known::node_key))
                         .default_service(not_allowed("GET, HEAD")),
                 )
                 .service(

@@ -258,3 +258,50 @@ pub async fn rotate(
         "dropped_encryption_keys": rotated.dropped_encryption_keys,
     })))
 }
+
+/// `PUT /api/v1/node-key/binding` `{"binding"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeKeyBindingBody {
+    binding: String,
+}
+
+/// `PUT /api/v1/node-key/binding` (capability `owner`) → 204: the owner key's binding of the
+/// node key (`siteid-node-key+jwt`, claims exactly `aud`, `sub`, `iat`, fresh within 300 s),
+/// audited as `node_key.bound`; 422 on `binding` when it does not hold.
+pub async fn bind_node_key(
+    state: web::Data<AppState>,
+    client: Client,
+    signed_in: SignedIn,
+    StrictJson(body): StrictJson<NodeKeyBindingBody>,
+) -> Result<HttpResponse, Problem> {
+    signed_in.require(Capability::Owner)?;
+    let now = state.clock.now();
+    let owner_key = state
+        .credentials
+        .owner_key(&state.store, now)
+        .await
+        .map_err(|e| Problem::internal(&e))?
+        .ok_or_else(Problem::not_claimed)?;
+    state
+        .node_binding
+        .bind(
+            &state.store,
+            crate::auth::node_key::BindingTarget {
+                node_key: &state.node_key,
+                owner_key: &owner_key,
+                audience: state.public_url.as_str(),
+            },
+            body.binding,
+            client.actor(),
+            now,
+        )
+        .await
+        .map_err(|e| match e {
+            crate::auth::node_key::NodeBindingError::Invalid(reason) => {
+                Problem::invalid_field("binding", format!("The binding {reason}."))
+            }
+            crate::auth::node_key::NodeBindingError::Store(e) => Problem::internal(&e),
+        })?;
+    Ok(HttpResponse::NoContent().finish())
+}

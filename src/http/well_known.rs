@@ -32,11 +32,13 @@ pub struct JwksKey {
 }
 
 /// The JWKS document: the owner signing key (whose kid, its thumbprint, the caller has computed
-/// once), and the current encryption key when there is one.
+/// once), the current encryption key when there is one, and the node's own key once the owner
+/// key has bound it.
 pub fn jwks_body(
     key: &OwnerPublicKey,
     kid: &str,
     encryption_key: Option<&EncryptionKey>,
+    node_key: Option<&VerifyingKey>,
 ) -> String {
     let signing = JwksKey {
         jwk: key.to_jwk(),
@@ -50,7 +52,16 @@ pub fn jwks_body(
         alg: encryption_keys::KEY_ALG,
         key_use: "enc",
     });
-    let keys: Vec<JwksKey> = std::iter::once(signing).chain(encryption).collect();
+    let node = node_key.map(|node| JwksKey {
+        jwk: node.public.to_jwk(),
+        kid: node.kid.clone(),
+        alg: "ES384",
+        key_use: "sig",
+    });
+    let keys: Vec<JwksKey> = std::iter::once(signing)
+        .chain(encryption)
+        .chain(node)
+        .collect();
     serde_json::json!({ "keys": keys }).to_string()
 }
 
@@ -150,7 +161,15 @@ pub async fn jwks(
     let mut response = public_document(
         &request,
         JWK_SET_JSON,
-        jwks_body(&key.public, &key.kid, current),
+        jwks_body(
+            &key.public,
+            &key.kid,
+            current,
+            state
+                .node_binding
+                .is_bound(&key.kid)
+                .then(|| state.node_key.verifying_key()),
+        ),
     );
     if current.is_some() {
         // Where messages to the encryption key go (Linked Data Notifications' inbox relation).
@@ -168,6 +187,36 @@ pub async fn jwks(
         }
     }
     Ok(response)
+}
+
+/// `GET /.well-known/siteid/node-key.json`: the node's own key and the owner key's binding of
+/// it (`null` until the current owner key has bound it), CORS `*`.
+pub async fn node_key(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, Problem> {
+    let owner = state
+        .credentials
+        .owner_key(&state.store, state.clock.now())
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let binding = owner.and_then(|owner| state.node_binding.current(&owner.kid));
+    let node = state.node_key.verifying_key();
+    let body = serde_json::json!({
+        "kid": node.kid,
+        "jwk": JwksKey {
+            jwk: node.public.to_jwk(),
+            kid: node.kid.clone(),
+            alg: "ES384",
+            key_use: "sig",
+        },
+        "binding": binding,
+    });
+    Ok(public_document(
+        &request,
+        "application/json",
+        body.to_string(),
+    ))
 }
 
 /// The media type of the key history.

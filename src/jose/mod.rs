@@ -8,6 +8,7 @@ pub mod jwk;
 pub mod jws;
 pub mod keywrap;
 pub mod message;
+pub mod node_key;
 pub mod sealed;
 
 /// Reads an optional member that, when present, must hold a value of its type: `null` is

@@ -7,6 +7,7 @@ pub mod encryption_keys;
 pub mod inbox;
 pub mod indieauth;
 pub mod meta;
+pub mod node_key;
 pub mod owner;
 pub mod passkeys;
 pub mod recovery_sets;
@@ -25,7 +26,7 @@ use rusqlite::Connection;
 pub const DATABASE_FILE_NAME: &str = "siteid.sqlite3";
 
 /// The migrations, in order. Version N is the state after the Nth script.
-const MIGRATIONS: [&str; 13] = [
+const MIGRATIONS: [&str; 14] = [
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_sessions.sql"),
     include_str!("migrations/0003_recovery_sets.sql"),
@@ -39,6 +40,7 @@ const MIGRATIONS: [&str; 13] = [
     include_str!("migrations/0011_passkeys.sql"),
     include_str!("migrations/0012_inbox.sql"),
     include_str!("migrations/0013_indieauth.sql"),
+    include_str!("migrations/0014_node_key.sql"),
 ];
 
 /// The schema version this binary writes.

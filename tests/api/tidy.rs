@@ -106,6 +106,7 @@ const ALLOWED_DEPENDENCIES: [(&str, &[&str]); 19] = [
             "error",
             "inbox",
             "indieauth",
+            "jose",
             "limits",
             "store",
             "well_known_dir",

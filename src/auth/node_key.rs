@@ -1,0 +1,136 @@
+//! The owner key's binding of the node key: checked when it is sent (fresh, by the current owner
+//! key, for this node's public URL and key), stored, and kept in memory for the owner key it
+//! was checked against, so that publishing it costs no signature check and a rotation leaves the
+//! node key unbound until the new owner key binds it.
+
+use std::sync::{PoisonError, RwLock};
+
+use crate::audit::{self, Actor, AuditEvent};
+use crate::auth::credentials::binding_digest;
+use crate::jose::jws::VerifyingKey;
+use crate::jose::node_key::{NodeKey, check_binding};
+use crate::store::node_key as rows;
+use crate::store::{Store, StoreError};
+
+/// How far a binding's `iat` may be from the node's clock when it is sent, in seconds.
+pub const BINDING_FRESHNESS: i64 = 300;
+
+/// Why a binding was refused; messages complete "the binding ...".
+#[derive(Debug, thiserror::Error)]
+pub enum NodeBindingError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a binding must name: this node's key, the current owner key and the public URL.
+#[derive(Debug, Clone, Copy)]
+pub struct BindingTarget<'a> {
+    pub node_key: &'a NodeKey,
+    pub owner_key: &'a VerifyingKey,
+    pub audience: &'a str,
+}
+
+/// A binding that checked out, with the owner key it was checked against.
+#[derive(Debug, Clone)]
+struct Checked {
+    owner_kid: String,
+    binding: String,
+}
+
+/// The node key's binding as far as the current owner key vouches for it.
+#[derive(Debug, Default)]
+pub struct NodeKeyBinding(RwLock<Option<Checked>>);
+
+impl NodeKeyBinding {
+    /// Reads the stored binding and keeps it if `owner_key` signed it for this node.
+    pub async fn load(
+        store: &Store,
+        node_key: &NodeKey,
+        owner_key: &VerifyingKey,
+        audience: &str,
+    ) -> Result<Self, StoreError> {
+        let node_kid = node_key.kid().to_owned();
+        let stored = store.run(move |c| rows::binding(c, &node_kid)).await?;
+        let checked = stored
+            .filter(|binding| check_binding(binding, owner_key, audience, node_key.kid()).is_ok())
+            .map(|binding| Checked {
+                owner_kid: owner_key.kid.clone(),
+                binding,
+            });
+        Ok(NodeKeyBinding(RwLock::new(checked)))
+    }
+
+    /// The binding, if the owner key `owner_kid` (the current one) is the one that signed it.
+    pub fn current(&self, owner_kid: &str) -> Option<String> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .filter(|checked| checked.owner_kid == owner_kid)
+            .map(|checked| checked.binding.clone())
+    }
+
+    /// Whether the owner key `owner_kid` (the current one) bound the node key.
+    pub fn is_bound(&self, owner_kid: &str) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|checked| checked.owner_kid == owner_kid)
+    }
+
+    /// Checks and stores a binding sent by the owner, audited as `node_key.bound`.
+    pub async fn bind(
+        &self,
+        store: &Store,
+        target: BindingTarget<'_>,
+        binding: String,
+        actor: Actor,
+        now: i64,
+    ) -> Result<(), NodeBindingError> {
+        let BindingTarget {
+            node_key,
+            owner_key,
+            audience,
+        } = target;
+        let iat = check_binding(&binding, owner_key, audience, node_key.kid())
+            .map_err(NodeBindingError::Invalid)?;
+        if (iat - now).abs() > BINDING_FRESHNESS {
+            return Err(NodeBindingError::Invalid(format!(
+                "is not fresh: its iat must be within {BINDING_FRESHNESS} seconds of the node's clock"
+            )));
+        }
+        let node_kid = node_key.kid().to_owned();
+        let owner_kid = owner_key.kid.clone();
+        let stored = binding.clone();
+        store
+            .run(move |c| {
+                let tx = c.transaction().map_err(StoreError::from)?;
+                // The owner key may have changed since it was read: the binding must name the
+                // one stored now.
+                let current = crate::store::owner::find(&tx)?.map(|record| record.kid);
+                if current.as_deref() != Some(owner_kid.as_str()) {
+                    return Err(NodeBindingError::Invalid(
+                        "is by an owner key that was replaced meanwhile".into(),
+                    ));
+                }
+                rows::set_binding(&tx, &node_kid, &stored, now)?;
+                let event = AuditEvent::NodeKeyBound {
+                    node_kid,
+                    owner_kid,
+                    binding_sha256: binding_digest(Some(&stored)),
+                };
+                audit::append(&tx, now, &event, &actor)?;
+                tx.commit().map_err(StoreError::from)?;
+                Ok(())
+            })
+            .await?;
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Some(Checked {
+            owner_kid: owner_key.kid.clone(),
+            binding,
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,245 @@
+//! The node key (issue 16, first part): kept in `node.key` (mode 0600, never in the database),
+//! published with the owner key's binding, and signing its proof over a challenge and the
+//! client's own nonce, so that a client can tell it reaches the node the owner bound.
+
+use serde_json::{Value, json};
+use siteid::jose::jwk::{OwnerPrivateKey, OwnerPublicKey};
+use siteid::jose::jws::{CompactJws, VerifyingKey};
+use siteid::jose::node_key::{PROOF_TYPE, sign_binding};
+
+use crate::helpers::{NodeOptions, TestNode, TestOwner, now, spawn_node};
+
+const BIND: &str = "/api/v1/node-key/binding";
+const NODE_KEY: &str = "/.well-known/siteid/node-key.json";
+
+fn node_verifying_key(node: &TestNode) -> VerifyingKey {
+    let document = node.get(NODE_KEY).json();
+    let mut jwk = document["jwk"].clone();
+    for member in ["kid", "alg", "use"] {
+        jwk.as_object_mut().expect("object").remove(member);
+    }
+    let public = OwnerPublicKey::from_json(&jwk.to_string()).expect("a P-384 public JWK");
+    let key = VerifyingKey::new(public);
+    assert_eq!(
+        document["kid"],
+        key.kid.as_str(),
+        "the kid is the key's thumbprint"
+    );
+    key
+}
+
+fn jwks_kids(node: &TestNode) -> Vec<String> {
+    node.get("/.well-known/jwks.json").json()["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|key| key["kid"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn the_node_key_lives_in_its_own_file_and_never_in_the_database() {
+    let (_dir, node) = spawn_node();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let path = node.data_dir.join("node.key");
+    let pem = std::fs::read_to_string(&path).expect("node.key");
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("file").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let body: String = pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    for file in ["siteid.sqlite3", "siteid.sqlite3-wal"] {
+        let bytes = std::fs::read(node.data_dir.join(file)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(&body[..40]), "{file} holds the node key");
+    }
+}
+
+#[test]
+fn a_challenge_with_a_client_nonce_carries_the_node_s_proof() {
+    let (_dir, node) = spawn_node();
+    node.claim(&TestOwner::from_vector());
+    let plain = node.post_raw("/api/v1/auth/challenge", "", b"");
+    assert_eq!(plain.status, 200);
+    assert!(plain.json().get("node_signature").is_none());
+
+    let client_nonce = "c2l0ZWlkLWNsaWVudC1ub25jZQ";
+    let answer = node.post_json(
+        "/api/v1/auth/challenge",
+        &json!({ "client_nonce": client_nonce }),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let body = answer.json();
+    let signature = body["node_signature"].as_str().expect("a node signature");
+    let jws = CompactJws::parse(signature, PROOF_TYPE).expect("a node proof");
+    let key = node_verifying_key(&node);
+    assert_eq!(jws.header.kid.as_deref(), Some(key.kid.as_str()));
+    let claims: Value = jws
+        .verify_with(&key)
+        .expect("signed by the published node key");
+    let iat = claims["iat"].as_i64().expect("iat");
+    assert!((iat - now()).abs() < 60);
+    assert_eq!(
+        claims,
+        json!({
+            "aud": node.audience,
+            "nonce": body["nonce"],
+            "client_nonce": client_nonce,
+            "iat": iat,
+        })
+    );
+    let stranger = VerifyingKey::new(OwnerPrivateKey::generate().public_key());
+    assert!(jws.verify_with::<Value>(&stranger).is_err());
+
+    for (bad, status) in [
+        (json!({ "client_nonce": "short" }), 422),
+        (json!({ "client_nonce": "has spaces in it, 1234" }), 422),
+        (json!({ "client_nonce": client_nonce, "extra": 1 }), 422),
+        (json!({ "client_nonce": 7 }), 422),
+    ] {
+        let answer = node.post_json("/api/v1/auth/challenge", &bad);
+        answer.problem(status);
+    }
+    node.post_raw("/api/v1/auth/challenge", "text/plain", b"nonce")
+        .problem(415);
+    node.post_raw("/api/v1/auth/challenge", "application/json", &[b'{'; 2048])
+        .problem(413);
+}
+
+#[test]
+fn the_owner_key_binds_the_node_key_and_the_binding_is_published() {
+    // A fixed public URL: a restart binds another port, and a binding names the URL.
+    let options = || NodeOptions {
+        public_url: Some("https://id.example".into()),
+        ..NodeOptions::default()
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let node = TestNode::start(dir.path(), options());
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let node_kid = node.get(NODE_KEY).json()["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    assert_eq!(node.get(NODE_KEY).json()["binding"], Value::Null);
+    assert!(
+        !jwks_kids(&node).contains(&node_kid),
+        "unbound, it is not published"
+    );
+
+    let (token, _) = node.login(&owner);
+    let audience = node.audience.clone();
+    let stranger = OwnerPrivateKey::generate();
+    for (binding, why) in [
+        (
+            sign_binding(&owner.key, &audience, &node_kid, now() - 400),
+            "stale",
+        ),
+        (
+            sign_binding(&owner.key, "https://other.example", &node_kid, now()),
+            "another node",
+        ),
+        (
+            sign_binding(&owner.key, &audience, "another-kid", now()),
+            "another key",
+        ),
+        (
+            sign_binding(&stranger, &audience, &node_kid, now()),
+            "not the owner's",
+        ),
+        ("not a jws".to_owned(), "malformed"),
+    ] {
+        let answer = node.call(
+            "PUT",
+            BIND,
+            Some(&token),
+            Some(&json!({ "binding": binding })),
+            &[],
+        );
+        assert_eq!(answer.problem(422)["field"], "binding", "{why}");
+    }
+    let binding = sign_binding(&owner.key, &audience, &node_kid, now());
+    node.call("PUT", BIND, None, Some(&json!({ "binding": binding })), &[])
+        .problem(401);
+    let bound = node.call(
+        "PUT",
+        BIND,
+        Some(&token),
+        Some(&json!({ "binding": binding })),
+        &[],
+    );
+    assert_eq!(bound.status, 204, "{}", bound.body);
+    assert_eq!(node.get(NODE_KEY).json()["binding"], binding.as_str());
+    assert!(jwks_kids(&node).contains(&node_kid));
+    let entry = node.audit_entry(&token, "node_key.bound");
+    assert_eq!(entry["detail"]["node_kid"], node_kid.as_str());
+
+    // The binding outlives a restart; the key is the same one.
+    node.stop();
+    let node = TestNode::start(dir.path(), options());
+    assert_eq!(node.get(NODE_KEY).json()["kid"], node_kid.as_str());
+    assert_eq!(node.get(NODE_KEY).json()["binding"], binding.as_str());
+}
+
+#[test]
+fn a_new_owner_key_does_not_vouch_for_what_the_old_one_bound() {
+    let (_dir, node) = spawn_node();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let node_kid = node.get(NODE_KEY).json()["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    let (stepped, _) = node.login_stepped_up(&owner);
+    let binding = sign_binding(&owner.key, &node.audience, &node_kid, now());
+    let bound = node.call(
+        "PUT",
+        BIND,
+        Some(&stepped),
+        Some(&json!({ "binding": binding })),
+        &[],
+    );
+    assert_eq!(bound.status, 204, "{}", bound.body);
+    let rotation = crate::owner_key::Rotation::new(&node, &owner.key, 1, &[]);
+    let rotated = node.call(
+        "POST",
+        "/api/v1/owner/rotate",
+        Some(&stepped),
+        Some(&rotation.body),
+        &[],
+    );
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    assert_eq!(node.get(NODE_KEY).json()["binding"], Value::Null);
+    assert!(!jwks_kids(&node).contains(&node_kid));
+}
+
+#[test]
+fn a_session_without_owner_cannot_bind() {
+    let (_dir, node) = spawn_node();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let (stepped, _) = node.login_stepped_up(&owner);
+    let device = crate::credentials::Device::new(&["session"]);
+    crate::credentials::register(&node, &stepped, &owner, &device);
+    let (token, _) = node.login(&device.signer);
+    let node_kid = node.get(NODE_KEY).json()["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    let binding = sign_binding(&owner.key, &node.audience, &node_kid, now());
+    node.call(
+        "PUT",
+        BIND,
+        Some(&token),
+        Some(&json!({ "binding": binding })),
+        &[],
+    )
+    .problem(403);
+}

@@ -116,13 +116,7 @@ impl NodeKeyBinding {
                         "is by an owner key that was replaced meanwhile".into(),
                     ));
                 }
-                rows::set_binding(&tx, &node_kid, &stored, now)?;
-                let event = AuditEvent::NodeKeyBound {
-                    node_kid,
-                    owner_kid,
-                    binding_sha256: binding_digest(Some(&stored)),
-                };
-                audit::append(&tx, now, &event, &actor)?;
+                store_binding(&tx, &node_kid, &owner_kid, &stored, &actor, now)?;
                 tx.commit().map_err(StoreError::from)?;
                 Ok(())
             })
@@ -133,4 +127,23 @@ impl NodeKeyBinding {
         });
         Ok(())
     }
+}
+
+/// Stores a checked binding, audited as `node_key.bound`. Call inside a transaction.
+pub fn store_binding(
+    connection: &rusqlite::Connection,
+    node_kid: &str,
+    owner_kid: &str,
+    binding: &str,
+    actor: &Actor,
+    now: i64,
+) -> Result<(), StoreError> {
+    rows::set_binding(connection, node_kid, binding, now)?;
+    let event = AuditEvent::NodeKeyBound {
+        node_kid: node_kid.to_owned(),
+        owner_kid: owner_kid.to_owned(),
+        binding_sha256: binding_digest(Some(binding)),
+    };
+    audit::append(connection, now, &event, actor)?;
+    Ok(())
 }

@@ -453,6 +453,25 @@ fn init(args: &InitArgs) -> Result<(), Failure> {
             },
             other => Failure::new(other.to_string()),
         })?;
+    // The owner key binds the node's own key while it is at hand (the server makes the same key
+    // file at its first start if this has not).
+    let node_key = crate::jose::node_key::NodeKey::load_or_create(&settings.data_dir)
+        .map_err(|e| Failure::new(e.to_string()))?;
+    let binding = crate::jose::node_key::sign_binding(&key, audience.as_str(), node_key.kid(), now);
+    let (node_kid, owner_kid) = (node_key.kid().to_owned(), kid.clone());
+    store.run_blocking(|c| {
+        let tx = c.transaction()?;
+        crate::auth::node_key::store_binding(
+            &tx,
+            &node_kid,
+            &owner_kid,
+            &binding,
+            &Actor::local(),
+            now,
+        )?;
+        tx.commit()?;
+        Ok::<_, StoreError>(())
+    })?;
     store.close()?;
     println!("{kid}");
     Ok(())

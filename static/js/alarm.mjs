@@ -17,13 +17,18 @@ async function getJson(path) {
 
 /** The kid of the key the node publishes (its JWKS key's thumbprint) and its key history (empty on older nodes). */
 async function published() {
-  const [jwks, history] = await Promise.all([getJson('/.well-known/jwks.json'), getJson('/.well-known/siteid/keys.json')]);
-  // The owner key is the one signing key; an encryption key (use "enc") may stand beside it.
-  const signing = (Array.isArray(jwks?.keys) ? jwks.keys : []).filter((key) => key?.use !== 'enc');
+  const [jwks, history, nodeKey] = await Promise.all(['jwks.json', 'siteid/keys.json', 'siteid/node-key.json'].map((name) => getJson(`/.well-known/${name}`)));
+  // The owner key is the one signing key; an encryption key (use "enc") and the node key (checkNodeKey) may stand beside it.
+  const signing = (Array.isArray(jwks?.keys) ? jwks.keys : []).filter((key) => key?.use !== 'enc' && key?.kid !== nodeKey?.kid);
   const jwk = signing.length === 1 ? signing[0] : null;
   const kid = jwk && !('d' in jwk) && (await jwkThumbprint(jwk).catch(() => null));
   if (!kid || kid !== jwk.kid) throw new NodeAlarm('key-swapped', 'The node publishes no owner key, more than one, or one under another key’s name.');
-  return { kid, jwk, jwks, history: history ?? { keys: [] } };
+  return { kid, jwk, jwks, nodeKey, history: history ?? { keys: [] } };
+}
+
+/** The node key's check, loaded only when the JWKS lists a key beside the owner's. */
+async function checkNode(jwks, nodeKey, jwk, kid) {
+  if ((jwks?.keys ?? []).some((key) => key?.use !== 'enc' && key?.kid !== kid)) await (await import('./node-key-check.mjs')).checkNodeKey(jwks, nodeKey, jwk, kid);
 }
 
 /** Runs check(); a NodeAlarm puts the alarm up and resolves false. */
@@ -47,9 +52,10 @@ export function guard(device, { keys = true, audit = false } = {}) {
   return alarmed(async () => {
     if (keys) {
       const trust = loadTrust();
-      const { kid, jwk, jwks, history } = await published();
+      const { kid, jwk, jwks, nodeKey, history } = await published();
       await checkKeyHistory(history, kid, trust?.kid ?? (device?.kind === 'owner' ? device.kid : kid));
       await checkEncryptionKey(jwks, history, jwk, kid);
+      await checkNode(jwks, nodeKey, jwk, kid);
       saveTrust({ kid, head: trust?.head });
     }
     const trust = loadTrust();
@@ -84,10 +90,11 @@ async function followsTrust(kid, history) {
 /** After a password unlock: this device trusts the unlocked key if the node publishes it and it follows; else the alarm. */
 export function adopt(key) {
   return alarmed(async () => {
-    const { kid, jwk, jwks, history } = await published();
+    const { kid, jwk, jwks, nodeKey, history } = await published();
     if (key.kid !== kid) throw new NodeAlarm('key-swapped', `Your password opens the key ${key.kid}, but the node publishes ${kid}.`);
     await followsTrust(kid, history);
     await checkEncryptionKey(jwks, history, jwk, kid);
+    await checkNode(jwks, nodeKey, jwk, kid);
     saveTrust({ kid, head: loadTrust()?.head });
   });
 }

@@ -1,4 +1,4 @@
-// This browser's own credential: a non-extractable P-384 device key bound by the owner key and registered with the node, the owner key unwrapped from the password only for the moment an operation needs it, and bindings for other credentials.
+// This browser's own credential: a non-extractable P-384 device key bound by the owner key and registered, the owner key opened only when needed, and bindings for other credentials.
 
 import { api } from './api.mjs';
 import { signIn, stepUp, unlockWithPassword } from './auth.mjs';
@@ -7,7 +7,7 @@ import { signJwt } from './jws.mjs';
 import { loadKey, saveKey } from './keystore.mjs';
 import { jwkThumbprint, unlockSigningKey } from './wrapped-key.mjs';
 
-/** What a browser of the owner may do: everything; the password still guards what needs the owner key. */
+/** What a browser of the owner may do: everything. */
 export const DEVICE_CAPABILITIES = ['session', 'sessions', 'audit', 'credentials', 'recovery', 'owner', 'inbox', 'indieauth'];
 
 /** "Chrome on Linux" from a user agent, or a shortened original. */
@@ -48,7 +48,7 @@ export async function ownerKeyFromPassword(password, options) {
   return key;
 }
 
-/** Steps the session up with the key this device keeps (the session's own credential), or with the passkey it signed in with. */
+/** Steps the session up with this device's key, or with the passkey it signed in with. */
 export async function stepUpThisDevice() {
   const key = await loadKey();
   if (key) return stepUp(key);
@@ -76,6 +76,8 @@ export async function enrollDevice(ownerKey, check) {
   await check?.();
   await stepUp(ownerKey);
   await api('POST', '/credentials', { id, kind: 'device', label, public_key: publicJwk, capabilities: DEVICE_CAPABILITIES, networks: [], expires_at: null, binding });
+  // The open owner key also binds the node key if nothing has (best effort).
+  await import('./node-binding.mjs').then(({ bindNodeKey }) => bindNodeKey(ownerKey)).catch(() => false);
   try {
     await api('DELETE', '/session');
   } catch {

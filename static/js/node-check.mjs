@@ -112,18 +112,23 @@ export async function checkEncryptionKey(jwks, history, ownerJwk, ownerKid) {
   if (bound?.kid !== kid || typeof bound?.binding !== 'string' || kid !== (await jwkThumbprint(bound.jwk).catch(() => null))) {
     throw swapped('no binding names it');
   }
-  let valid = false;
-  try {
-    const [header, claims, signature, extra] = bound.binding.split('.').map((part, i) => (i < 2 ? JSON.parse(fromUtf8(decode(part))) : part));
-    valid =
-      extra === undefined &&
-      exactly(header, 'alg,kid,typ') && header.alg === 'ES384' && header.typ === 'siteid-enc-key+jwt' && header.kid === ownerKid &&
-      exactly(claims, 'iat,sub,use') && claims.sub === kid && claims.use === 'enc' && Number.isInteger(claims.iat) &&
-      (await subtle.verify({ name: 'ECDSA', hash: 'SHA-384' }, await importVerifyKey(ownerJwk), decode(signature), utf8(bound.binding.slice(0, bound.binding.lastIndexOf('.')))));
-  } catch {
-    valid = false;
-  }
+  const valid = await ownerBinds(bound.binding, 'siteid-enc-key+jwt', 'iat,sub,use', (claims) => claims.sub === kid && claims.use === 'enc', ownerJwk, ownerKid);
   if (!valid) throw swapped('its binding does not verify with the owner key');
+}
+
+/** Whether binding is a compact JWS of type typ by the owner key, with exactly the claim names given (sorted, comma-separated) and claims passing fits. */
+export async function ownerBinds(binding, typ, names, fits, ownerJwk, ownerKid) {
+  try {
+    const [header, claims, signature, extra] = binding.split('.').map((part, i) => (i < 2 ? JSON.parse(fromUtf8(decode(part))) : part));
+    return (
+      extra === undefined &&
+      exactly(header, 'alg,kid,typ') && header.alg === 'ES384' && header.typ === typ && header.kid === ownerKid &&
+      exactly(claims, names) && Number.isInteger(claims.iat) && fits(claims) &&
+      (await subtle.verify({ name: 'ECDSA', hash: 'SHA-384' }, await importVerifyKey(ownerJwk), decode(signature), utf8(binding.slice(0, binding.lastIndexOf('.')))))
+    );
+  } catch {
+    return false;
+  }
 }
 
 /** Lowercase hex of bytes. */

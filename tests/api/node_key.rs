@@ -243,3 +243,36 @@ fn a_session_without_owner_cannot_bind() {
     )
     .problem(403);
 }
+
+#[test]
+fn siteid_init_binds_the_node_key_with_the_owner_key_it_makes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let password = dir.path().join("password");
+    std::fs::write(&password, "a long enough passphrase\n").expect("write");
+    let data_dir = dir.path().join("data");
+    let (code, kid, stderr) = crate::process::run(&[
+        "init",
+        "--data-dir",
+        data_dir.to_str().expect("utf-8"),
+        "--public-url",
+        "https://id.example",
+        "--password-file",
+        password.to_str().expect("utf-8"),
+        "--p2c",
+        "210000",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let node = TestNode::start(
+        &data_dir,
+        NodeOptions {
+            public_url: Some("https://id.example".into()),
+            ..NodeOptions::default()
+        },
+    );
+    let published = node.get(NODE_KEY).json();
+    let binding = published["binding"].as_str().expect("bound at init");
+    let jws = CompactJws::parse(binding, siteid::jose::node_key::BINDING_TYPE).expect("a binding");
+    assert_eq!(jws.header.kid.as_deref(), Some(kid.trim()));
+    let node_kid = published["kid"].as_str().expect("kid").to_owned();
+    assert!(jwks_kids(&node).contains(&node_kid));
+}

@@ -84,6 +84,16 @@ test('claim in context A and land signed in', async ({ browser, request }, testI
   expect(Object.keys(stored[0].publicJwk).sort()).toEqual(['crv', 'kty', 'x', 'y']);
   expect(await page.evaluate(() => Object.keys(sessionStorage))).toEqual(['siteid.access_token']);
 
+  // While the owner key was open, it bound the node's own key, which the JWKS now lists.
+  const nodeKey = await (await request.get(`${node.base}/.well-known/siteid/node-key.json`)).json();
+  expect(typeof nodeKey.binding).toBe('string');
+  const [header, claims] = nodeKey.binding.split('.').slice(0, 2).map((part) => JSON.parse(Buffer.from(part, 'base64url')));
+  expect(header).toEqual({ alg: 'ES384', typ: 'siteid-node-key+jwt', kid });
+  expect(Object.keys(claims).sort()).toEqual(['aud', 'iat', 'sub']);
+  expect(claims).toMatchObject({ aud: node.base, sub: nodeKey.kid });
+  const listed = await (await request.get(`${node.base}/.well-known/jwks.json`)).json();
+  expect(listed.keys.map((key) => key.kid)).toContain(nodeKey.kid);
+
   await page.click('text=Go to your account');
   await expect(page).toHaveURL(`${node.base}/account`);
   await expect(page.locator('#sessions li')).toHaveCount(1);

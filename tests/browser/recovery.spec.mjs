@@ -308,9 +308,11 @@ test("a deleted node's identity is restored from shares onto a new data dir, wit
   await shot(page, testInfo, 'setup-restored');
 
   const published = (await (await request.get(`${node.base}/.well-known/jwks.json`)).json()).keys;
-  // The restored identity's signing key, beside the new inbox key the claim brought.
-  expect(published.map((k) => k.use).sort()).toEqual(['enc', 'sig']);
-  const after = published.filter((k) => k.use === 'sig');
+  // The restored identity's signing key, beside the new inbox key the claim brought and the new node's own key, which the
+  // restored owner key bound.
+  const nodeKid = (await (await request.get(`${node.base}/.well-known/siteid/node-key.json`)).json()).kid;
+  expect(published.map((k) => k.use).sort()).toEqual(['enc', 'sig', 'sig']);
+  const after = published.filter((k) => k.use === 'sig' && k.kid !== nodeKid);
   expect({ kid: after[0].kid, x: after[0].x, y: after[0].y }).toEqual({ kid: before.kid, x: before.x, y: before.y });
   expect((await storedKeys(page))[0]).toMatchObject({ kind: 'device', key: { extractable: false } });
   expect(await node.audit()).toMatch(new RegExp(`owner\\.claimed.*"recovery_set":"${setId}"`));

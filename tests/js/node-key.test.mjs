@@ -61,3 +61,41 @@ test('jose verifies the binding and the node proof the node publishes', async ()
   assert.equal(proof.payload.client_nonce, clientNonce);
   await assert.rejects(jose.jwtVerify(challenge.node_signature, ownerKey), 'the owner key did not sign the proof');
 });
+
+test('a device raises the alarm at a node key in the JWKS that the owner key did not bind for this node', async () => {
+  const { NodeAlarm } = await import('../../static/js/node-check.mjs');
+  const { checkNodeKey } = await import('../../static/js/node-key-check.mjs');
+  const { importSigningKey, jwkThumbprint } = await import('../../static/js/wrapped-key.mjs');
+  const made = async () => {
+    const { privateJwk, publicJwk } = await generateOwnerKey();
+    return { publicJwk, kid: await jwkThumbprint(publicJwk), signingKey: await importSigningKey({ ...privateJwk }) };
+  };
+  const ownerKey = await made();
+  const nodeKey = await made();
+  const origin = 'https://id.example';
+  globalThis.location = { origin };
+  try {
+    const bind = (signer, claims) => signJwt(signer.signingKey, { alg: 'ES384', typ: 'siteid-node-key+jwt', kid: ownerKey.kid }, claims);
+    const iat = Math.floor(Date.now() / 1000);
+    const ownerEntry = { ...ownerKey.publicJwk, kid: ownerKey.kid, use: 'sig', alg: 'ES384' };
+    const nodeEntry = { ...nodeKey.publicJwk, kid: nodeKey.kid, use: 'sig', alg: 'ES384' };
+    const jwks = { keys: [ownerEntry, nodeEntry] };
+    const good = { kid: nodeKey.kid, jwk: nodeEntry, binding: await bind(ownerKey, { aud: origin, sub: nodeKey.kid, iat }) };
+    await checkNodeKey(jwks, good, ownerKey.publicJwk, ownerKey.kid);
+    await checkNodeKey({ keys: [ownerEntry] }, { ...good, binding: null }, ownerKey.publicJwk, ownerKey.kid);
+    const stranger = await made();
+    const cases = [
+      [jwks, { ...good, binding: null }],
+      [jwks, { ...good, binding: await bind(stranger, { aud: origin, sub: nodeKey.kid, iat }) }],
+      [jwks, { ...good, binding: await bind(ownerKey, { aud: 'https://other.example', sub: nodeKey.kid, iat }) }],
+      [jwks, { ...good, binding: await bind(ownerKey, { aud: origin, sub: nodeKey.kid, iat, extra: 1 }) }],
+      [{ keys: [ownerEntry, { ...stranger.publicJwk, kid: stranger.kid, use: 'sig' }] }, good],
+      [{ keys: [...jwks.keys, { ...stranger.publicJwk, kid: stranger.kid, use: 'sig' }] }, good],
+    ];
+    for (const [listed, published] of cases) {
+      await assert.rejects(checkNodeKey(listed, published, ownerKey.publicJwk, ownerKey.kid), (error) => error instanceof NodeAlarm && error.kind === 'key-swapped');
+    }
+  } finally {
+    delete globalThis.location;
+  }
+});

@@ -91,6 +91,8 @@ export async function rotateOwnerKey(call, { password, newPassword, reason }, pr
     proof, statement, bindings, record, ...inbox.members,
   });
   if (answer.kid !== newKey.kid) throw new Error('the node answered with another key id than the new key’s');
+  // The new key binds the node's own key, which the old key's binding no longer vouches for (best effort).
+  await import('./node-binding.mjs').then(({ bindNodeKey }) => bindNodeKey(newKey)).catch(() => false);
   // The re-wrapped keys are the same keys this device keeps already; a new one is kept too (else the password opens it).
   if (inbox.fresh) await (await import('./inbox-keystore.mjs')).saveEncryptionKey(inbox.fresh).catch(() => {});
   return { ...answer, rebound: bindings.length, newEncryptionKey: !!inbox.fresh };

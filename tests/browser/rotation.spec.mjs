@@ -196,6 +196,12 @@ test('A replaces the owner key; the history verifies with npm jose; the old key 
   expect(Object.keys(proof.claims).sort()).toEqual(['aud', 'exp', 'iat', 'nonce']);
   expect((await verified(body.record, body.public_key)).claims.wrapped_key_sha256).toBe(sha256(body.wrapped_key));
   expect(JSON.parse(Buffer.from(body.wrapped_key.split('.')[0], 'base64url')).kid).toBe(kids.second);
+  // The new key bound the node's own key again, right after the rotation.
+  const nodeKey = await (await fetch(`${node.base}/.well-known/siteid/node-key.json`)).json();
+  expect(typeof nodeKey.binding).toBe('string');
+  const nodeBinding = await verified(nodeKey.binding, body.public_key);
+  expect(nodeBinding.header).toEqual({ alg: 'ES384', typ: 'siteid-node-key+jwt', kid: kids.second });
+  expect(nodeBinding.claims).toMatchObject({ aud: node.base, sub: nodeKey.kid });
   // Both browsers' credentials are bound again by the new key.
   expect(body.bindings).toHaveLength(2);
   for (const binding of body.bindings) expect((await verified(binding, body.public_key)).header.kid).toBe(kids.second);
@@ -206,7 +212,7 @@ test('A replaces the owner key; the history verifies with npm jose; the old key 
   }
 
   const jwks = await (await fetch(`${node.base}/.well-known/jwks.json`)).json();
-  expect(jwks.keys.map((k) => k.kid)).toEqual([kids.second, encKid]);
+  expect(jwks.keys.map((k) => k.kid)).toEqual([kids.second, encKid, nodeKey.kid]);
   const history = await (await fetch(`${node.base}/.well-known/siteid/keys.json`)).json();
   expect(history.keys.map((k) => k.kid)).toEqual([kids.first, kids.second]);
   expect((await verified(history.keys[0].statement, history.keys[0].jwk)).claims.reason).toBe('genesis');

@@ -1469,6 +1469,7 @@ fn ws_seeds(fx: &Fixtures) -> Vec<Vec<u8>> {
         json!({"type": "auth", "access_token": "YWNjZXNzLXRva2Vu"}),
         json!({"type": "auth", "assertion": "a", "access_token": "b"}),
         json!({"type": "auth"}),
+        json!({"type": "challenge", "client_nonce": "c2l0ZWlkLWNsaWVudC1ub25jZQ"}),
     ]
     .iter()
     .map(|m| m.to_string().into_bytes())
@@ -1479,6 +1480,9 @@ fn ws_seeds(fx: &Fixtures) -> Vec<Vec<u8>> {
 fn ws_text(message: &ClientMessage) -> String {
     match message {
         ClientMessage::Ping { id } => json!({"type": "ping", "id": id}).to_string(),
+        ClientMessage::Challenge { client_nonce } => {
+            json!({"type": "challenge", "client_nonce": client_nonce}).to_string()
+        }
         ClientMessage::Auth {
             assertion,
             access_token,

@@ -27,15 +27,27 @@ pub enum ClientMessage {
     },
     /// An application-level ping; answered with a pong carrying the same id.
     Ping { id: u64 },
+    /// The client's own nonce, before it signs in: the node answers the socket's challenge
+    /// again with its node key's proof over both nonces (mutual authentication).
+    Challenge { client_nonce: String },
 }
 
 /// A message from the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
-    Challenge { nonce: String, expires_in: i64 },
-    Ready { session_id: String },
-    Pong { id: u64 },
+    Challenge {
+        nonce: String,
+        expires_in: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        node_signature: Option<String>,
+    },
+    Ready {
+        session_id: String,
+    },
+    Pong {
+        id: u64,
+    },
     Event(Event),
 }
 

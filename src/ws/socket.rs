@@ -58,6 +58,7 @@ pub async fn run(
     let challenge = ServerMessage::Challenge {
         nonce: nonce.clone(),
         expires_in: CHALLENGE_LIFETIME,
+        node_signature: None,
     };
     if send(&mut session, &challenge).await.is_err() {
         return;
@@ -219,6 +220,32 @@ async fn handle_text(
             Ok(()) => Next::Continue,
             Err(_) => Next::Close(1011, "send failed"),
         },
+        ClientMessage::Challenge { .. } if attachment.session_id.is_some() => {
+            Next::Close(CLOSE_BAD_MESSAGE, "already authenticated")
+        }
+        ClientMessage::Challenge { client_nonce } => {
+            if !crate::jose::node_key::is_client_nonce(&client_nonce) {
+                return Next::Close(
+                    CLOSE_BAD_MESSAGE,
+                    "client_nonce must be 16 to 128 base64url characters",
+                );
+            }
+            let proof = state.node_key.sign_proof(
+                state.public_url.as_str(),
+                nonce,
+                &client_nonce,
+                state.clock.now(),
+            );
+            let answer = ServerMessage::Challenge {
+                nonce: nonce.to_owned(),
+                expires_in: CHALLENGE_LIFETIME,
+                node_signature: Some(proof),
+            };
+            match send(session, &answer).await {
+                Ok(()) => Next::Continue,
+                Err(_) => Next::Close(1011, "send failed"),
+            }
+        }
         ClientMessage::Auth { .. } if attachment.session_id.is_some() => {
             Next::Close(CLOSE_BAD_MESSAGE, "already authenticated")
         }

@@ -584,3 +584,55 @@ fn open_sockets_are_capped_per_network_too() {
     .expect("another network still gets one");
     drop(open);
 }
+
+#[test]
+fn a_client_nonce_over_the_socket_brings_the_node_s_proof_over_the_socket_s_challenge() {
+    let (_dir, node, owner) = claimed_node();
+    let mut socket = connect(&node, None).expect("handshake");
+    let first = read_json(&mut socket);
+    assert!(first.get("node_signature").is_none());
+    let nonce = first["nonce"].as_str().expect("nonce").to_owned();
+    let client_nonce = "c29ja2V0LWNsaWVudC1ub25jZQ";
+    send(
+        &mut socket,
+        json!({"type": "challenge", "client_nonce": client_nonce}),
+    );
+    let again = read_json(&mut socket);
+    assert_eq!(again["type"], "challenge");
+    assert_eq!(
+        again["nonce"],
+        nonce.as_str(),
+        "the same challenge, now with the proof"
+    );
+    let proof = again["node_signature"].as_str().expect("a node signature");
+    let jws = siteid::jose::jws::CompactJws::parse(proof, siteid::jose::node_key::PROOF_TYPE)
+        .expect("a node proof");
+    let published = node.get("/.well-known/siteid/node-key.json").json();
+    assert_eq!(jws.header.kid.as_deref(), published["kid"].as_str());
+    let claims: Value = serde_json::from_slice(
+        &siteid::jose::b64::decode(proof.split('.').nth(1).expect("claims")).expect("base64url"),
+    )
+    .expect("json");
+    assert_eq!(claims["nonce"], nonce.as_str());
+    assert_eq!(claims["client_nonce"], client_nonce);
+    assert_eq!(claims["aud"], node.audience.as_str());
+    // The socket still signs in over its challenge.
+    send(
+        &mut socket,
+        json!({"type": "auth", "assertion": owner.login_assertion(&node, &nonce)}),
+    );
+    assert_eq!(read_json(&mut socket)["type"], "ready");
+    // After signing in, or with a bad nonce, it is a message out of place.
+    send(
+        &mut socket,
+        json!({"type": "challenge", "client_nonce": client_nonce}),
+    );
+    assert_eq!(close_code(&mut socket), 4400);
+    let mut bad = connect(&node, None).expect("handshake");
+    read_json(&mut bad);
+    send(
+        &mut bad,
+        json!({"type": "challenge", "client_nonce": "short"}),
+    );
+    assert_eq!(close_code(&mut bad), 4400);
+}

@@ -36,6 +36,11 @@ pub struct LoginArgs {
     /// per line, until it closes.
     #[arg(long)]
     pub ws: bool,
+    /// The owner key's kid you trust: before signing anything, check that the node's key
+    /// history leads from it, that the current owner key bound the node's own key for this URL,
+    /// and that the node signs a fresh nonce of ours with that key; refuse the node otherwise.
+    #[arg(long, allow_hyphen_values = true)]
+    pub pin: Option<String>,
 }
 
 /// Runs `siteid login`.
@@ -53,7 +58,10 @@ pub fn run(args: &LoginArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::new(format!("--alg: {e}")))?;
     }
     // A REST challenge first, also with --ws: its message says which URL the node signs for.
-    let (nonce, _) = challenge(&origin)?;
+    let nonce = match &args.pin {
+        Some(pin) => verified_challenge(&origin, pin)?,
+        None => challenge(&origin, None)?.0,
+    };
     if args.ws {
         return watch(&origin, &key);
     }
@@ -102,9 +110,90 @@ pub fn load_key(path: &Path, passphrase_file: Option<&Path>) -> Result<PrivateKe
     PrivateKey::from_pem(&text, Some(passphrase.as_bytes())).map_err(refused)
 }
 
-/// Asks `origin` for a REST challenge; checks that the node names itself by `origin`.
-fn challenge(origin: &str) -> Result<(String, String), Failure> {
-    let (status, body) = post_json(&format!("{origin}/api/v1/auth/challenge"), None)
+/// Checks the node as `--pin` asks (its keys from the pinned kid, the node key's binding, and
+/// the node's proof over a fresh nonce of ours); returns the challenge's nonce.
+fn verified_challenge(origin: &str, pin: &str) -> Result<String, Failure> {
+    let refused = |why: String| Failure {
+        message: format!("{origin} is not the node the owner key {pin} vouches for: {why}"),
+        code: super::owner_key::EXIT_BROKEN,
+    };
+    let fetch = |path: &str| {
+        let url = format!("{origin}{path}");
+        node_client::fetch(&url).map_err(|e| Failure::new(format!("cannot fetch {url}: {e}")))
+    };
+    let history = fetch("/.well-known/siteid/keys.json")?;
+    let jwks = fetch("/.well-known/jwks.json")?;
+    let node_key_text = fetch("/.well-known/siteid/node-key.json")?;
+    let published =
+        super::owner_key::check_published(&history, &jwks, Some(&node_key_text), pin, origin)
+            .map_err(refused)?;
+    let node_key = published
+        .node_key
+        .ok_or_else(|| refused("the owner key has not bound the node's own key".into()))?;
+    let client_nonce = crate::jose::b64::encode(&rand::random::<[u8; 32]>());
+    let (nonce, _, proof) = challenge(origin, Some(&client_nonce))?;
+    let proof = proof.ok_or_else(|| refused("the node did not sign our nonce".into()))?;
+    check_node_proof(
+        &proof,
+        &node_key,
+        origin,
+        &nonce,
+        &client_nonce,
+        SystemClock.now(),
+    )
+    .map_err(refused)?;
+    eprintln!(
+        "siteid: {origin} is the node the owner key {} bound (node key {})",
+        published.owner_kid, node_key.kid
+    );
+    Ok(nonce)
+}
+
+/// The claims of the node's proof: exactly these members.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeProofClaims {
+    aud: String,
+    nonce: String,
+    client_nonce: String,
+    iat: i64,
+}
+
+/// Checks the node's proof over a challenge: signed by `node_key`, for `origin`, over both
+/// nonces, and made within five minutes of `now`.
+fn check_node_proof(
+    proof: &str,
+    node_key: &crate::jose::jws::VerifyingKey,
+    origin: &str,
+    nonce: &str,
+    client_nonce: &str,
+    now: i64,
+) -> Result<(), String> {
+    let jws = crate::jose::jws::CompactJws::parse(proof, crate::jose::node_key::PROOF_TYPE)
+        .map_err(|e| format!("its proof {e}"))?;
+    if jws.header.kid.as_deref() != Some(node_key.kid.as_str()) {
+        return Err("its proof names another key".into());
+    }
+    let claims: NodeProofClaims = jws
+        .verify_with(node_key)
+        .map_err(|e| format!("its proof {e}"))?;
+    if claims.aud != origin || claims.nonce != nonce || claims.client_nonce != client_nonce {
+        return Err("its proof is for another URL or other nonces".into());
+    }
+    if (claims.iat - now).abs() > 300 {
+        return Err("its proof is not fresh".into());
+    }
+    Ok(())
+}
+
+/// Asks `origin` for a REST challenge, with our own nonce when given; checks that the node
+/// names itself by `origin`. Returns the nonce, the message and the node's proof, if any.
+fn challenge(
+    origin: &str,
+    client_nonce: Option<&str>,
+) -> Result<(String, String, Option<String>), Failure> {
+    let body = client_nonce.map(|client_nonce| json!({ "client_nonce": client_nonce }));
+    let (status, body) = post_json(&format!("{origin}/api/v1/auth/challenge"), body.as_ref())
         .map_err(|e| Failure::new(format!("cannot reach {origin}: {e}")))?;
     if status != 200 {
         return Err(Failure::new(format!(
@@ -128,7 +217,8 @@ fn challenge(origin: &str) -> Result<(String, String), Failure> {
             "the node at {origin} signs in for {named}; use --node {named}"
         )));
     }
-    Ok((nonce.to_owned(), message.to_owned()))
+    let proof = body["node_signature"].as_str().map(str::to_owned);
+    Ok((nonce.to_owned(), message.to_owned(), proof))
 }
 
 /// A login assertion by `key` for `origin` over `nonce`.

@@ -336,11 +336,21 @@ pub fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     };
     let history_text = fetch("/.well-known/siteid/keys.json")?;
     let jwks_text = fetch("/.well-known/jwks.json")?;
-    let current =
-        check_published(&history_text, &jwks_text, &args.pin).map_err(|message| Failure {
-            message,
-            code: EXIT_BROKEN,
-        })?;
+    // Older nodes have no node key: a failed fetch leaves it out, and the JWKS must then hold
+    // the owner key alone.
+    let node_key_text = fetch("/.well-known/siteid/node-key.json").ok();
+    let published = check_published(
+        &history_text,
+        &jwks_text,
+        node_key_text.as_deref(),
+        &args.pin,
+        &origin,
+    )
+    .map_err(|message| Failure {
+        message,
+        code: EXIT_BROKEN,
+    })?;
+    let current = published.owner_kid;
     println!("{current}");
     if current != args.pin {
         eprintln!(
@@ -352,8 +362,25 @@ pub fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Checks a published key history and JWKS against a pinned kid; returns the current kid.
-pub fn check_published(history_text: &str, jwks_text: &str, pin: &str) -> Result<String, String> {
+/// What a node publishes about its keys, checked from a pinned kid.
+#[derive(Debug)]
+pub struct PublishedKeys {
+    /// The current owner key's kid, which the history leads to from the pin.
+    pub owner_kid: String,
+    /// The node's own key, when the current owner key bound it for `origin`.
+    pub node_key: Option<crate::jose::jws::VerifyingKey>,
+}
+
+/// Checks a published key history, JWKS and (when the node has one) node key document against
+/// a pinned kid and the origin asked: the history must lead from the pin, the JWKS's signing keys
+/// must be the history's current key and, beside it, only the node key that key bound.
+pub fn check_published(
+    history_text: &str,
+    jwks_text: &str,
+    node_key_text: Option<&str>,
+    pin: &str,
+    origin: &str,
+) -> Result<PublishedKeys, String> {
     let history: serde_json::Value = serde_json::from_str(history_text)
         .map_err(|e| format!("the key history is not JSON: {e}"))?;
     let Some(keys) = history.get("keys").and_then(|k| k.as_array()) else {
@@ -385,6 +412,16 @@ pub fn check_published(history_text: &str, jwks_text: &str, pin: &str) -> Result
         .current_kid()
         .ok_or("the key history is empty")?
         .to_owned();
+    let owner_key = crate::jose::jws::VerifyingKey::new(
+        verified
+            .current_key()
+            .ok_or("the key history is empty")?
+            .clone(),
+    );
+    let node_key = match node_key_text {
+        Some(text) => bound_node_key(text, &owner_key, origin)?,
+        None => None,
+    };
     let jwks: serde_json::Value =
         serde_json::from_str(jwks_text).map_err(|e| format!("the JWKS is not JSON: {e}"))?;
     // Each published signing key is named by its own thumbprint, whatever its kid member says;
@@ -403,11 +440,53 @@ pub fn check_published(history_text: &str, jwks_text: &str, pin: &str) -> Result
                 .collect()
         })
         .unwrap_or_default();
-    if published != [current.as_str()] {
+    let expected: Vec<&str> = std::iter::once(current.as_str())
+        .chain(node_key.as_ref().map(|key| key.kid.as_str()))
+        .collect();
+    if published != expected {
         return Err(format!(
-            "the JWKS publishes {published:?}, but the key history ends at {current}: the key \
-             was swapped without a statement"
+            "the JWKS publishes {published:?}, but the key history ends at {current}{}: the key \
+             was swapped without a statement, or a signing key stands there that the owner key \
+             did not bind",
+            node_key
+                .as_ref()
+                .map(|key| format!(" and the bound node key is {}", key.kid))
+                .unwrap_or_default()
         ));
     }
-    Ok(current)
+    Ok(PublishedKeys {
+        owner_kid: current,
+        node_key,
+    })
+}
+
+/// The node key `node-key.json` describes, if `owner_key` bound it for `origin`; `None` while
+/// it is unbound. A binding that does not hold is an error.
+pub fn bound_node_key(
+    text: &str,
+    owner_key: &crate::jose::jws::VerifyingKey,
+    origin: &str,
+) -> Result<Option<crate::jose::jws::VerifyingKey>, String> {
+    let document: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("node-key.json is not JSON: {e}"))?;
+    let Some(binding) = document.get("binding").and_then(|b| b.as_str()) else {
+        return Ok(None);
+    };
+    let mut jwk = document
+        .get("jwk")
+        .and_then(|j| j.as_object())
+        .cloned()
+        .ok_or("node-key.json has no jwk")?;
+    for member in ["kid", "alg", "use"] {
+        jwk.remove(member);
+    }
+    let key = OwnerPublicKey::from_json(&serde_json::Value::Object(jwk).to_string())
+        .map_err(|e| format!("the node key {e}"))?;
+    let key = crate::jose::jws::VerifyingKey::new(key);
+    if document.get("kid").and_then(|k| k.as_str()) != Some(key.kid.as_str()) {
+        return Err("node-key.json names its key by another kid than its thumbprint".into());
+    }
+    crate::jose::node_key::check_binding(binding, owner_key, origin, &key.kid)
+        .map_err(|e| format!("the node key's binding {e}"))?;
+    Ok(Some(key))
 }

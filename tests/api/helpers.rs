@@ -42,6 +42,8 @@ pub struct NodeOptions {
     pub session_policy: Option<siteid::config::SessionPolicy>,
     /// Inbox limits other than the defaults.
     pub inbox: Option<siteid::config::InboxSettings>,
+    /// The address to listen on (a restarted node on its former port); port 0 otherwise.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for NodeOptions {
@@ -53,6 +55,7 @@ impl Default for NodeOptions {
             websocket_max_per_client: None,
             session_policy: None,
             inbox: None,
+            listen: None,
         }
     }
 }
@@ -120,7 +123,9 @@ impl TestNode {
         })
         .expect("the test configuration loads")
         .profile;
-        settings.listen = "127.0.0.1:0".parse().expect("address");
+        settings.listen = options
+            .listen
+            .unwrap_or_else(|| "127.0.0.1:0".parse().expect("address"));
         settings.trusted_proxies = options.trusted_proxies.clone();
         settings.public_url = options
             .public_url

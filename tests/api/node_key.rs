@@ -276,3 +276,98 @@ fn siteid_init_binds_the_node_key_with_the_owner_key_it_makes() {
     let node_kid = published["kid"].as_str().expect("kid").to_owned();
     assert!(jwks_kids(&node).contains(&node_kid));
 }
+
+/// Writes `key` as a PKCS#8 PEM file in `dir`.
+fn key_file(dir: &std::path::Path, key: &OwnerPrivateKey) -> String {
+    use p384::pkcs8::EncodePrivateKey;
+    let secret = p384::SecretKey::from_slice(key.scalar_bytes().as_slice()).expect("scalar");
+    let pem = secret
+        .to_pkcs8_pem(p384::pkcs8::LineEnding::LF)
+        .expect("pem");
+    let path = dir.join("owner.pem");
+    std::fs::write(&path, pem.as_bytes()).expect("write");
+    path.to_str().expect("utf-8").to_owned()
+}
+
+#[test]
+fn siteid_login_with_a_pin_checks_the_node_before_signing_in() {
+    let options = || NodeOptions {
+        public_url: None,
+        ..NodeOptions::default()
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let node = TestNode::start(&data, options());
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let owner_kid = owner.key.public_key().thumbprint();
+    let key = key_file(dir.path(), &owner.key);
+    let login = |node: &TestNode, pin: &str| {
+        crate::process::run(&[
+            "login",
+            "--node",
+            &node.base_url,
+            "--key",
+            &key,
+            "--pin",
+            pin,
+        ])
+    };
+    // Unbound: refused before anything is signed.
+    let (code, _, stderr) = login(&node, &owner_kid);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("has not bound the node's own key"),
+        "{stderr}"
+    );
+
+    let node_kid = node.get(NODE_KEY).json()["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    let (token, _) = node.login(&owner);
+    let binding = sign_binding(&owner.key, &node.audience, &node_kid, now());
+    let bound = node.call(
+        "PUT",
+        BIND,
+        Some(&token),
+        Some(&json!({ "binding": binding })),
+        &[],
+    );
+    assert_eq!(bound.status, 204, "{}", bound.body);
+    let (code, stdout, stderr) = login(&node, &owner_kid);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains(&node_kid), "{stderr}");
+    let session = node.call("GET", "/api/v1/session", Some(stdout.trim()), None, &[]);
+    assert_eq!(session.status, 200);
+    // `siteid verify` accepts the bound node key beside the owner key.
+    let (code, current, stderr) =
+        crate::process::run(&["verify", "--node", &node.base_url, "--pin", &owner_kid]);
+    assert_eq!((code, current.trim()), (0, owner_kid.as_str()), "{stderr}");
+
+    // A pin the history does not lead from.
+    let stranger = OwnerPrivateKey::generate().public_key().thumbprint();
+    let (code, _, stderr) = login(&node, &stranger);
+    assert_ne!(code, 0, "{stderr}");
+
+    // The node key swapped on the server (same URL, same database): its binding no longer names
+    // the key the node signs with, and the command line refuses the node.
+    let address = node.address;
+    node.stop();
+    std::fs::remove_file(data.join("node.key")).expect("remove");
+    let node = TestNode::start(
+        &data,
+        NodeOptions {
+            listen: Some(address),
+            ..options()
+        },
+    );
+    assert_ne!(
+        node.get(NODE_KEY).json()["kid"],
+        node_kid.as_str(),
+        "a new node key"
+    );
+    let (code, _, stderr) = login(&node, &owner_kid);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("is not the node the owner key"), "{stderr}");
+}

@@ -267,7 +267,21 @@ impl SenderKeyFetcher {
                     SenderKeysError::Unavailable(e.to_string())
                 }
             })?;
-            let keys = read_jwks(&fetched.body).map_err(SenderKeysError::Unavailable)?;
+            let mut keys = read_jwks(&fetched.body).map_err(SenderKeysError::Unavailable)?;
+            // A siteid node lists its own node key beside the owner key; it speaks for the node,
+            // never for the owner, so a message it signed must not read as the owner's. The
+            // site's node-key.json names it (a site without one keeps every key).
+            if let Some(node_kid) = origin
+                .join("/.well-known/siteid/node-key.json")
+                .ok()
+                .and_then(|url| {
+                    outbound::fetch(url.as_str(), "application/json", &self.policy).ok()
+                })
+                .and_then(|fetched| serde_json::from_slice::<serde_json::Value>(&fetched.body).ok())
+                .and_then(|document| document.get("kid")?.as_str().map(str::to_owned))
+            {
+                keys.retain(|key| key.get("kid").and_then(|kid| kid.as_str()) != Some(&node_kid));
+            }
             let inbox = outbound::parse_link_header(&fetched.links, INBOX_REL, &fetched.final_url)
                 .filter(|url| {
                     url.scheme() == "https"

@@ -661,3 +661,45 @@ fn a_node_on_a_public_url_fetches_sender_keys_over_https_and_never_from_loopback
         "the node connected to a loopback address"
     );
 }
+
+#[test]
+fn a_sender_s_node_key_is_never_taken_for_its_owner_key() {
+    let (_dir, node, owner) = claimed_node();
+    let (_sender_dir, sender, sender_owner) = claimed_node();
+    let node_kid = sender.get("/.well-known/siteid/node-key.json").json()["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    let (sender_token, _) = sender.login(&sender_owner);
+    let binding = siteid::jose::node_key::sign_binding(
+        &sender_owner.key,
+        &sender.audience,
+        &node_kid,
+        crate::helpers::now(),
+    );
+    let bound = sender.call(
+        "PUT",
+        "/api/v1/node-key/binding",
+        Some(&sender_token),
+        Some(&json!({ "binding": binding })),
+        &[],
+    );
+    assert_eq!(bound.status, 204, "{}", bound.body);
+    let published: Vec<Value> = sender.get("/.well-known/jwks.json").json()["keys"]
+        .as_array()
+        .expect("keys")
+        .clone();
+    assert!(published.iter().any(|key| key["kid"] == node_kid.as_str()));
+    let (token, _) = node.login(&owner);
+    let path = format!("{INBOX}/sender-keys?iss={}", sender.base_url);
+    let keys = node.call("GET", &path, Some(&token), None, &[]).json();
+    let kids: Vec<&str> = keys["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|key| key["kid"].as_str())
+        .collect();
+    assert!(!kids.contains(&node_kid.as_str()), "{kids:?}");
+    assert!(kids.contains(&sender_owner.key.public_key().thumbprint().as_str()));
+    assert_eq!(kids.len(), published.len() - 1);
+}

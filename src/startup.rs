@@ -156,6 +156,11 @@ impl Application {
             totp,
             node_key,
             node_binding,
+            node_proofs: crate::limits::MinuteRates::new(
+                NODE_PROOFS_PER_CLIENT_PER_MINUTE,
+                NODE_PROOFS_PER_CLIENT_PER_MINUTE * 4,
+                NODE_PROOFS_PER_MINUTE,
+            ),
             well_known_dir,
             credentials,
             challenges: Challenges::default(),
@@ -334,8 +339,25 @@ async fn sweep_sessions(
         let mut outcome = state
             .credentials
             .refresh_if_changed(&state.store, now)
-            .await
-            .map(|_| ());
+            .await;
+        // The node key's binding may have changed with them (`siteid init` writing it, a
+        // rotation replacing the key it was read for).
+        if let Ok(changed) = outcome
+            && let Some(owner_key) = state.credentials.loaded_owner_key()
+            && (changed || state.node_binding.is_stale(&owner_key.kid))
+        {
+            outcome = state
+                .node_binding
+                .reload(
+                    &state.store,
+                    &state.node_key,
+                    &owner_key,
+                    state.public_url.as_str(),
+                )
+                .await
+                .map(|()| true);
+        }
+        let mut outcome = outcome.map(|_| ());
         if outcome.is_ok() {
             outcome = state.sessions.sweep(&state.store, now).await.map(|_| ());
         }
@@ -440,6 +462,12 @@ fn retention_pass_due(last_pass: Option<i64>, now: i64) -> bool {
 
 /// At start-up and then every hour of the node's clock (so a hand-driven clock drives it too):
 /// one retention pass.
+/// How many challenges with the node's proof one client address may ask for a minute.
+const NODE_PROOFS_PER_CLIENT_PER_MINUTE: u32 = 60;
+/// How many challenges with the node's proof the node answers a minute in all (about a core's
+/// twentieth at the cost of a P-384 signature).
+const NODE_PROOFS_PER_MINUTE: u32 = 3000;
+
 /// How long an IndieAuth grant that ended (revoked or expired) is kept, in seconds.
 const ENDED_GRANTS_KEPT_SECONDS: i64 = 30 * 86_400;
 

@@ -33,6 +33,9 @@ pub struct AppState {
     pub node_key: crate::jose::node_key::NodeKey,
     /// The owner key's binding of the node key, for the current owner key.
     pub node_binding: crate::auth::node_key::NodeKeyBinding,
+    /// How many node proofs each client, network and the node may ask for a minute (each is a
+    /// P-384 signature anyone can ask for).
+    pub node_proofs: crate::limits::MinuteRates,
     /// The sealing key that keeps the TOTP secret out of the database.
     pub totp: TotpVault,
     pub well_known_dir: WellKnownDir,

@@ -653,6 +653,11 @@ impl CredentialRegistry {
         Ok(self.current().owner_key.clone())
     }
 
+    /// The owner key as last loaded, without reading the database (none before a claim).
+    pub fn loaded_owner_key(&self) -> Option<Arc<VerifyingKey>> {
+        self.current().owner_key.clone()
+    }
+
     /// The credential a sign-in names by `kid`. A kid not in memory is looked up once more
     /// after reading the database again if another process changed it (a key just added from
     /// the command line signs in at once).

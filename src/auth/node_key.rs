@@ -41,7 +41,14 @@ struct Checked {
 
 /// The node key's binding as far as the current owner key vouches for it.
 #[derive(Debug, Default)]
-pub struct NodeKeyBinding(RwLock<Option<Checked>>);
+pub struct NodeKeyBinding(RwLock<Loaded>);
+
+/// What was last read: for which owner key, and the binding if it held.
+#[derive(Debug, Default)]
+struct Loaded {
+    owner_kid: Option<String>,
+    checked: Option<Checked>,
+}
 
 impl NodeKeyBinding {
     /// Reads the stored binding and keeps it if `owner_key` signed it for this node.
@@ -51,6 +58,20 @@ impl NodeKeyBinding {
         owner_key: &VerifyingKey,
         audience: &str,
     ) -> Result<Self, StoreError> {
+        let cell = NodeKeyBinding::default();
+        cell.reload(store, node_key, owner_key, audience).await?;
+        Ok(cell)
+    }
+
+    /// Reads the stored binding again (another process, such as `siteid init`, may have
+    /// written it) and keeps it if `owner_key` signed it for this node.
+    pub async fn reload(
+        &self,
+        store: &Store,
+        node_key: &NodeKey,
+        owner_key: &VerifyingKey,
+        audience: &str,
+    ) -> Result<(), StoreError> {
         let node_kid = node_key.kid().to_owned();
         let stored = store.run(move |c| rows::binding(c, &node_kid)).await?;
         let checked = stored
@@ -59,7 +80,21 @@ impl NodeKeyBinding {
                 owner_kid: owner_key.kid.clone(),
                 binding,
             });
-        Ok(NodeKeyBinding(RwLock::new(checked)))
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Loaded {
+            owner_kid: Some(owner_key.kid.clone()),
+            checked,
+        };
+        Ok(())
+    }
+
+    /// Whether the binding was last read for another owner key than `owner_kid` (or never).
+    pub fn is_stale(&self, owner_kid: &str) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .owner_kid
+            .as_deref()
+            != Some(owner_kid)
     }
 
     /// The binding, if the owner key `owner_kid` (the current one) is the one that signed it.
@@ -67,6 +102,7 @@ impl NodeKeyBinding {
         self.0
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .checked
             .as_ref()
             .filter(|checked| checked.owner_kid == owner_kid)
             .map(|checked| checked.binding.clone())
@@ -77,6 +113,7 @@ impl NodeKeyBinding {
         self.0
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .checked
             .as_ref()
             .is_some_and(|checked| checked.owner_kid == owner_kid)
     }
@@ -121,10 +158,13 @@ impl NodeKeyBinding {
                 Ok(())
             })
             .await?;
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Some(Checked {
-            owner_kid: owner_key.kid.clone(),
-            binding,
-        });
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Loaded {
+            owner_kid: Some(owner_key.kid.clone()),
+            checked: Some(Checked {
+                owner_kid: owner_key.kid.clone(),
+                binding,
+            }),
+        };
         Ok(())
     }
 }

@@ -40,10 +40,29 @@ const MAX_CHALLENGE_BODY: usize = 1024;
 pub async fn challenge(
     state: web::Data<AppState>,
     request: actix_web::HttpRequest,
+    client: Client,
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     let client_nonce = read_client_nonce(&request, payload).await?;
     let now = state.clock.now();
+    if client_nonce.is_some() {
+        // Each proof is a signature anyone can ask for: they are counted.
+        state.node_proofs.admit(client.ip, now).map_err(|limited| {
+            let mut problem = Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "node-proofs-rate-limited",
+                "Too many challenges with a client nonce",
+                format!(
+                    "The node signs a limited number of proofs per minute; retry after {} \
+                     seconds, or ask for a challenge without a client nonce.",
+                    limited.retry_after
+                ),
+            );
+            problem.retry_after = Some(limited.retry_after);
+            problem.scope = Some(limited.scope);
+            problem
+        })?;
+    }
     let nonce = state
         .challenges
         .issue(now, crate::auth::challenge::Purpose::Rest);

@@ -230,6 +230,13 @@ async fn handle_text(
                     "client_nonce must be 16 to 128 base64url characters",
                 );
             }
+            if state
+                .node_proofs
+                .admit(client.ip, state.clock.now())
+                .is_err()
+            {
+                return Next::Close(CLOSE_THROTTLED, "too many node proofs asked for");
+            }
             let proof = state.node_key.sign_proof(
                 state.public_url.as_str(),
                 nonce,

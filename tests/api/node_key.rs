@@ -371,3 +371,56 @@ fn siteid_login_with_a_pin_checks_the_node_before_signing_in() {
     assert_ne!(code, 0);
     assert!(stderr.contains("is not the node the owner key"), "{stderr}");
 }
+
+#[test]
+fn proofs_are_counted_per_client_and_a_plain_challenge_is_not() {
+    let (_dir, node) = spawn_node();
+    node.claim(&TestOwner::from_vector());
+    let body = json!({ "client_nonce": "c2l0ZWlkLWNsaWVudC1ub25jZQ" });
+    for _ in 0..60 {
+        let answer = node.post_json("/api/v1/auth/challenge", &body);
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    let limited = node.post_json("/api/v1/auth/challenge", &body);
+    let problem = limited.problem(429);
+    assert_eq!(
+        problem["type"],
+        "urn:siteid:problem:node-proofs-rate-limited"
+    );
+    assert_eq!(problem["scope"], "client");
+    assert!(limited.header("retry-after").is_some());
+    assert_eq!(
+        node.post_raw("/api/v1/auth/challenge", "", b"").status,
+        200,
+        "a challenge without a client nonce is never limited"
+    );
+}
+
+#[test]
+fn a_binding_written_by_siteid_init_while_the_node_runs_is_served_within_a_second() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let node = TestNode::start(&data, NodeOptions::default());
+    let password = dir.path().join("password");
+    std::fs::write(&password, "a long enough passphrase\n").expect("write");
+    let (code, _, stderr) = crate::process::run(&[
+        "init",
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+        "--public-url",
+        &node.base_url,
+        "--password-file",
+        password.to_str().expect("utf-8"),
+        "--p2c",
+        "210000",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        crate::helpers::wait_until(std::time::Duration::from_secs(10), || {
+            node.get(NODE_KEY).json()["binding"].is_string()
+        }),
+        "the running node reads the binding the command line wrote: {} / {}",
+        node.get(NODE_KEY).body,
+        node.get("/.well-known/jwks.json").body
+    );
+}

@@ -94,35 +94,7 @@ async fn read_client_nonce(
     if declared == Some(0) {
         return Ok(None);
     }
-    let body = tokio::time::timeout(
-        super::json::BODY_TIMEOUT,
-        payload.to_bytes_limited(MAX_CHALLENGE_BODY),
-    )
-    .await
-    .map_err(|_| {
-        Problem::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "body-timeout",
-            "The request body was too slow",
-            "The whole body must arrive within 10 seconds.",
-        )
-    })?
-    .map_err(|_| {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
-            "The request body is too large",
-            format!("A challenge request is at most {MAX_CHALLENGE_BODY} bytes."),
-        )
-    })?
-    .map_err(|_| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed-json",
-            "The body is not valid JSON",
-            "The request body could not be read.",
-        )
-    })?;
+    let body = super::json::read_body(payload, MAX_CHALLENGE_BODY).await?;
     if body.is_empty() {
         return Ok(None);
     }

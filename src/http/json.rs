@@ -32,24 +32,30 @@ impl<T: DeserializeOwned + 'static, const LIMIT: usize> FromRequest for StrictJs
             let payload = body
                 .await
                 .map_err(|_| bad_body("The request body could not be read."))?;
-            let body = tokio::time::timeout(BODY_TIMEOUT, payload.to_bytes_limited(LIMIT))
-                .await
-                .map_err(|_| {
-                    Problem::new(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "body-timeout",
-                        "The request body was too slow",
-                        format!(
-                            "The whole body must arrive within {} seconds.",
-                            BODY_TIMEOUT.as_secs()
-                        ),
-                    )
-                })?
-                .map_err(|_| too_large(LIMIT))?
-                .map_err(|_| bad_body("The request body could not be read."))?;
+            let body = read_body(payload, LIMIT).await?;
             parse(&body).map(StrictJson)
         })
     }
+}
+
+/// The whole body, at most `limit` bytes, within [`BODY_TIMEOUT`]: 408 `body-timeout`, 413
+/// `body-too-large` or 400 `malformed-json` otherwise.
+pub async fn read_body(payload: web::Payload, limit: usize) -> Result<web::Bytes, Problem> {
+    tokio::time::timeout(BODY_TIMEOUT, payload.to_bytes_limited(limit))
+        .await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                "The request body was too slow",
+                format!(
+                    "The whole body must arrive within {} seconds.",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            )
+        })?
+        .map_err(|_| too_large(limit))?
+        .map_err(|_| bad_body("The request body could not be read."))
 }
 
 fn check_headers(headers: &HeaderMap, limit: usize) -> Result<(), Problem> {

@@ -117,16 +117,7 @@ fn verified_challenge(origin: &str, pin: &str) -> Result<String, Failure> {
         message: format!("{origin} is not the node the owner key {pin} vouches for: {why}"),
         code: super::owner_key::EXIT_BROKEN,
     };
-    let fetch = |path: &str| {
-        let url = format!("{origin}{path}");
-        node_client::fetch(&url).map_err(|e| Failure::new(format!("cannot fetch {url}: {e}")))
-    };
-    let history = fetch("/.well-known/siteid/keys.json")?;
-    let jwks = fetch("/.well-known/jwks.json")?;
-    let node_key_text = fetch("/.well-known/siteid/node-key.json")?;
-    let published =
-        super::owner_key::check_published(&history, &jwks, Some(&node_key_text), pin, origin)
-            .map_err(refused)?;
+    let published = super::owner_key::fetch_published(origin, pin)?.map_err(refused)?;
     let node_key = published
         .node_key
         .ok_or_else(|| refused("the owner key has not bound the node's own key".into()))?;

@@ -330,23 +330,7 @@ pub const EXIT_BROKEN: u8 = 1;
 
 pub fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     let origin = node_origin(&args.node).map_err(|e| Failure::new(format!("--node: {e}")))?;
-    let fetch = |path: &str| {
-        let url = format!("{origin}{path}");
-        node_client::fetch(&url).map_err(|e| Failure::new(format!("cannot fetch {url}: {e}")))
-    };
-    let history_text = fetch("/.well-known/siteid/keys.json")?;
-    let jwks_text = fetch("/.well-known/jwks.json")?;
-    // Older nodes have no node key: a failed fetch leaves it out, and the JWKS must then hold
-    // the owner key alone.
-    let node_key_text = fetch("/.well-known/siteid/node-key.json").ok();
-    let published = check_published(
-        &history_text,
-        &jwks_text,
-        node_key_text.as_deref(),
-        &args.pin,
-        &origin,
-    )
-    .map_err(|message| Failure {
+    let published = fetch_published(&origin, &args.pin)?.map_err(|message| Failure {
         message,
         code: EXIT_BROKEN,
     })?;
@@ -360,6 +344,26 @@ pub fn verify(args: &VerifyArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// Fetches what the node at `origin` publishes about its keys and checks it from `pin`: the
+/// outer error is a fetch that failed, the inner one a check that did not hold. Older nodes
+/// have no node key: without one the JWKS must hold the owner key alone.
+pub fn fetch_published(origin: &str, pin: &str) -> Result<Result<PublishedKeys, String>, Failure> {
+    let fetch = |path: &str| {
+        let url = format!("{origin}{path}");
+        node_client::fetch(&url).map_err(|e| Failure::new(format!("cannot fetch {url}: {e}")))
+    };
+    let history_text = fetch("/.well-known/siteid/keys.json")?;
+    let jwks_text = fetch("/.well-known/jwks.json")?;
+    let node_key_text = fetch("/.well-known/siteid/node-key.json").ok();
+    Ok(check_published(
+        &history_text,
+        &jwks_text,
+        node_key_text.as_deref(),
+        pin,
+        origin,
+    ))
 }
 
 /// What a node publishes about its keys, checked from a pinned kid.

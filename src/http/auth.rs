@@ -40,13 +40,14 @@ const MAX_CHALLENGE_BODY: usize = 1024;
 pub async fn challenge(
     state: web::Data<AppState>,
     request: actix_web::HttpRequest,
-    client: Client,
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     let client_nonce = read_client_nonce(&request, payload).await?;
     let now = state.clock.now();
     if client_nonce.is_some() {
-        // Each proof is a signature anyone can ask for: they are counted.
+        // Each proof is a signature anyone can ask for: they are counted (the client address
+        // is read only then, so a plain challenge costs what it did).
+        let client = Client::of(&request)?;
         state.node_proofs.admit(client.ip, now).map_err(|limited| {
             let mut problem = Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,

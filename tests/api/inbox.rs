@@ -671,20 +671,7 @@ fn a_sender_s_node_key_is_never_taken_for_its_owner_key() {
         .expect("kid")
         .to_owned();
     let (sender_token, _) = sender.login(&sender_owner);
-    let binding = siteid::jose::node_key::sign_binding(
-        &sender_owner.key,
-        &sender.audience,
-        &node_kid,
-        crate::helpers::now(),
-    );
-    let bound = sender.call(
-        "PUT",
-        "/api/v1/node-key/binding",
-        Some(&sender_token),
-        Some(&json!({ "binding": binding })),
-        &[],
-    );
-    assert_eq!(bound.status, 204, "{}", bound.body);
+    crate::node_key::bind_node_key(&sender, &sender_token, &sender_owner, &node_kid);
     let published: Vec<Value> = sender.get("/.well-known/jwks.json").json()["keys"]
         .as_array()
         .expect("keys")

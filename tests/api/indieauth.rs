@@ -247,6 +247,21 @@ fn approved_code(
     param(&params, "code").expect("a code").to_owned()
 }
 
+/// The token answer for a fresh approval of `scope` by `session`, keeping `kept`.
+fn granted(
+    node: &TestNode,
+    session: &str,
+    client: &ClientSite,
+    scope: &str,
+    kept: &[&str],
+) -> Value {
+    let (verifier, challenge) = pkce();
+    let code = approved_code(node, session, client, &challenge, scope, kept);
+    let answer = redeem(node, &code, client, &verifier);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.json()
+}
+
 fn redeem(node: &TestNode, code: &str, client: &ClientSite, verifier: &str) -> Answer {
     post_form(
         node,
@@ -585,9 +600,7 @@ fn a_complete_flow_redeems_refreshes_introspects_and_revokes() {
     }
 
     // A new grant, revoked by the client with RFC 7009.
-    let (verifier, challenge) = pkce();
-    let code = approved_code(&node, &session, &client, &challenge, "create", &["create"]);
-    let tokens = redeem(&node, &code, &client, &verifier).json();
+    let tokens = granted(&node, &session, &client, "create", &["create"]);
     let access = tokens["access_token"].as_str().expect("access").to_owned();
     let refresh = tokens["refresh_token"]
         .as_str()
@@ -646,16 +659,13 @@ fn introspection_and_userinfo_need_a_bearer_token() {
     assert_eq!(info.json()["sub"], format!("{}/", node.audience));
     assert_eq!(info.json()["email"], "ada@ada.example");
 
-    let (verifier, challenge) = pkce();
-    let code = approved_code(
+    let tokens = granted(
         &node,
         &session,
         &client,
-        &challenge,
         "profile email create",
         &["email", "create"],
     );
-    let tokens = redeem(&node, &code, &client, &verifier).json();
     assert_eq!(tokens["scope"], "create", "email goes with profile");
     assert!(tokens.get("profile").is_none());
     let access = tokens["access_token"].as_str().expect("access").to_owned();
@@ -1078,16 +1088,7 @@ fn revoking_the_approving_credential_revokes_its_grants() {
     register(&node, &stepped, &owner, &device);
     let (device_session, _) = node.login(&device.signer);
     let client = ClientSite::with_metadata("Reader", &[]);
-    let (verifier, challenge) = pkce();
-    let code = approved_code(
-        &node,
-        &device_session,
-        &client,
-        &challenge,
-        "create",
-        &["create"],
-    );
-    let tokens = redeem(&node, &code, &client, &verifier).json();
+    let tokens = granted(&node, &device_session, &client, "create", &["create"]);
     let access = tokens["access_token"].as_str().expect("access").to_owned();
     assert_eq!(introspect(&node, &access, &access)["active"], true);
     let revoked = node.call(
@@ -1107,9 +1108,7 @@ fn revoking_the_approving_credential_revokes_its_grants() {
 fn the_owner_lists_and_revokes_grants() {
     let (_dir, node, _owner, session) = claimed_node();
     let client = ClientSite::with_metadata("Reader", &[]);
-    let (verifier, challenge) = pkce();
-    let code = approved_code(&node, &session, &client, &challenge, "create", &["create"]);
-    let tokens = redeem(&node, &code, &client, &verifier).json();
+    let tokens = granted(&node, &session, &client, "create", &["create"]);
     let access = tokens["access_token"].as_str().expect("access").to_owned();
     let grants = node
         .call("GET", "/api/v1/indieauth/grants", Some(&session), None, &[])
@@ -1244,19 +1243,11 @@ fn narrowing_or_rotating_away_the_approving_credential_revokes_its_grants() {
         .as_str()
         .expect("access")
         .to_owned();
-    let (verifier, challenge) = pkce();
-    let code = approved_code(
-        &node,
-        &owner_session,
-        &client,
-        &challenge,
-        "create",
-        &["create"],
-    );
-    let owner_access = redeem(&node, &code, &client, &verifier).json()["access_token"]
-        .as_str()
-        .expect("access")
-        .to_owned();
+    let owner_access =
+        granted(&node, &owner_session, &client, "create", &["create"])["access_token"]
+            .as_str()
+            .expect("access")
+            .to_owned();
     assert_eq!(
         introspect(&node, &owner_access, &device_access)["active"],
         true
@@ -1345,9 +1336,7 @@ fn access_tokens_expire_and_a_used_code_is_audited_once() {
         .count();
     assert_eq!(reused, 1, "only the first reuse is written");
 
-    let (verifier, challenge) = pkce();
-    let code = approved_code(&node, &session, &client, &challenge, "create", &["create"]);
-    let tokens2 = redeem(&node, &code, &client, &verifier).json();
+    let tokens2 = granted(&node, &session, &client, "create", &["create"]);
     let access = tokens2["access_token"].as_str().expect("access").to_owned();
     let refresh = tokens2["refresh_token"]
         .as_str()
@@ -1458,16 +1447,7 @@ fn resetting_a_key_revokes_what_the_old_key_approved_and_spends_its_pending_code
     register(&node, &stepped, &owner, &device);
     let (device_session, _) = node.login(&device.signer);
     let client = ClientSite::with_metadata("Reader", &[]);
-    let (verifier, challenge) = pkce();
-    let code = approved_code(
-        &node,
-        &device_session,
-        &client,
-        &challenge,
-        "create",
-        &["create"],
-    );
-    let access = redeem(&node, &code, &client, &verifier).json()["access_token"]
+    let access = granted(&node, &device_session, &client, "create", &["create"])["access_token"]
         .as_str()
         .expect("access")
         .to_owned();

@@ -10,7 +10,7 @@ mod helpers;
 mod inbox;
 mod indieauth;
 mod key_formats;
-mod node_key;
+pub mod node_key;
 pub mod owner_key;
 mod pages;
 mod passkeys;

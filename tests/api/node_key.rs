@@ -28,6 +28,19 @@ fn node_verifying_key(node: &TestNode) -> VerifyingKey {
     key
 }
 
+/// Binds `node`'s key `node_kid` with `owner`'s key over the owner session `token`.
+pub fn bind_node_key(node: &TestNode, token: &str, owner: &TestOwner, node_kid: &str) {
+    let binding = sign_binding(&owner.key, &node.audience, node_kid, now());
+    let bound = node.call(
+        "PUT",
+        BIND,
+        Some(token),
+        Some(&json!({ "binding": binding })),
+        &[],
+    );
+    assert_eq!(bound.status, 204, "{}", bound.body);
+}
+
 fn jwks_kids(node: &TestNode) -> Vec<String> {
     node.get("/.well-known/jwks.json").json()["keys"]
         .as_array()
@@ -198,15 +211,7 @@ fn a_new_owner_key_does_not_vouch_for_what_the_old_one_bound() {
         .expect("kid")
         .to_owned();
     let (stepped, _) = node.login_stepped_up(&owner);
-    let binding = sign_binding(&owner.key, &node.audience, &node_kid, now());
-    let bound = node.call(
-        "PUT",
-        BIND,
-        Some(&stepped),
-        Some(&json!({ "binding": binding })),
-        &[],
-    );
-    assert_eq!(bound.status, 204, "{}", bound.body);
+    bind_node_key(&node, &stepped, &owner, &node_kid);
     let rotation = crate::owner_key::Rotation::new(&node, &owner.key, 1, &[]);
     let rotated = node.call(
         "POST",
@@ -326,15 +331,7 @@ fn siteid_login_with_a_pin_checks_the_node_before_signing_in() {
         .expect("kid")
         .to_owned();
     let (token, _) = node.login(&owner);
-    let binding = sign_binding(&owner.key, &node.audience, &node_kid, now());
-    let bound = node.call(
-        "PUT",
-        BIND,
-        Some(&token),
-        Some(&json!({ "binding": binding })),
-        &[],
-    );
-    assert_eq!(bound.status, 204, "{}", bound.body);
+    bind_node_key(&node, &token, &owner, &node_kid);
     let (code, stdout, stderr) = login(&node, &owner_kid);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains(&node_kid), "{stderr}");

@@ -308,6 +308,8 @@ test('a compromise rotation re-wraps the inbox key and adds a new one; every mes
   // The keys the rotation replaces are gone from the node after it: their d is taken now.
   await collectSecrets();
   await page.goto(`${nodeB.base}/account`);
+  // The page wires its forms once it has checked the node.
+  await expect(page.locator('#sessions li.current')).toBeVisible();
   await page.check('#reason-compromise');
   await page.fill('#rotate-password', PASSWORD_B);
   const [rotation] = await Promise.all([page.waitForRequest((r) => r.url().endsWith('/api/v1/owner/rotate')), page.click('#rotate-submit')]);

@@ -198,6 +198,8 @@ test('B, a fresh context with the passkey, signs in from the autofill to a sessi
 test('replacing the owner key drops the passkey\'s copy with a visible notice; the passkey stays bound', async () => {
   const a = pages.A;
   await a.goto(`${node.base}/account`);
+  // The page wires its forms once it has checked the node.
+  await expect(a.locator('#sessions li.current')).toBeVisible();
   await a.fill('#rotate-password', PASSWORD);
   await a.click('#rotate-submit');
   await expect(a.locator('#status')).toContainText('1 passkey(s) no longer unlock your key', { timeout: 60_000 });

@@ -262,6 +262,40 @@ pub enum AuditEvent {
         owner_kid: String,
         binding_sha256: String,
     },
+    /// The enrollment mode changed (`open`, `approval`, `window`).
+    EnrollmentModeChanged {
+        from: &'static str,
+        to: &'static str,
+    },
+    /// An enrollment window opened until `closes_at`.
+    EnrollmentWindowOpened {
+        closes_at: i64,
+    },
+    /// The enrollment window closed: `owner` (early) or `expired`.
+    EnrollmentWindowClosed {
+        reason: &'static str,
+    },
+    /// A new device asked to be enrolled.
+    EnrollmentRequested {
+        request_id: String,
+        kid: String,
+        kind: String,
+    },
+    /// A device approved an enrollment request; the credential has the request's id.
+    EnrollmentApproved {
+        request_id: String,
+        approved_by: String,
+        capabilities: String,
+    },
+    /// A device denied an enrollment request.
+    EnrollmentDenied {
+        request_id: String,
+        denied_by: String,
+    },
+    /// An enrollment request went unanswered for five minutes.
+    EnrollmentExpired {
+        request_id: String,
+    },
     /// The owner changed the profile shown on the home page and given to clients.
     ProfileChanged {
         fields: Vec<&'static str>,
@@ -364,6 +398,13 @@ impl AuditEvent {
             AuditEvent::IndieauthRefreshReused { .. } => "indieauth.refresh_reused",
             AuditEvent::IndieauthTokenRevoked { .. } => "indieauth.token_revoked",
             AuditEvent::ProfileChanged { .. } => "profile.changed",
+            AuditEvent::EnrollmentModeChanged { .. } => "enrollment.mode_changed",
+            AuditEvent::EnrollmentWindowOpened { .. } => "enrollment.window_opened",
+            AuditEvent::EnrollmentWindowClosed { .. } => "enrollment.window_closed",
+            AuditEvent::EnrollmentRequested { .. } => "enrollment.requested",
+            AuditEvent::EnrollmentApproved { .. } => "enrollment.approved",
+            AuditEvent::EnrollmentDenied { .. } => "enrollment.denied",
+            AuditEvent::EnrollmentExpired { .. } => "enrollment.expired",
             AuditEvent::NodeKeyBound { .. } => "node_key.bound",
             AuditEvent::TotpEnabled { .. } => "totp.enabled",
             AuditEvent::TotpDisabled { .. } => "totp.disabled",
@@ -525,6 +566,28 @@ impl AuditEvent {
                 reason,
             } => json!({ "client_id": client_id, "grant_id": grant_id, "reason": reason }),
             AuditEvent::ProfileChanged { fields } => json!({ "fields": fields }),
+            AuditEvent::EnrollmentModeChanged { from, to } => json!({ "from": from, "to": to }),
+            AuditEvent::EnrollmentWindowOpened { closes_at } => json!({ "closes_at": closes_at }),
+            AuditEvent::EnrollmentWindowClosed { reason } => json!({ "reason": reason }),
+            AuditEvent::EnrollmentRequested {
+                request_id,
+                kid,
+                kind,
+            } => json!({ "request_id": request_id, "kid": kid, "kind": kind }),
+            AuditEvent::EnrollmentApproved {
+                request_id,
+                approved_by,
+                capabilities,
+            } => json!({
+                "request_id": request_id,
+                "approved_by": approved_by,
+                "capabilities": json_or_text(capabilities),
+            }),
+            AuditEvent::EnrollmentDenied {
+                request_id,
+                denied_by,
+            } => json!({ "request_id": request_id, "denied_by": denied_by }),
+            AuditEvent::EnrollmentExpired { request_id } => json!({ "request_id": request_id }),
             AuditEvent::NodeKeyBound {
                 node_kid,
                 owner_kid,

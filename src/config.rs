@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 /// The environment variables the node reads. Others starting with `SITEID_` earn a warning.
-pub const KNOWN_ENV_VARS: [&str; 6] = [
+pub const KNOWN_ENV_VARS: [&str; 7] = [
     "SITEID_DATA_DIR",
+    "SITEID_ENROLLMENT",
     "SITEID_LISTEN",
     "SITEID_PUBLIC_URL",
     "SITEID_WELL_KNOWN_DIR",
@@ -90,6 +91,42 @@ pub struct Settings {
     pub ip_retention_days: u32,
     /// What the inbox accepts from anonymous senders.
     pub inbox: InboxSettings,
+    /// How new devices join, until the owner chooses on the account page.
+    pub enrollment: EnrollmentMode,
+}
+
+/// How new devices join (pairing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnrollmentMode {
+    /// Anyone with the password may unlock the owner key and enroll (devices may still ask
+    /// for approval instead).
+    #[default]
+    Open,
+    /// New devices are enrolled by an enrolled device's approval; the password alone unlocks
+    /// nothing.
+    Approval,
+    /// The password unlocks, and new credentials are accepted, only while a window is open.
+    Window,
+}
+
+impl EnrollmentMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnrollmentMode::Open => "open",
+            EnrollmentMode::Approval => "approval",
+            EnrollmentMode::Window => "window",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "open" => Some(EnrollmentMode::Open),
+            "approval" => Some(EnrollmentMode::Approval),
+            "window" => Some(EnrollmentMode::Window),
+            _ => None,
+        }
+    }
 }
 
 /// The inbox's limits: the bytes it keeps at most, and how many messages it accepts per
@@ -153,6 +190,7 @@ impl Settings {
             insecure_http: false,
             ip_retention_days: DEFAULT_IP_RETENTION_DAYS,
             inbox: InboxSettings::default(),
+            enrollment: EnrollmentMode::default(),
         }
     }
 
@@ -244,7 +282,17 @@ impl Settings {
         if let Some(hours) = file.session_lifetime_hours {
             session_policy.absolute_seconds = i64::from(hours.max(1)) * 3600;
         }
+        let enrollment_text = overrides.enrollment.or(file.enrollment);
+        let enrollment = match enrollment_text.as_deref() {
+            None => EnrollmentMode::default(),
+            Some(text) => EnrollmentMode::parse(text).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "enrollment {text:?} is not one of \"open\", \"approval\", \"window\""
+                ))
+            })?,
+        };
         Ok(Settings {
+            enrollment,
             data_dir,
             listen,
             public_url,
@@ -287,6 +335,7 @@ pub struct Overrides {
     pub well_known_dir: Option<PathBuf>,
     pub trusted_proxies: Option<String>,
     pub insecure_http: bool,
+    pub enrollment: Option<String>,
 }
 
 /// The optional `config.toml`. Unknown keys are an error, so that typos do not pass silently.
@@ -308,6 +357,7 @@ struct FileSettings {
     inbox_max_bytes: Option<u64>,
     inbox_messages_per_client_per_minute: Option<u32>,
     inbox_messages_per_minute: Option<u32>,
+    enrollment: Option<String>,
 }
 
 impl FileSettings {

@@ -319,6 +319,7 @@ impl From<CredentialError> for Problem {
                 "The owner key is the root credential: it cannot be revoked, reset or changed \
                  through the credentials API.",
             ),
+            CredentialError::RequestAnswered => enrollment_request_closed(),
             CredentialError::TooMany => Problem::new(
                 StatusCode::CONFLICT,
                 "too-many-credentials",
@@ -558,6 +559,105 @@ impl From<LoginError> for Problem {
             }
             LoginError::NetworkNotAllowed { .. } => Problem::network_not_allowed(),
             LoginError::Internal(cause) => Problem::internal(&cause),
+        }
+    }
+}
+
+/// 409: an enrollment request that was approved, denied or ran out already.
+fn enrollment_request_closed() -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        "enrollment-request-closed",
+        "The enrollment request is closed",
+        "The request was approved or denied already, or nobody answered it within five \
+         minutes; the new device sends a new request.",
+    )
+}
+
+impl From<crate::auth::enrollment::Gate> for Problem {
+    fn from(gate: crate::auth::enrollment::Gate) -> Self {
+        use crate::auth::enrollment::Gate;
+        match gate {
+            Gate::ApprovalRequired => Problem::new(
+                StatusCode::FORBIDDEN,
+                "enrollment-approval-required",
+                "New devices need an approval",
+                "This node enrolls new devices only with the approval of a device already \
+                 signed in (or while its owner has opened an enrollment window): send an \
+                 enrollment request to POST /api/v1/enrollment/requests and approve it there.",
+            ),
+            Gate::WindowClosed => Problem::new(
+                StatusCode::FORBIDDEN,
+                "enrollment-window-closed",
+                "Enrollment is closed",
+                "This node unlocks the owner key for new devices and accepts new credentials \
+                 only while its owner has opened an enrollment window, from a signed-in device \
+                 or with `siteid enroll --minutes N`.",
+            ),
+        }
+    }
+}
+
+impl From<crate::auth::enrollment::EnrollmentError> for Problem {
+    fn from(error: crate::auth::enrollment::EnrollmentError) -> Self {
+        use crate::auth::enrollment::{EnrollmentError, MAX_PENDING_REQUESTS};
+        match error {
+            EnrollmentError::NotClaimed => Problem::not_claimed(),
+            EnrollmentError::Gate(gate) => gate.into(),
+            EnrollmentError::Invalid { field, message } => {
+                Problem::invalid_field(field, format!("{field} {message}."))
+            }
+            EnrollmentError::Exists => Problem::new(
+                StatusCode::CONFLICT,
+                "credential-exists",
+                "The key or id is taken",
+                "A credential or enrollment request with this key or id exists or existed; \
+                 make a new key and a new request id.",
+            ),
+            EnrollmentError::NotFound => Problem::new(
+                StatusCode::NOT_FOUND,
+                "enrollment-request-not-found",
+                "No such enrollment request",
+                "There is no enrollment request with this id (answered requests are forgotten \
+                 after a day).",
+            ),
+            EnrollmentError::Answered => enrollment_request_closed(),
+            EnrollmentError::TooManyPending => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-enrollment-requests",
+                "Too many requests are waiting",
+                format!(
+                    "At most {MAX_PENDING_REQUESTS} enrollment requests wait at once; retry when \
+                     one has been answered or has run out (five minutes)."
+                ),
+            ),
+            EnrollmentError::RateLimited(limited) => {
+                let mut problem = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too-many-enrollment-requests",
+                    "Too many requests",
+                    format!(
+                        "The node takes a limited number of enrollment requests per minute; \
+                         retry after {} seconds.",
+                        limited.retry_after
+                    ),
+                );
+                problem.retry_after = Some(limited.retry_after);
+                problem.scope = Some(limited.scope);
+                problem
+            }
+            EnrollmentError::ExceedsApprover(names) => Problem::new(
+                StatusCode::FORBIDDEN,
+                "capabilities-exceed-approver",
+                "The approval grants more than the approver holds",
+                format!(
+                    "A device can grant only capabilities its own session holds; this one lacks: \
+                     {}.",
+                    names.join(", ")
+                ),
+            ),
+            EnrollmentError::Credential(error) => error.into(),
+            EnrollmentError::Internal(cause) => Problem::internal(&cause),
         }
     }
 }

@@ -163,6 +163,7 @@ impl Application {
             ),
             well_known_dir,
             credentials,
+            enrollment: crate::auth::enrollment::Enrollment::new(settings.enrollment),
             challenges: Challenges::default(),
             sessions: sessions.clone(),
             websockets: crate::limits::OpenSockets::new(
@@ -360,6 +361,16 @@ async fn sweep_sessions(
         let mut outcome = outcome.map(|_| ());
         if outcome.is_ok() {
             outcome = state.sessions.sweep(&state.store, now).await.map(|_| ());
+        }
+        // Enrollment requests nobody answered in time, and a window that ran out.
+        if outcome.is_ok() {
+            outcome = crate::auth::enrollment::sweep(&state.store, now)
+                .await
+                .map(|expired| {
+                    for id in expired {
+                        state.sessions.announce_enrollment_answer(&id, "expired");
+                    }
+                });
         }
         // The sessions of a credential past its expiry end too, and those of a credential that
         // is no longer live (revoked elsewhere, or failing its binding since a reload).

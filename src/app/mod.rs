@@ -49,6 +49,8 @@ pub struct AppState {
     pub indieauth_clients: crate::indieauth::client::ClientFetcher,
     /// The WebAuthn relying party and the passkey ceremonies in progress.
     pub passkeys: crate::auth::passkeys::Passkeys,
+    /// Pairing: the configured enrollment mode and the request rates.
+    pub enrollment: crate::auth::enrollment::Enrollment,
     /// The inbox's limits and rate counters.
     pub inbox: crate::inbox::Inbox,
     /// Senders' keys fetched for the owner's pages.

@@ -335,6 +335,7 @@ pub fn commit(
     claim_token: Option<&str>,
     claim: &CheckedClaim,
     via: ClaimVia,
+    enrollment: crate::config::EnrollmentMode,
     actor: &Actor,
     now: i64,
 ) -> Result<String, ClaimError> {
@@ -384,6 +385,8 @@ pub fn commit(
         },
         actor,
     )?;
+    // In `window` mode the claiming browser still has to enroll its own device key.
+    super::enrollment::open_claim_window(&tx, enrollment, actor, now)?;
     tx.commit().map_err(StoreError::from)?;
     Ok(kid)
 }

@@ -49,6 +49,8 @@ pub enum CredentialError {
     OwnerKeyChanged,
     #[error("this node already has {MAX_LIVE_CREDENTIALS} live credentials")]
     TooMany,
+    #[error("the enrollment request was answered or ran out meanwhile")]
+    RequestAnswered,
     #[error(transparent)]
     Internal(#[from] InternalError),
 }
@@ -59,7 +61,7 @@ impl From<StoreError> for CredentialError {
     }
 }
 
-fn invalid(field: &'static str, message: impl std::fmt::Display) -> CredentialError {
+pub(crate) fn invalid(field: &'static str, message: impl std::fmt::Display) -> CredentialError {
     CredentialError::Invalid {
         field,
         message: message.to_string(),
@@ -119,15 +121,15 @@ fn check_fields(fields: &CredentialFields, now: i64) -> Result<CheckedFields, Cr
 }
 
 /// A credential's public key and the one algorithm it signs with.
-struct CheckedKey {
-    public: PublicKey,
-    alg: JwsAlgorithm,
+pub(crate) struct CheckedKey {
+    pub public: PublicKey,
+    pub alg: JwsAlgorithm,
 }
 
 /// Reads a credential's public key: a JWK object (its `alg` member, if any, names the
 /// algorithm), or a string holding a PEM SubjectPublicKeyInfo or an OpenSSH public key line
 /// (RSA keys then sign RS256). The message completes "public_key ...".
-fn check_public_key(json: &str) -> Result<CheckedKey, CredentialError> {
+pub(crate) fn check_public_key(json: &str) -> Result<CheckedKey, CredentialError> {
     let (public, named) = if json.trim_start().starts_with('"') {
         let text: String = serde_json::from_str(json)
             .map_err(|_| invalid("public_key", "is not a JSON string"))?;
@@ -148,7 +150,7 @@ fn check_public_key(json: &str) -> Result<CheckedKey, CredentialError> {
     Ok(CheckedKey { public, alg })
 }
 
-fn check_id(id: &str) -> Result<(), CredentialError> {
+pub(crate) fn check_id(id: &str) -> Result<(), CredentialError> {
     let bytes = b64::decode(id).map_err(|_| invalid("id", "must be base64url without padding"))?;
     if !(MIN_ID_BYTES..=MAX_ID_BYTES).contains(&bytes.len()) {
         return Err(invalid(
@@ -244,6 +246,9 @@ pub struct NewCredential {
     /// A passkey's WebAuthn state, stored beside its row; only for kind `passkey`, whose key,
     /// id and state the node took from a verified registration.
     pub passkey: Option<crate::store::passkeys::PasskeyRow>,
+    /// The enrollment request this credential answers, marked approved in the same
+    /// transaction: `(request id, approving credential id)`.
+    pub approves_request: Option<(String, String)>,
 }
 
 /// A change as received: the fields it leaves out keep their values; the binding covers the
@@ -327,6 +332,7 @@ pub async fn add(
     let actor = actor.clone();
     let stored = row.clone();
     let passkey = input.passkey;
+    let approves_request = input.approves_request;
     store
         .run(move |c| {
             let tx = c.transaction().map_err(StoreError::from)?;
@@ -344,6 +350,25 @@ pub async fn add(
             rows::insert(&tx, &row)?;
             if let Some(passkey) = &passkey {
                 crate::store::passkeys::insert(&tx, passkey)?;
+            }
+            if let Some((request_id, approver)) = &approves_request
+                && !crate::store::enrollment::answer(
+                    &tx,
+                    request_id,
+                    "approved",
+                    Some(approver),
+                    now,
+                )?
+            {
+                return Err(CredentialError::RequestAnswered);
+            }
+            if let Some((request_id, approver)) = &approves_request {
+                let event = AuditEvent::EnrollmentApproved {
+                    request_id: request_id.clone(),
+                    approved_by: approver.clone(),
+                    capabilities: row.capabilities.clone(),
+                };
+                audit::append(&tx, now, &event, &actor)?;
             }
             let event = AuditEvent::CredentialAdded {
                 credential_id: row.id.clone(),

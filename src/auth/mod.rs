@@ -7,6 +7,7 @@ pub mod claim;
 pub mod credential_changes;
 pub mod credentials;
 pub mod encryption_keys;
+pub mod enrollment;
 pub mod key_history;
 pub mod login;
 pub mod node_key;

@@ -363,6 +363,7 @@ impl Passkeys {
             fields: input.fields,
             binding: input.binding,
             passkey: Some(passkey),
+            approves_request: None,
         };
         Ok(credential_changes::add(store, registry, new, actor, now).await?)
     }

@@ -83,6 +83,14 @@ pub enum SessionEvent {
     InboxMessage {
         id: String,
     },
+    /// A new device asks to be enrolled: sockets whose session may manage credentials are
+    /// shown the request.
+    EnrollmentRequested(Box<crate::auth::enrollment::RequestView>),
+    /// An enrollment request was approved, denied or ran out.
+    EnrollmentAnswered {
+        request_id: String,
+        status: &'static str,
+    },
     /// The node is shutting down: sockets close with 1001.
     Stopping,
 }
@@ -213,6 +221,22 @@ impl Sessions {
         let _ = self
             .events
             .send(SessionEvent::InboxMessage { id: id.to_owned() });
+    }
+
+    /// Tells the sockets that a new device asks to be enrolled.
+    pub fn announce_enrollment_request(&self, request: crate::auth::enrollment::RequestView) {
+        let _ = self
+            .events
+            .send(SessionEvent::EnrollmentRequested(Box::new(request)));
+    }
+
+    /// Tells the sockets that an enrollment request was answered (`approved`, `denied`) or
+    /// ran out (`expired`).
+    pub fn announce_enrollment_answer(&self, request_id: &str, status: &'static str) {
+        let _ = self.events.send(SessionEvent::EnrollmentAnswered {
+            request_id: request_id.to_owned(),
+            status,
+        });
     }
 
     /// Subscribes to session events.

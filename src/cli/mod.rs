@@ -4,6 +4,7 @@
 //! of `shares`.
 
 pub mod credentials;
+pub mod enroll;
 pub mod inbox;
 pub mod login;
 pub mod node_client;
@@ -75,6 +76,9 @@ pub enum Command {
     /// Make a one-time unlock code: with it a new device's password unlocks even while too
     /// many wrong passwords elsewhere have paused password unlock.
     UnlockCode(NodeArgs),
+    /// Pairing: open or close the enrollment window (`--minutes N`, `--close`), set the
+    /// enrollment mode (`--mode open|approval|window`), and print the settings in force.
+    Enroll(enroll::EnrollArgs),
     /// Turn two-step unlock (TOTP) off, for an owner who lost both the authenticator app and
     /// the recovery codes.
     TotpDisable(NodeArgs),
@@ -130,6 +134,10 @@ pub struct ServeArgs {
     /// Serve a plain-http public URL outside this machine anyway (warned about at every start).
     #[arg(long)]
     pub insecure_http: bool,
+    /// How new devices join until the owner chooses on the account page: open, approval or
+    /// window [default: open].
+    #[arg(long, env = "SITEID_ENROLLMENT")]
+    pub enrollment: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -208,6 +216,7 @@ pub fn run(cli: Cli) -> ExitCode {
         } => wrapped_key_check(&node, &password_file),
         Command::Shares { command } => shares::run(command),
         Command::UnlockCode(args) => unlock_code::run(&args),
+        Command::Enroll(args) => enroll::run(&args),
         Command::TotpDisable(args) => unlock_code::totp_disable(&args),
         Command::Login(args) => login::run(&args),
         Command::Credentials { command } => credentials::run(command),
@@ -233,6 +242,11 @@ fn load_settings(node: &NodeArgs, serve: Option<&ServeArgs>) -> Result<Settings,
         well_known_dir: serve.and_then(|s| s.well_known_dir.clone()),
         trusted_proxies: serve.and_then(|s| s.trusted_proxies.clone()),
         insecure_http: serve.is_some_and(|s| s.insecure_http),
+        // Other commands (`siteid enroll`) read the variable too, to show the mode in force.
+        enrollment: match serve {
+            Some(s) => s.enrollment.clone(),
+            None => std::env::var("SITEID_ENROLLMENT").ok(),
+        },
     };
     Settings::load(overrides).map_err(|e| Failure::new(e.to_string()))
 }
@@ -442,6 +456,7 @@ fn init(args: &InitArgs) -> Result<(), Failure> {
                 None,
                 &checked,
                 ClaimVia::CommandLine,
+                settings.enrollment,
                 &Actor::local(),
                 now,
             )

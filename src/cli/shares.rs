@@ -341,7 +341,17 @@ fn store_rebuilt_key(
             encryption_key: Some(encryption_key),
         };
         store
-            .run_blocking(|c| claim::commit(c, None, &checked, ClaimVia::CommandLine, &actor, now))
+            .run_blocking(|c| {
+                claim::commit(
+                    c,
+                    None,
+                    &checked,
+                    ClaimVia::CommandLine,
+                    settings.enrollment,
+                    &actor,
+                    now,
+                )
+            })
             .map_err(|e| match e {
                 ClaimError::AlreadyClaimed => Failure {
                     message: "this node got an owner meanwhile".into(),

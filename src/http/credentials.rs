@@ -95,7 +95,7 @@ pub(super) async fn view_with_passkeys(
 }
 
 impl CredentialView {
-    fn of(row: CredentialRow, current_credential: &str) -> Self {
+    pub fn of(row: CredentialRow, current_credential: &str) -> Self {
         CredentialView {
             current: row.id == current_credential,
             capabilities: Capabilities::from_json(&row.capabilities).unwrap_or_default(),
@@ -161,6 +161,7 @@ pub async fn create(
     let now = state.clock.now();
     signed_in.require(Capability::Credentials)?;
     signed_in.require_step_up(now)?;
+    admits_new_credential(&state, now).await?;
     let input = NewCredential {
         id: body.id,
         kind: body.kind,
@@ -173,6 +174,7 @@ pub async fn create(
         },
         binding: body.binding,
         passkey: None,
+        approves_request: None,
     };
     let row = credential_changes::add(
         &state.store,
@@ -184,6 +186,18 @@ pub async fn create(
     .await?;
     let view = CredentialView::of(row, &signed_in.session.credential_id);
     Ok(HttpResponse::Created().json(view))
+}
+
+/// Refuses a new credential (or a new key for one) in `window` mode while no window is open:
+/// 403 `enrollment-window-closed`.
+pub async fn admits_new_credential(state: &AppState, now: i64) -> Result<(), Problem> {
+    state
+        .enrollment
+        .state(&state.store, now)
+        .await
+        .map_err(|e| Problem::internal(&e))?
+        .admits_new_credential()?;
+    Ok(())
 }
 
 /// A present-but-null member reads as `Some(None)`, a missing one as `None`.
@@ -282,6 +296,7 @@ pub async fn reset(
     let now = state.clock.now();
     signed_in.require(Capability::Credentials)?;
     signed_in.require_step_up(now)?;
+    admits_new_credential(&state, now).await?;
     let changed = credential_changes::reset(
         &state.store,
         &state.credentials,

@@ -5,6 +5,7 @@
 pub mod assets;
 pub mod auth;
 pub mod credentials;
+pub mod enrollment;
 pub mod inbox;
 pub mod indieauth;
 pub mod json;
@@ -48,6 +49,37 @@ pub fn routes(config: &mut web::ServiceConfig) {
                         .default_service(not_allowed("GET, POST")),
                 )
                 .service(post_only("/unlock-codes", unlock_codes::create))
+                .service(
+                    web::resource("/enrollment")
+                        .route(web::get().to(enrollment::settings))
+                        .route(web::put().to(enrollment::set_mode))
+                        .default_service(not_allowed("GET, PUT")),
+                )
+                .service(
+                    web::resource("/enrollment/window")
+                        .route(web::post().to(enrollment::open_window))
+                        .route(web::delete().to(enrollment::close_window))
+                        .default_service(not_allowed("POST, DELETE")),
+                )
+                .service(
+                    web::resource("/enrollment/requests")
+                        .route(web::get().to(enrollment::pending))
+                        .route(web::post().to(enrollment::request))
+                        .default_service(not_allowed("GET, POST")),
+                )
+                .service(
+                    web::resource("/enrollment/requests/{id}")
+                        .route(web::get().to(enrollment::status))
+                        .default_service(not_allowed("GET")),
+                )
+                .service(post_only(
+                    "/enrollment/requests/{id}/approve",
+                    enrollment::approve,
+                ))
+                .service(post_only(
+                    "/enrollment/requests/{id}/deny",
+                    enrollment::deny,
+                ))
                 .service(
                     web::resource("/totp")
                         .route(web::get().to(totp::status))

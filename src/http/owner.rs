@@ -97,9 +97,20 @@ pub async fn claim(
         now,
     )?;
     let token = body.claim_token;
+    let configured = state.enrollment.configured_mode();
     let kid = state
         .store
-        .run(move |c| claim::commit(c, Some(&token), &checked, ClaimVia::Http, &actor, now))
+        .run(move |c| {
+            claim::commit(
+                c,
+                Some(&token),
+                &checked,
+                ClaimVia::Http,
+                configured,
+                &actor,
+                now,
+            )
+        })
         .await?;
     tracing::info!(kid = %kid, "node claimed");
     Ok(HttpResponse::Created().json(serde_json::json!({ "kid": kid })))

@@ -45,6 +45,19 @@ pub async fn unlock(
     StrictJson(body): StrictJson<UnlockBody>,
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
+    // Pairing: outside `open` mode only an enrolled device (a session that may act for the
+    // owner) or an open window gets the wrapped key. The refusal counts as no failure.
+    let enrolled = signed_in
+        .as_ref()
+        .is_some_and(|s| s.require(Capability::Owner).is_ok());
+    if !enrolled {
+        state
+            .enrollment
+            .state(&state.store, now)
+            .await
+            .map_err(|e| Problem::internal(&e))?
+            .admits_password_unlock()?;
+    }
     // Only a session stepped up in the last five minutes stands in for the code: a token
     // alone (taken from a device) and the password must not open the owner key.
     let owner_session =

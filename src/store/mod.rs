@@ -4,6 +4,7 @@
 pub mod audit_rows;
 pub mod credentials;
 pub mod encryption_keys;
+pub mod enrollment;
 pub mod inbox;
 pub mod indieauth;
 pub mod meta;
@@ -26,7 +27,7 @@ use rusqlite::Connection;
 pub const DATABASE_FILE_NAME: &str = "siteid.sqlite3";
 
 /// The migrations, in order. Version N is the state after the Nth script.
-const MIGRATIONS: [&str; 14] = [
+const MIGRATIONS: [&str; 15] = [
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_sessions.sql"),
     include_str!("migrations/0003_recovery_sets.sql"),
@@ -41,6 +42,7 @@ const MIGRATIONS: [&str; 14] = [
     include_str!("migrations/0012_inbox.sql"),
     include_str!("migrations/0013_indieauth.sql"),
     include_str!("migrations/0014_node_key.sql"),
+    include_str!("migrations/0015_enrollment.sql"),
 ];
 
 /// The schema version this binary writes.

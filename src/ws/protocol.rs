@@ -68,6 +68,15 @@ pub enum Event {
     SessionEnded { session_id: String, reason: String },
     #[serde(rename = "inbox.message")]
     InboxMessage { id: String },
+    /// A new device asks to be enrolled (to sockets whose credential has `credentials`).
+    #[serde(rename = "enrollment.requested")]
+    EnrollmentRequested(Box<crate::auth::enrollment::RequestView>),
+    /// An enrollment request was approved, denied or ran out.
+    #[serde(rename = "enrollment.answered")]
+    EnrollmentAnswered {
+        request_id: String,
+        status: &'static str,
+    },
 }
 
 /// Parses a text frame, or says what is wrong with it. Only a JSON object is a message: the

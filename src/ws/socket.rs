@@ -137,6 +137,14 @@ pub async fn run(
                         if !attachment.capabilities.contains(Capability::Inbox) { continue; }
                         Event::InboxMessage { id }
                     }
+                    Ok(SessionEvent::EnrollmentRequested(request)) => {
+                        if !attachment.capabilities.contains(Capability::Credentials) { continue; }
+                        Event::EnrollmentRequested(request)
+                    }
+                    Ok(SessionEvent::EnrollmentAnswered { request_id, status }) => {
+                        if !attachment.capabilities.contains(Capability::Credentials) { continue; }
+                        Event::EnrollmentAnswered { request_id, status }
+                    }
                     Ok(SessionEvent::Created(info)) if info.id == *current => continue,
                     Ok(SessionEvent::Created(info)) => Event::SessionCreated {
                         session_id: info.id,

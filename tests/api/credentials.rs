@@ -17,11 +17,11 @@ const CREDENTIALS: &str = "/api/v1/credentials";
 pub struct Device {
     pub signer: TestOwner,
     pub id: String,
-    kind: &'static str,
-    label: String,
+    pub kind: &'static str,
+    pub label: String,
     pub capabilities: Vec<&'static str>,
-    networks: Vec<&'static str>,
-    expires_at: Option<i64>,
+    pub networks: Vec<&'static str>,
+    pub expires_at: Option<i64>,
 }
 
 impl Device {
@@ -41,7 +41,7 @@ impl Device {
         }
     }
 
-    fn kid(&self) -> String {
+    pub fn kid(&self) -> String {
         self.signer.key.public_key().thumbprint()
     }
 
@@ -66,7 +66,7 @@ impl Device {
 }
 
 /// A binding over `device`'s fields, signed by `signer` but naming `owner`'s kid.
-fn binding_by(signer: &OwnerPrivateKey, owner: &TestOwner, device: &Device) -> String {
+pub fn binding_by(signer: &OwnerPrivateKey, owner: &TestOwner, device: &Device) -> String {
     binding_at(signer, owner, device, now())
 }
 

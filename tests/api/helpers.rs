@@ -44,6 +44,8 @@ pub struct NodeOptions {
     pub inbox: Option<siteid::config::InboxSettings>,
     /// The address to listen on (a restarted node on its former port); port 0 otherwise.
     pub listen: Option<std::net::SocketAddr>,
+    /// The configured enrollment mode (`open` by default).
+    pub enrollment: siteid::config::EnrollmentMode,
 }
 
 impl Default for NodeOptions {
@@ -56,6 +58,7 @@ impl Default for NodeOptions {
             session_policy: None,
             inbox: None,
             listen: None,
+            enrollment: Default::default(),
         }
     }
 }
@@ -140,6 +143,7 @@ impl TestNode {
         if let Some(inbox) = options.inbox {
             settings.inbox = inbox;
         }
+        settings.enrollment = options.enrollment;
         let (sender, receiver) = mpsc::channel();
         let clock = options.clock.clone();
         let thread = std::thread::spawn(move || {

@@ -6,6 +6,7 @@ mod bad_input;
 mod claim;
 pub mod credentials;
 mod cross_fixtures;
+mod enrollment;
 mod helpers;
 mod inbox;
 mod indieauth;

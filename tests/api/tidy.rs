@@ -116,7 +116,7 @@ const ALLOWED_DEPENDENCIES: [(&str, &[&str]); 19] = [
     (
         "auth",
         &[
-            "audit", "config", "jose", "keys", "net", "recovery", "store",
+            "audit", "config", "jose", "keys", "limits", "net", "recovery", "store",
         ],
     ),
     ("clock", &[]),

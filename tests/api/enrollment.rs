@@ -1,0 +1,598 @@
+//! Pairing: the enrollment modes (open, approval, window) over HTTP and the WebSocket, requests
+//! approved, denied or left to expire, the comparison code, and approvals that may not grant
+//! more than the approver holds.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use siteid::auth::enrollment::comparison_code;
+use siteid::clock::{Clock, ManualClock, SystemClock};
+use siteid::config::EnrollmentMode;
+use tungstenite::Message;
+
+use crate::credentials::{Device, binding_at, register, signed_in_socket_with};
+use crate::helpers::{NodeOptions, TestNode, TestOwner, now, spawn_node, wait_until};
+
+const ENROLLMENT: &str = "/api/v1/enrollment";
+const REQUESTS: &str = "/api/v1/enrollment/requests";
+const UNLOCK: &str = "/api/v1/unlock";
+
+type Socket = tungstenite::protocol::WebSocket<std::net::TcpStream>;
+
+/// A claimed node in `mode`, on a hand-driven clock, with a stepped-up owner session.
+fn node_in(mode: EnrollmentMode) -> (tempfile::TempDir, TestNode, ManualClock, TestOwner, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = ManualClock::new(SystemClock.now());
+    let node = TestNode::start(
+        dir.path(),
+        NodeOptions {
+            clock: std::sync::Arc::new(clock.clone()),
+            enrollment: mode,
+            ..NodeOptions::default()
+        },
+    );
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let (token, _) = node.login_stepped_up(&owner);
+    (dir, node, clock, owner, token)
+}
+
+/// A stepped-up session of `owner` on a node whose clock reads `at`.
+fn stepped_up_at(node: &TestNode, owner: &TestOwner, at: i64) -> String {
+    let (token, _) = node.login_at(owner, at);
+    node.step_up_at(owner, &token, at);
+    token
+}
+
+/// A new device's key and request fields.
+fn new_device() -> Device {
+    let mut device = Device::new(&["session"]);
+    device.kind = "device";
+    device.label = "Phone".into();
+    device
+}
+
+fn request_body(device: &Device) -> Value {
+    json!({
+        "id": device.id,
+        "kind": device.kind,
+        "label": device.label,
+        "public_key": serde_json::to_value(device.signer.key.public_key().to_jwk()).expect("jwk"),
+    })
+}
+
+/// Sends `device`'s request; returns the node's answer (201 expected).
+fn send_request(node: &TestNode, device: &Device) -> Value {
+    let answer = node.post_json(REQUESTS, &request_body(device));
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    answer.json()
+}
+
+/// The approval body granting `device.capabilities`, bound by the owner at `iat`.
+fn approval(owner: &TestOwner, device: &Device, iat: i64) -> Value {
+    json!({
+        "capabilities": device.capabilities,
+        "networks": device.networks,
+        "expires_at": device.expires_at,
+        "binding": binding_at(&owner.key, owner, device, iat),
+    })
+}
+
+fn approve(node: &TestNode, token: &str, body: &Value, id: &str) -> crate::helpers::Answer {
+    node.call(
+        "POST",
+        &format!("{REQUESTS}/{id}/approve"),
+        Some(token),
+        Some(body),
+        &[],
+    )
+}
+
+fn status(node: &TestNode, id: &str) -> String {
+    let answer = node.get(&format!("{REQUESTS}/{id}"));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.json()["status"].as_str().expect("status").to_owned()
+}
+
+fn set_mode(node: &TestNode, token: &str, mode: &str) -> Value {
+    let answer = node.call(
+        "PUT",
+        ENROLLMENT,
+        Some(token),
+        Some(&json!({"mode": mode})),
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.json()
+}
+
+/// Reads frames until an event named `name` arrives (the socket's read timeout bounds it).
+fn next_event(socket: &mut Socket, name: &str) -> Value {
+    for _ in 0..100 {
+        match socket.read().expect("a frame") {
+            Message::Text(text) => {
+                let frame: Value = serde_json::from_str(text.as_str()).expect("JSON");
+                if frame["type"] == "event" && frame["event"] == name {
+                    return frame;
+                }
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+    panic!("no {name} event in 100 frames");
+}
+
+/// Signs in over the WebSocket with `signer`; returns the first answer to the assertion.
+fn websocket_sign_in(node: &TestNode, signer: &TestOwner, at: i64) -> Result<Value, u16> {
+    use tungstenite::client::IntoClientRequest;
+    let stream = std::net::TcpStream::connect(node.address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let request = format!("ws://{}/api/v1/ws", node.address)
+        .into_client_request()
+        .expect("request");
+    let (mut socket, _) = tungstenite::client::client(request, stream).expect("handshake");
+    let mut nonce = None;
+    for _ in 0..20 {
+        match socket.read().expect("a frame") {
+            Message::Text(text) => {
+                let frame: Value = serde_json::from_str(text.as_str()).expect("JSON");
+                match (&nonce, frame["type"].as_str()) {
+                    (None, Some("challenge")) => {
+                        let n = frame["nonce"].as_str().expect("nonce").to_owned();
+                        let assertion = signer.login_assertion_at(node, &n, at);
+                        socket
+                            .send(Message::text(
+                                json!({"type": "auth", "assertion": assertion}).to_string(),
+                            ))
+                            .expect("send");
+                        nonce = Some(n);
+                    }
+                    (Some(_), _) => return Ok(frame),
+                    _ => panic!("unexpected first frame {frame}"),
+                }
+            }
+            Message::Close(Some(frame)) => return Err(u16::from(frame.code)),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+    panic!("no answer to the assertion");
+}
+
+#[test]
+fn open_mode_is_the_default_and_unlocks_with_the_password_as_before() {
+    let (_dir, node) = spawn_node();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let settings = node.get(ENROLLMENT).json();
+    assert_eq!(settings["mode"], "open");
+    assert_eq!(settings["window"], Value::Null);
+    let answer = node.post_json(UNLOCK, &json!({"unlock_verifier": owner.unlock_verifier}));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}
+
+#[test]
+fn approval_mode_refuses_password_unlock_without_counting_it_but_not_an_enrolled_device() {
+    let (_dir, node, clock, owner, token) = node_in(EnrollmentMode::Open);
+    // Changing the mode needs step-up (a sign-in counts for five minutes).
+    clock.advance(301);
+    let unstepped = node.call(
+        "PUT",
+        ENROLLMENT,
+        Some(&token),
+        Some(&json!({"mode": "approval"})),
+        &[],
+    );
+    assert_eq!(
+        unstepped.problem(403)["type"],
+        "urn:siteid:problem:step-up-required"
+    );
+    let token = stepped_up_at(&node, &owner, clock.now());
+    let bad = node.call(
+        "PUT",
+        ENROLLMENT,
+        Some(&token),
+        Some(&json!({"mode": "closed"})),
+        &[],
+    );
+    assert_eq!(bad.problem(422)["field"], "mode");
+    assert_eq!(set_mode(&node, &token, "approval")["mode"], "approval");
+    // More refusals than the client window's ten failures: none is counted.
+    for _ in 0..12 {
+        let refused = node.post_json(UNLOCK, &json!({"unlock_verifier": owner.unlock_verifier}));
+        let problem = refused.problem(403);
+        assert_eq!(
+            problem["type"],
+            "urn:siteid:problem:enrollment-approval-required"
+        );
+    }
+    // A signed-in device still unlocks (it needs the owner key for bindings).
+    let enrolled = node.call(
+        "POST",
+        UNLOCK,
+        Some(&token),
+        Some(&json!({"unlock_verifier": owner.unlock_verifier})),
+        &[],
+    );
+    assert_eq!(enrolled.status, 200, "{}", enrolled.body);
+    let events = node.audit_events(&token);
+    assert!(events.contains(&"enrollment.mode_changed".to_owned()));
+    assert!(!events.contains(&"unlock.failed".to_owned()));
+}
+
+#[test]
+fn an_approved_request_signs_in_with_its_own_key_over_http_and_the_websocket() {
+    let (_dir, node, _clock, owner, token) = node_in(EnrollmentMode::Approval);
+    let mut approver = signed_in_socket_with(&node, &|nonce| owner.login_assertion(&node, nonce));
+    let mut device = new_device();
+    device.capabilities = vec!["session", "inbox"];
+    let sent = send_request(&node, &device);
+    assert_eq!(sent["status"], "pending");
+    assert_eq!(sent["kid"], device.kid());
+    // The approving device is shown the request over its socket, and both sides compute the
+    // same comparison code from what each received.
+    let event = next_event(&mut approver, "enrollment.requested");
+    assert_eq!(event["request_id"], device.id);
+    assert_eq!(event["label"], "Phone");
+    assert_eq!(event["kid"], device.kid());
+    let on_new_device = comparison_code(
+        &node.audience,
+        &device.id,
+        &device.kid(),
+        sent["node_nonce"].as_str().expect("nonce"),
+    );
+    let on_approver = comparison_code(
+        &node.audience,
+        event["request_id"].as_str().expect("id"),
+        event["kid"].as_str().expect("kid"),
+        event["node_nonce"].as_str().expect("nonce"),
+    );
+    assert_eq!(on_new_device, on_approver);
+    assert_eq!(on_new_device.len(), 6);
+    let listed = node.call("GET", REQUESTS, Some(&token), None, &[]).json();
+    assert_eq!(listed["requests"][0]["request_id"], device.id);
+    // Before the approval the new key cannot sign in, over either transport.
+    let challenge = node.challenge();
+    let refused = node.post_json(
+        "/api/v1/auth/login",
+        &json!({"assertion": device.signer.login_assertion(&node, &challenge)}),
+    );
+    assert_eq!(refused.status, 401);
+    assert_eq!(websocket_sign_in(&node, &device.signer, now()), Err(4401));
+    let approved = approve(&node, &token, &approval(&owner, &device, now()), &device.id);
+    assert_eq!(approved.status, 201, "{}", approved.body);
+    assert_eq!(approved.json()["id"], device.id);
+    assert_eq!(approved.json()["capabilities"], json!(["session", "inbox"]));
+    let answered = next_event(&mut approver, "enrollment.answered");
+    assert_eq!(answered["request_id"], device.id);
+    assert_eq!(answered["status"], "approved");
+    assert_eq!(status(&node, &device.id), "approved");
+    // The new device signs in with its own key, with what it was granted.
+    let (device_token, _) = node.login(&device.signer);
+    let session = node
+        .call("GET", "/api/v1/session", Some(&device_token), None, &[])
+        .json();
+    assert_eq!(session["capabilities"], json!(["session", "inbox"]));
+    let ready = websocket_sign_in(&node, &device.signer, now()).expect("signed in");
+    assert_eq!(ready["type"], "ready");
+    // Answered once: a second approval or a denial is refused.
+    let again = approve(&node, &token, &approval(&owner, &device, now()), &device.id);
+    assert_eq!(
+        again.problem(409)["type"],
+        "urn:siteid:problem:enrollment-request-closed"
+    );
+    let events = node.audit_events(&token);
+    for event in [
+        "enrollment.requested",
+        "credential.added",
+        "enrollment.approved",
+    ] {
+        assert!(events.contains(&event.to_owned()), "{event} in {events:?}");
+    }
+}
+
+#[test]
+fn an_approval_cannot_grant_more_than_the_approver_holds() {
+    let (_dir, node, _clock, owner, owner_token) = node_in(EnrollmentMode::Approval);
+    // A device that may manage credentials but not act for the owner.
+    let approver = Device::new(&["session", "credentials"]);
+    register(&node, &owner_token, &owner, &approver);
+    let (approver_token, _) = node.login_stepped_up(&approver.signer);
+    let mut device = new_device();
+    device.capabilities = vec!["session", "owner"];
+    send_request(&node, &device);
+    let refused = approve(
+        &node,
+        &approver_token,
+        &approval(&owner, &device, now()),
+        &device.id,
+    );
+    let problem = refused.problem(403);
+    assert_eq!(
+        problem["type"],
+        "urn:siteid:problem:capabilities-exceed-approver"
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("owner")
+    );
+    assert_eq!(status(&node, &device.id), "pending");
+    device.capabilities = vec!["session"];
+    let approved = approve(
+        &node,
+        &approver_token,
+        &approval(&owner, &device, now()),
+        &device.id,
+    );
+    assert_eq!(approved.status, 201, "{}", approved.body);
+    assert_eq!(approved.json()["capabilities"], json!(["session"]));
+    // The binding must agree with what is granted, as for any credential.
+    let other = new_device();
+    send_request(&node, &other);
+    let mut body = approval(&owner, &other, now());
+    body["capabilities"] = json!([]);
+    let mismatch = approve(&node, &approver_token, &body, &other.id);
+    assert_eq!(mismatch.problem(422)["field"], "capabilities");
+    // A session without `credentials` cannot approve at all.
+    let (plain_token, _) = node.login_stepped_up(&device.signer);
+    let forbidden = approve(
+        &node,
+        &plain_token,
+        &approval(&owner, &other, now()),
+        &other.id,
+    );
+    assert_eq!(
+        forbidden.problem(403)["type"],
+        "urn:siteid:problem:insufficient-capability"
+    );
+}
+
+#[test]
+fn an_unanswered_request_expires_after_five_minutes_and_a_denied_one_is_refused() {
+    let (_dir, node, clock, owner, token) = node_in(EnrollmentMode::Approval);
+    let late = new_device();
+    send_request(&node, &late);
+    clock.advance(299);
+    assert_eq!(status(&node, &late.id), "pending");
+    clock.advance(2);
+    assert_eq!(status(&node, &late.id), "expired");
+    assert!(
+        wait_until(Duration::from_secs(10), || node
+            .audit_events(&token)
+            .contains(&"enrollment.expired".to_owned())),
+        "the sweeper records the expiry"
+    );
+    let token = stepped_up_at(&node, &owner, clock.now());
+    let closed = approve(
+        &node,
+        &token,
+        &approval(&owner, &late, clock.now()),
+        &late.id,
+    );
+    assert_eq!(
+        closed.problem(409)["type"],
+        "urn:siteid:problem:enrollment-request-closed"
+    );
+    let denied = new_device();
+    send_request(&node, &denied);
+    let answer = node.call(
+        "POST",
+        &format!("{REQUESTS}/{}/deny", denied.id),
+        Some(&token),
+        None,
+        &[],
+    );
+    assert_eq!(answer.status, 204, "{}", answer.body);
+    assert_eq!(status(&node, &denied.id), "denied");
+    let after = approve(
+        &node,
+        &token,
+        &approval(&owner, &denied, clock.now()),
+        &denied.id,
+    );
+    assert_eq!(after.status, 409);
+    assert!(
+        node.audit_events(&token)
+            .contains(&"enrollment.denied".to_owned())
+    );
+    // Neither key was registered, and neither may send another request.
+    let challenge = node.challenge();
+    let refused = node.post_json(
+        "/api/v1/auth/login",
+        &json!({"assertion": denied.signer.login_assertion_at(&node, &challenge, clock.now())}),
+    );
+    assert_eq!(refused.status, 401);
+}
+
+#[test]
+fn window_mode_admits_unlock_and_new_credentials_only_while_a_window_is_open() {
+    let (_dir, node, clock, owner, _) = node_in(EnrollmentMode::Window);
+    let verifier = json!({"unlock_verifier": owner.unlock_verifier});
+    // The claim opened a short window, so the claiming browser can enroll its own key.
+    let settings = node.get(ENROLLMENT).json();
+    assert_eq!(settings["mode"], "window");
+    assert!(settings["window"]["closes_at"].as_i64().is_some());
+    assert_eq!(node.post_json(UNLOCK, &verifier).status, 200);
+    clock.advance(601);
+    let token = stepped_up_at(&node, &owner, clock.now());
+    assert_eq!(node.get(ENROLLMENT).json()["window"], Value::Null);
+    let closed = node.post_json(UNLOCK, &verifier);
+    assert_eq!(
+        closed.problem(403)["type"],
+        "urn:siteid:problem:enrollment-window-closed"
+    );
+    // New credentials wait for a window too, even from a signed-in device.
+    let device = Device::new(&["session"]);
+    let body = json!({
+        "id": device.id, "kind": "key", "label": device.label,
+        "public_key": serde_json::to_value(device.signer.key.public_key().to_jwk()).expect("jwk"),
+        "capabilities": ["session"], "networks": [], "expires_at": null,
+        "binding": binding_at(&owner.key, &owner, &device, clock.now()),
+    });
+    let refused = node.call(
+        "POST",
+        "/api/v1/credentials",
+        Some(&token),
+        Some(&body),
+        &[],
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let request = node.post_json(REQUESTS, &request_body(&new_device()));
+    assert_eq!(request.status, 403, "{}", request.body);
+    // At most 60 minutes; opening needs the `credentials` capability and step-up.
+    let too_long = node.call(
+        "POST",
+        "/api/v1/enrollment/window",
+        Some(&token),
+        Some(&json!({"minutes": 61})),
+        &[],
+    );
+    assert_eq!(too_long.problem(422)["field"], "minutes");
+    let opened = node.call(
+        "POST",
+        "/api/v1/enrollment/window",
+        Some(&token),
+        Some(&json!({"minutes": 5})),
+        &[],
+    );
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    assert_eq!(
+        opened.json()["window"]["closes_at"].as_i64(),
+        Some(clock.now() + 300)
+    );
+    assert_eq!(node.post_json(UNLOCK, &verifier).status, 200);
+    let added = node.call(
+        "POST",
+        "/api/v1/credentials",
+        Some(&token),
+        Some(&body),
+        &[],
+    );
+    assert_eq!(added.status, 201, "{}", added.body);
+    // Closed early with one call; the window also closes by itself.
+    let closed = node.call(
+        "DELETE",
+        "/api/v1/enrollment/window",
+        Some(&token),
+        None,
+        &[],
+    );
+    assert_eq!(closed.status, 200, "{}", closed.body);
+    assert_eq!(closed.json()["window"], Value::Null);
+    assert_eq!(node.post_json(UNLOCK, &verifier).status, 403);
+    let reopened = node.call(
+        "POST",
+        "/api/v1/enrollment/window",
+        Some(&token),
+        Some(&json!({"minutes": 1})),
+        &[],
+    );
+    assert_eq!(reopened.status, 200);
+    clock.advance(61);
+    assert_eq!(node.post_json(UNLOCK, &verifier).status, 403);
+    let token = stepped_up_at(&node, &owner, clock.now());
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let entries = node.audit_entries(&token);
+            entries.iter().any(|e| {
+                e["event"] == "enrollment.window_closed" && e["detail"]["reason"] == "expired"
+            }) && entries.iter().any(|e| {
+                e["event"] == "enrollment.window_closed" && e["detail"]["reason"] == "owner"
+            })
+        }),
+        "both closings are audited"
+    );
+}
+
+#[test]
+fn the_command_line_opens_and_closes_the_window_of_a_running_node() {
+    let (_dir, node, _clock, owner, token) = node_in(EnrollmentMode::Open);
+    set_mode(&node, &token, "window");
+    let verifier = json!({"unlock_verifier": owner.unlock_verifier});
+    let enroll = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_siteid"))
+            .arg("enroll")
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .args(args)
+            .env_remove("SITEID_ENROLLMENT")
+            .output()
+            .expect("siteid runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    // The claim's window was opened in `open` mode, so there is none.
+    assert_eq!(node.post_json(UNLOCK, &verifier).status, 403);
+    let printed = enroll(&["--minutes", "10"]);
+    assert!(printed.contains("mode: window"), "{printed}");
+    assert!(printed.contains("window: open until"), "{printed}");
+    assert_eq!(node.post_json(UNLOCK, &verifier).status, 200);
+    let printed = enroll(&["--close"]);
+    assert!(printed.contains("window: closed"), "{printed}");
+    assert_eq!(node.post_json(UNLOCK, &verifier).status, 403);
+    let printed = enroll(&["--mode", "open"]);
+    assert!(printed.contains("mode: open"), "{printed}");
+    assert_eq!(node.post_json(UNLOCK, &verifier).status, 200);
+}
+
+#[test]
+fn requests_are_parsed_strictly_and_bounded() {
+    let (_dir, node, _clock, owner, token) = node_in(EnrollmentMode::Approval);
+    let device = new_device();
+    let good = request_body(&device);
+    for (member, value) in [
+        ("id", json!("short")),
+        ("kind", json!("owner")),
+        ("kind", json!("passkey")),
+        ("label", json!("")),
+        ("label", json!(" padded ")),
+        ("public_key", json!({"kty": "EC", "crv": "P-384"})),
+    ] {
+        let mut body = good.clone();
+        body[member] = value;
+        let answer = node.post_json(REQUESTS, &body);
+        assert_eq!(answer.problem(422)["field"], member, "{body}");
+    }
+    let mut extra = good.clone();
+    extra["capabilities"] = json!(["owner"]);
+    assert_eq!(node.post_json(REQUESTS, &extra).status, 422);
+    // The owner key, and a key or id already asked for, are refused.
+    let mut owners = good.clone();
+    owners["public_key"] = owner.public_jwk.clone();
+    assert_eq!(node.post_json(REQUESTS, &owners).status, 409);
+    send_request(&node, &device);
+    assert_eq!(node.post_json(REQUESTS, &good).status, 409);
+    let unknown = node.get(&format!("{REQUESTS}/{}", new_device().id));
+    assert_eq!(
+        unknown.problem(404)["type"],
+        "urn:siteid:problem:enrollment-request-not-found"
+    );
+    // Listing needs the `credentials` capability.
+    assert_eq!(node.get(REQUESTS).status, 401);
+    // At most eight wait at once (and a client may send only a few a minute).
+    let mut refused = None;
+    for _ in 0..12 {
+        let answer = node.post_json(REQUESTS, &request_body(&new_device()));
+        if answer.status != 201 {
+            refused = Some(answer);
+            break;
+        }
+    }
+    let refused = refused.expect("a request is refused");
+    assert_eq!(
+        refused.problem(429)["type"],
+        "urn:siteid:problem:too-many-enrollment-requests"
+    );
+    let pending = node.call("GET", REQUESTS, Some(&token), None, &[]).json();
+    assert!(pending["requests"].as_array().expect("array").len() <= 8);
+}

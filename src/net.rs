@@ -97,6 +97,11 @@ impl IpNetwork {
     pub fn prefix(&self) -> u8 {
         self.prefix
     }
+
+    /// Whether every address of this network is inside `other`.
+    pub fn within(&self, other: &IpNetwork) -> bool {
+        self.prefix >= other.prefix && other.contains(self.address)
+    }
 }
 
 impl std::fmt::Display for IpNetwork {

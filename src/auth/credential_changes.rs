@@ -302,17 +302,34 @@ pub async fn add(
     let fields = check_fields(&input.fields, now)?;
     let kid = key.public.thumbprint();
     let owner = owner_key(registry, store, now).await?;
-    let replacing = None;
-    check_binding(
-        &input.binding,
-        &owner,
-        &input.id,
-        &kid,
-        kind,
-        &fields,
-        replacing,
-        now,
-    )?;
+    // An approval (pairing) may carry the approving credential's own binding instead of the
+    // owner key's: the approver then vouches, within what it holds itself.
+    let approver = match &input.approves_request {
+        Some((_, approver_id))
+            if super::credentials::binding_signer(&input.binding)
+                .is_some_and(|signer| signer != owner.kid) =>
+        {
+            Some(
+                registry
+                    .get(approver_id)
+                    .ok_or_else(|| invalid("binding", "is by a credential that is not live"))?,
+            )
+        }
+        _ => None,
+    };
+    if approver.is_none() {
+        let replacing = None;
+        check_binding(
+            &input.binding,
+            &owner,
+            &input.id,
+            &kid,
+            kind,
+            &fields,
+            replacing,
+            now,
+        )?;
+    }
     let row = CredentialRow {
         id: input.id,
         kid,
@@ -329,6 +346,15 @@ pub async fn add(
         last_used_at: None,
         revoked_at: None,
     };
+    if let Some(approver) = &approver {
+        let binding = row.binding.as_deref().unwrap_or_default();
+        let claims = super::credentials::verify_delegated_binding(binding, approver)
+            .map_err(|e| invalid("binding", e))?;
+        check_recent(claims.iat as f64, now).map_err(|e| invalid("binding", e))?;
+        super::credentials::check_delegated_row(&row, approver)
+            .map_err(|e| invalid("binding", e))?;
+    }
+    let approver_kid = approver.as_ref().map(|a| a.kid.clone());
     let actor = actor.clone();
     let stored = row.clone();
     let passkey = input.passkey;
@@ -336,7 +362,28 @@ pub async fn add(
     store
         .run(move |c| {
             let tx = c.transaction().map_err(StoreError::from)?;
-            check_bound_by_current_owner(&tx, row.binding.as_deref())?;
+            match &approver_kid {
+                None => check_bound_by_current_owner(&tx, row.binding.as_deref())?,
+                // The approver must still be live when the row is written, and bound by the
+                // owner key itself: an approved credential cannot approve others in turn.
+                Some(kid) => {
+                    let owner_kid = crate::store::owner::find(&tx)?.map(|record| record.kid);
+                    let owner_bound = rows::live(&tx)?.iter().any(|r| {
+                        &r.kid == kid
+                            && r.binding
+                                .as_deref()
+                                .and_then(super::credentials::binding_signer)
+                                == owner_kid
+                    });
+                    if !owner_bound {
+                        return Err(invalid(
+                            "binding",
+                            "is by a credential that is not live or was itself approved by \
+                             another device (only credentials the owner key bound may approve)",
+                        ));
+                    }
+                }
+            }
             if rows::live_count(&tx)? >= MAX_LIVE_CREDENTIALS {
                 return Err(CredentialError::TooMany);
             }
@@ -544,8 +591,10 @@ pub async fn revoke(
                 kid: revoked.kid.clone(),
             };
             audit::append(&tx, now, &event, &actor)?;
-            // What the credential approved for other sites goes with it.
+            // What the credential approved for other sites goes with it, and the credentials it
+            // approved here.
             audit::revoke_grants_of_credential(&tx, &revoked.id, now, &actor)?;
+            revoke_approved_by(&tx, &revoked.kid, now, &actor)?;
             // A revoked passkey's copy of the owner key goes with it.
             if crate::store::passkeys::forget_wrapped_copy(&tx, &revoked.id, now)? {
                 let event = AuditEvent::PasskeyWrappedKeysDropped {
@@ -560,6 +609,33 @@ pub async fn revoke(
         .await?;
     registry.reload(store, now).await?;
     Ok(current)
+}
+
+/// Revokes the live credentials whose binding the credential with `approver_kid` made (an
+/// approval in pairing), each audited as `credential.revoked`, with what they approved for
+/// other sites.
+fn revoke_approved_by(
+    tx: &rusqlite::Connection,
+    approver_kid: &str,
+    now: i64,
+    actor: &Actor,
+) -> Result<(), StoreError> {
+    for row in rows::live(tx)? {
+        let approved = row
+            .binding
+            .as_deref()
+            .and_then(super::credentials::binding_signer)
+            .is_some_and(|signer| signer == approver_kid);
+        if approved && rows::revoke(tx, &row.id, now)? {
+            let event = AuditEvent::CredentialRevoked {
+                credential_id: row.id.clone(),
+                kid: row.kid.clone(),
+            };
+            audit::append(tx, now, &event, actor)?;
+            audit::revoke_grants_of_credential(tx, &row.id, now, actor)?;
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a change whose binding names another key than the stored owner key: a rotation
@@ -605,8 +681,19 @@ async fn store_change(
                     return Err(CredentialError::Exists("kid"));
                 }
             }
+            let before = rows::live(&tx)?.into_iter().find(|r| r.id == row.id);
             if !rows::update(&tx, &row)? {
                 return Err(CredentialError::NotFound);
+            }
+            // What this credential approved (pairing) was bound by its key within what it held:
+            // a new key, or other capabilities, networks or expiry, revoke those credentials.
+            if let Some(before) = before
+                && (before.kid != row.kid
+                    || before.capabilities != row.capabilities
+                    || before.networks != row.networks
+                    || before.expires_at != row.expires_at)
+            {
+                revoke_approved_by(&tx, &before.kid, now, &actor)?;
             }
             let event = match what {
                 ChangeKind::Changed => AuditEvent::CredentialChanged {

@@ -266,6 +266,90 @@ pub(crate) fn check_row(
     row: &CredentialRow,
     owner_key: &VerifyingKey,
 ) -> Result<Credential, String> {
+    check_row_with(row, |kind, binding| match (kind, binding) {
+        (CredentialKind::Owner, None) => {
+            if row.kid != owner_key.kid || row.id != row.kid || row.alg != "ES384" {
+                return Err("is an owner credential that is not the owner key".into());
+            }
+            Ok(None)
+        }
+        (CredentialKind::Owner, Some(_)) | (_, None) => {
+            Err("has no binding by the owner key".into())
+        }
+        (_, Some(binding)) => verify_binding(binding, owner_key).map(Some),
+    })
+}
+
+/// Checks a stored row whose binding an approving credential made (pairing) rather than the
+/// owner key: `issuer` must be an owner-bound credential with `credentials`, and the row may
+/// hold no capability, network or lifetime beyond the issuer's.
+pub(crate) fn check_delegated_row(
+    row: &CredentialRow,
+    issuer: &Credential,
+) -> Result<Credential, String> {
+    if !issuer.capabilities.contains(Capability::Credentials)
+        || matches!(issuer.kind, CredentialKind::Owner | CredentialKind::Passkey)
+    {
+        return Err("has a binding by a credential that may not approve others".into());
+    }
+    let credential = check_row_with(row, |kind, binding| match (kind, binding) {
+        (CredentialKind::Device | CredentialKind::Key, Some(binding)) => {
+            verify_delegated_binding(binding, issuer).map(Some)
+        }
+        _ => Err("has a binding by a credential that may not approve it".into()),
+    })?;
+    if credential.capabilities.intersection(issuer.capabilities) != credential.capabilities {
+        return Err("has capabilities its approver does not hold".into());
+    }
+    if !issuer.networks.is_empty()
+        && (credential.networks.is_empty()
+            || !credential
+                .networks
+                .iter()
+                .all(|n| issuer.networks.iter().any(|outer| n.within(outer))))
+    {
+        return Err("may be used from networks its approver may not".into());
+    }
+    if let Some(limit) = issuer.expires_at
+        && credential.expires_at.is_none_or(|at| at > limit)
+    {
+        return Err("outlives its approver".into());
+    }
+    Ok(credential)
+}
+
+/// The kid a binding's header names as its signer, read without any check (to find the key
+/// that checks it).
+pub(crate) fn binding_signer(binding: &str) -> Option<String> {
+    CompactJws::parse_accepting(binding, BINDING_TYPE, |_| true)
+        .ok()
+        .and_then(|jws| jws.header.kid)
+}
+
+/// Checks a binding made by `issuer`'s key (in its own algorithm); returns its claims.
+pub(crate) fn verify_delegated_binding(
+    binding: &str,
+    issuer: &Credential,
+) -> Result<BindingClaims, String> {
+    let jws = CompactJws::parse_accepting(binding, BINDING_TYPE, |alg| {
+        JwsAlgorithm::parse(alg).is_some()
+    })
+    .map_err(|e| format!("has a binding that {e}"))?;
+    if jws.header.kid.as_deref() != Some(issuer.kid.as_str()) {
+        return Err("has a binding that does not name its approver".into());
+    }
+    let alg = JwsAlgorithm::parse(&jws.header.alg)
+        .ok_or("has a binding in an algorithm this node does not verify")?;
+    jws.verify_by(|input, signature| issuer.key.verify_jws(alg, input, signature))
+        .map_err(|e| format!("has a binding that {e}"))
+}
+
+/// Checks a row's own fields, then its binding with `verify` (which returns the binding's claims,
+/// or `None` for the owner key's own row), then that the claims agree with every field.
+fn check_row_with(
+    row: &CredentialRow,
+    verify: impl FnOnce(CredentialKind, Option<&str>) -> Result<Option<BindingClaims>, String>,
+) -> Result<Credential, String> {
     let kind = CredentialKind::parse(&row.kind).ok_or("has an unknown kind")?;
     let alg = JwsAlgorithm::parse(&row.alg)
         .ok_or_else(|| format!("has an algorithm this node does not verify: {}", row.alg))?;
@@ -283,36 +367,25 @@ pub(crate) fn check_row(
         .iter()
         .map(|n| IpNetwork::parse(n).map_err(|e| format!("has a network {n:?} that {e}")))
         .collect::<Result<Vec<_>, _>>()?;
-    match (kind, &row.binding) {
-        (CredentialKind::Owner, None) => {
-            if row.kid != owner_key.kid || row.id != row.kid || alg != JwsAlgorithm::Es384 {
-                return Err("is an owner credential that is not the owner key".into());
-            }
-        }
-        (CredentialKind::Owner, Some(_)) | (_, None) => {
-            return Err("has no binding by the owner key".into());
-        }
-        (_, Some(binding)) => {
-            let claims = verify_binding(binding, owner_key)?;
-            let canonical = |names: &[String]| -> Result<BTreeSet<String>, String> {
-                names
-                    .iter()
-                    .map(|n| IpNetwork::parse(n).map(|net| net.to_string()))
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| format!("has a binding network that {e}"))
-            };
-            let row_networks: BTreeSet<String> = networks.iter().map(ToString::to_string).collect();
-            let agrees = claims.sub == row.kid
-                && claims.jti == row.id
-                && claims.kind == row.kind
-                && claims.label == row.label
-                && Capabilities::from_names(claims.cap.iter().map(String::as_str)).ok()
-                    == Some(capabilities)
-                && canonical(&claims.net)? == row_networks
-                && claims.exp == row.expires_at;
-            if !agrees {
-                return Err("does not match its binding".into());
-            }
+    if let Some(claims) = verify(kind, row.binding.as_deref())? {
+        let canonical = |names: &[String]| -> Result<BTreeSet<String>, String> {
+            names
+                .iter()
+                .map(|n| IpNetwork::parse(n).map(|net| net.to_string()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("has a binding network that {e}"))
+        };
+        let row_networks: BTreeSet<String> = networks.iter().map(ToString::to_string).collect();
+        let agrees = claims.sub == row.kid
+            && claims.jti == row.id
+            && claims.kind == row.kind
+            && claims.label == row.label
+            && Capabilities::from_names(claims.cap.iter().map(String::as_str)).ok()
+                == Some(capabilities)
+            && canonical(&claims.net)? == row_networks
+            && claims.exp == row.expires_at;
+        if !agrees {
+            return Err("does not match its binding".into());
         }
     }
     Ok(Credential {
@@ -819,10 +892,35 @@ fn build_snapshot(
         }
         return snapshot;
     };
-    for row in rows {
-        let checked = match audited.contradiction(row) {
-            Some(problem) => Err(problem.to_owned()),
-            None => check_row(row, &owner_key).and_then(|credential| {
+    // Rows an approving credential bound (pairing) are checked after the rows the owner key
+    // bound, against the approver as checked.
+    let delegated = |row: &CredentialRow| {
+        row.binding
+            .as_deref()
+            .and_then(binding_signer)
+            .is_some_and(|signer| signer != owner_key.kid)
+    };
+    let (by_approvers, by_owner): (Vec<&CredentialRow>, Vec<&CredentialRow>) =
+        rows.iter().partition(|row| delegated(row));
+    // An approved credential cannot approve others in turn: the chain is one link long.
+    let approved_kids: std::collections::HashSet<String> =
+        by_approvers.iter().map(|row| row.kid.clone()).collect();
+    for row in by_owner.into_iter().chain(by_approvers) {
+        let issuer = delegated(row)
+            .then(|| row.binding.as_deref().and_then(binding_signer))
+            .flatten()
+            .map(|signer| {
+                snapshot
+                    .by_kid
+                    .get(&signer)
+                    .filter(|_| !approved_kids.contains(&signer))
+                    .cloned()
+            });
+        let checked = match (audited.contradiction(row), issuer) {
+            (Some(problem), _) => Err(problem.to_owned()),
+            (None, Some(None)) => Err("has a binding by a credential that is not live".into()),
+            (None, Some(Some(issuer))) => check_delegated_row(row, &issuer),
+            (None, None) => check_row(row, &owner_key).and_then(|credential| {
                 if credential.kind == CredentialKind::Passkey {
                     let state = passkey_states.get(&row.id).map(String::as_str);
                     check_passkey_state(&credential, state)?;

@@ -596,3 +596,95 @@ fn requests_are_parsed_strictly_and_bounded() {
     let pending = node.call("GET", REQUESTS, Some(&token), None, &[]).json();
     assert!(pending["requests"].as_array().expect("array").len() <= 8);
 }
+
+/// The binding of `device` as granted, signed by `approver`'s own key (an approval by a device
+/// or service that does not hold the owner key).
+fn binding_by_approver(approver: &Device, device: &Device, iat: i64) -> String {
+    let mut claims = json!({
+        "sub": device.kid(),
+        "kind": device.kind,
+        "label": device.label,
+        "cap": device.capabilities,
+        "net": device.networks,
+        "iat": iat,
+        "jti": device.id,
+    });
+    if let Some(exp) = device.expires_at {
+        claims["exp"] = json!(exp);
+    }
+    siteid::jose::jws::sign_es384(
+        &approver.signer.key,
+        &json!({"alg": "ES384", "typ": "siteid-credential+jwt", "kid": approver.kid()}),
+        &claims,
+    )
+}
+
+#[test]
+fn a_credential_approves_with_its_own_key_within_what_it_holds_and_takes_them_along_when_revoked() {
+    let (_dir, node, _clock, owner, owner_token) = node_in(EnrollmentMode::Approval);
+    let approver = Device::new(&["session", "credentials", "inbox"]);
+    register(&node, &owner_token, &owner, &approver);
+    let (approver_token, _) = node.login_stepped_up(&approver.signer);
+    let mut device = new_device();
+    device.capabilities = vec!["session", "credentials"];
+    send_request(&node, &device);
+    let body = |device: &Device| {
+        json!({
+            "capabilities": device.capabilities,
+            "networks": device.networks,
+            "expires_at": device.expires_at,
+            "binding": binding_by_approver(&approver, device, now()),
+        })
+    };
+    let approved = approve(&node, &approver_token, &body(&device), &device.id);
+    assert_eq!(approved.status, 201, "{}", approved.body);
+    let (device_token, _) = node.login_stepped_up(&device.signer);
+    assert_eq!(
+        node.call("GET", "/api/v1/session", Some(&device_token), None, &[])
+            .json()["capabilities"],
+        json!(["session", "credentials"])
+    );
+    // A binding by another credential than the approving session's is refused.
+    let third = new_device();
+    send_request(&node, &third);
+    let by_other = approve(&node, &device_token, &body(&third), &third.id);
+    assert_eq!(by_other.problem(422)["field"], "binding");
+    // An approved credential cannot approve others with its own key in turn.
+    let mut chained = body(&third);
+    chained["binding"] = json!(binding_by_approver(&device, &third, now()));
+    let refused = approve(&node, &device_token, &chained, &third.id);
+    assert_eq!(refused.problem(422)["field"], "binding", "{}", refused.body);
+    // Revoking the approver revokes what it approved.
+    let revoked = node.call(
+        "DELETE",
+        &format!("/api/v1/credentials/{}", approver.id),
+        Some(&owner_token),
+        None,
+        &[],
+    );
+    assert_eq!(revoked.status, 204, "{}", revoked.body);
+    let challenge = node.challenge();
+    let refused = node.post_json(
+        "/api/v1/auth/login",
+        &json!({"assertion": device.signer.login_assertion(&node, &challenge)}),
+    );
+    assert_eq!(refused.status, 401);
+    let listed = node
+        .call("GET", "/api/v1/credentials", Some(&owner_token), None, &[])
+        .json();
+    let ids: Vec<&str> = listed["credentials"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert!(!ids.contains(&device.id.as_str()) && !ids.contains(&approver.id.as_str()));
+    assert!(
+        !listed["credentials"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|c| c["tampered"] == true),
+        "nothing is left failing its check: {listed}"
+    );
+}

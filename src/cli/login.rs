@@ -152,7 +152,7 @@ struct NodeProofClaims {
 
 /// Checks the node's proof over a challenge: signed by `node_key`, for `origin`, over both
 /// nonces, and made within five minutes of `now`.
-fn check_node_proof(
+pub(super) fn check_node_proof(
     proof: &str,
     node_key: &crate::jose::jws::VerifyingKey,
     origin: &str,
@@ -179,7 +179,7 @@ fn check_node_proof(
 
 /// Asks `origin` for a REST challenge, with our own nonce when given; checks that the node
 /// names itself by `origin`. Returns the nonce, the message and the node's proof, if any.
-fn challenge(
+pub(super) fn challenge(
     origin: &str,
     client_nonce: Option<&str>,
 ) -> Result<(String, String, Option<String>), Failure> {
@@ -213,7 +213,7 @@ fn challenge(
 }
 
 /// A login assertion by `key` for `origin` over `nonce`.
-fn sign_assertion(key: &PrivateKey, origin: &str, nonce: &str) -> String {
+pub(super) fn sign_assertion(key: &PrivateKey, origin: &str, nonce: &str) -> String {
     let now = SystemClock.now();
     key.sign_compact(
         &json!({"alg": key.algorithm().as_str(), "typ": "siteid-login+jwt", "kid": key.public_key().thumbprint()}),

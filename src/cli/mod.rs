@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 failure, 2 usage error, 3 the node already has an owner, and those
 //! of `shares`.
 
+pub mod agent;
 pub mod credentials;
 pub mod enroll;
 pub mod inbox;
@@ -84,6 +85,9 @@ pub enum Command {
     TotpDisable(NodeArgs),
     /// Sign in to a node with a credential's private key file and print an access token.
     Login(login::LoginArgs),
+    /// Run a headless service client: keep a verified WebSocket to the node and approve the
+    /// enrollment requests a policy allows, logging everything it does.
+    Agent(agent::AgentArgs),
     /// The keys that may sign in: list them, add one, revoke one (on the server itself).
     Credentials {
         #[command(subcommand)]
@@ -217,6 +221,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Shares { command } => shares::run(command),
         Command::UnlockCode(args) => unlock_code::run(&args),
         Command::Enroll(args) => enroll::run(&args),
+        Command::Agent(args) => agent::run(&args),
         Command::TotpDisable(args) => unlock_code::totp_disable(&args),
         Command::Login(args) => login::run(&args),
         Command::Credentials { command } => credentials::run(command),

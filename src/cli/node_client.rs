@@ -118,6 +118,57 @@ pub fn post_json(url: &str, body: Option<&Value>) -> Result<(u16, Value), String
     Ok((status, value))
 }
 
+/// Sends `method` (GET, POST, DELETE) with an optional bearer token and JSON body; returns the
+/// status and the JSON answer (`Null` when empty).
+pub fn call_json(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Result<(u16, Value), String> {
+    let agent = agent(url);
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let response = match (method, body) {
+        ("GET", _) => {
+            let mut request = agent.get(url);
+            if let Some(bearer) = &bearer {
+                request = request.header("authorization", bearer);
+            }
+            request.call()
+        }
+        ("DELETE", _) => {
+            let mut request = agent.delete(url);
+            if let Some(bearer) = &bearer {
+                request = request.header("authorization", bearer);
+            }
+            request.call()
+        }
+        (_, body) => {
+            let mut request = agent.post(url);
+            if let Some(bearer) = &bearer {
+                request = request.header("authorization", bearer);
+            }
+            match body {
+                Some(body) => request.send_json(body),
+                None => request.send_empty(),
+            }
+        }
+    };
+    let mut response = response.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_BODY)
+        .read_to_string()
+        .map_err(|e| e.to_string())?;
+    if text.is_empty() {
+        return Ok((status, Value::Null));
+    }
+    let value = serde_json::from_str(&text).map_err(|e| format!("the node's answer: {e}"))?;
+    Ok((status, value))
+}
+
 /// The `detail` of a problem answer, or the status when there is none.
 pub fn problem_detail(status: u16, body: &Value) -> String {
     body.get("detail")
@@ -159,6 +210,16 @@ impl Write for NodeStream {
 
 /// A WebSocket to the node at `origin` (as [`node_origin`] returns it), at `path`.
 pub fn websocket(origin: &str, path: &str) -> Result<tungstenite::WebSocket<NodeStream>, String> {
+    websocket_with_timeout(origin, path, Duration::from_secs(60))
+}
+
+/// Like [`websocket`], with reads that give up after `read_timeout` (a loop that also does
+/// other work reads in short slices).
+pub fn websocket_with_timeout(
+    origin: &str,
+    path: &str,
+    read_timeout: Duration,
+) -> Result<tungstenite::WebSocket<NodeStream>, String> {
     use tungstenite::client::IntoClientRequest;
     let url = url::Url::parse(origin).map_err(|e| e.to_string())?;
     let host = url.host_str().ok_or("no host")?.to_owned();
@@ -169,8 +230,7 @@ pub fn websocket(origin: &str, path: &str) -> Result<tungstenite::WebSocket<Node
         .to_owned();
     let tcp = TcpStream::connect((tcp_host.as_str(), port))
         .map_err(|e| format!("cannot connect to {origin}: {e}"))?;
-    // Reads wait at most a little longer than the node's ping interval.
-    tcp.set_read_timeout(Some(Duration::from_secs(60)))
+    tcp.set_read_timeout(Some(read_timeout))
         .map_err(|e| e.to_string())?;
     let stream = if url.scheme() == "https" {
         let name = rustls::pki_types::ServerName::try_from(tcp_host.clone())

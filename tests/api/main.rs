@@ -1,6 +1,7 @@
 //! Black-box tests: each test starts a real node on 127.0.0.1 port 0 with its own temporary
 //! data directory and talks to it over HTTP. `TEST_LOG=1` shows the nodes' logs.
 
+mod agent;
 mod audit;
 mod bad_input;
 mod claim;

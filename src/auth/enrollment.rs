@@ -495,7 +495,7 @@ fn read_state(
         .and_then(|text| Mode::parse(&text))
         .unwrap_or(configured);
     let window = rows::window(connection)?
-        .filter(|w| !w.closed && w.opened_at <= now && now < w.closes_at)
+        .filter(|w| !w.closed && now < w.closes_at)
         .map(|w| OpenWindow {
             opened_at: w.opened_at,
             closes_at: w.closes_at,
@@ -615,7 +615,7 @@ pub async fn close_window(
             if let Some(window) = rows::window(&tx)?
                 && !window.closed
             {
-                let was_open = window.opened_at <= now && now < window.closes_at;
+                let was_open = now < window.closes_at;
                 rows::set_window(
                     &tx,
                     WindowRow {

@@ -512,7 +512,11 @@ fn window_mode_admits_unlock_and_new_credentials_only_while_a_window_is_open() {
 
 #[test]
 fn the_command_line_opens_and_closes_the_window_of_a_running_node() {
-    let (_dir, node, _clock, owner, token) = node_in(EnrollmentMode::Open);
+    // The node's clock is the system's, as the command line's is.
+    let (_dir, node) = spawn_node();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let (token, _) = node.login_stepped_up(&owner);
     set_mode(&node, &token, "window");
     let verifier = json!({"unlock_verifier": owner.unlock_verifier});
     let enroll = |args: &[&str]| {
@@ -687,4 +691,65 @@ fn a_credential_approves_with_its_own_key_within_what_it_holds_and_takes_them_al
             .any(|c| c["tampered"] == true),
         "nothing is left failing its check: {listed}"
     );
+}
+
+#[test]
+fn an_approved_credential_loads_after_a_restart_and_falls_with_an_edited_approver() {
+    let (dir, node, _clock, owner, owner_token) = node_in(EnrollmentMode::Approval);
+    let approver = Device::new(&["session", "credentials"]);
+    register(&node, &owner_token, &owner, &approver);
+    let (approver_token, _) = node.login_stepped_up(&approver.signer);
+    let device = new_device();
+    send_request(&node, &device);
+    let body = json!({
+        "capabilities": device.capabilities,
+        "networks": device.networks,
+        "expires_at": device.expires_at,
+        "binding": binding_by_approver(&approver, &device, now()),
+    });
+    assert_eq!(
+        approve(&node, &approver_token, &body, &device.id).status,
+        201
+    );
+    node.stop();
+    let restart = || {
+        TestNode::start(
+            dir.path(),
+            NodeOptions {
+                enrollment: EnrollmentMode::Approval,
+                ..NodeOptions::default()
+            },
+        )
+    };
+    let node = restart();
+    node.login(&device.signer);
+    node.stop();
+    // The approver's row widened in the database: it fails its own check, and what it approved
+    // falls with it.
+    crate::helpers::with_store(dir.path(), |c| {
+        c.execute(
+            "UPDATE credential SET capabilities = '[\"session\",\"credentials\",\"owner\"]' \
+             WHERE id = ?1",
+            [&approver.id],
+        )
+        .map(|_| ())
+        .map_err(siteid::store::StoreError::from)
+    });
+    let node = restart();
+    let assertion = device.signer.login_assertion(&node, &node.challenge());
+    let refused = node.post_json("/api/v1/auth/login", &json!({"assertion": assertion}));
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    let (owner_token, _) = node.login(&owner);
+    let listed = node
+        .call("GET", "/api/v1/credentials", Some(&owner_token), None, &[])
+        .json();
+    let tampered: Vec<&str> = listed["credentials"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|c| c["tampered"] == true)
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert!(tampered.contains(&approver.id.as_str()), "{listed}");
+    assert!(tampered.contains(&device.id.as_str()), "{listed}");
 }

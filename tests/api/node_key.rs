@@ -680,3 +680,58 @@ fn a_second_node_at_a_known_origin_with_another_owner_key_is_refused() {
     second.first_login(&["--pin", &second.owner_kid]);
     assert_eq!(second.known_entry()["owner_kid"], second.owner_kid.as_str());
 }
+
+#[test]
+fn a_command_line_rotation_keeps_the_node_key_bound_and_login_follows_the_history() {
+    let root = tempfile::tempdir().expect("dir");
+    let init = InitNode::start(root.path(), "a", None);
+    init.first_login(&[]);
+    let node_kid = init.node_kid();
+    let (code, new_kid, stderr) = crate::process::run(&[
+        "owner",
+        "rotate",
+        "--data-dir",
+        init.data.to_str().expect("utf-8"),
+        "--password-file",
+        &init.password,
+        "--p2c",
+        "210000",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let new_kid = new_kid.trim().to_owned();
+    assert!(
+        crate::helpers::wait_until(std::time::Duration::from_secs(10), || {
+            let kids = jwks_kids(&init.node);
+            kids.contains(&new_kid) && kids.contains(&node_kid) && !kids.contains(&init.owner_kid)
+        }),
+        "the running node publishes the new owner key and, beside it, the node key: {:?}",
+        jwks_kids(&init.node)
+    );
+    let binding = init.node.get(NODE_KEY).json()["binding"]
+        .as_str()
+        .expect("bound by the new key")
+        .to_owned();
+    let jws = CompactJws::parse(&binding, siteid::jose::node_key::BINDING_TYPE).expect("binding");
+    assert_eq!(jws.header.kid.as_deref(), Some(new_kid.as_str()));
+    let (code, _, stderr) = init.login(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the owner key changed from {} to {new_kid}",
+            init.owner_kid
+        )),
+        "{stderr}"
+    );
+    assert_eq!(init.known_entry()["owner_kid"], new_kid.as_str());
+    // Audited in the rotation's transaction: the binding comes just before owner.rotated.
+    let rows = crate::helpers::with_store(&init.data, siteid::store::audit_rows::all);
+    let rotated = rows
+        .iter()
+        .position(|row| row.event == "owner.rotated")
+        .expect("owner.rotated");
+    let bound = &rows[rotated - 1];
+    assert_eq!(bound.event, "node_key.bound");
+    let detail: Value = serde_json::from_str(&bound.detail).expect("detail");
+    assert_eq!(detail["owner_kid"], new_kid.as_str());
+    assert_eq!(detail["node_kid"], node_kid.as_str());
+}

@@ -1,7 +1,7 @@
 //! Replacing the owner key: checking a rotation (the new key, its wrapped copy and verifier,
 //! the new key's proof, the key statement, the record signature and the credentials bound again
 //! by the new key) and the transaction that makes the new key the owner and revokes every
-//! credential that was not bound again.
+//! credential that was not bound again (and, from the command line, binds the node key again).
 
 use std::collections::{HashMap, HashSet};
 
@@ -119,12 +119,33 @@ pub struct Rotated {
     pub dropped_encryption_keys: Vec<String>,
 }
 
+/// The new owner key's binding of the node key, stored in the rotation's own transaction (the
+/// command line, which holds both keys), so that the node key stays published.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeKeyRebinding<'a> {
+    pub node_kid: &'a str,
+    pub binding: &'a str,
+}
+
 /// Checks a rotation and makes the new key the owner: JWKS, DID and key history show it at
 /// once, the old key signs nothing in any more, and credentials not bound again are revoked.
 /// The caller ends the sessions of the old owner credential and of the revoked ones.
 pub async fn rotate(
     context: &RotationContext<'_>,
     request: RotationRequest<'_>,
+    session_id: Option<&str>,
+    actor: &Actor,
+    now: i64,
+) -> Result<Rotated, RotationError> {
+    rotate_binding_node_key(context, request, None, session_id, actor, now).await
+}
+
+/// [`rotate`], also storing the new owner key's binding of the node key in the same
+/// transaction when one is given (checked first: by the new key, for this node, fresh).
+pub async fn rotate_binding_node_key(
+    context: &RotationContext<'_>,
+    request: RotationRequest<'_>,
+    node_key: Option<NodeKeyRebinding<'_>>,
     session_id: Option<&str>,
     actor: &Actor,
     now: i64,
@@ -223,6 +244,20 @@ pub async fn rotate(
         .cloned()
         .collect();
     let rebound = check_bindings(request.bindings, &checked, &new_verifying, now)?;
+    if let Some(rebinding) = node_key {
+        let iat = crate::jose::node_key::check_binding(
+            rebinding.binding,
+            &new_verifying,
+            context.audience,
+            rebinding.node_kid,
+        )
+        .map_err(|e| invalid("node_key_binding", e))?;
+        if (iat - now).abs() > super::node_key::BINDING_FRESHNESS {
+            return Err(invalid("node_key_binding", "is not fresh"));
+        }
+    }
+    let node_key =
+        node_key.map(|rebinding| (rebinding.node_kid.to_owned(), rebinding.binding.to_owned()));
     let encryption_changes = encryption_keys::check_rotation(
         &context.credentials.encryption_keys(),
         request.encryption_keys,
@@ -364,6 +399,16 @@ pub async fn rotate(
                 now,
             )? {
                 return Err(RotationError::Conflict);
+            }
+            if let Some((node_kid, binding)) = &node_key {
+                super::node_key::store_binding(
+                    &tx,
+                    node_kid,
+                    &rotated_kid,
+                    binding,
+                    &transaction_actor,
+                    now,
+                )?;
             }
             let event = AuditEvent::OwnerRotated {
                 old: old_kid.clone(),

@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 use tungstenite::Message;
 
 use super::Failure;
-use super::login::{challenge, check_node_proof, load_key, sign_assertion};
+use super::login::{challenge, load_key, sign_assertion};
 use super::node_client::{self, call_json, node_origin, problem_detail};
+use super::node_trust::{self, KnownNodes, TrustArgs, TrustedNode};
 use crate::auth::credentials::Capabilities;
 use crate::clock::{Clock, SystemClock};
 use crate::keys::private::PrivateKey;
@@ -46,10 +47,8 @@ pub struct AgentArgs {
     /// File holding the key's passphrase (one trailing newline is removed).
     #[arg(long)]
     pub passphrase_file: Option<PathBuf>,
-    /// The owner key's kid you trust [default: the kid the node names at first contact, kept
-    /// for as long as the agent runs].
-    #[arg(long, allow_hyphen_values = true)]
-    pub pin: Option<String>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
     /// Which enrollment requests to approve (TOML); without one, every request is left to the
     /// owner's devices.
     #[arg(long)]
@@ -265,7 +264,10 @@ enum Ended {
 struct Agent {
     origin: String,
     key: PrivateKey,
+    /// The owner kid the node is checked from: `--pin`, then the kid each check leads to.
     pin: Option<String>,
+    /// The kids kept per node (trust on first use), when a file is at hand.
+    known: Option<KnownNodes>,
     policy: Policy,
     logger: Logger,
     stopping: Arc<AtomicBool>,
@@ -293,12 +295,25 @@ pub fn run(args: &AgentArgs) -> Result<(), Failure> {
         interactions: args.interaction_log.clone(),
     };
     let approvals = logger.approvals_since(SystemClock.now() - 86_400);
+    let known = match args
+        .trust
+        .known_nodes_path()
+        .and_then(|path| KnownNodes::load(&path))
+    {
+        Ok(known) => Some(known),
+        Err(message) if args.trust.pin.is_some() => {
+            logger.log("known_nodes_unavailable", json!({ "error": message }));
+            None
+        }
+        Err(message) => return Err(Failure::new(message)),
+    };
     let stopping = Arc::new(AtomicBool::new(false));
     watch_stop_signals(stopping.clone())?;
     let mut agent = Agent {
         origin,
         key,
-        pin: args.pin.clone(),
+        pin: args.trust.pin.clone(),
+        known,
         policy,
         logger,
         stopping,
@@ -342,21 +357,26 @@ fn watch_stop_signals(stopping: Arc<AtomicBool>) -> Result<(), Failure> {
 }
 
 impl Agent {
-    /// The node key the trusted owner key bound for this origin, and the owner kid.
-    fn trusted_node_key(&mut self) -> Result<(String, crate::jose::jws::VerifyingKey), String> {
-        let pin = match &self.pin {
-            Some(pin) => pin.clone(),
-            None => first_contact_owner_kid(&self.origin)?,
-        };
-        let published = super::owner_key::fetch_published(&self.origin, &pin)
-            .map_err(|f| f.message)?
-            .map_err(|why| format!("the owner key {pin} does not vouch for it: {why}"))?;
-        let node_key = published
-            .node_key
-            .ok_or("the owner key has not bound the node's own key")?;
-        // Kept for the agent's life: a later answer must follow the history from this kid.
-        self.pin = Some(published.owner_kid.clone());
-        Ok((published.owner_kid, node_key))
+    /// The node key the trusted owner key bound for this origin (from `--pin`, the kid kept
+    /// for it, or at first contact the kid it publishes).
+    fn trusted_node(&self) -> Result<TrustedNode, String> {
+        node_trust::trusted_node_key(
+            &node_client::fetch,
+            &self.origin,
+            self.pin.as_deref(),
+            self.known.as_ref(),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// Keeps the owner kid a verified connection led to.
+    fn remember(&mut self, trusted: &TrustedNode) -> Result<(), String> {
+        self.pin = Some(trusted.owner_kid.clone());
+        if let Some(known) = &mut self.known {
+            known.remember(&self.origin, trusted, SystemClock.now());
+            known.save()?;
+        }
+        Ok(())
     }
 
     /// Signs in over REST (a session whose token the socket then joins, and that approvals
@@ -420,7 +440,7 @@ impl Agent {
         ),
         String,
     > {
-        let (owner_kid, node_key) = self.trusted_node_key()?;
+        let trusted = self.trusted_node()?;
         let mut socket = node_client::websocket_with_timeout(
             &self.origin,
             "/api/v1/ws",
@@ -440,15 +460,10 @@ impl Agent {
         let proof = proved["node_signature"]
             .as_str()
             .ok_or("the node did not sign our nonce")?;
-        check_node_proof(
-            proof,
-            &node_key,
-            &self.origin,
-            nonce,
-            &client_nonce,
-            SystemClock.now(),
-        )
-        .map_err(|why| format!("the node failed mutual authentication: {why}"))?;
+        trusted
+            .check_proof(proof, nonce, &client_nonce, SystemClock.now())
+            .map_err(|why| format!("the node failed mutual authentication: it {why}"))?;
+        self.remember(&trusted)?;
         send(
             &mut socket,
             &json!({"type": "auth", "access_token": session.token}),
@@ -457,7 +472,7 @@ impl Agent {
         if ready["type"] != "ready" {
             return Err(format!("the node did not accept the session: {ready}"));
         }
-        Ok((socket, owner_kid, node_key.kid.clone()))
+        Ok((socket, trusted.owner_kid, trusted.node_kid))
     }
 
     /// `--once`: one verified sign-in; prints the identity and signs out.
@@ -729,20 +744,6 @@ impl Agent {
         }
         Ok(body)
     }
-}
-
-/// The owner kid a node's binding of its own key names, read unchecked at first contact (the
-/// key history and the binding are then checked from it).
-fn first_contact_owner_kid(origin: &str) -> Result<String, String> {
-    let text = node_client::fetch(&format!("{origin}/.well-known/siteid/node-key.json"))?;
-    let document: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    let binding = document["binding"]
-        .as_str()
-        .ok_or("the owner key has not bound the node's own key")?;
-    crate::jose::jws::CompactJws::parse(binding, crate::jose::node_key::BINDING_TYPE)
-        .ok()
-        .and_then(|jws| jws.header.kid)
-        .ok_or_else(|| "the node key's binding names no owner key".into())
 }
 
 fn send(

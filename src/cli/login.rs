@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::node_client::{self, node_origin, post_json, problem_detail};
+use super::node_trust::{self, KnownNodes, NodeTrustError, TrustArgs, TrustSource, TrustedNode};
 use super::{Failure, read_password_file};
 use crate::clock::{Clock, SystemClock};
 use crate::keys::JwsAlgorithm;
@@ -36,11 +37,9 @@ pub struct LoginArgs {
     /// per line, until it closes.
     #[arg(long)]
     pub ws: bool,
-    /// The owner key's kid you trust: before signing anything, check that the node's key
-    /// history leads from it, that the current owner key bound the node's own key for this URL,
-    /// and that the node signs a fresh nonce of ours with that key; refuse the node otherwise.
-    #[arg(long, allow_hyphen_values = true)]
-    pub pin: Option<String>,
+    /// Which owner key the node is checked from before anything is signed for it.
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 /// Runs `siteid login`.
@@ -58,10 +57,7 @@ pub fn run(args: &LoginArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::new(format!("--alg: {e}")))?;
     }
     // A REST challenge first, also with --ws: its message says which URL the node signs for.
-    let nonce = match &args.pin {
-        Some(pin) => verified_challenge(&origin, pin)?,
-        None => challenge(&origin, None)?.0,
-    };
+    let nonce = verified_challenge(&origin, &args.trust)?;
     if args.ws {
         return watch(&origin, &key);
     }
@@ -110,71 +106,91 @@ pub fn load_key(path: &Path, passphrase_file: Option<&Path>) -> Result<PrivateKe
     PrivateKey::from_pem(&text, Some(passphrase.as_bytes())).map_err(refused)
 }
 
-/// Checks the node as `--pin` asks (its keys from the pinned kid, the node key's binding, and
-/// the node's proof over a fresh nonce of ours); returns the challenge's nonce.
-fn verified_challenge(origin: &str, pin: &str) -> Result<String, Failure> {
-    let refused = |why: String| Failure {
-        message: format!("{origin} is not the node the owner key {pin} vouches for: {why}"),
+/// Checks the node before anything is signed for it (see [`node_trust`]): the owner key it is
+/// trusted from bound its node key for `origin`, and the node signs a fresh nonce of ours with
+/// that key. Keeps what was verified in the known-nodes file; returns the challenge's nonce.
+fn verified_challenge(origin: &str, trust: &TrustArgs) -> Result<String, Failure> {
+    let refused = |message: String| Failure {
+        message,
         code: super::owner_key::EXIT_BROKEN,
     };
-    let published = super::owner_key::fetch_published(origin, pin)?.map_err(refused)?;
-    let node_key = published
-        .node_key
-        .ok_or_else(|| refused("the owner key has not bound the node's own key".into()))?;
+    // With --pin the file is not needed to trust the node: one that cannot be found or read is
+    // left alone. Without it, the file is the trust, and must be usable.
+    let known = match trust
+        .known_nodes_path()
+        .and_then(|path| KnownNodes::load(&path))
+    {
+        Ok(known) => Some(known),
+        Err(message) if trust.pin.is_some() => {
+            eprintln!("siteid: not keeping this node: {message}");
+            None
+        }
+        Err(message) => return Err(Failure::new(message)),
+    };
     let client_nonce = crate::jose::b64::encode(&rand::random::<[u8; 32]>());
     let (nonce, _, proof) = challenge(origin, Some(&client_nonce))?;
-    let proof = proof.ok_or_else(|| refused("the node did not sign our nonce".into()))?;
-    check_node_proof(
-        &proof,
-        &node_key,
+    let trusted = node_trust::trusted_node_key(
+        &node_client::fetch,
         origin,
-        &nonce,
-        &client_nonce,
-        SystemClock.now(),
+        trust.pin.as_deref(),
+        known.as_ref(),
     )
-    .map_err(refused)?;
-    eprintln!(
-        "siteid: {origin} is the node the owner key {} bound (node key {})",
-        published.owner_kid, node_key.kid
+    .map_err(|e| match e {
+        NodeTrustError::Unreachable(message) => Failure::new(message),
+        NodeTrustError::Refused(message) => refused(message),
+    })?;
+    let proof = proof.ok_or_else(|| {
+        refused(format!(
+            "{origin} is not the node the owner key {} vouches for: it did not sign our nonce",
+            trusted.trusted_kid
+        ))
+    })?;
+    let now = SystemClock.now();
+    trusted
+        .check_proof(&proof, &nonce, &client_nonce, now)
+        .map_err(|why| {
+            refused(format!(
+                "{origin} is not the node the owner key {} vouches for: the node {why}",
+                trusted.trusted_kid
+            ))
+        })?;
+    report(
+        origin,
+        &trusted,
+        known.as_ref().and_then(|known| known.get(origin)),
     );
+    if let Some(mut known) = known {
+        known.remember(origin, &trusted, now);
+        known.save().map_err(Failure::new)?;
+    }
     Ok(nonce)
 }
 
-/// The claims of the node's proof: exactly these members.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NodeProofClaims {
-    aud: String,
-    nonce: String,
-    client_nonce: String,
-    iat: i64,
-}
-
-/// Checks the node's proof over a challenge: signed by `node_key`, for `origin`, over both
-/// nonces, and made within five minutes of `now`.
-pub(super) fn check_node_proof(
-    proof: &str,
-    node_key: &crate::jose::jws::VerifyingKey,
-    origin: &str,
-    nonce: &str,
-    client_nonce: &str,
-    now: i64,
-) -> Result<(), String> {
-    let jws = crate::jose::jws::CompactJws::parse(proof, crate::jose::node_key::PROOF_TYPE)
-        .map_err(|e| format!("its proof {e}"))?;
-    if jws.header.kid.as_deref() != Some(node_key.kid.as_str()) {
-        return Err("its proof names another key".into());
+/// Says on stderr what was verified, and what changed since the node was last seen.
+fn report(origin: &str, trusted: &TrustedNode, kept: Option<&node_trust::KnownNode>) {
+    match trusted.source {
+        TrustSource::FirstContact => eprintln!(
+            "siteid: first contact with {origin}: trusting the owner key {} it publishes from \
+             now on (node key {})",
+            trusted.owner_kid, trusted.node_kid
+        ),
+        TrustSource::Known | TrustSource::Pinned => eprintln!(
+            "siteid: {origin} is the node the owner key {} bound (node key {})",
+            trusted.owner_kid, trusted.node_kid
+        ),
     }
-    let claims: NodeProofClaims = jws
-        .verify_with(node_key)
-        .map_err(|e| format!("its proof {e}"))?;
-    if claims.aud != origin || claims.nonce != nonce || claims.client_nonce != client_nonce {
-        return Err("its proof is for another URL or other nonces".into());
+    if trusted.owner_kid != trusted.trusted_kid {
+        eprintln!(
+            "siteid: the owner key changed from {} to {} through signed statements",
+            trusted.trusted_kid, trusted.owner_kid
+        );
     }
-    if (claims.iat - now).abs() > 300 {
-        return Err("its proof is not fresh".into());
+    if let Some(kept) = kept.filter(|kept| kept.node_kid != trusted.node_kid) {
+        eprintln!(
+            "siteid: the node key changed from {} to {}, bound by the owner key",
+            kept.node_kid, trusted.node_kid
+        );
     }
-    Ok(())
 }
 
 /// Asks `origin` for a REST challenge, with our own nonce when given; checks that the node

@@ -9,6 +9,7 @@ pub mod enroll;
 pub mod inbox;
 pub mod login;
 pub mod node_client;
+pub mod node_trust;
 pub mod owner_key;
 pub mod shares;
 pub mod unlock_code;

@@ -238,6 +238,11 @@ fn rotate(args: &RotateArgs) -> Result<(), Failure> {
             binding,
         })
         .collect();
+    // The node key stays published: the new key binds it in the rotation's transaction.
+    let node_key = crate::jose::node_key::NodeKey::load_or_create(&settings.data_dir)
+        .map_err(|e| Failure::new(e.to_string()))?;
+    let node_binding =
+        crate::jose::node_key::sign_binding(&next, audience.as_str(), node_key.kid(), now);
     let public_key_json = next.public_key().to_json();
     let unlock_verifier = b64::encode(&verifier);
     drop(next);
@@ -268,21 +273,33 @@ fn rotate(args: &RotateArgs) -> Result<(), Failure> {
             challenges: &challenges,
             audience: audience.as_str(),
         };
-        rotation::rotate(&context, request, None, &Actor::local(), now)
-            .await
-            .map_err(|e| Failure::new(e.to_string()))
+        let rebinding = rotation::NodeKeyRebinding {
+            node_kid: node_key.kid(),
+            binding: &node_binding,
+        };
+        rotation::rotate_binding_node_key(
+            &context,
+            request,
+            Some(rebinding),
+            None,
+            &Actor::local(),
+            now,
+        )
+        .await
+        .map_err(|e| Failure::new(e.to_string()))
     });
     store.close()?;
     let rotated = rotated?;
     println!("{}", rotated.new_kid);
     eprintln!(
         "siteid: the owner key is now {} (statement {} of the history, {}); {} credentials bound \
-         again; a running node signs the old key out within a second. Recovery shares of the \
-         old key are void: make new ones.",
+         again, and the node key {}; a running node signs the old key out within a second. \
+         Recovery shares of the old key are void: make new ones.",
         rotated.new_kid,
         rotated.seq,
         rotated.reason.as_str(),
-        rotated.rebound.len()
+        rotated.rebound.len(),
+        node_key.kid()
     );
     Ok(())
 }

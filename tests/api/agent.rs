@@ -133,6 +133,8 @@ fn the_agent_approves_what_its_policy_allows_and_survives_dropped_sockets_and_re
             .arg("--interaction-log")
             .arg(&log_path)
             .args(["--log-format", "json", "--pin", &owner_kid])
+            .arg("--known-nodes")
+            .arg(work.path().join("known_nodes.json"))
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -270,6 +272,8 @@ fn the_agent_once_prints_the_verified_identity_and_refuses_a_wrong_pin() {
             .args(["agent", "--once", "--node", &node.base_url, "--key"])
             .arg(&key_path)
             .args(["--pin", pin])
+            .arg("--known-nodes")
+            .arg(work.path().join("known_nodes.json"))
             .output()
             .expect("the agent runs")
     };

@@ -544,6 +544,8 @@ fn flip_a_bit(wrapped: &str) -> String {
 #[test]
 fn an_rsa_jwk_that_names_ps256_signs_in_only_with_ps256() {
     let (_dir, node, owner, owner_token) = owner_node();
+    // `siteid login` below checks the node key's binding first.
+    crate::node_key::bind_current_node_key(&node, &owner_token, &owner);
     let key = openssl_rsa_2048("PS256");
     let public = PublicKey::from_text(&key.public_text).expect("public");
     let mut jwk: Value = serde_json::from_str(&public.to_jwk_json()).expect("jwk");
@@ -879,8 +881,11 @@ const BINARY: &str = env!("CARGO_BIN_EXE_siteid");
 
 /// Runs the siteid binary; returns whether it succeeded, its stdout and its stderr.
 fn siteid(args: &[&str]) -> (bool, String, String) {
+    // `siteid login` keeps the nodes it verified: in a file of this run's, never the real home.
+    let known = tempfile::tempdir().expect("dir");
     let output = Command::new(BINARY)
         .args(args)
+        .env("SITEID_KNOWN_NODES", known.path().join("known_nodes.json"))
         .stdin(Stdio::null())
         .output()
         .expect("run siteid");
@@ -897,6 +902,9 @@ fn the_command_line_adds_a_key_signs_in_with_its_file_and_a_revocation_reaches_t
     let (dir, node) = crate::helpers::spawn_node();
     let owner = TestOwner::from_vector();
     node.claim(&owner);
+    let (owner_token, _) = node.login(&owner);
+    // `siteid login` below checks the node key's binding first.
+    crate::node_key::bind_current_node_key(&node, &owner_token, &owner);
     let data_dir = dir.path().to_str().expect("path").to_owned();
     let work = tempfile::tempdir().expect("dir");
     let password_file = work.path().join("password");
@@ -1015,6 +1023,8 @@ fn the_command_line_adds_a_key_signs_in_with_its_file_and_a_revocation_reaches_t
             "--key",
             &pem_path,
             "--ws",
+            "--known-nodes",
+            work.path().join("known_nodes.json").to_str().expect("path"),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -41,6 +41,16 @@ pub fn bind_node_key(node: &TestNode, token: &str, owner: &TestOwner, node_kid: 
     assert_eq!(bound.status, 204, "{}", bound.body);
 }
 
+/// Binds `node`'s current key with `owner`'s key over the owner session `token`, so that
+/// `siteid login`, which checks the binding by default, accepts the node.
+pub fn bind_current_node_key(node: &TestNode, token: &str, owner: &TestOwner) {
+    let node_kid = node.get(NODE_KEY).json()["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    bind_node_key(node, token, owner, &node_kid);
+}
+
 fn jwks_kids(node: &TestNode) -> Vec<String> {
     node.get("/.well-known/jwks.json").json()["keys"]
         .as_array()
@@ -307,6 +317,7 @@ fn siteid_login_with_a_pin_checks_the_node_before_signing_in() {
     node.claim(&owner);
     let owner_kid = owner.key.public_key().thumbprint();
     let key = key_file(dir.path(), &owner.key);
+    let known = dir.path().join("known_nodes.json");
     let login = |node: &TestNode, pin: &str| {
         crate::process::run(&[
             "login",
@@ -316,6 +327,8 @@ fn siteid_login_with_a_pin_checks_the_node_before_signing_in() {
             &key,
             "--pin",
             pin,
+            "--known-nodes",
+            known.to_str().expect("utf-8"),
         ])
     };
     // Unbound: refused before anything is signed.
@@ -420,4 +433,305 @@ fn a_binding_written_by_siteid_init_while_the_node_runs_is_served_within_a_secon
         node.get(NODE_KEY).body,
         node.get("/.well-known/jwks.json").body
     );
+}
+
+/// A node claimed with `siteid init` while it runs (which binds its node key), a credential
+/// added from the command line for `siteid login`, and a known-nodes file of its own.
+struct InitNode {
+    data: std::path::PathBuf,
+    node: TestNode,
+    owner_kid: String,
+    password: String,
+    key: String,
+    known: std::path::PathBuf,
+}
+
+impl InitNode {
+    /// Starts a node in `root/name` (on `listen`, when given) and claims it.
+    fn start(root: &std::path::Path, name: &str, listen: Option<std::net::SocketAddr>) -> Self {
+        let work = root.join(name);
+        std::fs::create_dir_all(&work).expect("dir");
+        let data = work.join("data");
+        let node = TestNode::start(
+            &data,
+            NodeOptions {
+                listen,
+                ..NodeOptions::default()
+            },
+        );
+        let password = work.join("password");
+        std::fs::write(&password, "a long enough passphrase\n").expect("write");
+        let password = password.to_str().expect("utf-8").to_owned();
+        let data_dir = data.to_str().expect("utf-8").to_owned();
+        let (code, owner_kid, stderr) = crate::process::run(&[
+            "init",
+            "--data-dir",
+            &data_dir,
+            "--public-url",
+            &node.base_url,
+            "--password-file",
+            &password,
+            "--p2c",
+            "210000",
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        let credential = OwnerPrivateKey::generate();
+        let key = key_file(&work, &credential);
+        let public = work.join("credential.jwk");
+        std::fs::write(&public, credential.public_key().to_json()).expect("write");
+        let (code, _, stderr) = crate::process::run(&[
+            "credentials",
+            "add",
+            "--data-dir",
+            &data_dir,
+            "--password-file",
+            &password,
+            "--public-key",
+            public.to_str().expect("utf-8"),
+            "--label",
+            "script",
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        let init = InitNode {
+            data,
+            node,
+            owner_kid: owner_kid.trim().to_owned(),
+            password,
+            key,
+            known: root.join("known_nodes.json"),
+        };
+        assert!(
+            crate::helpers::wait_until(std::time::Duration::from_secs(10), || {
+                init.node.get(NODE_KEY).json()["binding"].is_string()
+            }),
+            "the running node reads the binding init wrote"
+        );
+        init
+    }
+
+    /// Runs `siteid login` against the node with this node's credential and known-nodes file.
+    fn login(&self, extra: &[&str]) -> (i32, String, String) {
+        let mut args = vec![
+            "login",
+            "--node",
+            self.node.base_url.as_str(),
+            "--key",
+            self.key.as_str(),
+            "--known-nodes",
+            self.known.to_str().expect("utf-8"),
+        ];
+        args.extend(extra);
+        crate::process::run(&args)
+    }
+
+    /// Signs in, waiting until the running node has read the credential the command line added.
+    fn first_login(&self, extra: &[&str]) -> (String, String) {
+        let mut answer = None;
+        let signed_in = crate::helpers::wait_until(std::time::Duration::from_secs(10), || {
+            let (code, stdout, stderr) = self.login(extra);
+            let done = code == 0;
+            answer = Some((stdout, stderr));
+            done
+        });
+        let (stdout, stderr) = answer.expect("ran");
+        assert!(signed_in, "{stderr}");
+        (stdout, stderr)
+    }
+
+    fn node_kid(&self) -> String {
+        self.node.get(NODE_KEY).json()["kid"]
+            .as_str()
+            .expect("kid")
+            .to_owned()
+    }
+
+    fn known_entry(&self) -> Value {
+        let text = std::fs::read_to_string(&self.known).expect("the known-nodes file");
+        serde_json::from_str::<Value>(&text).expect("JSON")[self.node.base_url.as_str()].clone()
+    }
+
+    /// Stops the node and starts it again on the same address and data directory.
+    fn restart(self, between: impl FnOnce(&std::path::Path)) -> Self {
+        let address = self.node.address;
+        let InitNode {
+            data,
+            node,
+            owner_kid,
+            password,
+            key,
+            known,
+        } = self;
+        node.stop();
+        between(&data);
+        let node = TestNode::start(
+            &data,
+            NodeOptions {
+                listen: Some(address),
+                ..NodeOptions::default()
+            },
+        );
+        InitNode {
+            data,
+            node,
+            owner_kid,
+            password,
+            key,
+            known,
+        }
+    }
+}
+
+/// Writes a P-384 key of no one's (PKCS#8 PEM) over `data/node.key`.
+fn swap_in_a_foreign_node_key(data: &std::path::Path) {
+    use p384::pkcs8::EncodePrivateKey;
+    let foreign = OwnerPrivateKey::generate();
+    let secret = p384::SecretKey::from_slice(foreign.scalar_bytes().as_slice()).expect("scalar");
+    let pem = secret
+        .to_pkcs8_pem(p384::pkcs8::LineEnding::LF)
+        .expect("pem");
+    std::fs::write(data.join("node.key"), pem.as_bytes()).expect("write");
+}
+
+#[test]
+fn siteid_login_verifies_a_node_bound_at_init_by_default_and_keeps_its_owner_kid() {
+    let root = tempfile::tempdir().expect("dir");
+    let init = InitNode::start(root.path(), "a", None);
+    let node_kid = init.node_kid();
+    assert!(!init.known.exists());
+    let (token, stderr) = init.first_login(&[]);
+    assert!(stderr.contains("first contact"), "{stderr}");
+    let session = init
+        .node
+        .call("GET", "/api/v1/session", Some(token.trim()), None, &[]);
+    assert_eq!(session.status, 200);
+    let entry = init.known_entry();
+    assert_eq!(entry["owner_kid"], init.owner_kid.as_str());
+    assert_eq!(entry["node_kid"], node_kid.as_str());
+    assert!(entry["first_seen"].is_i64() && entry["last_verified"].is_i64());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&init.known)
+            .expect("file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // The second contact checks from the kept kid.
+    let (code, _, stderr) = init.login(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("first contact"), "{stderr}");
+    assert!(stderr.contains(&node_kid), "{stderr}");
+    // A pin of another kid is refused, and so is a pin that is not a kid at all.
+    let stranger = OwnerPrivateKey::generate().public_key().thumbprint();
+    let (code, _, stderr) = init.login(&["--pin", &stranger]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("is not the node the owner key"), "{stderr}");
+    assert!(stderr.contains(&stranger), "{stderr}");
+}
+
+#[test]
+fn siteid_login_refuses_a_node_whose_key_was_swapped_or_is_unbound() {
+    let root = tempfile::tempdir().expect("dir");
+    let init = InitNode::start(root.path(), "a", None);
+    let (_, _) = init.first_login(&[]);
+    let node_kid = init.node_kid();
+
+    // A foreign key in node.key: what the node serves is not the key the owner key bound.
+    let init = init.restart(swap_in_a_foreign_node_key);
+    assert_ne!(init.node_kid(), node_kid);
+    let (code, stdout, stderr) = init.login(&[]);
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    assert!(stderr.contains("is not the node the owner key"), "{stderr}");
+    assert_eq!(
+        init.known_entry()["node_kid"],
+        node_kid.as_str(),
+        "a refused node changes nothing that is kept"
+    );
+    // The same with a binding that is gone: the owner is told what binds it again.
+    let init =
+        init.restart(|data| {
+            let deleted = crate::helpers::with_store(data, |c| {
+                Ok(c.execute("DELETE FROM node_key_binding", [])?)
+            });
+            assert!(deleted >= 1);
+        });
+    let (code, _, stderr) = init.login(&[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("sign in once in the browser"), "{stderr}");
+}
+
+#[test]
+fn a_second_node_at_a_known_origin_with_another_owner_key_is_refused() {
+    let root = tempfile::tempdir().expect("dir");
+    let first = InitNode::start(root.path(), "first", None);
+    first.first_login(&[]);
+    let address = first.node.address;
+    let kept = first.known_entry();
+    first.node.stop();
+    let second = InitNode::start(root.path(), "second", Some(address));
+    assert_ne!(second.owner_kid, kept["owner_kid"].as_str().expect("kid"));
+    let (code, _, stderr) = second.login(&[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("is not in the history"), "{stderr}");
+    assert!(stderr.contains("known_nodes.json"), "{stderr}");
+    assert_eq!(second.known_entry(), kept, "the kept kid stays");
+    // The owner's explicit word, a pin of the new kid, is accepted and kept.
+    second.first_login(&["--pin", &second.owner_kid]);
+    assert_eq!(second.known_entry()["owner_kid"], second.owner_kid.as_str());
+}
+
+#[test]
+fn a_command_line_rotation_keeps_the_node_key_bound_and_login_follows_the_history() {
+    let root = tempfile::tempdir().expect("dir");
+    let init = InitNode::start(root.path(), "a", None);
+    init.first_login(&[]);
+    let node_kid = init.node_kid();
+    let (code, new_kid, stderr) = crate::process::run(&[
+        "owner",
+        "rotate",
+        "--data-dir",
+        init.data.to_str().expect("utf-8"),
+        "--password-file",
+        &init.password,
+        "--p2c",
+        "210000",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let new_kid = new_kid.trim().to_owned();
+    assert!(
+        crate::helpers::wait_until(std::time::Duration::from_secs(10), || {
+            let kids = jwks_kids(&init.node);
+            kids.contains(&new_kid) && kids.contains(&node_kid) && !kids.contains(&init.owner_kid)
+        }),
+        "the running node publishes the new owner key and, beside it, the node key: {:?}",
+        jwks_kids(&init.node)
+    );
+    let binding = init.node.get(NODE_KEY).json()["binding"]
+        .as_str()
+        .expect("bound by the new key")
+        .to_owned();
+    let jws = CompactJws::parse(&binding, siteid::jose::node_key::BINDING_TYPE).expect("binding");
+    assert_eq!(jws.header.kid.as_deref(), Some(new_kid.as_str()));
+    let (code, _, stderr) = init.login(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the owner key changed from {} to {new_kid}",
+            init.owner_kid
+        )),
+        "{stderr}"
+    );
+    assert_eq!(init.known_entry()["owner_kid"], new_kid.as_str());
+    // Audited in the rotation's transaction: the binding comes just before owner.rotated.
+    let rows = crate::helpers::with_store(&init.data, siteid::store::audit_rows::all);
+    let rotated = rows
+        .iter()
+        .position(|row| row.event == "owner.rotated")
+        .expect("owner.rotated");
+    let bound = &rows[rotated - 1];
+    assert_eq!(bound.event, "node_key.bound");
+    let detail: Value = serde_json::from_str(&bound.detail).expect("detail");
+    assert_eq!(detail["owner_kid"], new_kid.as_str());
+    assert_eq!(detail["node_kid"], node_kid.as_str());
 }

@@ -753,3 +753,77 @@ fn an_approved_credential_loads_after_a_restart_and_falls_with_an_edited_approve
     assert!(tampered.contains(&approver.id.as_str()), "{listed}");
     assert!(tampered.contains(&device.id.as_str()), "{listed}");
 }
+
+#[test]
+fn open_mode_takes_requests_too_and_window_mode_credentials_sign_in_over_the_websocket() {
+    // Pairing works in `open` mode as well: the password is not the only way in.
+    let (_dir, node, _clock, owner, token) = node_in(EnrollmentMode::Open);
+    let mut approver = signed_in_socket_with(&node, &|nonce| owner.login_assertion(&node, nonce));
+    let device = new_device();
+    send_request(&node, &device);
+    let event = next_event(&mut approver, "enrollment.requested");
+    assert_eq!(event["request_id"], device.id);
+    let approved = approve(&node, &token, &approval(&owner, &device, now()), &device.id);
+    assert_eq!(approved.status, 201, "{}", approved.body);
+    assert_eq!(
+        websocket_sign_in(&node, &device.signer, now()).expect("ready")["type"],
+        "ready"
+    );
+    // In `window` mode a credential added while the window was open keeps signing in, over the
+    // WebSocket too, after the window closed.
+    set_mode(&node, &token, "window");
+    let opened = node.call(
+        "POST",
+        "/api/v1/enrollment/window",
+        Some(&token),
+        Some(&json!({"minutes": 1})),
+        &[],
+    );
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    let key = Device::new(&["session"]);
+    register(&node, &token, &owner, &key);
+    let closed = node.call(
+        "DELETE",
+        "/api/v1/enrollment/window",
+        Some(&token),
+        None,
+        &[],
+    );
+    assert_eq!(closed.status, 200);
+    assert_eq!(
+        websocket_sign_in(&node, &key.signer, now()).expect("ready")["type"],
+        "ready"
+    );
+    // A socket whose credential lacks `credentials` is not shown requests.
+    let mut plain = signed_in_socket_with(&node, &|nonce| key.signer.login_assertion(&node, nonce));
+    let opened = node.call(
+        "POST",
+        "/api/v1/enrollment/window",
+        Some(&token),
+        Some(&json!({"minutes": 1})),
+        &[],
+    );
+    assert_eq!(opened.status, 200);
+    let other = new_device();
+    send_request(&node, &other);
+    assert_eq!(
+        next_event(&mut approver, "enrollment.requested")["request_id"],
+        other.id
+    );
+    plain
+        .send(Message::text(json!({"type": "ping", "id": 7}).to_string()))
+        .expect("send");
+    loop {
+        match plain.read().expect("a frame") {
+            Message::Text(text) => {
+                let frame: Value = serde_json::from_str(text.as_str()).expect("JSON");
+                assert_ne!(frame["type"], "event", "no event for this socket: {frame}");
+                if frame["type"] == "pong" {
+                    break;
+                }
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}

@@ -262,6 +262,12 @@ pub enum AuditEvent {
         owner_kid: String,
         binding_sha256: String,
     },
+    /// The node key was replaced (`siteid node-key rotate`); `old` is `None` when there was no
+    /// key file.
+    NodeKeyRotated {
+        old: Option<String>,
+        new: String,
+    },
     /// The owner changed the profile shown on the home page and given to clients.
     ProfileChanged {
         fields: Vec<&'static str>,
@@ -365,6 +371,7 @@ impl AuditEvent {
             AuditEvent::IndieauthTokenRevoked { .. } => "indieauth.token_revoked",
             AuditEvent::ProfileChanged { .. } => "profile.changed",
             AuditEvent::NodeKeyBound { .. } => "node_key.bound",
+            AuditEvent::NodeKeyRotated { .. } => "node_key.rotated",
             AuditEvent::TotpEnabled { .. } => "totp.enabled",
             AuditEvent::TotpDisabled { .. } => "totp.disabled",
             AuditEvent::TotpRecoveryCodesReplaced { .. } => "totp.recovery_codes_replaced",
@@ -525,6 +532,7 @@ impl AuditEvent {
                 reason,
             } => json!({ "client_id": client_id, "grant_id": grant_id, "reason": reason }),
             AuditEvent::ProfileChanged { fields } => json!({ "fields": fields }),
+            AuditEvent::NodeKeyRotated { old, new } => json!({ "old": old, "new": new }),
             AuditEvent::NodeKeyBound {
                 node_kid,
                 owner_kid,

@@ -296,6 +296,12 @@ pub enum AuditEvent {
     EnrollmentExpired {
         request_id: String,
     },
+    /// The node key was replaced (`siteid node-key rotate`); `old` is `None` when there was no
+    /// key file.
+    NodeKeyRotated {
+        old: Option<String>,
+        new: String,
+    },
     /// The owner changed the profile shown on the home page and given to clients.
     ProfileChanged {
         fields: Vec<&'static str>,
@@ -406,6 +412,7 @@ impl AuditEvent {
             AuditEvent::EnrollmentDenied { .. } => "enrollment.denied",
             AuditEvent::EnrollmentExpired { .. } => "enrollment.expired",
             AuditEvent::NodeKeyBound { .. } => "node_key.bound",
+            AuditEvent::NodeKeyRotated { .. } => "node_key.rotated",
             AuditEvent::TotpEnabled { .. } => "totp.enabled",
             AuditEvent::TotpDisabled { .. } => "totp.disabled",
             AuditEvent::TotpRecoveryCodesReplaced { .. } => "totp.recovery_codes_replaced",
@@ -588,6 +595,7 @@ impl AuditEvent {
                 denied_by,
             } => json!({ "request_id": request_id, "denied_by": denied_by }),
             AuditEvent::EnrollmentExpired { request_id } => json!({ "request_id": request_id }),
+            AuditEvent::NodeKeyRotated { old, new } => json!({ "old": old, "new": new }),
             AuditEvent::NodeKeyBound {
                 node_kid,
                 owner_kid,

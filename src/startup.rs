@@ -90,7 +90,10 @@ impl Application {
             // The store makes the data directory private before the key files go in.
             let store = Store::open(&data_dir)?;
             let totp = TotpVault::load_or_create(&data_dir)?;
-            let node_key = crate::jose::node_key::NodeKey::load_or_create(&data_dir)?;
+            let node_key = crate::jose::node_key::CurrentNodeKey::new(
+                &data_dir,
+                crate::jose::node_key::NodeKey::load_or_create(&data_dir)?,
+            );
             Ok::<_, StartupError>((store, totp, node_key))
         })
         .await
@@ -342,7 +345,8 @@ async fn sweep_sessions(
             .refresh_if_changed(&state.store, now)
             .await;
         // The node key's binding may have changed with them (`siteid init` writing it, a
-        // rotation replacing the key it was read for).
+        // rotation replacing the key it was read for, `siteid node-key rotate` installing
+        // another node key, which the reload then swaps in).
         if let Ok(changed) = outcome
             && let Some(owner_key) = state.credentials.loaded_owner_key()
             && (changed || state.node_binding.is_stale(&owner_key.kid))

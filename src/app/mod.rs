@@ -29,8 +29,9 @@ pub struct AppState {
     pub attempts: AttemptLedger,
     /// The live one-time unlock codes, by hash.
     pub live_codes: LiveCodes,
-    /// The node's own key, with which it proves itself to clients (`node.key`).
-    pub node_key: crate::jose::node_key::NodeKey,
+    /// The node's own key, with which it proves itself to clients (`node.key`); replaced while
+    /// the node runs when `siteid node-key rotate` installs another.
+    pub node_key: crate::jose::node_key::CurrentNodeKey,
     /// The owner key's binding of the node key, for the current owner key.
     pub node_binding: crate::auth::node_key::NodeKeyBinding,
     /// How many node proofs each client, network and the node may ask for a minute (each is a

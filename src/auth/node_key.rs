@@ -1,14 +1,15 @@
 //! The owner key's binding of the node key: checked when it is sent (fresh, by the current owner
-//! key, for this node's public URL and key), stored, and kept in memory for the owner key it
-//! was checked against, so that publishing it costs no signature check and a rotation leaves the
-//! node key unbound until the new owner key binds it.
+//! key, for this node's public URL and key), stored, and kept in memory for the owner key and
+//! node key it was checked against, so that publishing it costs no signature check, an owner
+//! key rotation leaves the node key unbound until the new owner key binds it, and a node key
+//! rotation (`siteid node-key rotate`) is followed by the running node.
 
 use std::sync::{PoisonError, RwLock};
 
 use crate::audit::{self, Actor, AuditEvent};
 use crate::auth::credentials::binding_digest;
 use crate::jose::jws::VerifyingKey;
-use crate::jose::node_key::{NodeKey, check_binding};
+use crate::jose::node_key::{CurrentNodeKey, check_binding};
 use crate::store::node_key as rows;
 use crate::store::{Store, StoreError};
 
@@ -27,7 +28,7 @@ pub enum NodeBindingError {
 /// What a binding must name: this node's key, the current owner key and the public URL.
 #[derive(Debug, Clone, Copy)]
 pub struct BindingTarget<'a> {
-    pub node_key: &'a NodeKey,
+    pub node_key: &'a CurrentNodeKey,
     pub owner_key: &'a VerifyingKey,
     pub audience: &'a str,
 }
@@ -36,6 +37,7 @@ pub struct BindingTarget<'a> {
 #[derive(Debug, Clone)]
 struct Checked {
     owner_kid: String,
+    node_kid: String,
     binding: String,
 }
 
@@ -43,18 +45,20 @@ struct Checked {
 #[derive(Debug, Default)]
 pub struct NodeKeyBinding(RwLock<Loaded>);
 
-/// What was last read: for which owner key, and the binding if it held.
+/// What was last read: for which owner key, the binding if it held, and whether the stored
+/// binding names a node key that the key file does not hold yet (a rotation in progress).
 #[derive(Debug, Default)]
 struct Loaded {
     owner_kid: Option<String>,
     checked: Option<Checked>,
+    awaiting_key: bool,
 }
 
 impl NodeKeyBinding {
     /// Reads the stored binding and keeps it if `owner_key` signed it for this node.
     pub async fn load(
         store: &Store,
-        node_key: &NodeKey,
+        node_key: &CurrentNodeKey,
         owner_key: &VerifyingKey,
         audience: &str,
     ) -> Result<Self, StoreError> {
@@ -64,58 +68,80 @@ impl NodeKeyBinding {
     }
 
     /// Reads the stored binding again (another process, such as `siteid init`, may have
-    /// written it) and keeps it if `owner_key` signed it for this node.
+    /// written it) and keeps it if `owner_key` signed it for this node. When the binding stored
+    /// last names another node key (`siteid node-key rotate` installed one), the key file is read
+    /// again and its key used from now on, once it is that key.
     pub async fn reload(
         &self,
         store: &Store,
-        node_key: &NodeKey,
+        node_key: &CurrentNodeKey,
         owner_key: &VerifyingKey,
         audience: &str,
     ) -> Result<(), StoreError> {
-        let node_kid = node_key.kid().to_owned();
+        let latest = store.run(|c| rows::latest_node_kid(c)).await?;
+        let mut awaiting_key = false;
+        if let Some(latest) = latest.filter(|kid| kid.as_str() != node_key.get().kid()) {
+            let old_kid = node_key.get().kid().to_owned();
+            match node_key.switch_to(&latest) {
+                Ok(true) => {
+                    tracing::info!(old = %old_kid, new = %latest, "the node key was rotated: signing with the new key");
+                }
+                Ok(false) => awaiting_key = true,
+                Err(error) => {
+                    awaiting_key = true;
+                    if !self.awaits_key() {
+                        tracing::warn!(%error, "the stored binding names another node key, and the key file cannot be read");
+                    }
+                }
+            }
+        }
+        let current = node_key.get();
+        let node_kid = current.kid().to_owned();
         let stored = store.run(move |c| rows::binding(c, &node_kid)).await?;
         let checked = stored
-            .filter(|binding| check_binding(binding, owner_key, audience, node_key.kid()).is_ok())
+            .filter(|binding| check_binding(binding, owner_key, audience, current.kid()).is_ok())
             .map(|binding| Checked {
                 owner_kid: owner_key.kid.clone(),
+                node_kid: current.kid().to_owned(),
                 binding,
             });
         *self.0.write().unwrap_or_else(PoisonError::into_inner) = Loaded {
             owner_kid: Some(owner_key.kid.clone()),
             checked,
+            awaiting_key,
         };
         Ok(())
     }
 
-    /// Whether the binding was last read for another owner key than `owner_kid` (or never).
-    pub fn is_stale(&self, owner_kid: &str) -> bool {
+    fn awaits_key(&self) -> bool {
         self.0
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .owner_kid
-            .as_deref()
-            != Some(owner_kid)
+            .awaiting_key
     }
 
-    /// The binding, if the owner key `owner_kid` (the current one) is the one that signed it.
-    pub fn current(&self, owner_kid: &str) -> Option<String> {
+    /// Whether the binding should be read again: it was last read for another owner key than
+    /// `owner_kid` (or never), or the stored binding names a node key not in use yet.
+    pub fn is_stale(&self, owner_kid: &str) -> bool {
+        let loaded = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        loaded.awaiting_key || loaded.owner_kid.as_deref() != Some(owner_kid)
+    }
+
+    /// The binding, if the owner key `owner_kid` (the current one) signed it for the node key
+    /// `node_kid` (the one in use).
+    pub fn current(&self, owner_kid: &str, node_kid: &str) -> Option<String> {
         self.0
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .checked
             .as_ref()
-            .filter(|checked| checked.owner_kid == owner_kid)
+            .filter(|checked| checked.owner_kid == owner_kid && checked.node_kid == node_kid)
             .map(|checked| checked.binding.clone())
     }
 
-    /// Whether the owner key `owner_kid` (the current one) bound the node key.
-    pub fn is_bound(&self, owner_kid: &str) -> bool {
-        self.0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .checked
-            .as_ref()
-            .is_some_and(|checked| checked.owner_kid == owner_kid)
+    /// Whether the owner key `owner_kid` (the current one) bound the node key `node_kid`.
+    pub fn is_bound(&self, owner_kid: &str, node_kid: &str) -> bool {
+        self.current(owner_kid, node_kid).is_some()
     }
 
     /// Checks and stores a binding sent by the owner, audited as `node_key.bound`.
@@ -132,6 +158,7 @@ impl NodeKeyBinding {
             owner_key,
             audience,
         } = target;
+        let node_key = node_key.get();
         let iat = check_binding(&binding, owner_key, audience, node_key.kid())
             .map_err(NodeBindingError::Invalid)?;
         if (iat - now).abs() > BINDING_FRESHNESS {
@@ -158,13 +185,13 @@ impl NodeKeyBinding {
                 Ok(())
             })
             .await?;
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Loaded {
-            owner_kid: Some(owner_key.kid.clone()),
-            checked: Some(Checked {
-                owner_kid: owner_key.kid.clone(),
-                binding,
-            }),
-        };
+        let mut loaded = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        loaded.owner_kid = Some(owner_key.kid.clone());
+        loaded.checked = Some(Checked {
+            owner_kid: owner_key.kid.clone(),
+            node_kid: node_key.kid().to_owned(),
+            binding,
+        });
         Ok(())
     }
 }

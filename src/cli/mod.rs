@@ -1,5 +1,5 @@
 //! The command line: `serve`, `claim-url`, `init`, `audit`, `wrapped-key`, `shares`,
-//! `unlock-code`, `login`, `credentials`, `owner` and `verify`. Output meant for scripts goes to stdout; messages for people go to stderr.
+//! `unlock-code`, `login`, `credentials`, `owner`, `node-key` and `verify`. Output meant for scripts goes to stdout; messages for people go to stderr.
 //! Exit codes: 0 success, 1 failure, 2 usage error, 3 the node already has an owner, and those
 //! of `shares`.
 
@@ -9,6 +9,7 @@ pub mod enroll;
 pub mod inbox;
 pub mod login;
 pub mod node_client;
+pub mod node_key;
 pub mod node_trust;
 pub mod owner_key;
 pub mod shares;
@@ -98,6 +99,12 @@ pub enum Command {
     Owner {
         #[command(subcommand)]
         command: owner_key::OwnerCommand,
+    },
+    /// The node's own key, with which it proves itself to clients: replace it (on the server
+    /// itself).
+    NodeKey {
+        #[command(subcommand)]
+        command: node_key::NodeKeyCommand,
     },
     /// Private messages: send a signed, encrypted message to another site.
     Inbox {
@@ -227,6 +234,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Login(args) => login::run(&args),
         Command::Credentials { command } => credentials::run(command),
         Command::Owner { command } => owner_key::run(command),
+        Command::NodeKey { command } => node_key::run(command),
         Command::Verify(args) => owner_key::verify(&args),
         Command::Inbox { command } => inbox::run(&command),
     };

@@ -156,6 +156,7 @@ pub async fn jwks(
     request: HttpRequest,
 ) -> Result<HttpResponse, Problem> {
     let key = owner_key(&state).await?;
+    let node_key = state.node_key.get();
     let encryption_keys = state.credentials.encryption_keys();
     let current = encryption_keys.current();
     let mut response = public_document(
@@ -165,10 +166,9 @@ pub async fn jwks(
             &key.public,
             &key.kid,
             current,
-            state
-                .node_binding
-                .is_bound(&key.kid)
-                .then(|| state.node_key.verifying_key()),
+            Some(&node_key)
+                .filter(|node| state.node_binding.is_bound(&key.kid, node.kid()))
+                .map(|node| node.verifying_key()),
         ),
     );
     if current.is_some() {
@@ -200,8 +200,9 @@ pub async fn node_key(
         .owner_key(&state.store, state.clock.now())
         .await
         .map_err(|e| Problem::internal(&e))?;
-    let binding = owner.and_then(|owner| state.node_binding.current(&owner.kid));
-    let node = state.node_key.verifying_key();
+    let node_key = state.node_key.get();
+    let binding = owner.and_then(|owner| state.node_binding.current(&owner.kid, node_key.kid()));
+    let node = node_key.verifying_key();
     let body = serde_json::json!({
         "kid": node.kid,
         "jwk": JwksKey {

@@ -1,10 +1,12 @@
 //! The node's own P-384 key, with which it proves to clients that they reach the node the owner
 //! bound (mutual authentication): kept in a file of its own in the data directory (`node.key`,
-//! PKCS#8 PEM, mode 0600; never in the database), the proof it signs over a sign-in challenge
+//! PKCS#8 PEM, mode 0600; never in the database), replaced atomically by a rotation and swapped
+//! in a running node (`CurrentNodeKey`), the proof it signs over a sign-in challenge
 //! (`siteid-node-proof+jwt`), and the owner key's binding of it (`siteid-node-key+jwt`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use p384::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use serde::Deserialize;
@@ -52,53 +54,88 @@ impl NodeKey {
     /// Reads the key from `data_dir`, or makes it (readable by the file's owner only) when there
     /// is none. A damaged file is refused, never replaced: owners bound the key it held.
     pub fn load_or_create(data_dir: &Path) -> Result<Self, NodeKeyError> {
+        if let Some(key) = Self::load(data_dir)? {
+            return Ok(key);
+        }
+        let path = data_dir.join(NODE_KEY_FILE);
+        let key = NodeKey::generate();
+        // create_new: two processes starting at once cannot both write a key.
+        match key.write_new(&path) {
+            Ok(()) => Ok(key),
+            Err(NodeKeyError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::AlreadyExists =>
+            {
+                Self::load_or_create(data_dir)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Reads the key from `data_dir`; `None` when there is no key file.
+    pub fn load(data_dir: &Path) -> Result<Option<Self>, NodeKeyError> {
         let path = data_dir.join(NODE_KEY_FILE);
         let io = |source| NodeKeyError::Io {
             path: path.clone(),
             source,
         };
-        match std::fs::metadata(&path) {
-            Ok(metadata) => {
-                if metadata.len() > MAX_KEY_FILE {
-                    return Err(NodeKeyError::DamagedKey(path));
-                }
-                let text = Zeroizing::new(std::fs::read_to_string(&path).map_err(io)?);
-                let secret = p384::SecretKey::from_pkcs8_pem(&text)
-                    .map_err(|_| NodeKeyError::DamagedKey(path.clone()))?;
-                let scalar = Zeroizing::new(secret.to_bytes());
-                let key = OwnerPrivateKey::from_scalar_bytes(&scalar[..])
-                    .map_err(|_| NodeKeyError::DamagedKey(path.clone()))?;
-                Ok(NodeKey::from_key(key))
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let key = OwnerPrivateKey::generate();
-                let secret = p384::SecretKey::from_slice(key.scalar_bytes().as_slice())
-                    .map_err(|_| NodeKeyError::DamagedKey(path.clone()))?;
-                let pem = secret
-                    .to_pkcs8_pem(LineEnding::LF)
-                    .map_err(|_| NodeKeyError::DamagedKey(path.clone()))?;
-                let mut options = std::fs::OpenOptions::new();
-                // create_new: two processes starting at once cannot both write a key.
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    options.mode(0o600);
-                }
-                match options.open(&path) {
-                    Ok(mut file) => {
-                        file.write_all(pem.as_bytes()).map_err(io)?;
-                        file.sync_all().map_err(io)?;
-                        Ok(NodeKey::from_key(key))
-                    }
-                    Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                        Self::load_or_create(data_dir)
-                    }
-                    Err(error) => Err(io(error)),
-                }
-            }
-            Err(error) => Err(io(error)),
+        let metadata = match std::fs::metadata(&path) {
+            Ok(metadata) => metadata,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(io(error)),
+        };
+        if metadata.len() > MAX_KEY_FILE {
+            return Err(NodeKeyError::DamagedKey(path));
         }
+        let text = Zeroizing::new(std::fs::read_to_string(&path).map_err(io)?);
+        let secret = p384::SecretKey::from_pkcs8_pem(&text)
+            .map_err(|_| NodeKeyError::DamagedKey(path.clone()))?;
+        let scalar = Zeroizing::new(secret.to_bytes());
+        let key = OwnerPrivateKey::from_scalar_bytes(&scalar[..])
+            .map_err(|_| NodeKeyError::DamagedKey(path.clone()))?;
+        Ok(Some(NodeKey::from_key(key)))
+    }
+
+    /// A new key, not yet written anywhere.
+    pub fn generate() -> Self {
+        NodeKey::from_key(OwnerPrivateKey::generate())
+    }
+
+    /// Writes the key as PKCS#8 PEM to a new file at `path` (mode 0600), synced to disk.
+    fn write_new(&self, path: &Path) -> Result<(), NodeKeyError> {
+        let io = |source| NodeKeyError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let secret = p384::SecretKey::from_slice(self.key.scalar_bytes().as_slice())
+            .map_err(|_| NodeKeyError::DamagedKey(path.to_owned()))?;
+        let pem = secret
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|_| NodeKeyError::DamagedKey(path.to_owned()))?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(path).map_err(io)?;
+        file.write_all(pem.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)
+    }
+
+    /// Writes the key beside `data_dir`'s key file, under a temporary name, for
+    /// [`StagedNodeKey::install`] to put in its place; dropped uninstalled, the file is removed.
+    pub fn stage(self, data_dir: &Path) -> Result<StagedNodeKey, NodeKeyError> {
+        let temporary = data_dir.join(format!(
+            "{NODE_KEY_FILE}.{:016x}.tmp",
+            rand::random::<u64>()
+        ));
+        self.write_new(&temporary)?;
+        Ok(StagedNodeKey {
+            key: Some(self),
+            temporary,
+            path: data_dir.join(NODE_KEY_FILE),
+        })
     }
 
     fn from_key(key: OwnerPrivateKey) -> Self {
@@ -130,6 +167,91 @@ impl NodeKey {
                 "iat": now,
             }),
         )
+    }
+}
+
+/// A new node key written under a temporary name beside the key file, not yet in use.
+pub struct StagedNodeKey {
+    key: Option<NodeKey>,
+    temporary: PathBuf,
+    path: PathBuf,
+}
+
+impl StagedNodeKey {
+    /// The staged key.
+    pub fn key(&self) -> Option<&NodeKey> {
+        self.key.as_ref()
+    }
+
+    /// Renames the staged file over the key file (atomically: a reader sees the old key or the
+    /// new one, never a mix) and syncs the directory.
+    pub fn install(mut self) -> Result<NodeKey, NodeKeyError> {
+        std::fs::rename(&self.temporary, &self.path).map_err(|source| NodeKeyError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        if let Some(directory) = self.path.parent()
+            && let Ok(handle) = std::fs::File::open(directory)
+        {
+            let _ = handle.sync_all();
+        }
+        self.key
+            .take()
+            .ok_or_else(|| NodeKeyError::DamagedKey(self.path.clone()))
+    }
+}
+
+impl Drop for StagedNodeKey {
+    fn drop(&mut self) {
+        if self.key.is_some() {
+            let _ = std::fs::remove_file(&self.temporary);
+        }
+    }
+}
+
+/// The node key in use, which `siteid node-key rotate` may replace while the node runs: read
+/// again from the data directory when the stored binding names another key.
+#[derive(Debug)]
+pub struct CurrentNodeKey {
+    data_dir: PathBuf,
+    key: RwLock<Arc<NodeKey>>,
+}
+
+impl CurrentNodeKey {
+    /// The key `key`, read from (or made in) `data_dir`.
+    pub fn new(data_dir: &Path, key: NodeKey) -> Self {
+        CurrentNodeKey {
+            data_dir: data_dir.to_owned(),
+            key: RwLock::new(Arc::new(key)),
+        }
+    }
+
+    /// The key in use now.
+    pub fn get(&self) -> Arc<NodeKey> {
+        self.key
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// [`NodeKey::sign_proof`] with the key in use now.
+    pub fn sign_proof(&self, audience: &str, nonce: &str, client_nonce: &str, now: i64) -> String {
+        self.get().sign_proof(audience, nonce, client_nonce, now)
+    }
+
+    /// Reads the key file again and uses its key if it is `kid` (a rotation installed it);
+    /// returns whether the key in use is now `kid`.
+    pub fn switch_to(&self, kid: &str) -> Result<bool, NodeKeyError> {
+        if self.get().kid() == kid {
+            return Ok(true);
+        }
+        match NodeKey::load(&self.data_dir)? {
+            Some(key) if key.kid() == kid => {
+                *self.key.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(key);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 
@@ -212,6 +334,44 @@ mod tests {
             NodeKey::load_or_create(dir.path()),
             Err(NodeKeyError::DamagedKey(_))
         ));
+    }
+
+    #[test]
+    fn a_staged_key_replaces_the_file_only_when_installed_and_the_running_key_follows() {
+        let dir = tempfile::tempdir().expect("dir");
+        let first = NodeKey::load_or_create(dir.path()).expect("made");
+        let first_kid = first.kid().to_owned();
+        let current = CurrentNodeKey::new(dir.path(), first);
+        let abandoned = NodeKey::generate().stage(dir.path()).expect("staged");
+        let abandoned_kid = abandoned.key().expect("key").kid().to_owned();
+        drop(abandoned);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+        assert!(!current.switch_to(&abandoned_kid).expect("read"));
+        assert_eq!(current.get().kid(), first_kid);
+
+        let staged = NodeKey::generate().stage(dir.path()).expect("staged");
+        let next_kid = staged.key().expect("key").kid().to_owned();
+        assert!(
+            !current.switch_to(&next_kid).expect("read"),
+            "not installed yet"
+        );
+        let installed = staged.install().expect("installed");
+        assert_eq!(installed.kid(), next_kid);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(NODE_KEY_FILE))
+                .expect("file")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(current.switch_to(&next_kid).expect("read"));
+        assert_eq!(current.get().kid(), next_kid);
+        let proof = current.sign_proof("https://id.example", "n", "client-nonce-123456", 7);
+        let jws = CompactJws::parse(&proof, PROOF_TYPE).expect("proof");
+        assert_eq!(jws.header.kid.as_deref(), Some(next_kid.as_str()));
     }
 
     #[test]

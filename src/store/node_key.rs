@@ -31,3 +31,22 @@ pub fn set_binding(
     )?;
     Ok(())
 }
+
+/// The node kid of the binding stored last (the key a rotation installed, or the one bound).
+pub fn latest_node_kid(connection: &Connection) -> Result<Option<String>, StoreError> {
+    Ok(connection
+        .query_row(
+            "SELECT node_kid FROM node_key_binding ORDER BY bound_at DESC, rowid DESC LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
+/// Deletes the bindings of every node key but `node_kid`: a replaced key is vouched for no more.
+pub fn delete_others(connection: &Connection, node_kid: &str) -> Result<usize, StoreError> {
+    Ok(connection.execute(
+        "DELETE FROM node_key_binding WHERE node_kid <> ?1",
+        params![node_kid],
+    )?)
+}

@@ -735,3 +735,86 @@ fn a_command_line_rotation_keeps_the_node_key_bound_and_login_follows_the_histor
     assert_eq!(detail["owner_kid"], new_kid.as_str());
     assert_eq!(detail["node_kid"], node_kid.as_str());
 }
+
+#[test]
+fn a_node_key_rotation_reaches_the_running_node_and_login_verifies_the_new_key() {
+    let root = tempfile::tempdir().expect("dir");
+    let init = InitNode::start(root.path(), "a", None);
+    init.first_login(&[]);
+    let old_key = node_verifying_key(&init.node);
+    let (code, new_kid, stderr) = crate::process::run(&[
+        "node-key",
+        "rotate",
+        "--data-dir",
+        init.data.to_str().expect("utf-8"),
+        "--password-file",
+        &init.password,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let new_kid = new_kid.trim().to_owned();
+    assert_ne!(new_kid, old_key.kid);
+    assert!(
+        crate::helpers::wait_until(std::time::Duration::from_secs(10), || {
+            let published = init.node.get(NODE_KEY).json();
+            published["kid"] == new_kid.as_str() && published["binding"].is_string()
+        }),
+        "the running node serves the new key with its binding: {}",
+        init.node.get(NODE_KEY).body
+    );
+    let kids = jwks_kids(&init.node);
+    assert!(
+        kids.contains(&new_kid) && !kids.contains(&old_key.kid),
+        "{kids:?}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(init.data.join("node.key"))
+            .expect("file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // The node signs with the new key only: a proof no longer verifies with the old one.
+    let client_nonce = "c2l0ZWlkLWNsaWVudC1ub25jZQ";
+    let answer = init.node.post_json(
+        "/api/v1/auth/challenge",
+        &json!({ "client_nonce": client_nonce }),
+    );
+    let signature = answer.json()["node_signature"]
+        .as_str()
+        .expect("a proof")
+        .to_owned();
+    let jws = CompactJws::parse(&signature, PROOF_TYPE).expect("a node proof");
+    assert_eq!(jws.header.kid.as_deref(), Some(new_kid.as_str()));
+    assert!(
+        jws.verify_with::<Value>(&node_verifying_key(&init.node))
+            .is_ok()
+    );
+    assert!(jws.verify_with::<Value>(&old_key).is_err());
+
+    let (code, _, stderr) = init.login(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the node key changed from {} to {new_kid}",
+            old_key.kid
+        )),
+        "{stderr}"
+    );
+    assert_eq!(init.known_entry()["node_kid"], new_kid.as_str());
+    let rows = crate::helpers::with_store(&init.data, siteid::store::audit_rows::all);
+    let rotated = rows
+        .iter()
+        .find(|row| row.event == "node_key.rotated")
+        .expect("node_key.rotated");
+    let detail: Value = serde_json::from_str(&rotated.detail).expect("detail");
+    assert_eq!(detail, json!({ "old": old_key.kid, "new": new_kid }));
+    // The old key's binding is gone with it.
+    let old_kid = old_key.kid.clone();
+    let old_binding = crate::helpers::with_store(&init.data, move |c| {
+        siteid::store::node_key::binding(c, &old_kid)
+    });
+    assert_eq!(old_binding, None);
+}

@@ -180,6 +180,16 @@ impl NodeKeyBinding {
                         "is by an owner key that was replaced meanwhile".into(),
                     ));
                 }
+                // A node key replaced on the command line (`siteid node-key rotate`) a moment
+                // ago is not yet in use here: binding the old one would outrank the new.
+                if crate::store::node_key::latest_node_kid(&tx)?
+                    .is_some_and(|latest| latest != node_kid)
+                {
+                    return Err(NodeBindingError::Invalid(
+                        "names a node key that was replaced meanwhile; fetch node-key.json again"
+                            .into(),
+                    ));
+                }
                 store_binding(&tx, &node_kid, &owner_kid, &stored, &actor, now)?;
                 tx.commit().map_err(StoreError::from)?;
                 Ok(())

@@ -17,10 +17,15 @@ export const BIN = process.env.SITEID_BIN || path.join(repoRoot, 'target', 'debu
 export const CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'";
 
+/** Where `siteid login` keeps the owner kids it trusts: a new file for each run (ports are reused by other nodes), never the real home directory. */
+let runs = 0;
+
 /** Runs the binary to completion; resolves {code, stdout, stderr}. */
 export function run(args) {
   return new Promise((resolve) => {
-    execFile(BIN, args, { timeout: 60_000 }, (error, stdout, stderr) => {
+    runs += 1;
+    const env = { ...process.env, SITEID_KNOWN_NODES: path.join(tmpdir(), `siteid-known-nodes-${process.pid}-${runs}.json`) };
+    execFile(BIN, args, { timeout: 60_000, env }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
     });
   });

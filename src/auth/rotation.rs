@@ -243,7 +243,13 @@ pub async fn rotate_binding_node_key(
         .filter(|row| context.credentials.get(&row.id).is_some())
         .cloned()
         .collect();
-    let rebound = check_bindings(request.bindings, &checked, &new_verifying, now)?;
+    let rebound = check_bindings(
+        request.bindings,
+        &checked,
+        &old_key.kid,
+        &new_verifying,
+        now,
+    )?;
     if let Some(rebinding) = node_key {
         let iat = crate::jose::node_key::check_binding(
             rebinding.binding,
@@ -354,8 +360,17 @@ pub async fn rotate_binding_node_key(
                 .values()
                 .filter(|row| row.kind != CredentialKind::Owner.as_str())
                 .collect();
-            others.sort_by(|a, b| a.id.cmp(&b.id));
+            // Credentials another credential approved keep that binding while their approver
+            // is bound again: the owner key never vouched for them directly.
+            others.sort_by_key(|row| (approver_kid(row, &old_kid).is_some(), row.id.clone()));
+            let rebound_kids: HashSet<String> =
+                rebound.values().map(|(row, _)| row.kid.clone()).collect();
             for row in others {
+                let kept_by_approver = approver_kid(row, &old_kid)
+                    .is_some_and(|approver| rebound_kids.contains(&approver));
+                if kept_by_approver {
+                    continue;
+                }
                 if let Some((_, binding)) = rebound.get(&row.id) {
                     let updated = CredentialRow {
                         binding: Some(binding.clone()),
@@ -453,6 +468,7 @@ pub async fn rotate_binding_node_key(
 fn check_bindings(
     bindings: &[String],
     live: &[CredentialRow],
+    old_owner_kid: &str,
     new_key: &VerifyingKey,
     now: i64,
 ) -> Result<HashMap<String, (CredentialRow, String)>, RotationError> {
@@ -483,6 +499,12 @@ fn check_bindings(
         if !seen.insert(row.id.clone()) {
             return Err(at("binds a credential a second time".into()));
         }
+        if approver_kid(row, old_owner_kid).is_some() {
+            return Err(at(
+                "binds a credential another credential approved: it keeps its approver's binding"
+                    .into(),
+            ));
+        }
         let candidate = CredentialRow {
             binding: Some(binding.clone()),
             ..(*row).clone()
@@ -495,6 +517,15 @@ fn check_bindings(
         rebound.insert(row.id.clone(), ((*row).clone(), binding.clone()));
     }
     Ok(rebound)
+}
+
+/// The kid of the credential that approved `row` (pairing), when its binding is not the owner
+/// key's.
+pub fn approver_kid(row: &CredentialRow, owner_kid: &str) -> Option<String> {
+    row.binding
+        .as_deref()
+        .and_then(super::credentials::binding_signer)
+        .filter(|signer| signer != owner_kid)
 }
 
 /// A binding of `row`'s current fields by `owner_key` (the command line and tests; the browser

@@ -191,8 +191,11 @@ fn rotate(args: &RotateArgs) -> Result<(), Failure> {
             row.label, row.id
         );
     }
+    // Credentials another credential approved keep that binding (their approver is bound
+    // again).
     let bindings: Vec<String> = kept
         .iter()
+        .filter(|row| rotation::approver_kid(row, &record.kid).is_none())
         .map(|row| rotation::sign_rebinding(row, &next, now))
         .collect();
     let record_signature = key_history::sign_record(

@@ -35,6 +35,9 @@ pub struct CredentialView {
     /// A passkey's WebAuthn details.
     #[serde(skip_serializing_if = "Option::is_none")]
     passkey: Option<PasskeyView>,
+    /// The credential that approved this one with its own key (pairing), by id; `null` for a
+    /// credential the owner key bound. A rotation leaves its binding as it is.
+    approved_by: Option<String>,
 }
 
 /// What the API shows of a passkey besides its credential fields.
@@ -65,6 +68,10 @@ pub(super) async fn view_with_passkeys(
         })
         .await
         .map_err(|e| Problem::internal(&e))?;
+    let ids_by_kid: std::collections::HashMap<String, String> = stored
+        .iter()
+        .map(|row| (row.kid.clone(), row.id.clone()))
+        .collect();
     let mut passkeys: std::collections::HashMap<String, crate::store::passkeys::PasskeyRow> =
         passkeys
             .into_iter()
@@ -85,9 +92,14 @@ pub(super) async fn view_with_passkeys(
                 backed_up: p.backed_up,
                 unlocks: p.prf_kid.is_some() && p.prf_kid == owner_kid,
             });
+            let approved_by = owner_kid.as_deref().and_then(|owner_kid| {
+                crate::auth::rotation::approver_kid(&row, owner_kid)
+                    .map(|kid| ids_by_kid.get(&kid).cloned().unwrap_or(kid))
+            });
             CredentialView {
                 tampered,
                 passkey,
+                approved_by,
                 ..CredentialView::of(row, current)
             }
         })
@@ -110,6 +122,7 @@ impl CredentialView {
             last_used_at: row.last_used_at,
             tampered: false,
             passkey: None,
+            approved_by: None,
         }
     }
 }

@@ -25,7 +25,8 @@ async function rotateProof(signingKey) {
 async function rebind(call, newKey) {
   const { credentials } = await call('GET', '/credentials');
   // A row that fails its check on the node (written into its database by someone else) is not bound again.
-  const kept = credentials.filter((c) => c.kind !== 'owner' && !c.tampered && (c.expires_at ?? Infinity) > Date.now() / 1000);
+  // One another credential approved keeps its approver's binding.
+  const kept = credentials.filter((c) => c.kind !== 'owner' && !c.tampered && !c.approved_by && (c.expires_at ?? Infinity) > Date.now() / 1000);
   return Promise.all(kept.map((c) => bindCredential(newKey, { ...c, expiresAt: c.expires_at })));
 }
 

@@ -827,3 +827,109 @@ fn open_mode_takes_requests_too_and_window_mode_credentials_sign_in_over_the_web
         }
     }
 }
+
+#[test]
+fn a_rotation_keeps_what_a_credential_approved_bound_by_that_credential() {
+    let (_dir, node, _clock, owner, owner_token) = node_in(EnrollmentMode::Approval);
+    let approver = Device::new(&["session", "credentials"]);
+    register(&node, &owner_token, &owner, &approver);
+    let (approver_token, _) = node.login_stepped_up(&approver.signer);
+    let mut device = new_device();
+    device.capabilities = vec!["session", "credentials"];
+    send_request(&node, &device);
+    let body = json!({
+        "capabilities": device.capabilities,
+        "networks": device.networks,
+        "expires_at": device.expires_at,
+        "binding": binding_by_approver(&approver, &device, now()),
+    });
+    assert_eq!(
+        approve(&node, &approver_token, &body, &device.id).status,
+        201
+    );
+    let listed = node
+        .call("GET", "/api/v1/credentials", Some(&owner_token), None, &[])
+        .json();
+    let entry = |listed: &Value, id: &str| {
+        listed["credentials"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+    };
+    assert_eq!(
+        entry(&listed, &device.id).expect("listed")["approved_by"],
+        approver.id.as_str()
+    );
+    assert_eq!(
+        entry(&listed, &approver.id).expect("listed")["approved_by"],
+        Value::Null
+    );
+    // The owner key may not take the approved credential over in a rotation...
+    let laundering = crate::owner_key::Rotation::new(
+        &node,
+        &owner.key,
+        1,
+        &[approver.id.as_str(), device.id.as_str()],
+    );
+    let refused = node.call(
+        "POST",
+        "/api/v1/owner/rotate",
+        Some(&owner_token),
+        Some(&laundering.body),
+        &[],
+    );
+    assert_eq!(
+        refused.problem(422)["field"],
+        "bindings",
+        "{}",
+        refused.body
+    );
+    // ...and a rotation that binds the approver again keeps what it approved as it was.
+    let rotation = crate::owner_key::Rotation::new(&node, &owner.key, 1, &[approver.id.as_str()]);
+    let rotated = node.call(
+        "POST",
+        "/api/v1/owner/rotate",
+        Some(&owner_token),
+        Some(&rotation.body),
+        &[],
+    );
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    assert_eq!(rotated.json()["revoked"], json!([]));
+    let (device_token, _) = node.login(&device.signer);
+    assert_eq!(
+        node.call("GET", "/api/v1/session", Some(&device_token), None, &[])
+            .status,
+        200
+    );
+    // It still cannot approve others, and it still falls with its approver.
+    let third = new_device();
+    send_request(&node, &third);
+    node.step_up(&device.signer, &device_token);
+    let mut chained = approval(&owner, &third, now());
+    chained["binding"] = json!(binding_by_approver(&device, &third, now()));
+    assert_eq!(
+        approve(&node, &device_token, &chained, &third.id).problem(422)["field"],
+        "binding"
+    );
+    let new_owner = TestOwner {
+        key: rotation.next,
+        ..TestOwner::from_vector()
+    };
+    let (new_owner_token, _) = node.login_stepped_up(&new_owner);
+    let revoked = node.call(
+        "DELETE",
+        &format!("/api/v1/credentials/{}", approver.id),
+        Some(&new_owner_token),
+        None,
+        &[],
+    );
+    assert_eq!(revoked.status, 204, "{}", revoked.body);
+    let challenge = node.challenge();
+    let after = node.post_json(
+        "/api/v1/auth/login",
+        &json!({"assertion": device.signer.login_assertion(&node, &challenge)}),
+    );
+    assert_eq!(after.status, 401);
+}

@@ -600,7 +600,9 @@ impl From<crate::auth::enrollment::Gate> for Problem {
 
 impl From<crate::auth::enrollment::EnrollmentError> for Problem {
     fn from(error: crate::auth::enrollment::EnrollmentError) -> Self {
-        use crate::auth::enrollment::{EnrollmentError, MAX_PENDING_REQUESTS};
+        use crate::auth::enrollment::{
+            EnrollmentError, MAX_PENDING_PER_CLIENT, MAX_PENDING_PER_NETWORK, MAX_PENDING_REQUESTS,
+        };
         match error {
             EnrollmentError::NotClaimed => Problem::not_claimed(),
             EnrollmentError::Gate(gate) => gate.into(),
@@ -627,8 +629,10 @@ impl From<crate::auth::enrollment::EnrollmentError> for Problem {
                 "too-many-enrollment-requests",
                 "Too many requests are waiting",
                 format!(
-                    "At most {MAX_PENDING_REQUESTS} enrollment requests wait at once; retry when \
-                     one has been answered or has run out (five minutes)."
+                    "At most {MAX_PENDING_REQUESTS} enrollment requests wait at once, \
+                     {MAX_PENDING_PER_CLIENT} from one address and {MAX_PENDING_PER_NETWORK} \
+                     from one network; retry when one has been answered or has run out (five \
+                     minutes)."
                 ),
             ),
             EnrollmentError::RateLimited(limited) => {

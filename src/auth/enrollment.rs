@@ -23,8 +23,11 @@ pub const MAX_WINDOW_MINUTES: u32 = 60;
 /// The window a claim or a restore opens in `window` mode, so that the browser that claimed
 /// can enroll its own device key, in seconds.
 pub const CLAIM_WINDOW_SECONDS: i64 = 600;
-/// Requests that may wait at once, node-wide.
+/// Requests that may wait at once, node-wide, from one client address (an IPv6 /64) and from
+/// one network (an IPv4 /24, an IPv6 /48): one address cannot fill the queue alone.
 pub const MAX_PENDING_REQUESTS: usize = 8;
+pub const MAX_PENDING_PER_CLIENT: usize = 2;
+pub const MAX_PENDING_PER_NETWORK: usize = 4;
 /// How long answered requests are kept (their id still answers its status), in seconds.
 pub const ANSWERED_KEPT_SECONDS: i64 = 86_400;
 /// Requests one client address, one network and the node may make a minute.
@@ -333,7 +336,21 @@ impl Enrollment {
         store
             .run(move |c| {
                 let tx = c.transaction().map_err(StoreError::from)?;
-                if rows::pending(&tx, now)?.len() >= MAX_PENDING_REQUESTS {
+                let pending = rows::pending(&tx, now)?;
+                let requester: Option<std::net::IpAddr> = row.ip.parse().ok();
+                let same = |bucket: fn(std::net::IpAddr) -> String| {
+                    let Some(requester) = requester else { return 0 };
+                    let mine = bucket(requester);
+                    pending
+                        .iter()
+                        .filter_map(|p| p.ip.parse().ok())
+                        .filter(|ip| bucket(*ip) == mine)
+                        .count()
+                };
+                if pending.len() >= MAX_PENDING_REQUESTS
+                    || same(crate::net::client_bucket) >= MAX_PENDING_PER_CLIENT
+                    || same(crate::net::network_bucket) >= MAX_PENDING_PER_NETWORK
+                {
                     return Err(EnrollmentError::TooManyPending);
                 }
                 let (id_taken, kid_taken) =

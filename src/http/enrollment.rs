@@ -32,7 +32,8 @@ pub struct ModeBody {
     mode: String,
 }
 
-/// `PUT /api/v1/enrollment` (capability `credentials`, step-up) → 200 the settings.
+/// `PUT /api/v1/enrollment` (capability `owner`, step-up) → 200 the settings. Only a session
+/// that may act for the owner may weaken pairing, which lets the password alone unlock.
 pub async fn set_mode(
     state: web::Data<AppState>,
     client: Client,
@@ -40,7 +41,7 @@ pub async fn set_mode(
     StrictJson(body): StrictJson<ModeBody>,
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
-    signed_in.require(Capability::Credentials)?;
+    signed_in.require(Capability::Owner)?;
     signed_in.require_step_up(now)?;
     let mode = Mode::parse(&body.mode).ok_or_else(|| {
         Problem::invalid_field("mode", "mode must be \"open\", \"approval\" or \"window\".")
@@ -60,7 +61,7 @@ pub struct WindowBody {
     minutes: u32,
 }
 
-/// `POST /api/v1/enrollment/window` (capability `credentials`, step-up) → 200 the settings.
+/// `POST /api/v1/enrollment/window` (capability `owner`, step-up) → 200 the settings.
 pub async fn open_window(
     state: web::Data<AppState>,
     client: Client,
@@ -68,7 +69,7 @@ pub async fn open_window(
     StrictJson(body): StrictJson<WindowBody>,
 ) -> Result<HttpResponse, Problem> {
     let now = state.clock.now();
-    signed_in.require(Capability::Credentials)?;
+    signed_in.require(Capability::Owner)?;
     signed_in.require_step_up(now)?;
     let current = state
         .enrollment

@@ -933,3 +933,67 @@ fn a_rotation_keeps_what_a_credential_approved_bound_by_that_credential() {
     );
     assert_eq!(after.status, 401);
 }
+
+#[test]
+fn one_address_cannot_fill_the_queue_and_only_the_owner_capability_weakens_pairing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = TestNode::start(
+        dir.path(),
+        NodeOptions {
+            enrollment: EnrollmentMode::Approval,
+            trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
+            ..NodeOptions::default()
+        },
+    );
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let (owner_token, _) = node.login_stepped_up(&owner);
+    let from = |ip: &str| {
+        node.post_json_with(
+            REQUESTS,
+            &request_body(&new_device()),
+            &[("x-forwarded-for", ip)],
+        )
+        .status
+    };
+    // Two waiting requests per address, four per network, eight in all.
+    assert_eq!(from("198.51.100.7"), 201);
+    assert_eq!(from("198.51.100.7"), 201);
+    assert_eq!(from("198.51.100.7"), 429);
+    assert_eq!(from("198.51.100.8"), 201);
+    assert_eq!(from("198.51.100.9"), 201);
+    assert_eq!(from("198.51.100.10"), 429);
+    assert_eq!(from("203.0.113.5"), 201);
+    // A session that may manage credentials but not act for the owner can close a window, not
+    // open one or change the mode.
+    let manager = Device::new(&["session", "credentials"]);
+    register(&node, &owner_token, &owner, &manager);
+    let (token, _) = node.login_stepped_up(&manager.signer);
+    let put = node.call(
+        "PUT",
+        ENROLLMENT,
+        Some(&token),
+        Some(&json!({"mode": "open"})),
+        &[],
+    );
+    assert_eq!(
+        put.problem(403)["type"],
+        "urn:siteid:problem:insufficient-capability"
+    );
+    let open = node.call(
+        "POST",
+        "/api/v1/enrollment/window",
+        Some(&token),
+        Some(&json!({"minutes": 5})),
+        &[],
+    );
+    assert_eq!(open.status, 403);
+    let close = node.call(
+        "DELETE",
+        "/api/v1/enrollment/window",
+        Some(&token),
+        None,
+        &[],
+    );
+    assert_eq!(close.status, 200, "{}", close.body);
+}

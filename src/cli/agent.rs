@@ -75,7 +75,7 @@ pub struct Policy {
 }
 
 /// One rule: which requests it matches and what it grants them.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Rule {
     /// Names the rule in the logs and in its daily count.
@@ -294,6 +294,19 @@ pub fn run(args: &AgentArgs) -> Result<(), Failure> {
         format: args.log_format,
         interactions: args.interaction_log.clone(),
     };
+    if !policy.approve.is_empty() && args.interaction_log.is_none() {
+        return Err(Failure::new(
+            "a policy's daily limits are counted in the interaction log: give \
+             --interaction-log FILE (kept across restarts)",
+        ));
+    }
+    for rule in policy.approve.iter().filter(|r| r.from_networks.is_empty()) {
+        // Kind and label are the requester's own words; only the address is the node's.
+        logger.log(
+            "policy_warning",
+            json!({"rule": rule.name, "warning": "no from_networks: any requester who picks a matching kind and label is approved"}),
+        );
+    }
     let approvals = logger.approvals_since(SystemClock.now() - 86_400);
     let known = match args
         .trust
@@ -379,10 +392,25 @@ impl Agent {
         Ok(())
     }
 
+    /// A REST challenge whose proof the node made with the key the trusted owner key bound,
+    /// over a fresh nonce of ours: only such a nonce is ever signed.
+    fn verified_nonce(&mut self) -> Result<String, String> {
+        let trusted = self.trusted_node()?;
+        let client_nonce = crate::jose::b64::encode(&rand::random::<[u8; 32]>());
+        let (nonce, _, proof) =
+            challenge(&self.origin, Some(&client_nonce)).map_err(|f| f.message)?;
+        let proof = proof.ok_or("the node did not sign our nonce")?;
+        trusted
+            .check_proof(&proof, &nonce, &client_nonce, SystemClock.now())
+            .map_err(|why| format!("the node failed mutual authentication: it {why}"))?;
+        self.remember(&trusted)?;
+        Ok(nonce)
+    }
+
     /// Signs in over REST (a session whose token the socket then joins, and that approvals
-    /// use).
-    fn sign_in(&self) -> Result<Session, String> {
-        let (nonce, _, _) = challenge(&self.origin, None).map_err(|f| f.message)?;
+    /// use), after the node proved itself.
+    fn sign_in(&mut self) -> Result<Session, String> {
+        let nonce = self.verified_nonce()?;
         let assertion = sign_assertion(&self.key, &self.origin, &nonce);
         let (status, body) = call_json(
             "POST",
@@ -593,14 +621,7 @@ impl Agent {
                 while Instant::now() < deadline {
                     match socket.read() {
                         Ok(_) => continue,
-                        Err(tungstenite::Error::Io(e))
-                            if matches!(
-                                e.kind(),
-                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                            ) =>
-                        {
-                            continue;
-                        }
+                        Err(tungstenite::Error::Io(e)) if is_pause(&e) => continue,
                         Err(_) => break,
                     }
                 }
@@ -640,11 +661,7 @@ impl Agent {
                     return Ended::Dropped(why);
                 }
                 Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
+                Err(tungstenite::Error::Io(e)) if is_pause(&e) => {}
                 Err(error) => return Ended::Dropped(error.to_string()),
             }
         }
@@ -672,7 +689,8 @@ impl Agent {
             Decision::Approve(rule) => rule,
         };
         let rule_name = rule.name.clone();
-        match self.approve(request, rule, session) {
+        let rule = rule.clone();
+        match self.approve(request, &rule, session) {
             Ok(credential) => {
                 self.approvals.push((rule_name.clone(), SystemClock.now()));
                 self.logger.log(
@@ -688,8 +706,13 @@ impl Agent {
     }
 
     /// Steps up and approves `request` with this agent's binding under `rule`.
-    fn approve(&self, request: &Value, rule: &Rule, session: &Session) -> Result<Value, String> {
-        let (nonce, _, _) = challenge(&self.origin, None).map_err(|f| f.message)?;
+    fn approve(
+        &mut self,
+        request: &Value,
+        rule: &Rule,
+        session: &Session,
+    ) -> Result<Value, String> {
+        let nonce = self.verified_nonce()?;
         let assertion = sign_assertion(&self.key, &self.origin, &nonce);
         let (status, body) = call_json(
             "POST",
@@ -746,6 +769,17 @@ impl Agent {
     }
 }
 
+/// Whether a read error only means "nothing yet": the read timed out, or a signal (SIGTERM)
+/// interrupted it, which the loop then notices.
+fn is_pause(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted
+    )
+}
+
 fn send(
     socket: &mut tungstenite::WebSocket<node_client::NodeStream>,
     message: &Value,
@@ -772,11 +806,7 @@ fn read_json(
                     .unwrap_or_else(|| "the node closed the socket".into()));
             }
             Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(tungstenite::Error::Io(e)) if is_pause(&e) => {}
             Err(error) => return Err(format!("the WebSocket failed: {error}")),
         }
     }

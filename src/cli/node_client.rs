@@ -208,6 +208,19 @@ impl Write for NodeStream {
     }
 }
 
+/// A TCP connection to one of `host`'s addresses, each tried for at most `timeout`.
+fn connect_within(host: &str, port: u16, timeout: Duration) -> std::io::Result<TcpStream> {
+    use std::net::ToSocketAddrs;
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no address");
+    for address in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&address, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
+}
+
 /// A WebSocket to the node at `origin` (as [`node_origin`] returns it), at `path`.
 pub fn websocket(origin: &str, path: &str) -> Result<tungstenite::WebSocket<NodeStream>, String> {
     websocket_with_timeout(origin, path, Duration::from_secs(60))
@@ -228,7 +241,7 @@ pub fn websocket_with_timeout(
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
-    let tcp = TcpStream::connect((tcp_host.as_str(), port))
+    let tcp = connect_within(&tcp_host, port, Duration::from_secs(10))
         .map_err(|e| format!("cannot connect to {origin}: {e}"))?;
     tcp.set_read_timeout(Some(read_timeout))
         .map_err(|e| e.to_string())?;
@@ -249,9 +262,26 @@ pub fn websocket_with_timeout(
     let request = format!("{scheme}://{authority}{path}")
         .into_client_request()
         .map_err(|e| e.to_string())?;
-    let (socket, _) = tungstenite::client::client(request, stream)
-        .map_err(|e| format!("the WebSocket handshake failed: {e}"))?;
-    Ok(socket)
+    // Reads time out after `read_timeout`; the handshake as a whole must finish within ten
+    // seconds, so a server that trickles its answer cannot hold the client.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut attempt = tungstenite::client::client(request, stream);
+    loop {
+        match attempt {
+            Ok((socket, _)) => return Ok(socket),
+            Err(tungstenite::HandshakeError::Interrupted(pending))
+                if std::time::Instant::now() < deadline =>
+            {
+                attempt = pending.handshake();
+            }
+            Err(tungstenite::HandshakeError::Interrupted(_)) => {
+                return Err("the WebSocket handshake did not finish in ten seconds".into());
+            }
+            Err(tungstenite::HandshakeError::Failure(e)) => {
+                return Err(format!("the WebSocket handshake failed: {e}"));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

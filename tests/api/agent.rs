@@ -59,12 +59,17 @@ fn logged_for(path: &std::path::Path, event: &str, request_id: &str) -> bool {
         .any(|e| e["event"] == event && e["request_id"] == request_id)
 }
 
-/// Sends a request for a new key with `label` and `kind`; returns its id.
+/// Sends a request for a new key with `label` and `kind`, each from a loopback network of its
+/// own (the node believes the test's X-Forwarded-For: one address may keep only two waiting);
+/// returns its id.
 fn request(node: &TestNode, kind: &'static str, label: &str) -> String {
+    static SENT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+    let network = SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let from = format!("127.0.{network}.9");
     let mut device = Device::new(&[]);
     device.kind = kind;
     device.label = label.into();
-    let answer = node.post_json(
+    let answer = node.post_json_with(
         REQUESTS,
         &json!({
             "id": device.id,
@@ -72,6 +77,7 @@ fn request(node: &TestNode, kind: &'static str, label: &str) -> String {
             "label": label,
             "public_key": serde_json::to_value(device.signer.key.public_key().to_jwk()).expect("jwk"),
         }),
+        &[("x-forwarded-for", &from)],
     );
     assert_eq!(answer.status, 201, "{}", answer.body);
     device.id
@@ -89,6 +95,7 @@ fn start(dir: &std::path::Path, listen: Option<std::net::SocketAddr>) -> TestNod
         dir,
         NodeOptions {
             enrollment: EnrollmentMode::Approval,
+            trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
             listen,
             ..NodeOptions::default()
         },
@@ -286,6 +293,18 @@ fn the_agent_once_prints_the_verified_identity_and_refuses_a_wrong_pin() {
         "{}",
         String::from_utf8_lossy(&unbound.stderr)
     );
+    // Nothing was signed for the node that could not prove itself: no session of the agent.
+    let sessions = node
+        .call("GET", "/api/v1/sessions", Some(&owner_token), None, &[])
+        .json();
+    assert!(
+        !sessions["sessions"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|s| s["credential_id"] == agent.id.as_str()),
+        "{sessions}"
+    );
     bind_node_key(&node, &owner_token, &owner, &node_kid);
     let output = once(&owner_kid);
     assert!(
@@ -303,4 +322,21 @@ fn the_agent_once_prints_the_verified_identity_and_refuses_a_wrong_pin() {
     };
     let refused = once(&other.key.public_key().thumbprint());
     assert!(!refused.status.success());
+    // A policy's daily limits need the interaction log that counts them across restarts.
+    let policy_path = work.path().join("policy.toml");
+    std::fs::write(
+        &policy_path,
+        "[[approve]]\nname = \"any\"\ncapabilities = [\"session\"]\nmax_per_day = 1\n",
+    )
+    .expect("policy");
+    let without_log = Command::new(BINARY)
+        .args(["agent", "--node", &node.base_url, "--key"])
+        .arg(&key_path)
+        .arg("--policy")
+        .arg(&policy_path)
+        .args(["--pin", &owner_kid])
+        .output()
+        .expect("the agent runs");
+    assert!(!without_log.status.success());
+    assert!(String::from_utf8_lossy(&without_log.stderr).contains("--interaction-log"));
 }

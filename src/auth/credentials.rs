@@ -258,6 +258,17 @@ pub(crate) struct BindingClaims {
     pub exp: Option<i64>,
     pub iat: i64,
     pub jti: String,
+    /// An approval's binding may name the requester's address as the approver saw it; the node
+    /// refuses the approval when the request came from another (a relay rewrote it).
+    #[serde(default)]
+    pub from: Option<String>,
+}
+
+/// The `from` claim of a binding, read without checking its signature (an approval compares it
+/// with the request; the binding itself is checked when the credential is added).
+pub(crate) fn binding_from(binding: &str) -> Option<String> {
+    let jws = CompactJws::parse_accepting(binding, BINDING_TYPE, |_| true).ok()?;
+    jws.verify_by::<BindingClaims>(|_, _| true).ok()?.from
 }
 
 /// Checks a stored row against its binding and the owner key; the message says what does not

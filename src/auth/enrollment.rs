@@ -386,6 +386,14 @@ impl Enrollment {
         now: i64,
     ) -> Result<crate::store::credentials::CredentialRow, EnrollmentError> {
         let row = pending_request(store, &approval.request_id, now).await?;
+        if let Some(from) = super::credentials::binding_from(&approval.binding)
+            && from != row.ip
+        {
+            return Err(invalid(
+                "binding",
+                "names another requester address (from) than the request came from",
+            ));
+        }
         let granted = Capabilities::from_names(approval.capabilities.iter().map(String::as_str))
             .map_err(|e| invalid("capabilities", e))?;
         let beyond: Vec<&'static str> = granted

@@ -739,6 +739,9 @@ impl Agent {
             "net": rule.networks,
             "iat": now,
             "jti": id,
+            // The address the policy judged: the node refuses the approval if the request came
+            // from elsewhere (a relay that rewrote the event).
+            "from": request["ip"],
         });
         if let Some(at) = expires_at {
             claims["exp"] = json!(at);

@@ -997,3 +997,32 @@ fn one_address_cannot_fill_the_queue_and_only_the_owner_capability_weakens_pairi
     );
     assert_eq!(close.status, 200, "{}", close.body);
 }
+
+#[test]
+fn an_approval_naming_another_requester_address_is_refused() {
+    let (_dir, node, _clock, owner, owner_token) = node_in(EnrollmentMode::Approval);
+    let approver = Device::new(&["session", "credentials"]);
+    register(&node, &owner_token, &owner, &approver);
+    let (approver_token, _) = node.login_stepped_up(&approver.signer);
+    let device = new_device();
+    let sent = send_request(&node, &device);
+    let with_from = |from: &str| {
+        let claims = json!({
+            "sub": device.kid(), "kind": device.kind, "label": device.label,
+            "cap": device.capabilities, "net": device.networks, "iat": now(),
+            "jti": device.id, "from": from,
+        });
+        let binding = siteid::jose::jws::sign_es384(
+            &approver.signer.key,
+            &json!({"alg": "ES384", "typ": "siteid-credential+jwt", "kid": approver.kid()}),
+            &claims,
+        );
+        json!({"capabilities": device.capabilities, "networks": [], "expires_at": null, "binding": binding})
+    };
+    // What a relay that rewrote the event's address would make the approver sign.
+    let rewritten = approve(&node, &approver_token, &with_from("10.0.0.55"), &device.id);
+    assert_eq!(rewritten.problem(422)["field"], "binding");
+    let seen = sent["ip"].as_str().expect("ip");
+    let approved = approve(&node, &approver_token, &with_from(seen), &device.id);
+    assert_eq!(approved.status, 201, "{}", approved.body);
+}

@@ -351,8 +351,14 @@ pub async fn add(
         let claims = super::credentials::verify_delegated_binding(binding, approver)
             .map_err(|e| invalid("binding", e))?;
         check_recent(claims.iat as f64, now).map_err(|e| invalid("binding", e))?;
-        super::credentials::check_delegated_row(&row, approver)
-            .map_err(|e| invalid("binding", e))?;
+        super::credentials::check_delegated_row(&row, approver).map_err(|e| {
+            let e = e.replace(
+                "does not match its binding",
+                "does not agree with the approval's capabilities, networks and expires_at, or \
+                 the request's kind, label, key and id",
+            );
+            invalid("binding", format!("is refused: the credential {e}"))
+        })?;
     }
     let approver_kid = approver.as_ref().map(|a| a.kid.clone());
     let actor = actor.clone();

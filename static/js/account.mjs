@@ -1,6 +1,6 @@
 // The /account page: sessions (live over the WebSocket), the audit log, password change, replacing the owner key,
-// forgetting this device, signing out (which forgets the inbox's keys); it first checks the node against what this
-// device trusts.
+// forgetting this device, signing out (which forgets the inbox's keys), and new devices' requests and the enrollment
+// setting (on demand); it first checks the node against what this device trusts.
 
 import { ApiError, api, clearToken, getToken, setNotice, signedInApi } from './api.mjs';
 import { replaceWrappedKey, unlockWithPassword } from './auth.mjs';
@@ -151,8 +151,18 @@ function scheduleRefresh() {
   refreshTimer = setTimeout(refreshAll, 100);
 }
 
+/** The requests of new devices, loaded when one waits for an answer. */
+const pairing = () => import('./pairing-approve.mjs');
+
+async function loadPairing() {
+  if (!session.capabilities.includes('credentials')) return;
+  const { requests } = await call('GET', '/enrollment/requests');
+  if (requests.length) (await pairing()).showRequests(requests, call);
+}
+
 function onEvent(message) {
   if (quiet) return;
+  if (message.event.startsWith('enrollment.')) pairing().then((m) => m.onEnrollmentEvent(message, call));
   const ended = message.event === 'session.revoked' || message.event === 'session.ended';
   if (ended && message.session_id === session.session_id) {
     leave('revoked');
@@ -181,6 +191,8 @@ function connect() {
     if (message.type === 'challenge') ws.send(JSON.stringify({ type: 'auth', access_token: token }));
     else if (message.type === 'ready') {
       if (retries > 0) scheduleRefresh(); // Events may have been missed while disconnected.
+      // Requests waiting for an answer, read once the socket would show new ones, so that none falls in between.
+      loadPairing().catch((error) => showError(describe(error)));
       retries = 0;
       $('app').dataset.live = 'true';
     } else if (message.type === 'event') onEvent(message);
@@ -383,6 +395,7 @@ async function main() {
   $('rotate-new-password').addEventListener('input', async () => (await strength()).renderStrength($('rotate-strength'), $('rotate-new-password').value));
   $('forget-device').addEventListener('click', forgetDevice);
   $('unlock-code-make').addEventListener('click', makeUnlockCode);
+  $('enrollment-section').addEventListener('toggle', async () => $('enrollment-section').open && (await import('./enrollment-settings.mjs')).openEnrollment(call));
   connect();
   try {
     await refreshSessions();

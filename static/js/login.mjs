@@ -1,4 +1,4 @@
-// The /login page: one-step sign-in with this device's key, sign-in with a passkey (which unlocks the key on a new device where it has a PRF copy), the password unlock of the wrapped key that enrolls a new device (with a TOTP or recovery code when two-step unlock is on), and sign-in with a signature pasted from openssl or ssh-keygen; each checks the node against what this device trusts first.
+// The /login page: one-step sign-in with this device's key, sign-in with a passkey (which unlocks the key on a new device where it has a PRF copy), the password unlock of the wrapped key that enrolls a new device (with a TOTP or recovery code when two-step unlock is on), asking a signed-in device to approve this one (as the enrollment mode allows), and sign-in with a signature pasted from openssl or ssh-keygen; each checks the node against what this device trusts first.
 
 import { ApiError, api, clearToken, getToken, setToken, takeNotice } from './api.mjs';
 import { signIn, unlockParams, unlockWithPassword } from './auth.mjs';
@@ -135,8 +135,17 @@ function showUnlock(message = '') {
   $('unlock-form').hidden = false;
   if (message) showStatus(message);
   $('password').focus();
-  loadParams();
+  loadParams().then((claimed) => claimed && offerPairing());
   offerPasskeys();
+}
+
+/** Offers pairing with a signed-in device; without an open window, approval mode takes the password form away and window mode both. */
+async function offerPairing() {
+  const { mode, window: open } = await api('GET', '/enrollment').catch(() => ({}));
+  const closed = !open && (mode === 'approval' || mode === 'window');
+  if (closed) $('unlock-form').hidden = true;
+  $('login-pair').hidden = closed && mode === 'window';
+  $('enrollment-closed').hidden = !$('login-pair').hidden;
 }
 
 /** Shows the passkey button where WebAuthn works; the sign-in code loads on demand. */
@@ -240,6 +249,7 @@ async function main() {
   if (notice && NOTICES[notice]) showStatus(NOTICES[notice]);
   $('unlock-form').addEventListener('submit', onUnlockSubmit);
   $('unlock-code-toggle').addEventListener('click', () => offerUnlockCode());
+  $('pair-button').addEventListener('click', async () => (await import('./pairing-request.mjs')).askToJoin(goToAccount));
   // The paste sign-in (and the key parsing it needs) loads when its section opens.
   $('paste-section').addEventListener('toggle', async () => {
     if ($('paste-section').open) (await import('./login-paste.mjs')).openPaste({ throttle, goToAccount, isThrottled: () => throttled });

@@ -52,6 +52,10 @@ struct Loaded {
     owner_kid: Option<String>,
     checked: Option<Checked>,
     awaiting_key: bool,
+    /// A node key the stored bindings named at start-up that `node.key` does not hold (the
+    /// file was lost or restored from elsewhere): the file's key is the node's, and the owner
+    /// binds it anew. Only a binding stored later for another key is a rotation to follow.
+    lost_kid: Option<String>,
 }
 
 impl NodeKeyBinding {
@@ -63,6 +67,22 @@ impl NodeKeyBinding {
         audience: &str,
     ) -> Result<Self, StoreError> {
         let cell = NodeKeyBinding::default();
+        let latest = store.run(|c| rows::latest_node_kid(c)).await?;
+        if let Some(latest) = latest.filter(|kid| kid.as_str() != node_key.get().kid())
+            && !matches!(node_key.switch_to(&latest), Ok(true))
+        {
+            tracing::warn!(
+                stored = %latest,
+                file = %node_key.get().kid(),
+                "the node key's binding names another key than node.key holds (a lost or replaced \
+                 key file): the node signs with the file's key, which the owner binds anew by \
+                 signing in with the password, or with siteid node-key rotate"
+            );
+            cell.0
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .lost_kid = Some(latest);
+        }
         cell.reload(store, node_key, owner_key, audience).await?;
         Ok(cell)
     }
@@ -79,8 +99,12 @@ impl NodeKeyBinding {
         audience: &str,
     ) -> Result<(), StoreError> {
         let latest = store.run(|c| rows::latest_node_kid(c)).await?;
+        let lost_kid = self.lost_kid();
         let mut awaiting_key = false;
-        if let Some(latest) = latest.filter(|kid| kid.as_str() != node_key.get().kid()) {
+        if let Some(latest) = latest
+            .filter(|kid| kid.as_str() != node_key.get().kid())
+            .filter(|kid| lost_kid.as_deref() != Some(kid.as_str()))
+        {
             let old_kid = node_key.get().kid().to_owned();
             match node_key.switch_to(&latest) {
                 Ok(true) => {
@@ -109,8 +133,17 @@ impl NodeKeyBinding {
             owner_kid: Some(owner_key.kid.clone()),
             checked,
             awaiting_key,
+            lost_kid,
         };
         Ok(())
+    }
+
+    fn lost_kid(&self) -> Option<String> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .lost_kid
+            .clone()
     }
 
     fn awaits_key(&self) -> bool {
@@ -169,6 +202,7 @@ impl NodeKeyBinding {
         let node_kid = node_key.kid().to_owned();
         let owner_kid = owner_key.kid.clone();
         let stored = binding.clone();
+        let lost_kid = self.lost_kid();
         store
             .run(move |c| {
                 let tx = c.transaction().map_err(StoreError::from)?;
@@ -182,9 +216,9 @@ impl NodeKeyBinding {
                 }
                 // A node key replaced on the command line (`siteid node-key rotate`) a moment
                 // ago is not yet in use here: binding the old one would outrank the new.
-                if crate::store::node_key::latest_node_kid(&tx)?
-                    .is_some_and(|latest| latest != node_kid)
-                {
+                if crate::store::node_key::latest_node_kid(&tx)?.is_some_and(|latest| {
+                    latest != node_kid && lost_kid.as_deref() != Some(latest.as_str())
+                }) {
                     return Err(NodeBindingError::Invalid(
                         "names a node key that was replaced meanwhile; fetch node-key.json again"
                             .into(),

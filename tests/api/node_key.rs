@@ -380,6 +380,18 @@ fn siteid_login_with_a_pin_checks_the_node_before_signing_in() {
     let (code, _, stderr) = login(&node, &owner_kid);
     assert_ne!(code, 0);
     assert!(stderr.contains("is not the node the owner key"), "{stderr}");
+
+    // The file's new key is the node's now: the owner binds it (as a browser does at its next
+    // password sign-in), and the command line accepts the node again.
+    let new_kid = node.get(NODE_KEY).json()["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    let (token, _) = node.login(&owner);
+    bind_node_key(&node, &token, &owner, &new_kid);
+    assert!(jwks_kids(&node).contains(&new_kid));
+    let (code, _, stderr) = login(&node, &owner_kid);
+    assert_eq!(code, 0, "{stderr}");
 }
 
 #[test]

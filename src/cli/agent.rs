@@ -25,10 +25,11 @@ use crate::net::IpNetwork;
 /// The shortest and longest waits between reconnection attempts.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const LAST_RETRY: Duration = Duration::from_secs(60);
-/// How often the agent checks its session (which also keeps it in use).
-const SESSION_CHECK: Duration = Duration::from_secs(60);
-/// A session this close to its end is replaced by a new sign-in, in seconds.
-const RENEW_BEFORE: i64 = 120;
+/// How often the agent pings over its socket, which keeps its session in use.
+const PING_EVERY: Duration = Duration::from_secs(60);
+/// How long a session serves before the agent signs in anew (a session lives at least an hour
+/// on any node; the old one then ends when idle).
+const RENEW_AFTER: Duration = Duration::from_secs(50 * 60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -258,6 +259,19 @@ enum Ended {
     Renew,
     /// The connection dropped or the node closed it: retry after a backoff.
     Dropped(String),
+    /// The node ended the session (4401): sign in again after a backoff.
+    SessionClosed(String),
+}
+
+/// The agent's socket to the node.
+type AgentSocket = tungstenite::WebSocket<node_client::NodeStream>;
+
+/// Why `connect` failed.
+enum Refusal {
+    /// Before the session was offered: the node, the network or its proof.
+    Connection(String),
+    /// The node did not accept the session: sign in again.
+    Session(String),
 }
 
 /// The agent's state across connections.
@@ -279,7 +293,6 @@ struct Agent {
 struct Session {
     token: String,
     capabilities: Capabilities,
-    expires_at: i64,
 }
 
 /// Runs `siteid agent`.
@@ -451,54 +464,36 @@ impl Agent {
             token,
             capabilities: Capabilities::from_names(names.iter().map(String::as_str))
                 .unwrap_or_default(),
-            expires_at: body["expires_at"].as_i64().unwrap_or_default(),
         })
     }
 
     /// Opens the socket, checks the node's proof over its challenge and a nonce of ours, and
-    /// joins `session`. Returns the socket, the owner kid and the node kid.
-    fn connect(
-        &mut self,
-        session: &Session,
-    ) -> Result<
-        (
-            tungstenite::WebSocket<node_client::NodeStream>,
-            String,
-            String,
-        ),
-        String,
-    > {
-        let trusted = self.trusted_node()?;
-        let mut socket = node_client::websocket_with_timeout(
-            &self.origin,
-            "/api/v1/ws",
-            Duration::from_secs(1),
-        )?;
+    /// only then joins `session` (its token goes nowhere else). Returns the socket, the owner
+    /// kid and the node kid.
+    fn connect(&mut self, session: &Session) -> Result<(AgentSocket, String, String), Refusal> {
+        let trusted = self.trusted_node().map_err(Refusal::Connection)?;
+        let mut socket =
+            node_client::websocket_with_timeout(&self.origin, "/api/v1/ws", Duration::from_secs(1))
+                .map_err(Refusal::Connection)?;
         let deadline = Instant::now() + Duration::from_secs(10);
-        let first = read_json(&mut socket, deadline)?;
-        let nonce = first["nonce"]
-            .as_str()
-            .ok_or("the socket sent no challenge")?;
-        let client_nonce = crate::jose::b64::encode(&rand::random::<[u8; 32]>());
-        send(
+        node_trust::checked_socket_challenge(
             &mut socket,
-            &json!({"type": "challenge", "client_nonce": client_nonce}),
-        )?;
-        let proved = read_json(&mut socket, deadline)?;
-        let proof = proved["node_signature"]
-            .as_str()
-            .ok_or("the node did not sign our nonce")?;
-        trusted
-            .check_proof(proof, nonce, &client_nonce, SystemClock.now())
-            .map_err(|why| format!("the node failed mutual authentication: it {why}"))?;
-        self.remember(&trusted)?;
+            &trusted,
+            &mut |socket| read_json(socket, deadline),
+            SystemClock.now(),
+        )
+        .map_err(Refusal::Connection)?;
+        self.remember(&trusted).map_err(Refusal::Connection)?;
         send(
             &mut socket,
             &json!({"type": "auth", "access_token": session.token}),
-        )?;
-        let ready = read_json(&mut socket, deadline)?;
+        )
+        .map_err(Refusal::Connection)?;
+        let ready = read_json(&mut socket, deadline).map_err(Refusal::Session)?;
         if ready["type"] != "ready" {
-            return Err(format!("the node did not accept the session: {ready}"));
+            return Err(Refusal::Session(format!(
+                "the node did not accept the session: {ready}"
+            )));
         }
         Ok((socket, trusted.owner_kid, trusted.node_kid))
     }
@@ -507,7 +502,9 @@ impl Agent {
     fn once(&mut self) -> Result<(), Failure> {
         let session = self.sign_in().map_err(Failure::new)?;
         let (mut socket, owner_kid, node_kid) = self.connect(&session).map_err(|e| Failure {
-            message: e,
+            message: match e {
+                Refusal::Connection(why) | Refusal::Session(why) => why,
+            },
             code: super::owner_key::EXIT_BROKEN,
         })?;
         let _ = socket.close(None);
@@ -535,22 +532,28 @@ impl Agent {
         let mut retry = FIRST_RETRY;
         let mut session: Option<Session> = None;
         while !self.stopping.load(Ordering::SeqCst) {
-            let live = match session.take() {
-                Some(s) => self.session(s.token),
-                None => Err(String::new()),
-            };
-            let current = match live.or_else(|_| self.sign_in()) {
-                Ok(s) => s,
-                Err(why) => {
-                    self.logger.log("sign_in_failed", json!({ "error": why }));
-                    retry = self.back_off(retry);
-                    continue;
-                }
+            // A kept session's token goes only to a socket whose node proved itself first
+            // (`connect`); a sign-in checks the node before it signs.
+            let current = match session.take() {
+                Some(kept) => kept,
+                None => match self.sign_in() {
+                    Ok(s) => s,
+                    Err(why) => {
+                        self.logger.log("sign_in_failed", json!({ "error": why }));
+                        retry = self.back_off(retry);
+                        continue;
+                    }
+                },
             };
             let connected = self.connect(&current);
             let (socket, owner_kid, node_kid) = match connected {
                 Ok(connected) => connected,
-                Err(why) => {
+                Err(Refusal::Session(why)) => {
+                    self.logger.log("session_refused", json!({ "error": why }));
+                    retry = self.back_off(retry);
+                    continue;
+                }
+                Err(Refusal::Connection(why)) => {
                     self.logger.log("connect_failed", json!({ "error": why }));
                     session = Some(current);
                     retry = self.back_off(retry);
@@ -573,6 +576,10 @@ impl Agent {
                 Ended::Dropped(why) => {
                     self.logger.log("disconnected", json!({ "reason": why }));
                     session = Some(current);
+                    retry = self.back_off(retry);
+                }
+                Ended::SessionClosed(why) => {
+                    self.logger.log("disconnected", json!({ "reason": why }));
                     retry = self.back_off(retry);
                 }
             }
@@ -613,7 +620,9 @@ impl Agent {
                 self.handle_request(&request, session);
             }
         }
-        let mut last_check = Instant::now();
+        let connected_at = Instant::now();
+        let mut last_ping = Instant::now();
+        let mut ping_id: u64 = 0;
         loop {
             if self.stopping.load(Ordering::SeqCst) {
                 let _ = socket.close(None);
@@ -627,16 +636,16 @@ impl Agent {
                 }
                 return Ended::Stopped;
             }
-            if last_check.elapsed() >= SESSION_CHECK {
-                last_check = Instant::now();
-                match self.session(session.token.clone()) {
-                    Ok(s) if s.expires_at - SystemClock.now() > RENEW_BEFORE => {}
-                    Ok(_) => {
-                        let _ = socket.close(None);
-                        let _ = socket.flush();
-                        return Ended::Renew;
-                    }
-                    Err(why) => return Ended::Dropped(why),
+            if connected_at.elapsed() >= RENEW_AFTER {
+                let _ = socket.close(None);
+                let _ = socket.flush();
+                return Ended::Renew;
+            }
+            if last_ping.elapsed() >= PING_EVERY {
+                last_ping = Instant::now();
+                ping_id += 1;
+                if let Err(why) = send(&mut socket, &json!({"type": "ping", "id": ping_id})) {
+                    return Ended::Dropped(why);
                 }
             }
             match socket.read() {
@@ -655,9 +664,13 @@ impl Agent {
                     }
                 }
                 Ok(Message::Close(frame)) => {
+                    let code = frame.as_ref().map(|f| u16::from(f.code));
                     let why = frame
                         .map(|f| format!("{} {}", u16::from(f.code), f.reason))
                         .unwrap_or_else(|| "closed".into());
+                    if code == Some(crate::ws::protocol::CLOSE_UNAUTHORIZED) {
+                        return Ended::SessionClosed(why);
+                    }
                     return Ended::Dropped(why);
                 }
                 Ok(_) => {}

@@ -57,9 +57,9 @@ pub fn run(args: &LoginArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::new(format!("--alg: {e}")))?;
     }
     // A REST challenge first, also with --ws: its message says which URL the node signs for.
-    let nonce = verified_challenge(&origin, &args.trust)?;
+    let (nonce, trusted) = verified_challenge(&origin, &args.trust)?;
     if args.ws {
-        return watch(&origin, &key);
+        return watch(&origin, &key, &trusted);
     }
     let assertion = sign_assertion(&key, &origin, &nonce);
     let (status, body) = post_json(
@@ -109,7 +109,7 @@ pub fn load_key(path: &Path, passphrase_file: Option<&Path>) -> Result<PrivateKe
 /// Checks the node before anything is signed for it (see [`node_trust`]): the owner key it is
 /// trusted from bound its node key for `origin`, and the node signs a fresh nonce of ours with
 /// that key. Keeps what was verified in the known-nodes file; returns the challenge's nonce.
-fn verified_challenge(origin: &str, trust: &TrustArgs) -> Result<String, Failure> {
+fn verified_challenge(origin: &str, trust: &TrustArgs) -> Result<(String, TrustedNode), Failure> {
     let refused = |message: String| Failure {
         message,
         code: super::owner_key::EXIT_BROKEN,
@@ -163,7 +163,7 @@ fn verified_challenge(origin: &str, trust: &TrustArgs) -> Result<String, Failure
         known.remember(origin, &trusted, now);
         known.save().map_err(Failure::new)?;
     }
-    Ok(nonce)
+    Ok((nonce, trusted))
 }
 
 /// Says on stderr what was verified, and what changed since the node was last seen.
@@ -237,13 +237,38 @@ pub(super) fn sign_assertion(key: &PrivateKey, origin: &str, nonce: &str) -> Str
     )
 }
 
-/// Signs in on a WebSocket and prints each text message until the node closes it.
-fn watch(origin: &str, key: &PrivateKey) -> Result<(), Failure> {
+/// Signs in on a WebSocket, after checking the node's proof over the socket's own challenge
+/// with the node key `trusted` names, and prints each text message until the node closes it.
+fn watch(origin: &str, key: &PrivateKey, trusted: &TrustedNode) -> Result<(), Failure> {
     use std::io::Write;
     use tungstenite::Message;
     let mut socket = node_client::websocket(origin, "/api/v1/ws").map_err(Failure::new)?;
+    let mut read_text = |socket: &mut tungstenite::WebSocket<node_client::NodeStream>| loop {
+        match socket.read() {
+            Ok(Message::Text(text)) => {
+                return serde_json::from_str::<Value>(text.as_str())
+                    .map_err(|e| format!("the node sent a message that is not JSON: {e}"));
+            }
+            Ok(Message::Close(_)) => return Err("the node closed the socket".to_owned()),
+            Ok(_) => continue,
+            Err(e) => return Err(format!("the WebSocket failed: {e}")),
+        }
+    };
+    let nonce = node_trust::checked_socket_challenge(
+        &mut socket,
+        trusted,
+        &mut read_text,
+        SystemClock.now(),
+    )
+    .map_err(|why| Failure {
+        message: format!("{origin} is not the node the owner key vouches for: {why}"),
+        code: super::owner_key::EXIT_BROKEN,
+    })?;
+    let auth = json!({"type": "auth", "assertion": sign_assertion(key, origin, &nonce)});
+    socket
+        .send(Message::text(auth.to_string()))
+        .map_err(|e| Failure::new(format!("the WebSocket failed: {e}")))?;
     let mut out = std::io::stdout().lock();
-    let mut signed_in = false;
     loop {
         let message = socket
             .read()
@@ -253,18 +278,6 @@ fn watch(origin: &str, key: &PrivateKey) -> Result<(), Failure> {
                 let value: Value = serde_json::from_str(text.as_str()).map_err(|e| {
                     Failure::new(format!("the node sent a message that is not JSON: {e}"))
                 })?;
-                if !signed_in && value["type"] == "challenge" {
-                    let nonce = value["nonce"]
-                        .as_str()
-                        .ok_or_else(|| Failure::new("the socket's challenge has no nonce"))?;
-                    let auth =
-                        json!({"type": "auth", "assertion": sign_assertion(key, origin, nonce)});
-                    socket
-                        .send(Message::text(auth.to_string()))
-                        .map_err(|e| Failure::new(format!("the WebSocket failed: {e}")))?;
-                    signed_in = true;
-                    continue;
-                }
                 writeln!(out, "{value}")
                     .and_then(|()| out.flush())
                     .map_err(|e| Failure::new(format!("cannot write: {e}")))?;

@@ -369,6 +369,39 @@ fn published_owner_kid(history_text: &str) -> Result<String, String> {
         })
 }
 
+/// A WebSocket's challenge, checked: reads the socket's challenge, asks for it again with a
+/// fresh nonce of ours, and checks the node's proof over both with `trusted` before anything is
+/// signed or sent. Returns the socket's nonce. `read` returns the next JSON text frame (within
+/// the caller's deadline).
+pub fn checked_socket_challenge<S: std::io::Read + std::io::Write>(
+    socket: &mut tungstenite::WebSocket<S>,
+    trusted: &TrustedNode,
+    read: &mut dyn FnMut(&mut tungstenite::WebSocket<S>) -> Result<serde_json::Value, String>,
+    now: i64,
+) -> Result<String, String> {
+    let first = read(socket)?;
+    let nonce = first["nonce"]
+        .as_str()
+        .ok_or("the socket sent no challenge")?
+        .to_owned();
+    let client_nonce = crate::jose::b64::encode(&rand::random::<[u8; 32]>());
+    let ask = serde_json::json!({"type": "challenge", "client_nonce": client_nonce});
+    socket
+        .send(tungstenite::Message::text(ask.to_string()))
+        .map_err(|e| format!("the WebSocket failed: {e}"))?;
+    let proved = read(socket)?;
+    if proved["nonce"].as_str() != Some(nonce.as_str()) {
+        return Err("the socket answered another challenge".into());
+    }
+    let proof = proved["node_signature"]
+        .as_str()
+        .ok_or("the node did not sign our nonce on the socket")?;
+    trusted
+        .check_proof(proof, &nonce, &client_nonce, now)
+        .map_err(|why| format!("the node failed mutual authentication: it {why}"))?;
+    Ok(nonce)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

@@ -340,3 +340,66 @@ fn the_agent_once_prints_the_verified_identity_and_refuses_a_wrong_pin() {
     assert!(!without_log.status.success());
     assert!(String::from_utf8_lossy(&without_log.stderr).contains("--interaction-log"));
 }
+
+#[test]
+fn the_agent_refuses_a_node_whose_key_changed_and_signs_nothing_for_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let work = tempfile::tempdir().expect("temp dir");
+    let node = start(dir.path(), None);
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let (owner_token, _) = node.login_stepped_up(&owner);
+    let node_kid = node.get("/.well-known/siteid/node-key.json").json()["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    bind_node_key(&node, &owner_token, &owner, &node_kid);
+    let agent = Device::new(&["session", "credentials"]);
+    register(&node, &owner_token, &owner, &agent);
+    let key_path = work.path().join("agent.pem");
+    key_file(&key_path, &agent.signer.key);
+    let log_path = work.path().join("interactions.jsonl");
+    let _process = AgentProcess(Some(
+        Command::new(BINARY)
+            .args(["agent", "--node", &node.base_url, "--key"])
+            .arg(&key_path)
+            .arg("--interaction-log")
+            .arg(&log_path)
+            .arg("--known-nodes")
+            .arg(work.path().join("known_nodes.json"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the agent starts"),
+    ));
+    let limit = Duration::from_secs(30);
+    assert!(wait_until(limit, || count(&log_path, "connected") >= 1));
+    // Same URL, same database, another node key (node.key replaced): it cannot prove itself.
+    let address = node.address;
+    node.stop();
+    std::fs::remove_file(dir.path().join("node.key")).expect("remove");
+    let node = start(dir.path(), Some(address));
+    assert!(
+        wait_until(limit, || interactions(&log_path).iter().any(|e| {
+            e["event"] == "connect_failed"
+                && e["error"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("not bound") || m.contains("bound"))
+        })),
+        "{:?}",
+        interactions(&log_path)
+    );
+    assert_eq!(count(&log_path, "connected"), 1);
+    // No new sign-in happened: the agent's only session is the one from before.
+    let (token, _) = node.login(&owner);
+    let sessions = node
+        .call("GET", "/api/v1/sessions", Some(&token), None, &[])
+        .json();
+    let agents = sessions["sessions"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|s| s["credential_id"] == agent.id.as_str())
+        .count();
+    assert!(agents <= 1, "{sessions}");
+}

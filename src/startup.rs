@@ -298,6 +298,7 @@ async fn announce_owner_state(
     settings: &Settings,
 ) -> Result<(), StoreError> {
     let served_url = public_url.to_string();
+    let served_enrollment = settings.enrollment.as_str();
     let (token, kid) = store
         .run(move |c| {
             let tx = c.transaction()?;
@@ -306,6 +307,7 @@ async fn announce_owner_state(
             };
             audit::append(&tx, now, &event, &Actor::local())?;
             meta::set_text(&tx, meta::SERVED_PUBLIC_URL, &served_url)?;
+            meta::set_text(&tx, meta::SERVED_ENROLLMENT, served_enrollment)?;
             let token = current_claim_token(&tx, now)?;
             let kid = owner::find(&tx)?.map(|o| o.kid);
             tx.commit()?;

@@ -361,6 +361,14 @@ pub async fn add(
         })?;
     }
     let approver_kid = approver.as_ref().map(|a| a.kid.clone());
+    // The approver's row as the registry checked it, compared again inside the transaction.
+    let approver_fields = approver.as_ref().map(|a| {
+        (
+            a.capabilities.to_json(),
+            networks_json(&a.networks),
+            a.expires_at,
+        )
+    });
     let actor = actor.clone();
     let stored = row.clone();
     let passkey = input.passkey;
@@ -374,12 +382,18 @@ pub async fn add(
                 // owner key itself: an approved credential cannot approve others in turn.
                 Some(kid) => {
                     let owner_kid = crate::store::owner::find(&tx)?.map(|record| record.kid);
+                    // The approver as checked: a change made meanwhile (narrowed, reset) must
+                    // not let in a credential it no longer vouches for.
                     let owner_bound = rows::live(&tx)?.iter().any(|r| {
                         &r.kid == kid
                             && r.binding
                                 .as_deref()
                                 .and_then(super::credentials::binding_signer)
                                 == owner_kid
+                            && approver_fields.as_ref().is_some_and(|fields| {
+                                *fields
+                                    == (r.capabilities.clone(), r.networks.clone(), r.expires_at)
+                            })
                     });
                     if !owner_bound {
                         return Err(invalid(

@@ -670,13 +670,17 @@ pub async fn close_window(
 pub async fn sweep(store: &Store, now: i64) -> Result<Vec<String>, StoreError> {
     store
         .run(move |c| {
-            let window = rows::window(c)?;
-            let overdue = rows::overdue(c, now)?;
-            let ran_out = window.is_some_and(|w| !w.closed && w.closes_at <= now);
-            if overdue.is_empty() && !ran_out {
+            // A quick look first, so that a quiet second writes nothing; then the same reads
+            // again inside the transaction (the command line may have opened a window since).
+            let ran_out =
+                |window: Option<WindowRow>| window.is_some_and(|w| !w.closed && w.closes_at <= now);
+            if rows::overdue(c, now)?.is_empty() && !ran_out(rows::window(c)?) {
                 return Ok(Vec::new());
             }
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let window = rows::window(&tx)?;
+            let overdue = rows::overdue(&tx, now)?;
+            let ran_out = ran_out(window);
             if let Some(window) = window.filter(|_| ran_out) {
                 rows::set_window(
                     &tx,

@@ -219,9 +219,13 @@ impl Logger {
         };
         let _ = writeln!(std::io::stderr(), "{line}");
         if let Some(path) = &self.interactions {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Requesters' addresses and labels, and the count the daily limits trust: the
+            // agent's user alone reads and writes it.
             let written = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600)
                 .open(path)
                 .and_then(|mut file| writeln!(file, "{entry}"));
             if let Err(error) = written {
@@ -686,6 +690,15 @@ impl Agent {
             .as_str()
             .unwrap_or_default()
             .to_owned();
+        // The id goes into a URL path: only the form the node gives ids (base64url of 16 to
+        // 64 bytes) is taken.
+        if crate::auth::credential_changes::check_id(&id).is_err() {
+            self.logger.log(
+                "ignored",
+                json!({"reason": "the request id is not a node's id", "request_id": id}),
+            );
+            return;
+        }
         let since = SystemClock.now() - 86_400;
         self.approvals.retain(|(_, at)| *at >= since);
         let approvals = self.approvals.clone();

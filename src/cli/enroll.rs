@@ -28,7 +28,13 @@ pub struct EnrollArgs {
 /// Applies what the flags ask and prints the settings in force.
 pub fn run(args: &EnrollArgs) -> Result<(), Failure> {
     let (settings, store) = open_store(&args.node)?;
-    let configured = settings.enrollment;
+    // What the running node was started with wins over this command's own configuration.
+    let served = store
+        .run_blocking(|c| crate::store::meta::get_text(c, crate::store::meta::SERVED_ENROLLMENT))?;
+    let configured = served
+        .as_deref()
+        .and_then(Mode::parse)
+        .unwrap_or(settings.enrollment);
     let mode = args
         .mode
         .as_deref()

@@ -7,6 +7,10 @@ use super::StoreError;
 /// The public URL of the last `serve`, so that `claim-url` prints a link that works.
 pub const SERVED_PUBLIC_URL: &str = "served_public_url";
 
+/// The enrollment mode the last `serve` was configured with (flag, environment or file), so
+/// that `siteid enroll` shows and audits what the running node applies.
+pub const SERVED_ENROLLMENT: &str = "served_enrollment";
+
 /// Reads a text value.
 pub fn get_text(connection: &Connection, name: &str) -> Result<Option<String>, StoreError> {
     let value: Option<Vec<u8>> = connection

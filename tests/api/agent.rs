@@ -153,6 +153,18 @@ fn the_agent_approves_what_its_policy_allows_and_survives_dropped_sockets_and_re
         "the agent connects: {:?}",
         interactions(&log_path)
     );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&log_path)
+            .expect("log")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the interaction log is the agent's alone"
+        );
+    }
     // Approved: a key whose label and address the rule names, with the rule's capabilities.
     let first = request(&node, "key", "ci-1");
     assert!(wait_until(limit, || status(&node, &first) == "approved"));

@@ -1026,3 +1026,17 @@ fn an_approval_naming_another_requester_address_is_refused() {
     let approved = approve(&node, &approver_token, &with_from(seen), &device.id);
     assert_eq!(approved.status, 201, "{}", approved.body);
 }
+
+#[test]
+fn the_command_line_shows_the_mode_the_running_node_was_started_with() {
+    let (_dir, node, _clock, _owner, _token) = node_in(EnrollmentMode::Window);
+    let output = Command::new(env!("CARGO_BIN_EXE_siteid"))
+        .args(["enroll", "--data-dir"])
+        .arg(&node.data_dir)
+        .env_remove("SITEID_ENROLLMENT")
+        .output()
+        .expect("siteid runs");
+    assert!(output.status.success());
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("mode: window"), "{printed}");
+}

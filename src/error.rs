@@ -320,6 +320,7 @@ impl From<CredentialError> for Problem {
                  through the credentials API.",
             ),
             CredentialError::RequestAnswered => enrollment_request_closed(),
+            CredentialError::EnrollmentClosed(gate) => gate.into(),
             CredentialError::TooMany => Problem::new(
                 StatusCode::CONFLICT,
                 "too-many-credentials",

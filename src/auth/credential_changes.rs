@@ -51,6 +51,8 @@ pub enum CredentialError {
     TooMany,
     #[error("the enrollment request was answered or ran out meanwhile")]
     RequestAnswered,
+    #[error("enrollment is closed")]
+    EnrollmentClosed(super::enrollment::Gate),
     #[error(transparent)]
     Internal(#[from] InternalError),
 }
@@ -249,6 +251,10 @@ pub struct NewCredential {
     /// The enrollment request this credential answers, marked approved in the same
     /// transaction: `(request id, approving credential id)`.
     pub approves_request: Option<(String, String)>,
+    /// Whether the node's enrollment mode applies (`window` mode admits new credentials only
+    /// while a window is open), checked again inside the transaction. The command line on the
+    /// server, which holds the owner key, is not gated.
+    pub gated: bool,
 }
 
 /// A change as received: the fields it leaves out keep their values; the binding covers the
@@ -373,6 +379,7 @@ pub async fn add(
     let stored = row.clone();
     let passkey = input.passkey;
     let approves_request = input.approves_request;
+    let gated = input.gated;
     store
         .run(move |c| {
             let tx = c.transaction().map_err(StoreError::from)?;
@@ -403,6 +410,10 @@ pub async fn add(
                         ));
                     }
                 }
+            }
+            if gated {
+                super::enrollment::admits_new_credential_in(&tx, now)?
+                    .map_err(CredentialError::EnrollmentClosed)?;
             }
             if rows::live_count(&tx)? >= MAX_LIVE_CREDENTIALS {
                 return Err(CredentialError::TooMany);

@@ -424,6 +424,7 @@ impl Enrollment {
             binding: approval.binding,
             passkey: None,
             approves_request: Some((row.id.clone(), approver.credential_id.clone())),
+            gated: true,
         };
         let added = credential_changes::add(store, registry, input, actor, now)
             .await
@@ -530,6 +531,20 @@ fn read_state(
         configured_mode: configured,
         window,
     })
+}
+
+/// Whether the enrollment mode in force admits a new credential now, read inside the caller's
+/// transaction with the mode the running node was started with (recorded at its start).
+pub fn admits_new_credential_in(
+    connection: &rusqlite::Connection,
+    now: i64,
+) -> Result<Result<(), Gate>, StoreError> {
+    let configured =
+        crate::store::meta::get_text(connection, crate::store::meta::SERVED_ENROLLMENT)?
+            .as_deref()
+            .and_then(Mode::parse)
+            .unwrap_or_default();
+    Ok(read_state(connection, configured, now)?.admits_new_credential())
 }
 
 /// Sets the mode (the command line calls this directly). Audited when it changes.

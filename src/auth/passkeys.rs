@@ -364,6 +364,7 @@ impl Passkeys {
             binding: input.binding,
             passkey: Some(passkey),
             approves_request: None,
+            gated: true,
         };
         Ok(credential_changes::add(store, registry, new, actor, now).await?)
     }

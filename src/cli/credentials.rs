@@ -185,6 +185,7 @@ fn add(args: &AddArgs) -> Result<(), Failure> {
         binding,
         passkey: None,
         approves_request: None,
+        gated: false,
     };
     let added = with_registry(&store, async |store, registry, now| {
         credential_changes::add(store, registry, input, &Actor::local(), now).await

@@ -188,6 +188,7 @@ pub async fn create(
         binding: body.binding,
         passkey: None,
         approves_request: None,
+        gated: true,
     };
     let row = credential_changes::add(
         &state.store,

@@ -1040,3 +1040,104 @@ fn the_command_line_shows_the_mode_the_running_node_was_started_with() {
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(printed.contains("mode: window"), "{printed}");
 }
+
+/// Approves `device` with `approver`'s own key; returns the answer.
+fn approve_by(
+    node: &TestNode,
+    approver: &Device,
+    approver_token: &str,
+    device: &Device,
+) -> crate::helpers::Answer {
+    let body = json!({
+        "capabilities": device.capabilities,
+        "networks": device.networks,
+        "expires_at": device.expires_at,
+        "binding": binding_by_approver(approver, device, now()),
+    });
+    approve(node, approver_token, &body, &device.id)
+}
+
+fn signs_in(node: &TestNode, device: &Device) -> bool {
+    let challenge = node.challenge();
+    node.post_json(
+        "/api/v1/auth/login",
+        &json!({"assertion": device.signer.login_assertion(node, &challenge)}),
+    )
+    .status
+        == 200
+}
+
+#[test]
+fn an_approver_limited_to_networks_or_a_lifetime_passes_its_limits_on_and_its_changes_revoke() {
+    let (_dir, node, _clock, owner, owner_token) = node_in(EnrollmentMode::Approval);
+    // An approver limited to loopback and to a month.
+    let mut approver = Device::new(&["session", "credentials"]);
+    approver.networks = vec!["127.0.0.0/8"];
+    approver.expires_at = Some(now() + 30 * 86_400);
+    register(&node, &owner_token, &owner, &approver);
+    let (approver_token, _) = node.login_stepped_up(&approver.signer);
+    let mut device = new_device();
+    send_request(&node, &device);
+    // From anywhere, or for longer than the approver: refused.
+    let anywhere = approve_by(&node, &approver, &approver_token, &device);
+    assert_eq!(anywhere.problem(422)["field"], "binding");
+    device.networks = vec!["127.0.0.0/16"];
+    device.expires_at = Some(now() + 60 * 86_400);
+    let outlives = approve_by(&node, &approver, &approver_token, &device);
+    assert_eq!(outlives.problem(422)["field"], "binding");
+    assert!(outlives.body.contains("outlives"), "{}", outlives.body);
+    device.networks = vec!["10.0.0.0/8"];
+    device.expires_at = Some(now() + 86_400);
+    let elsewhere = approve_by(&node, &approver, &approver_token, &device);
+    assert_eq!(elsewhere.problem(422)["field"], "binding");
+    // Within both: approved.
+    device.networks = vec!["127.0.0.0/16"];
+    assert_eq!(
+        approve_by(&node, &approver, &approver_token, &device).status,
+        201
+    );
+    assert!(signs_in(&node, &device));
+    // The owner narrows the approver: what it approved is revoked with the change.
+    approver.capabilities = vec!["session", "credentials", "audit"];
+    let path = format!("/api/v1/credentials/{}", approver.id);
+    let changed = node.call(
+        "PATCH",
+        &path,
+        Some(&owner_token),
+        Some(&json!({
+            "capabilities": ["session", "credentials", "audit"],
+            "binding": binding_at(&owner.key, &owner, &approver, now() + 1),
+        })),
+        &[],
+    );
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert!(!signs_in(&node, &device));
+    // A reset of the approver's key revokes what it approved too.
+    let (approver_token, _) = node.login_stepped_up(&approver.signer);
+    let second = new_device();
+    let mut second = second;
+    second.networks = vec!["127.0.0.1/32"];
+    second.expires_at = Some(now() + 86_400);
+    send_request(&node, &second);
+    assert_eq!(
+        approve_by(&node, &approver, &approver_token, &second).status,
+        201
+    );
+    assert!(signs_in(&node, &second));
+    approver.signer = TestOwner {
+        key: siteid::jose::jwk::OwnerPrivateKey::generate(),
+        ..TestOwner::from_vector()
+    };
+    let reset = node.call(
+        "PUT",
+        &format!("{path}/key"),
+        Some(&owner_token),
+        Some(&json!({
+            "public_key": serde_json::to_value(approver.signer.key.public_key().to_jwk()).expect("jwk"),
+            "binding": binding_at(&owner.key, &owner, &approver, now() + 2),
+        })),
+        &[],
+    );
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    assert!(!signs_in(&node, &second));
+}

@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-/// The environment variables the node reads. Others starting with `SITEID_` earn a warning.
-pub const KNOWN_ENV_VARS: [&str; 7] = [
+/// The environment variables the node and its command line read. Others starting with
+/// `SITEID_` earn a warning.
+pub const KNOWN_ENV_VARS: [&str; 8] = [
     "SITEID_DATA_DIR",
     "SITEID_ENROLLMENT",
+    "SITEID_KNOWN_NODES",
     "SITEID_LISTEN",
     "SITEID_PUBLIC_URL",
     "SITEID_WELL_KNOWN_DIR",

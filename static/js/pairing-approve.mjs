@@ -1,8 +1,8 @@
-// New devices' requests to join on /account (pairing), loaded on demand: each with where it comes from, its comparison code computed here and its time left; approving binds the new device with the owner key the password opens, denying refuses it.
+// New devices' requests to join on /account (pairing), loaded on demand: each with where it comes from, its comparison code computed here and its time left; approving binds the new device with the owner key the password (or a passkey's PRF copy) opens, denying refuses it.
 
 import { ApiError } from './api.mjs';
 import { audience } from './auth.mjs';
-import { DEVICE_CAPABILITIES, bindCredential, describeClient, ownerKeyFromPassword } from './device.mjs';
+import { DEVICE_CAPABILITIES, bindCredential, describeClient, ownerKeyFromPassword, stepUpThisDevice } from './device.mjs';
 import { comparisonCode, formatCode } from './pairing.mjs';
 import { $, clearMessages, countdown, describe, formatDuration, formatTime, messagesAfter, setBusy, showError, showStatus } from './ui.mjs';
 
@@ -66,12 +66,17 @@ async function add(request) {
   const password = element('input', { type: 'password', id: `pairing-password-${fields}`, name: 'password', autocomplete: 'current-password', required: true });
   const approveButton = element('button', { type: 'submit', textContent: 'Approve' });
   const denyButton = element('button', { type: 'button', className: 'secondary', textContent: 'Deny' });
+  // A passkey with a PRF copy of the owner key opens it without the password.
+  const passkeyButton = element('button', { type: 'button', className: 'secondary', textContent: 'Approve with a passkey' });
+  passkeyButton.hidden = typeof globalThis.PublicKeyCredential !== 'function' || $('app').dataset.passkeys !== 'true';
   const form = element(
     'form',
     { method: 'post' },
     element('label', { htmlFor: password.id }, 'Your password: the new device is bound with your owner key, unlocked in this browser for a moment'),
     password,
     approveButton,
+    ' ',
+    passkeyButton,
     ' ',
     denyButton,
   );
@@ -98,8 +103,9 @@ async function add(request) {
   shown.set(id, { item, stop });
   form.addEventListener('submit', (event) => {
     event.preventDefault();
-    approve(request, form, password);
+    approve(request, form, password, () => ownerKeyFromPassword(password.value));
   });
+  passkeyButton.addEventListener('click', () => approve(request, form, password, ownerKeyFromPasskey));
   denyButton.addEventListener('click', () => deny(request, form));
   $('pairing-requests').append(item);
   $('pairing').hidden = false;
@@ -115,15 +121,28 @@ function closed(error, id) {
   return false;
 }
 
-/** Approves with the password: the owner key binds the new device with what this session may do, no more. */
-async function approve(request, form, password) {
+/**
+ * The owner key from a passkey's PRF copy: this session steps up first (approving needs it), then the passkey signs in
+ * once for the copy only, and that second session ends at once.
+ */
+async function ownerKeyFromPasskey() {
+  await stepUpThisDevice();
+  const { signInWithPasskey } = await import('./passkey.mjs');
+  const { session, ownerKey } = await signInWithPasskey();
+  await fetch('/api/v1/session', { method: 'DELETE', headers: { authorization: `Bearer ${session.access_token}` }, credentials: 'omit' }).catch(() => {});
+  if (!ownerKey) throw new Error('This passkey does not open your key in this browser (it holds no copy of it, or the authenticator gives no PRF output). Use your password.');
+  return ownerKey;
+}
+
+/** Approves with the owner key unlock() opens: it binds the new device with what this session may do, no more. */
+async function approve(request, form, password, unlock) {
   const id = request.request_id;
   messagesAfter(form);
   clearMessages();
   setBusy(true, form);
   try {
     showStatus('Unlocking your owner key… (deriving the key takes a moment)');
-    const ownerKey = await ownerKeyFromPassword(password.value);
+    const ownerKey = await unlock();
     const { capabilities: held } = await call('GET', '/session');
     const capabilities = DEVICE_CAPABILITIES.filter((c) => held.includes(c));
     const binding = await bindCredential(ownerKey, { id, kid: request.kid, kind: request.kind, label: request.label, capabilities, networks: [], expiresAt: null });

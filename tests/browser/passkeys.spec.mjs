@@ -151,6 +151,30 @@ test('zero knowledge: the PRF output and the KEK appear in no request and nowher
   expect(await jose.calculateJwkThumbprint({ kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y })).toBe(ownerKid);
 });
 
+test('A approves a new device that asks to join with its passkey instead of the password', async ({ browser }) => {
+  const a = pages.A;
+  await a.goto(`${node.base}/account`);
+  await expect(a.locator('#sessions li.current')).toBeVisible();
+  const b = await open(browser, 'pairing');
+  await b.goto(`${node.base}/login`);
+  const [sent] = await Promise.all([
+    b.waitForRequest((r) => r.url().endsWith('/api/v1/enrollment/requests') && r.method() === 'POST'),
+    b.click('#pair-button'),
+  ]);
+  const id = sent.postDataJSON().id;
+  await expect(b.locator('#pair-code')).toHaveText(/^\d{3} \d{3}$/);
+  const request = a.locator(`#pairing-requests li[data-request-id="${id}"]`);
+  await expect(request).toBeVisible();
+  expect(await request.locator('.pairing-code').textContent()).toBe(await b.locator('#pair-code').textContent());
+  const [approved] = await Promise.all([
+    a.waitForResponse((r) => r.url().endsWith(`/api/v1/enrollment/requests/${id}/approve`), { timeout: 30_000 }),
+    request.locator('button', { hasText: 'Approve with a passkey' }).click(),
+  ]);
+  expect(approved.status()).toBe(201);
+  await expect(b).toHaveURL(`${node.base}/account`, { timeout: 30_000 });
+  await expect(b.locator('#sessions li.current')).toBeVisible();
+});
+
 test('a device that holds the passkey but none of the site data unlocks with it and gets a device key', async () => {
   // A's tab keeps the authenticator (and the passkey's PRF secret); everything of the site is deleted from it, so it
   // is a new device where the passkey is synced. The autofill is turned off here so that the button is used.

@@ -590,21 +590,7 @@ pub async fn open_window(
             let opened_at = read_state(&tx, configured, now)?
                 .window
                 .map_or(now, |w| w.opened_at);
-            let closes_at = now + seconds;
-            rows::set_window(
-                &tx,
-                WindowRow {
-                    opened_at,
-                    closes_at,
-                    closed: false,
-                },
-            )?;
-            audit::append(
-                &tx,
-                now,
-                &AuditEvent::EnrollmentWindowOpened { closes_at },
-                &actor,
-            )?;
+            record_opened(&tx, opened_at, now + seconds, &actor, now)?;
             let after = read_state(&tx, configured, now)?;
             tx.commit()?;
             Ok(after)
@@ -623,21 +609,45 @@ pub fn open_claim_window(
     if read_state(connection, configured, now)?.mode != Mode::Window {
         return Ok(());
     }
-    let closes_at = now + CLAIM_WINDOW_SECONDS;
-    rows::set_window(
-        connection,
-        WindowRow {
-            opened_at: now,
-            closes_at,
-            closed: false,
-        },
-    )?;
-    audit::append(
-        connection,
-        now,
-        &AuditEvent::EnrollmentWindowOpened { closes_at },
-        actor,
-    )?;
+    record_opened(connection, now, now + CLAIM_WINDOW_SECONDS, actor, now)
+}
+
+/// Stores an open window and audits its opening.
+fn record_opened(
+    connection: &rusqlite::Connection,
+    opened_at: i64,
+    closes_at: i64,
+    actor: &Actor,
+    now: i64,
+) -> Result<(), StoreError> {
+    let window = WindowRow {
+        opened_at,
+        closes_at,
+        closed: false,
+    };
+    rows::set_window(connection, window)?;
+    let event = AuditEvent::EnrollmentWindowOpened { closes_at };
+    audit::append(connection, now, &event, actor)?;
+    Ok(())
+}
+
+/// Stores a window as closed at `closes_at` and audits why (`owner` or `expired`).
+fn record_closed(
+    connection: &rusqlite::Connection,
+    window: WindowRow,
+    closes_at: i64,
+    reason: &'static str,
+    actor: &Actor,
+    now: i64,
+) -> Result<(), StoreError> {
+    let closed = WindowRow {
+        closes_at,
+        closed: true,
+        ..window
+    };
+    rows::set_window(connection, closed)?;
+    let event = AuditEvent::EnrollmentWindowClosed { reason };
+    audit::append(connection, now, &event, actor)?;
     Ok(())
 }
 
@@ -655,22 +665,13 @@ pub async fn close_window(
             if let Some(window) = rows::window(&tx)?
                 && !window.closed
             {
-                let was_open = now < window.closes_at;
-                rows::set_window(
-                    &tx,
-                    WindowRow {
-                        opened_at: window.opened_at,
-                        closes_at: window.closes_at.min(now),
-                        closed: true,
-                    },
-                )?;
-                let reason = if was_open { "owner" } else { "expired" };
-                audit::append(
-                    &tx,
-                    now,
-                    &AuditEvent::EnrollmentWindowClosed { reason },
-                    &actor,
-                )?;
+                let reason = if now < window.closes_at {
+                    "owner"
+                } else {
+                    "expired"
+                };
+                let closes_at = window.closes_at.min(now);
+                record_closed(&tx, window, closes_at, reason, &actor, now)?;
             }
             let after = read_state(&tx, configured, now)?;
             tx.commit()?;
@@ -697,19 +698,8 @@ pub async fn sweep(store: &Store, now: i64) -> Result<Vec<String>, StoreError> {
             let overdue = rows::overdue(&tx, now)?;
             let ran_out = ran_out(window);
             if let Some(window) = window.filter(|_| ran_out) {
-                rows::set_window(
-                    &tx,
-                    WindowRow {
-                        closed: true,
-                        ..window
-                    },
-                )?;
-                audit::append(
-                    &tx,
-                    now,
-                    &AuditEvent::EnrollmentWindowClosed { reason: "expired" },
-                    &Actor::local(),
-                )?;
+                let closes_at = window.closes_at;
+                record_closed(&tx, window, closes_at, "expired", &Actor::local(), now)?;
             }
             let mut expired = Vec::new();
             for row in overdue {

@@ -98,24 +98,7 @@ pub fn fetch(url: &str) -> Result<String, String> {
 
 /// POSTs JSON (or nothing) and returns the status and the JSON answer (`Null` when empty).
 pub fn post_json(url: &str, body: Option<&Value>) -> Result<(u16, Value), String> {
-    let request = agent(url).post(url);
-    let response = match body {
-        Some(body) => request.send_json(body),
-        None => request.send_empty(),
-    };
-    let mut response = response.map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let text = response
-        .body_mut()
-        .with_config()
-        .limit(MAX_BODY)
-        .read_to_string()
-        .map_err(|e| e.to_string())?;
-    if text.is_empty() {
-        return Ok((status, Value::Null));
-    }
-    let value = serde_json::from_str(&text).map_err(|e| format!("the node's answer: {e}"))?;
-    Ok((status, value))
+    call_json("POST", url, None, body)
 }
 
 /// Sends `method` (GET, POST, DELETE) with an optional bearer token and JSON body; returns the

@@ -102,25 +102,61 @@ fn start(dir: &std::path::Path, listen: Option<std::net::SocketAddr>) -> TestNod
     )
 }
 
-#[test]
-fn the_agent_approves_what_its_policy_allows_and_survives_dropped_sockets_and_restarts() {
+/// A claimed node in approval mode and an agent credential with `capabilities` whose private
+/// key is in `work/agent.pem`; the node key is bound when `bound`.
+struct Setup {
+    dir: tempfile::TempDir,
+    work: tempfile::TempDir,
+    node: TestNode,
+    owner: TestOwner,
+    owner_token: String,
+    node_kid: String,
+    agent: Device,
+    key_path: std::path::PathBuf,
+}
+
+fn setup(capabilities: &[&'static str], bound: bool) -> Setup {
     let dir = tempfile::tempdir().expect("temp dir");
     let work = tempfile::tempdir().expect("temp dir");
-    let mut node = start(dir.path(), None);
+    let node = start(dir.path(), None);
     let owner = TestOwner::from_vector();
     node.claim(&owner);
     let (owner_token, _) = node.login_stepped_up(&owner);
-    let published = node.get("/.well-known/siteid/node-key.json").json();
-    bind_node_key(
-        &node,
-        &owner_token,
-        &owner,
-        published["kid"].as_str().expect("kid"),
-    );
-    let agent = Device::new(&["session", "credentials"]);
+    let node_kid = node.get("/.well-known/siteid/node-key.json").json()["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    if bound {
+        bind_node_key(&node, &owner_token, &owner, &node_kid);
+    }
+    let agent = Device::new(capabilities);
     register(&node, &owner_token, &owner, &agent);
     let key_path = work.path().join("agent.pem");
     key_file(&key_path, &agent.signer.key);
+    Setup {
+        dir,
+        work,
+        node,
+        owner,
+        owner_token,
+        node_kid,
+        agent,
+        key_path,
+    }
+}
+
+#[test]
+fn the_agent_approves_what_its_policy_allows_and_survives_dropped_sockets_and_restarts() {
+    let Setup {
+        dir,
+        work,
+        node,
+        owner,
+        agent,
+        key_path,
+        ..
+    } = setup(&["session", "credentials"], true);
+    let mut node = node;
     let policy_path = work.path().join("policy.toml");
     std::fs::write(
         &policy_path,
@@ -272,20 +308,16 @@ fn the_agent_approves_what_its_policy_allows_and_survives_dropped_sockets_and_re
 
 #[test]
 fn the_agent_once_prints_the_verified_identity_and_refuses_a_wrong_pin() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let work = tempfile::tempdir().expect("temp dir");
-    let node = start(dir.path(), None);
-    let owner = TestOwner::from_vector();
-    node.claim(&owner);
-    let (owner_token, _) = node.login_stepped_up(&owner);
-    let node_kid = node.get("/.well-known/siteid/node-key.json").json()["kid"]
-        .as_str()
-        .expect("kid")
-        .to_owned();
-    let agent = Device::new(&["session"]);
-    register(&node, &owner_token, &owner, &agent);
-    let key_path = work.path().join("agent.pem");
-    key_file(&key_path, &agent.signer.key);
+    let Setup {
+        dir: _dir,
+        work,
+        node,
+        owner,
+        owner_token,
+        node_kid,
+        agent,
+        key_path,
+    } = setup(&["session"], false);
     let once = |pin: &str| {
         Command::new(BINARY)
             .args(["agent", "--once", "--node", &node.base_url, "--key"])
@@ -355,21 +387,15 @@ fn the_agent_once_prints_the_verified_identity_and_refuses_a_wrong_pin() {
 
 #[test]
 fn the_agent_refuses_a_node_whose_key_changed_and_signs_nothing_for_it() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let work = tempfile::tempdir().expect("temp dir");
-    let node = start(dir.path(), None);
-    let owner = TestOwner::from_vector();
-    node.claim(&owner);
-    let (owner_token, _) = node.login_stepped_up(&owner);
-    let node_kid = node.get("/.well-known/siteid/node-key.json").json()["kid"]
-        .as_str()
-        .expect("kid")
-        .to_owned();
-    bind_node_key(&node, &owner_token, &owner, &node_kid);
-    let agent = Device::new(&["session", "credentials"]);
-    register(&node, &owner_token, &owner, &agent);
-    let key_path = work.path().join("agent.pem");
-    key_file(&key_path, &agent.signer.key);
+    let Setup {
+        dir,
+        work,
+        node,
+        owner,
+        agent,
+        key_path,
+        ..
+    } = setup(&["session", "credentials"], true);
     let log_path = work.path().join("interactions.jsonl");
     let _process = AgentProcess(Some(
         Command::new(BINARY)

@@ -604,23 +604,7 @@ fn requests_are_parsed_strictly_and_bounded() {
 /// The binding of `device` as granted, signed by `approver`'s own key (an approval by a device
 /// or service that does not hold the owner key).
 fn binding_by_approver(approver: &Device, device: &Device, iat: i64) -> String {
-    let mut claims = json!({
-        "sub": device.kid(),
-        "kind": device.kind,
-        "label": device.label,
-        "cap": device.capabilities,
-        "net": device.networks,
-        "iat": iat,
-        "jti": device.id,
-    });
-    if let Some(exp) = device.expires_at {
-        claims["exp"] = json!(exp);
-    }
-    siteid::jose::jws::sign_es384(
-        &approver.signer.key,
-        &json!({"alg": "ES384", "typ": "siteid-credential+jwt", "kid": approver.kid()}),
-        &claims,
-    )
+    binding_at(&approver.signer.key, &approver.signer, device, iat)
 }
 
 #[test]
@@ -701,14 +685,8 @@ fn an_approved_credential_loads_after_a_restart_and_falls_with_an_edited_approve
     let (approver_token, _) = node.login_stepped_up(&approver.signer);
     let device = new_device();
     send_request(&node, &device);
-    let body = json!({
-        "capabilities": device.capabilities,
-        "networks": device.networks,
-        "expires_at": device.expires_at,
-        "binding": binding_by_approver(&approver, &device, now()),
-    });
     assert_eq!(
-        approve(&node, &approver_token, &body, &device.id).status,
+        approve_by(&node, &approver, &approver_token, &device).status,
         201
     );
     node.stop();
@@ -837,14 +815,8 @@ fn a_rotation_keeps_what_a_credential_approved_bound_by_that_credential() {
     let mut device = new_device();
     device.capabilities = vec!["session", "credentials"];
     send_request(&node, &device);
-    let body = json!({
-        "capabilities": device.capabilities,
-        "networks": device.networks,
-        "expires_at": device.expires_at,
-        "binding": binding_by_approver(&approver, &device, now()),
-    });
     assert_eq!(
-        approve(&node, &approver_token, &body, &device.id).status,
+        approve_by(&node, &approver, &approver_token, &device).status,
         201
     );
     let listed = node

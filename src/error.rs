@@ -625,17 +625,21 @@ impl From<crate::auth::enrollment::EnrollmentError> for Problem {
                  after a day).",
             ),
             EnrollmentError::Answered => enrollment_request_closed(),
-            EnrollmentError::TooManyPending => Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too-many-enrollment-requests",
-                "Too many requests are waiting",
-                format!(
-                    "At most {MAX_PENDING_REQUESTS} enrollment requests wait at once, \
+            EnrollmentError::TooManyPending { retry_after } => {
+                let mut problem = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "enrollment-queue-full",
+                    "Too many requests are waiting",
+                    format!(
+                        "At most {MAX_PENDING_REQUESTS} enrollment requests wait at once, \
                      {MAX_PENDING_PER_CLIENT} from one address and {MAX_PENDING_PER_NETWORK} \
                      from one network; retry when one has been answered or has run out (five \
                      minutes)."
-                ),
-            ),
+                    ),
+                );
+                problem.retry_after = Some(retry_after);
+                problem
+            }
             EnrollmentError::RateLimited(limited) => {
                 let mut problem = Problem::new(
                     StatusCode::TOO_MANY_REQUESTS,

@@ -356,6 +356,14 @@ pub async fn add(
         let binding = row.binding.as_deref().unwrap_or_default();
         let claims = super::credentials::verify_delegated_binding(binding, approver)
             .map_err(|e| invalid("binding", e))?;
+        // An approver that is not the owner judges the request by what it was shown, the
+        // requester's address among it: its binding must say which address it judged.
+        if claims.from.is_none() {
+            return Err(invalid(
+                "binding",
+                "by an approving credential must name the requester's address it judged (from)",
+            ));
+        }
         check_recent(claims.iat as f64, now).map_err(|e| invalid("binding", e))?;
         super::credentials::check_delegated_row(&row, approver).map_err(|e| {
             let e = e.replace(

@@ -104,7 +104,10 @@ pub enum EnrollmentError {
     #[error("the request was answered or ran out")]
     Answered,
     #[error("too many requests are waiting")]
-    TooManyPending,
+    TooManyPending {
+        /// Seconds until the oldest waiting request runs out.
+        retry_after: i64,
+    },
     #[error("too many requests from here")]
     RateLimited(RateLimited),
     #[error("the approval grants capabilities the approver does not hold")]
@@ -351,7 +354,10 @@ impl Enrollment {
                     || same(crate::net::client_bucket) >= MAX_PENDING_PER_CLIENT
                     || same(crate::net::network_bucket) >= MAX_PENDING_PER_NETWORK
                 {
-                    return Err(EnrollmentError::TooManyPending);
+                    let oldest = pending.iter().map(|p| p.expires_at).min().unwrap_or(now);
+                    return Err(EnrollmentError::TooManyPending {
+                        retry_after: (oldest - now).max(1),
+                    });
                 }
                 let (id_taken, kid_taken) =
                     crate::store::credentials::taken(&tx, &row.id, &row.kid)?;

@@ -225,6 +225,9 @@ impl NodeKeyBinding {
                     ));
                 }
                 store_binding(&tx, &node_kid, &owner_kid, &stored, &actor, now)?;
+                // Only the key bound now is vouched for: an old key file put back cannot come
+                // back bound.
+                crate::store::node_key::delete_others(&tx, &node_kid)?;
                 tx.commit().map_err(StoreError::from)?;
                 Ok(())
             })

@@ -311,6 +311,18 @@ pub fn run(args: &AgentArgs) -> Result<(), Failure> {
         format: args.log_format,
         interactions: args.interaction_log.clone(),
     };
+    if let Some(path) = &args.interaction_log
+        && let Ok(metadata) = std::fs::metadata(path)
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            return Err(Failure::new(format!(
+                "the interaction log {} may be read or written by other users (it counts the \
+                 daily limits): chmod 600 it",
+                path.display()
+            )));
+        }
+    }
     if !policy.approve.is_empty() && args.interaction_log.is_none() {
         return Err(Failure::new(
             "a policy's daily limits are counted in the interaction log: give \
@@ -480,6 +492,8 @@ impl Agent {
             node_client::websocket_with_timeout(&self.origin, "/api/v1/ws", Duration::from_secs(1))
                 .map_err(Refusal::Connection)?;
         let deadline = Instant::now() + Duration::from_secs(10);
+        // Bytes trickled one at a time cannot stretch the challenge past its deadline.
+        socket.get_mut().set_deadline(Some(deadline));
         node_trust::checked_socket_challenge(
             &mut socket,
             &trusted,
@@ -499,6 +513,7 @@ impl Agent {
                 "the node did not accept the session: {ready}"
             )));
         }
+        socket.get_mut().set_deadline(None);
         Ok((socket, trusted.owner_kid, trusted.node_kid))
     }
 

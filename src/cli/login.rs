@@ -254,6 +254,9 @@ fn watch(origin: &str, key: &PrivateKey, trusted: &TrustedNode) -> Result<(), Fa
             Err(e) => return Err(format!("the WebSocket failed: {e}")),
         }
     };
+    socket.get_mut().set_deadline(Some(
+        std::time::Instant::now() + std::time::Duration::from_secs(10),
+    ));
     let nonce = node_trust::checked_socket_challenge(
         &mut socket,
         trusted,
@@ -268,6 +271,7 @@ fn watch(origin: &str, key: &PrivateKey, trusted: &TrustedNode) -> Result<(), Fa
     socket
         .send(Message::text(auth.to_string()))
         .map_err(|e| Failure::new(format!("the WebSocket failed: {e}")))?;
+    socket.get_mut().set_deadline(None);
     let mut out = std::io::stdout().lock();
     loop {
         let message = socket

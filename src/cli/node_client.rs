@@ -160,33 +160,59 @@ pub fn problem_detail(status: u16, body: &Value) -> String {
         .unwrap_or_else(|| format!("the node answered {status}"))
 }
 
-/// A byte stream to a node: plain TCP to loopback, TLS elsewhere.
-pub enum NodeStream {
+/// A byte stream to a node: plain TCP to loopback, TLS elsewhere. While a deadline is set,
+/// reads and writes after it fail (`TimedOut`), so a server that trickles bytes cannot hold a
+/// handshake or a challenge open: socket timeouts alone restart with every byte.
+pub struct NodeStream {
+    inner: StreamKind,
+    deadline: Option<std::time::Instant>,
+}
+
+enum StreamKind {
     Plain(TcpStream),
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
 
+impl NodeStream {
+    /// Sets (or with `None` lifts) the moment after which reads and writes fail.
+    pub fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
+        self.deadline = deadline;
+    }
+
+    fn check_deadline(&self) -> std::io::Result<()> {
+        match self.deadline {
+            Some(deadline) if std::time::Instant::now() >= deadline => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the node did not answer in time",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Read for NodeStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            NodeStream::Plain(stream) => stream.read(buf),
-            NodeStream::Tls(stream) => stream.read(buf),
+        self.check_deadline()?;
+        match &mut self.inner {
+            StreamKind::Plain(stream) => stream.read(buf),
+            StreamKind::Tls(stream) => stream.read(buf),
         }
     }
 }
 
 impl Write for NodeStream {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            NodeStream::Plain(stream) => stream.write(buf),
-            NodeStream::Tls(stream) => stream.write(buf),
+        self.check_deadline()?;
+        match &mut self.inner {
+            StreamKind::Plain(stream) => stream.write(buf),
+            StreamKind::Tls(stream) => stream.write(buf),
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            NodeStream::Plain(stream) => stream.flush(),
-            NodeStream::Tls(stream) => stream.flush(),
+        match &mut self.inner {
+            StreamKind::Plain(stream) => stream.flush(),
+            StreamKind::Tls(stream) => stream.flush(),
         }
     }
 }
@@ -233,9 +259,15 @@ pub fn websocket_with_timeout(
             .map_err(|e| format!("{host}: {e}"))?;
         let connection =
             rustls::ClientConnection::new(tls_config(), name).map_err(|e| e.to_string())?;
-        NodeStream::Tls(Box::new(rustls::StreamOwned::new(connection, tcp)))
+        StreamKind::Tls(Box::new(rustls::StreamOwned::new(connection, tcp)))
     } else {
-        NodeStream::Plain(tcp)
+        StreamKind::Plain(tcp)
+    };
+    // The handshake as a whole must finish within ten seconds.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let stream = NodeStream {
+        inner: stream,
+        deadline: Some(deadline),
     };
     let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
     let authority = origin
@@ -245,13 +277,13 @@ pub fn websocket_with_timeout(
     let request = format!("{scheme}://{authority}{path}")
         .into_client_request()
         .map_err(|e| e.to_string())?;
-    // Reads time out after `read_timeout`; the handshake as a whole must finish within ten
-    // seconds, so a server that trickles its answer cannot hold the client.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut attempt = tungstenite::client::client(request, stream);
     loop {
         match attempt {
-            Ok((socket, _)) => return Ok(socket),
+            Ok((mut socket, _)) => {
+                socket.get_mut().set_deadline(None);
+                return Ok(socket);
+            }
             Err(tungstenite::HandshakeError::Interrupted(pending))
                 if std::time::Instant::now() < deadline =>
             {
@@ -321,5 +353,30 @@ mod tests {
             node_origin("http://127.0.0.1:80").as_deref(),
             Ok("http://127.0.0.1")
         );
+    }
+
+    #[test]
+    fn a_server_that_trickles_its_handshake_answer_is_given_up_on() {
+        use std::io::Write as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        // One byte of an endless header every 200 ms, for at most two minutes: without a
+        // deadline the client would wait for all of it and then fail on the end of the stream.
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let _ = stream.write_all(b"HTTP/1.1 101 Switching Protocols\r\nX-Slow: ");
+            for _ in 0..600 {
+                if stream.write_all(b"a").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        let origin = format!("http://127.0.0.1:{port}");
+        let refused = websocket_with_timeout(&origin, "/api/v1/ws", Duration::from_secs(1))
+            .err()
+            .expect("the handshake fails");
+        assert!(refused.contains("in time"), "{refused}");
+        let _ = server.join();
     }
 }

@@ -17,6 +17,11 @@ use crate::jose::jws::{CompactJws, VerifyingKey};
 const KNOWN_NODES_FILE: &str = "known_nodes.json";
 /// The largest known-nodes file read, in bytes.
 const MAX_KNOWN_NODES_FILE: u64 = 1024 * 1024;
+/// How much older than the latest binding seen a node-key binding may be before it is taken
+/// for a replaced key shown again, in seconds (bindings are signed on devices whose clocks
+/// the node allows 300 s either way).
+pub const BINDING_ROLLBACK_MARGIN: i64 = 600;
+
 /// How far the node's proof may be from the client's clock, in seconds.
 pub const PROOF_FRESHNESS: i64 = 300;
 
@@ -77,6 +82,10 @@ pub struct KnownNode {
     pub first_seen: i64,
     /// When it was last verified.
     pub last_verified: i64,
+    /// The latest node-key binding seen for it (its `iat`): an older one is a replaced node
+    /// key shown again. Absent in files written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding_iat: Option<i64>,
 }
 
 /// The known-nodes file: one entry per origin.
@@ -91,8 +100,32 @@ impl KnownNodes {
     /// program writes is refused, never overwritten: it may be all that pins a node.
     pub fn load(path: &Path) -> Result<Self, String> {
         let unreadable = |e: &dyn std::fmt::Display| format!("cannot read {}: {e}", path.display());
-        let file = match std::fs::File::open(path) {
-            Ok(file) => file,
+        // Not through a symbolic link, and without waiting on a FIFO: only a regular file,
+        // which no other user may write, is the trust it holds.
+        let opened = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(path)
+        };
+        let file = match opened {
+            Ok(file) => {
+                use std::os::unix::fs::PermissionsExt;
+                let metadata = file.metadata().map_err(|e| unreadable(&e))?;
+                if !metadata.is_file() {
+                    return Err(unreadable(&"it is not a regular file"));
+                }
+                if metadata.permissions().mode() & 0o022 != 0 {
+                    return Err(unreadable(
+                        &"other users may write it (its trust would be theirs); chmod 600 it",
+                    ));
+                }
+                file
+            }
+            Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(unreadable(&"it is a symbolic link"));
+            }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(KnownNodes {
                     path: path.to_owned(),
@@ -132,7 +165,11 @@ impl KnownNodes {
 
     /// Keeps what a verification of `origin` established at `now`.
     pub fn remember(&mut self, origin: &str, node: &TrustedNode, now: i64) {
-        let first_seen = self.nodes.get(origin).map_or(now, |kept| kept.first_seen);
+        let kept = self.nodes.get(origin);
+        let first_seen = kept.map_or(now, |kept| kept.first_seen);
+        let binding_iat = kept
+            .and_then(|kept| kept.binding_iat)
+            .map_or(node.bound_at, |seen| seen.max(node.bound_at));
         self.nodes.insert(
             origin.to_owned(),
             KnownNode {
@@ -140,6 +177,7 @@ impl KnownNodes {
                 node_kid: node.node_kid.clone(),
                 first_seen,
                 last_verified: now,
+                binding_iat: Some(binding_iat),
             },
         );
     }
@@ -220,6 +258,8 @@ pub struct TrustedNode {
     pub source: TrustSource,
     /// The owner kid the check started from.
     pub trusted_kid: String,
+    /// When the owner key bound the node key (the binding's `iat`).
+    pub bound_at: i64,
 }
 
 /// Why a node was not trusted.
@@ -340,6 +380,18 @@ pub fn trusted_node_key(
             ),
         }));
     };
+    let bound_at = published.node_key_bound_at.unwrap_or_default();
+    // A binding older than one seen before is a replaced node key shown again (by someone who
+    // kept the old key file and documents); the margin allows for the signers' clocks.
+    if let Some(seen) = kept.and_then(|kept| kept.binding_iat)
+        && bound_at + BINDING_ROLLBACK_MARGIN < seen
+    {
+        return Err(refused(format!(
+            "it shows a binding of its node key ({}) older than one seen here before: a node \
+             key replaced since (`siteid node-key rotate`), shown again",
+            node_key.kid
+        )));
+    }
     Ok(TrustedNode {
         origin: origin.to_owned(),
         owner_kid: published.owner_kid,
@@ -347,6 +399,7 @@ pub fn trusted_node_key(
         node_key,
         source,
         trusted_kid,
+        bound_at,
     })
 }
 
@@ -422,6 +475,8 @@ mod tests {
         owners: Vec<OwnerPrivateKey>,
         node_key: NodeKey,
         bound: bool,
+        /// The binding's `iat`.
+        bound_at: i64,
         _dir: tempfile::TempDir,
     }
 
@@ -432,6 +487,7 @@ mod tests {
                 owners: vec![OwnerPrivateKey::generate()],
                 node_key: NodeKey::load_or_create(dir.path()).expect("node key"),
                 bound: true,
+                bound_at: NOW,
                 _dir: dir,
             }
         }
@@ -476,7 +532,7 @@ mod tests {
             }
             let binding = self
                 .bound
-                .then(|| sign_binding(current, ORIGIN, &node.kid, NOW));
+                .then(|| sign_binding(current, ORIGIN, &node.kid, self.bound_at));
             HashMap::from([
                 (
                     format!("{ORIGIN}/.well-known/siteid/keys.json"),
@@ -533,6 +589,7 @@ mod tests {
                 node_kid: node.node_key.kid().to_owned(),
                 first_seen: NOW,
                 last_verified: NOW,
+                binding_iat: Some(NOW),
             })
         );
         assert_eq!(
@@ -665,6 +722,30 @@ mod tests {
     }
 
     #[test]
+    fn a_known_nodes_file_others_could_write_or_that_is_no_regular_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join(KNOWN_NODES_FILE);
+        std::fs::write(&path, "{}").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert!(KnownNodes::load(&path).is_ok());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o622)).expect("chmod");
+        assert!(KnownNodes::load(&path).is_err(), "group and world writable");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&path, &link).expect("symlink");
+        assert!(KnownNodes::load(&link).is_err(), "a symbolic link");
+        let fifo = dir.path().join("fifo.json");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs (coreutils)");
+        assert!(made.success());
+        // Opened without waiting for a writer, then refused.
+        assert!(KnownNodes::load(&fifo).is_err(), "a FIFO");
+    }
+
+    #[test]
     fn a_damaged_known_nodes_file_is_refused_not_replaced() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join(KNOWN_NODES_FILE);
@@ -692,5 +773,24 @@ mod tests {
             Ok(PathBuf::from("/h/.config/siteid/known_nodes.json"))
         );
         assert!(path(None, None).is_err());
+    }
+
+    #[test]
+    fn a_node_key_binding_older_than_one_seen_before_is_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut known = empty_known(dir.path());
+        let mut node = PublishedNode::new();
+        let trusted = node.trust(None, &known).expect("trusted");
+        known.remember(ORIGIN, &trusted, NOW);
+        // The node key was replaced since with a later binding; the old key shown again (its
+        // binding as it was, long before) is refused, a signer's clock a little behind is not.
+        node.bound_at = NOW - 2 * BINDING_ROLLBACK_MARGIN;
+        let refused = node.trust(None, &known).expect_err("refused");
+        assert!(
+            refused.to_string().contains("older than one seen"),
+            "{refused}"
+        );
+        node.bound_at = NOW - BINDING_ROLLBACK_MARGIN / 2;
+        assert!(node.trust(None, &known).is_ok());
     }
 }

@@ -393,6 +393,9 @@ pub struct PublishedKeys {
     pub owner_kid: String,
     /// The node's own key, when the current owner key bound it for `origin`.
     pub node_key: Option<crate::jose::jws::VerifyingKey>,
+    /// When the owner key bound it (the binding's `iat`): a client that saw a later binding
+    /// refuses an older one (a replaced node key shown again).
+    pub node_key_bound_at: Option<i64>,
 }
 
 /// Checks a published key history, JWKS and (when the node has one) node key document against
@@ -442,9 +445,12 @@ pub fn check_published(
             .ok_or("the key history is empty")?
             .clone(),
     );
-    let node_key = match node_key_text {
-        Some(text) => bound_node_key(text, &owner_key, origin)?,
-        None => None,
+    let (node_key, node_key_bound_at) = match node_key_text {
+        Some(text) => match bound_node_key(text, &owner_key, origin)? {
+            Some((key, bound_at)) => (Some(key), Some(bound_at)),
+            None => (None, None),
+        },
+        None => (None, None),
     };
     let jwks: serde_json::Value =
         serde_json::from_str(jwks_text).map_err(|e| format!("the JWKS is not JSON: {e}"))?;
@@ -481,16 +487,17 @@ pub fn check_published(
     Ok(PublishedKeys {
         owner_kid: current,
         node_key,
+        node_key_bound_at,
     })
 }
 
-/// The node key `node-key.json` describes, if `owner_key` bound it for `origin`; `None` while
-/// it is unbound. A binding that does not hold is an error.
+/// The node key `node-key.json` describes and when it was bound, if `owner_key` bound it for
+/// `origin`; `None` while it is unbound. A binding that does not hold is an error.
 pub fn bound_node_key(
     text: &str,
     owner_key: &crate::jose::jws::VerifyingKey,
     origin: &str,
-) -> Result<Option<crate::jose::jws::VerifyingKey>, String> {
+) -> Result<Option<(crate::jose::jws::VerifyingKey, i64)>, String> {
     let document: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("node-key.json is not JSON: {e}"))?;
     let Some(binding) = document.get("binding").and_then(|b| b.as_str()) else {
@@ -510,7 +517,7 @@ pub fn bound_node_key(
     if document.get("kid").and_then(|k| k.as_str()) != Some(key.kid.as_str()) {
         return Err("node-key.json names its key by another kid than its thumbprint".into());
     }
-    crate::jose::node_key::check_binding(binding, owner_key, origin, &key.kid)
+    let bound_at = crate::jose::node_key::check_binding(binding, owner_key, origin, &key.kid)
         .map_err(|e| format!("the node key's binding {e}"))?;
-    Ok(Some(key))
+    Ok(Some((key, bound_at)))
 }

@@ -108,14 +108,37 @@ pub fn label_problem(label: &str) -> Option<String> {
     if chars == 0 || chars > MAX_LABEL_CHARS {
         return Some(format!("must have 1 to {MAX_LABEL_CHARS} characters"));
     }
-    if label.chars().any(|c| c.is_control() || is_bidi_control(c)) || label.trim() != label {
+    if label
+        .chars()
+        .any(|c| c.is_control() || is_bidi_control(c) || is_invisible(c))
+        || label.trim() != label
+    {
         return Some(
-            "must not contain control or text-direction characters, nor start or end with a \
-             space"
+            "must not contain control, text-direction or invisible characters, nor start or end \
+             with a space"
                 .into(),
         );
     }
     None
+}
+
+/// Characters that show nothing (zero-width spaces, word joiners, the byte-order mark, soft
+/// hyphens, Hangul fillers) or break lines, with which a label could pass for another or hide
+/// a part of itself. The zero-width joiner stays: emoji sequences need it.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}'
+            | '\u{034f}'
+            | '\u{115f}'
+            | '\u{1160}'
+            | '\u{180e}'
+            | '\u{200b}'
+            | '\u{200c}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{2060}'..='\u{2064}' | '\u{3164}' | '\u{feff}' | '\u{ffa0}'
+    )
 }
 
 /// Characters that reorder text on screen (Trojan Source, CVE-2021-42574), which a label has
@@ -189,4 +212,27 @@ pub async fn list(store: &Store) -> Result<Vec<RecoverySet>, StoreError> {
             created_at: row.created_at,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_with_invisible_or_direction_characters_are_refused() {
+        assert_eq!(label_problem("Phone"), None);
+        assert_eq!(label_problem("Family \u{1f468}\u{200d}\u{1f469}"), None);
+        for bad in [
+            "Pho\u{200b}ne",
+            "\u{feff}Phone",
+            "Phone\u{2028}Code: 123 456",
+            "Phone\u{00ad}",
+            "\u{3164}",
+            "Phone\u{202e}enohP",
+            "Phone\n",
+            " Phone",
+        ] {
+            assert!(label_problem(bad).is_some(), "{bad:?}");
+        }
+    }
 }

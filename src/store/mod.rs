@@ -107,7 +107,7 @@ impl Store {
         let path = data_dir.join(DATABASE_FILE_NAME);
         let mut connection = Connection::open(&path)?;
         restrict_file_permissions(&path)?;
-        configure(&connection)?;
+        configure(&mut connection)?;
         migrate(&mut connection, &path)?;
         let connection = Arc::new(Mutex::new(Some(connection)));
         let (grouped, requests) = tokio::sync::mpsc::unbounded_channel();
@@ -269,8 +269,12 @@ fn commit_group(
     (results, committed)
 }
 
-fn configure(connection: &Connection) -> Result<(), StoreError> {
+fn configure(connection: &mut Connection) -> Result<(), StoreError> {
     connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Every transaction takes the write lock when it begins, waiting (busy_timeout) for another
+    // process's (the command line's): a deferred one that read first could not wait to upgrade
+    // and would fail with "database is locked" (seen as a 500 while `siteid enroll` wrote).
+    connection.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     connection.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;

@@ -583,28 +583,41 @@ fn requests_are_parsed_strictly_and_bounded() {
     );
     // Listing needs the `credentials` capability.
     assert_eq!(node.get(REQUESTS).status, 401);
-    // At most eight wait at once (and a client may send only a few a minute).
-    let mut refused = None;
-    for _ in 0..12 {
-        let answer = node.post_json(REQUESTS, &request_body(&new_device()));
-        if answer.status != 201 {
-            refused = Some(answer);
-            break;
-        }
-    }
-    let refused = refused.expect("a request is refused");
+    // Two wait at once from one address (eight in all), with the time until the oldest runs out.
+    let second = node.post_json(REQUESTS, &request_body(&new_device()));
+    assert_eq!(second.status, 201, "{}", second.body);
+    let refused = node.post_json(REQUESTS, &request_body(&new_device()));
     assert_eq!(
         refused.problem(429)["type"],
-        "urn:siteid:problem:too-many-enrollment-requests"
+        "urn:siteid:problem:enrollment-queue-full"
     );
+    let retry_after: i64 = refused
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=300).contains(&retry_after), "{retry_after}");
     let pending = node.call("GET", REQUESTS, Some(&token), None, &[]).json();
     assert!(pending["requests"].as_array().expect("array").len() <= 8);
 }
 
 /// The binding of `device` as granted, signed by `approver`'s own key (an approval by a device
 /// or service that does not hold the owner key).
+/// It names the address the approver judged (`from`): these tests' requests come from
+/// 127.0.0.1.
 fn binding_by_approver(approver: &Device, device: &Device, iat: i64) -> String {
-    binding_at(&approver.signer.key, &approver.signer, device, iat)
+    let mut claims = json!({
+        "sub": device.kid(), "kind": device.kind, "label": device.label,
+        "cap": device.capabilities, "net": device.networks, "iat": iat, "jti": device.id,
+        "from": "127.0.0.1",
+    });
+    if let Some(exp) = device.expires_at {
+        claims["exp"] = json!(exp);
+    }
+    siteid::jose::jws::sign_es384(
+        &approver.signer.key,
+        &json!({"alg": "ES384", "typ": "siteid-credential+jwt", "kid": approver.kid()}),
+        &claims,
+    )
 }
 
 #[test]
@@ -991,6 +1004,13 @@ fn an_approval_naming_another_requester_address_is_refused() {
         );
         json!({"capabilities": device.capabilities, "networks": [], "expires_at": null, "binding": binding})
     };
+    // An approver other than the owner key must say which address it judged.
+    let without_from = json!({
+        "capabilities": device.capabilities, "networks": [], "expires_at": null,
+        "binding": binding_at(&approver.signer.key, &approver.signer, &device, now()),
+    });
+    let refused = approve(&node, &approver_token, &without_from, &device.id);
+    assert_eq!(refused.problem(422)["field"], "binding");
     // What a relay that rewrote the event's address would make the approver sign.
     let rewritten = approve(&node, &approver_token, &with_from("10.0.0.55"), &device.id);
     assert_eq!(rewritten.problem(422)["field"], "binding");

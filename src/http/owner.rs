@@ -201,6 +201,10 @@ pub struct RotateBody {
     /// A new current encryption key, bound by the new key.
     #[serde(default)]
     encryption_key: Option<EncryptionKeyBody>,
+    /// The new key's binding of the node key (`siteid-node-key+jwt`), stored in the rotation's
+    /// own transaction so that the node key stays published throughout.
+    #[serde(default)]
+    node_key_binding: Option<String>,
 }
 
 /// An encryption key wrapped and bound again by a rotation's new key.
@@ -251,8 +255,38 @@ pub async fn rotate(
         encryption_key: body.encryption_key.as_ref().map(EncryptionKeyBody::as_new),
     };
     let actor = client.actor();
-    let rotated =
-        rotation::rotate(&context, request, Some(&signed_in.session.id), &actor, now).await?;
+    let node_key = state.node_key.get();
+    let rebinding = body
+        .node_key_binding
+        .as_deref()
+        .map(|binding| rotation::NodeKeyRebinding {
+            node_kid: node_key.kid(),
+            binding,
+        });
+    let rotated = rotation::rotate_binding_node_key(
+        &context,
+        request,
+        rebinding,
+        Some(&signed_in.session.id),
+        &actor,
+        now,
+    )
+    .await?;
+    // The binding cell follows the new owner key at once (the sweeper would within a second);
+    // the rotation is done either way.
+    if let Ok(Some(owner_key)) = state.credentials.owner_key(&state.store, now).await
+        && let Err(error) = state
+            .node_binding
+            .reload(
+                &state.store,
+                &state.node_key,
+                &owner_key,
+                state.public_url.as_str(),
+            )
+            .await
+    {
+        tracing::warn!(%error, "reading the node key's binding after a rotation failed");
+    }
     tracing::info!(old = %rotated.old_kid, new = %rotated.new_kid, "owner key rotated");
     for credential_id in std::iter::once(&rotated.old_kid).chain(&rotated.revoked) {
         state

@@ -12,15 +12,27 @@ export const NODE_BINDING_TYP = 'siteid-node-key+jwt';
  * session with the owner capability. Resolves whether a binding was sent.
  */
 export async function bindNodeKey(ownerKey) {
-  const response = await fetch('/.well-known/siteid/node-key.json', { cache: 'no-store', credentials: 'omit' });
-  if (!response.ok) return false;
-  const published = await response.json();
+  const published = await nodeKey();
   if (typeof published?.kid !== 'string' || published.binding !== null) return false;
-  const binding = await signJwt(
+  await api('PUT', '/node-key/binding', { binding: await sign(ownerKey, published.kid) });
+  return true;
+}
+
+/** A rotation's new key {signingKey, kid} binding the node key, sent with the rotation itself; null when the node has none. */
+export async function rotationBinding(newKey) {
+  const published = await nodeKey();
+  return typeof published?.kid === 'string' ? sign(newKey, published.kid) : null;
+}
+
+async function nodeKey() {
+  const response = await fetch('/.well-known/siteid/node-key.json', { cache: 'no-store', credentials: 'omit' });
+  return response.ok ? response.json() : null;
+}
+
+function sign(ownerKey, nodeKid) {
+  return signJwt(
     ownerKey.signingKey,
     { alg: 'ES384', typ: NODE_BINDING_TYP, kid: ownerKey.kid },
-    { aud: location.origin, sub: published.kid, iat: Math.floor(Date.now() / 1000) },
+    { aud: location.origin, sub: nodeKid, iat: Math.floor(Date.now() / 1000) },
   );
-  await api('PUT', '/node-key/binding', { binding });
-  return true;
 }

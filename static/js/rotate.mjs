@@ -87,13 +87,13 @@ export async function rotateOwnerKey(call, { password, newPassword, reason }, pr
   const record = await recordSignature(newKey, { audience: audience(), wrappedKey, unlockVerifier });
   const statement = await keyStatement(oldKey, { newKid: newKey.kid, oldKid, seq: history.keys.length, reason });
   const proof = await rotateProof(newKey.signingKey);
+  // The new key binds the node's own key in the rotation itself, so it stays published.
+  const nodeKey = await import('./node-binding.mjs').then((m) => m.rotationBinding(newKey)).catch(() => null);
   const answer = await call('POST', '/owner/rotate', {
     public_key: publicJwk, wrapped_key: wrappedKey, unlock_verifier: unlockVerifier, old_unlock_verifier: unlockKey.unlockVerifier,
-    proof, statement, bindings, record, ...inbox.members,
+    proof, statement, bindings, record, ...inbox.members, ...(nodeKey ? { node_key_binding: nodeKey } : {}),
   });
   if (answer.kid !== newKey.kid) throw new Error('the node answered with another key id than the new key’s');
-  // The new key binds the node's own key, which the old key's binding no longer vouches for (best effort).
-  await import('./node-binding.mjs').then(({ bindNodeKey }) => bindNodeKey(newKey)).catch(() => false);
   // The re-wrapped keys are the same keys this device keeps already; a new one is kept too (else the password opens it).
   if (inbox.fresh) await (await import('./inbox-keystore.mjs')).saveEncryptionKey(inbox.fresh).catch(() => {});
   return { ...answer, rebound: bindings.length, newEncryptionKey: !!inbox.fresh };

@@ -830,3 +830,51 @@ fn a_node_key_rotation_reaches_the_running_node_and_login_verifies_the_new_key()
     });
     assert_eq!(old_binding, None);
 }
+
+#[test]
+fn a_rotation_over_http_binds_the_node_key_in_the_same_transaction() {
+    let (_dir, node) = spawn_node();
+    let owner = TestOwner::from_vector();
+    node.claim(&owner);
+    let (token, _) = node.login_stepped_up(&owner);
+    let node_kid = node.get(NODE_KEY).json()["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    bind_node_key(&node, &token, &owner, &node_kid);
+    // A binding by the old key is refused, and the rotation with it changes nothing.
+    let mut stale = crate::owner_key::Rotation::new(&node, &owner.key, 1, &[]);
+    stale.body["node_key_binding"] =
+        json!(sign_binding(&owner.key, &node.audience, &node_kid, now()));
+    let refused = node.call(
+        "POST",
+        "/api/v1/owner/rotate",
+        Some(&token),
+        Some(&stale.body),
+        &[],
+    );
+    assert_eq!(refused.problem(422)["field"], "node_key_binding");
+    // With the new key's binding the JWKS lists the node key as soon as the rotation answers.
+    let mut rotation = crate::owner_key::Rotation::new(&node, &owner.key, 1, &[]);
+    rotation.body["node_key_binding"] = json!(sign_binding(
+        &rotation.next,
+        &node.audience,
+        &node_kid,
+        now()
+    ));
+    let rotated = node.call(
+        "POST",
+        "/api/v1/owner/rotate",
+        Some(&token),
+        Some(&rotation.body),
+        &[],
+    );
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let new_kid = rotation.next.public_key().thumbprint();
+    let kids = jwks_kids(&node);
+    assert!(kids.contains(&new_kid) && kids.contains(&node_kid), "{kids:?}");
+    let published = node.get(NODE_KEY).json();
+    let binding = published["binding"].as_str().expect("bound");
+    let jws = CompactJws::parse(binding, siteid::jose::node_key::BINDING_TYPE).expect("a JWS");
+    assert_eq!(jws.header.kid.as_deref(), Some(new_kid.as_str()));
+}

@@ -180,7 +180,7 @@ test('A replaces the owner key; the history verifies with npm jose; the old key 
   await shot(a, testInfo, 'account-rotated');
 
   const body = rotation.postDataJSON();
-  expect(Object.keys(body).sort()).toEqual(['bindings', 'encryption_keys', 'old_unlock_verifier', 'proof', 'public_key', 'record', 'statement', 'unlock_verifier', 'wrapped_key']);
+  expect(Object.keys(body).sort()).toEqual(['bindings', 'encryption_keys', 'node_key_binding', 'old_unlock_verifier', 'proof', 'public_key', 'record', 'statement', 'unlock_verifier', 'wrapped_key']);
   kids.second = await jwkThumbprint(body.public_key);
   // The inbox's encryption key from the claim, wrapped and bound again by the new key; a routine rotation adds none.
   const encKid = (await (await fetch(`${node.base}/.well-known/jwks.json`)).json()).keys.find((k) => k.use === 'enc').kid;
@@ -196,9 +196,9 @@ test('A replaces the owner key; the history verifies with npm jose; the old key 
   expect(Object.keys(proof.claims).sort()).toEqual(['aud', 'exp', 'iat', 'nonce']);
   expect((await verified(body.record, body.public_key)).claims.wrapped_key_sha256).toBe(sha256(body.wrapped_key));
   expect(JSON.parse(Buffer.from(body.wrapped_key.split('.')[0], 'base64url')).kid).toBe(kids.second);
-  // The new key bound the node's own key again, right after the rotation.
+  // The new key bound the node's own key again in the rotation itself, and the node serves that binding.
   const nodeKey = await (await fetch(`${node.base}/.well-known/siteid/node-key.json`)).json();
-  expect(typeof nodeKey.binding).toBe('string');
+  expect(nodeKey.binding).toBe(body.node_key_binding);
   const nodeBinding = await verified(nodeKey.binding, body.public_key);
   expect(nodeBinding.header).toEqual({ alg: 'ES384', typ: 'siteid-node-key+jwt', kid: kids.second });
   expect(nodeBinding.claims).toMatchObject({ aud: node.base, sub: nodeKey.kid });

@@ -872,7 +872,10 @@ fn a_rotation_over_http_binds_the_node_key_in_the_same_transaction() {
     assert_eq!(rotated.status, 200, "{}", rotated.body);
     let new_kid = rotation.next.public_key().thumbprint();
     let kids = jwks_kids(&node);
-    assert!(kids.contains(&new_kid) && kids.contains(&node_kid), "{kids:?}");
+    assert!(
+        kids.contains(&new_kid) && kids.contains(&node_kid),
+        "{kids:?}"
+    );
     let published = node.get(NODE_KEY).json();
     let binding = published["binding"].as_str().expect("bound");
     let jws = CompactJws::parse(binding, siteid::jose::node_key::BINDING_TYPE).expect("a JWS");

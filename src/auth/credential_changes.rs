@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use super::InternalError;
 use super::credentials::{
-    BINDING_TYPE, Capabilities, Capability, CredentialKind, CredentialRegistry, binding_digest,
-    verify_binding,
+    BINDING_TYPE, BindingClaims, Capabilities, Capability, CredentialKind, CredentialRegistry,
+    binding_digest, verify_binding,
 };
 use super::key_history::check_recent;
 use crate::audit::{self, Actor, AuditEvent};
@@ -183,7 +183,7 @@ fn check_binding(
     fields: &CheckedFields,
     replacing: Option<&str>,
     now: i64,
-) -> Result<(), CredentialError> {
+) -> Result<BindingClaims, CredentialError> {
     let claims = verify_binding(binding, owner_key).map_err(|e| invalid("binding", e))?;
     // Fresh, so that a binding seen once (in a log, a backup, a request) cannot be sent again
     // later to undo a change.
@@ -228,7 +228,7 @@ fn check_binding(
     if claims.exp != fields.expires_at {
         return Err(disagrees("expires_at"));
     }
-    Ok(())
+    Ok(claims)
 }
 
 fn networks_json(networks: &[IpNetwork]) -> String {
@@ -249,12 +249,22 @@ pub struct NewCredential {
     /// id and state the node took from a verified registration.
     pub passkey: Option<crate::store::passkeys::PasskeyRow>,
     /// The enrollment request this credential answers, marked approved in the same
-    /// transaction: `(request id, approving credential id)`.
-    pub approves_request: Option<(String, String)>,
+    /// transaction.
+    pub approves_request: Option<ApprovedRequest>,
     /// Whether the node's enrollment mode applies (`window` mode admits new credentials only
     /// while a window is open), checked again inside the transaction. The command line on the
     /// server, which holds the owner key, is not gated.
     pub gated: bool,
+}
+
+/// The enrollment request an added credential answers (pairing).
+#[derive(Debug, Clone)]
+pub struct ApprovedRequest {
+    pub request_id: String,
+    /// The approving session's credential.
+    pub approver_id: String,
+    /// The address the request came from, which a binding's `from` must name.
+    pub requester_ip: String,
 }
 
 /// A change as received: the fields it leaves out keep their values; the binding covers the
@@ -311,7 +321,7 @@ pub async fn add(
     // An approval (pairing) may carry the approving credential's own binding instead of the
     // owner key's: the approver then vouches, within what it holds itself.
     let approver = match &input.approves_request {
-        Some((_, approver_id))
+        Some(ApprovedRequest { approver_id, .. })
             if super::credentials::binding_signer(&input.binding)
                 .is_some_and(|signer| signer != owner.kid) =>
         {
@@ -323,19 +333,22 @@ pub async fn add(
         }
         _ => None,
     };
-    if approver.is_none() {
-        let replacing = None;
-        check_binding(
-            &input.binding,
-            &owner,
-            &input.id,
-            &kid,
-            kind,
-            &fields,
-            replacing,
-            now,
-        )?;
-    }
+    let owner_claims = match approver {
+        Some(_) => None,
+        None => {
+            let replacing = None;
+            Some(check_binding(
+                &input.binding,
+                &owner,
+                &input.id,
+                &kid,
+                kind,
+                &fields,
+                replacing,
+                now,
+            )?)
+        }
+    };
     let row = CredentialRow {
         id: input.id,
         kid,
@@ -352,27 +365,39 @@ pub async fn add(
         last_used_at: None,
         revoked_at: None,
     };
-    if let Some(approver) = &approver {
-        let binding = row.binding.as_deref().unwrap_or_default();
-        let claims = super::credentials::verify_delegated_binding(binding, approver)
-            .map_err(|e| invalid("binding", e))?;
-        // An approver that is not the owner judges the request by what it was shown, the
-        // requester's address among it: its binding must say which address it judged.
-        if claims.from.is_none() {
-            return Err(invalid(
-                "binding",
-                "by an approving credential must name the requester's address it judged (from)",
-            ));
+    let from = match (&approver, owner_claims) {
+        (Some(approver), _) => {
+            let (_, claims) = super::credentials::check_delegated(&row, approver).map_err(|e| {
+                let e = e.replace(
+                    "does not match its binding",
+                    "does not agree with the approval's capabilities, networks and \
+                         expires_at, or the request's kind, label, key and id",
+                );
+                invalid("binding", format!("is refused: the credential {e}"))
+            })?;
+            check_recent(claims.iat as f64, now).map_err(|e| invalid("binding", e))?;
+            // An approver that is not the owner judges the request by what it was shown, the
+            // requester's address among it: its binding must say which address it judged.
+            if claims.from.is_none() {
+                return Err(invalid(
+                    "binding",
+                    "by an approving credential must name the requester's address it judged \
+                     (from)",
+                ));
+            }
+            claims.from
         }
-        check_recent(claims.iat as f64, now).map_err(|e| invalid("binding", e))?;
-        super::credentials::check_delegated_row(&row, approver).map_err(|e| {
-            let e = e.replace(
-                "does not match its binding",
-                "does not agree with the approval's capabilities, networks and expires_at, or \
-                 the request's kind, label, key and id",
-            );
-            invalid("binding", format!("is refused: the credential {e}"))
-        })?;
+        (None, claims) => claims.and_then(|claims| claims.from),
+    };
+    // A binding that names the address it judged must name the request's: a relay that
+    // rewrote the event cannot make the approver let in a request from elsewhere.
+    if let (Some(from), Some(request)) = (&from, &input.approves_request)
+        && *from != request.requester_ip
+    {
+        return Err(invalid(
+            "binding",
+            "names another requester address (from) than the request came from",
+        ));
     }
     let approver_kid = approver.as_ref().map(|a| a.kid.clone());
     // The approver's row as the registry checked it, compared again inside the transaction.
@@ -437,21 +462,20 @@ pub async fn add(
             if let Some(passkey) = &passkey {
                 crate::store::passkeys::insert(&tx, passkey)?;
             }
-            if let Some((request_id, approver)) = &approves_request
-                && !crate::store::enrollment::answer(
+            if let Some(request) = &approves_request {
+                let answered = crate::store::enrollment::answer(
                     &tx,
-                    request_id,
+                    &request.request_id,
                     "approved",
-                    Some(approver),
+                    Some(&request.approver_id),
                     now,
-                )?
-            {
-                return Err(CredentialError::RequestAnswered);
-            }
-            if let Some((request_id, approver)) = &approves_request {
+                )?;
+                if !answered {
+                    return Err(CredentialError::RequestAnswered);
+                }
                 let event = AuditEvent::EnrollmentApproved {
-                    request_id: request_id.clone(),
-                    approved_by: approver.clone(),
+                    request_id: request.request_id.clone(),
+                    approved_by: request.approver_id.clone(),
                     capabilities: row.capabilities.clone(),
                 };
                 audit::append(&tx, now, &event, &actor)?;
@@ -714,6 +738,11 @@ async fn store_change(
         .run(move |c| {
             let tx = c.transaction().map_err(StoreError::from)?;
             check_bound_by_current_owner(&tx, row.binding.as_deref())?;
+            // A new key for a credential is a new credential as far as `window` mode goes.
+            if what == ChangeKind::Reset {
+                super::enrollment::admits_new_credential_in(&tx, now)?
+                    .map_err(CredentialError::EnrollmentClosed)?;
+            }
             if what == ChangeKind::Reset {
                 let (_, kid_taken) = rows::taken(&tx, "", &row.kid)?;
                 if kid_taken {

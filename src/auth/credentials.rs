@@ -246,7 +246,7 @@ pub struct Principal {
 }
 
 /// The claims of a binding: exactly these members.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BindingClaims {
     pub sub: String,
@@ -262,13 +262,6 @@ pub(crate) struct BindingClaims {
     /// refuses the approval when the request came from another (a relay rewrote it).
     #[serde(default)]
     pub from: Option<String>,
-}
-
-/// The `from` claim of a binding, read without checking its signature (an approval compares it
-/// with the request; the binding itself is checked when the credential is added).
-pub(crate) fn binding_from(binding: &str) -> Option<String> {
-    let jws = CompactJws::parse_accepting(binding, BINDING_TYPE, |_| true).ok()?;
-    jws.verify_by::<BindingClaims>(|_, _| true).ok()?.from
 }
 
 /// Checks a stored row against its binding and the owner key; the message says what does not
@@ -298,17 +291,30 @@ pub(crate) fn check_delegated_row(
     row: &CredentialRow,
     issuer: &Credential,
 ) -> Result<Credential, String> {
+    check_delegated(row, issuer).map(|(credential, _)| credential)
+}
+
+/// [`check_delegated_row`], also returning the binding's claims (its `iat` and `from`, which an
+/// approval checks).
+pub(crate) fn check_delegated(
+    row: &CredentialRow,
+    issuer: &Credential,
+) -> Result<(Credential, BindingClaims), String> {
     if !issuer.capabilities.contains(Capability::Credentials)
         || matches!(issuer.kind, CredentialKind::Owner | CredentialKind::Passkey)
     {
         return Err("has a binding by a credential that may not approve others".into());
     }
+    let mut verified = None;
     let credential = check_row_with(row, |kind, binding| match (kind, binding) {
         (CredentialKind::Device | CredentialKind::Key, Some(binding)) => {
-            verify_delegated_binding(binding, issuer).map(Some)
+            let claims = verify_delegated_binding(binding, issuer)?;
+            verified = Some(claims.clone());
+            Ok(Some(claims))
         }
         _ => Err("has a binding by a credential that may not approve it".into()),
     })?;
+    let claims = verified.ok_or("has no binding")?;
     if credential.capabilities.intersection(issuer.capabilities) != credential.capabilities {
         return Err("has capabilities its approver does not hold".into());
     }
@@ -326,7 +332,7 @@ pub(crate) fn check_delegated_row(
     {
         return Err("outlives its approver".into());
     }
-    Ok(credential)
+    Ok((credential, claims))
 }
 
 /// The kid a binding's header names as its signer, read without any check (to find the key

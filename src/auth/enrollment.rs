@@ -307,10 +307,6 @@ impl Enrollment {
         if registry.owner_key(store, now).await?.is_none() {
             return Err(EnrollmentError::NotClaimed);
         }
-        self.state(store, now)
-            .await?
-            .admits_new_credential()
-            .map_err(EnrollmentError::Gate)?;
         if let Some(ip) = actor.ip_addr() {
             self.requests
                 .admit(ip, now)
@@ -339,6 +335,7 @@ impl Enrollment {
         store
             .run(move |c| {
                 let tx = c.transaction().map_err(StoreError::from)?;
+                admits_new_credential_in(&tx, now)?.map_err(EnrollmentError::Gate)?;
                 let pending = rows::pending(&tx, now)?;
                 let requester: Option<std::net::IpAddr> = row.ip.parse().ok();
                 let same = |bucket: fn(std::net::IpAddr) -> String| {
@@ -392,14 +389,6 @@ impl Enrollment {
         now: i64,
     ) -> Result<crate::store::credentials::CredentialRow, EnrollmentError> {
         let row = pending_request(store, &approval.request_id, now).await?;
-        if let Some(from) = super::credentials::binding_from(&approval.binding)
-            && from != row.ip
-        {
-            return Err(invalid(
-                "binding",
-                "names another requester address (from) than the request came from",
-            ));
-        }
         let granted = Capabilities::from_names(approval.capabilities.iter().map(String::as_str))
             .map_err(|e| invalid("capabilities", e))?;
         let beyond: Vec<&'static str> = granted
@@ -413,10 +402,8 @@ impl Enrollment {
         if !beyond.is_empty() {
             return Err(EnrollmentError::ExceedsApprover(beyond));
         }
-        self.state(store, now)
-            .await?
-            .admits_new_credential()
-            .map_err(EnrollmentError::Gate)?;
+        // The enrollment mode, the binding (and its `from`) and the request's state are checked
+        // where the credential is added, inside its transaction.
         let input = credential_changes::NewCredential {
             id: row.id.clone(),
             kind: row.kind.clone(),
@@ -429,13 +416,18 @@ impl Enrollment {
             },
             binding: approval.binding,
             passkey: None,
-            approves_request: Some((row.id.clone(), approver.credential_id.clone())),
+            approves_request: Some(credential_changes::ApprovedRequest {
+                request_id: row.id.clone(),
+                approver_id: approver.credential_id.clone(),
+                requester_ip: row.ip.clone(),
+            }),
             gated: true,
         };
         let added = credential_changes::add(store, registry, input, actor, now)
             .await
             .map_err(|error| match error {
                 CredentialError::RequestAnswered => EnrollmentError::Answered,
+                CredentialError::EnrollmentClosed(gate) => EnrollmentError::Gate(gate),
                 other => EnrollmentError::Credential(other),
             })?;
         Ok(added)
@@ -553,8 +545,8 @@ pub fn admits_new_credential_in(
     Ok(read_state(connection, configured, now)?.admits_new_credential())
 }
 
-/// Sets the mode (the command line calls this directly). Audited when it changes.
-pub async fn set_mode(
+/// Sets the mode. Audited when it changes.
+async fn set_mode(
     store: &Store,
     configured: Mode,
     mode: Mode,
@@ -581,8 +573,8 @@ pub async fn set_mode(
         .await
 }
 
-/// Opens (or extends) the window for `seconds` (the command line calls this directly).
-pub async fn open_window(
+/// Opens (or extends) the window for `seconds`.
+async fn open_window(
     store: &Store,
     configured: Mode,
     seconds: i64,
@@ -657,8 +649,8 @@ fn record_closed(
     Ok(())
 }
 
-/// Closes the window now (the command line calls this directly).
-pub async fn close_window(
+/// Closes the window now.
+async fn close_window(
     store: &Store,
     configured: Mode,
     actor: &Actor,

@@ -64,7 +64,7 @@ pub fn run(args: &EnrollArgs) -> Result<(), Failure> {
     let state = runtime.block_on(async {
         apply(&store, configured, mode, args, &actor, now)
             .await
-            .map_err(|e| Failure::new(e.to_string()))
+            .map_err(Failure::new)
     })?;
     store.close()?;
     print_state(&state);
@@ -78,18 +78,30 @@ async fn apply(
     args: &EnrollArgs,
     actor: &Actor,
     now: i64,
-) -> Result<EnrollmentState, crate::store::StoreError> {
+) -> Result<EnrollmentState, String> {
     let enrollment = enrollment::Enrollment::new(configured);
     if let Some(mode) = mode {
-        enrollment::set_mode(store, configured, mode, actor, now).await?;
+        enrollment
+            .set_mode(store, mode, actor, now)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     if args.close {
-        enrollment::close_window(store, configured, actor, now).await?;
+        enrollment
+            .close_window(store, actor, now)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     if let Some(minutes) = args.minutes {
-        enrollment::open_window(store, configured, i64::from(minutes) * 60, actor, now).await?;
+        enrollment
+            .open_window(store, minutes, actor, now)
+            .await
+            .map_err(|e| e.to_string())?;
     }
-    enrollment.state(store, now).await
+    enrollment
+        .state(store, now)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn print_state(state: &EnrollmentState) {

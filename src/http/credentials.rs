@@ -174,7 +174,6 @@ pub async fn create(
     let now = state.clock.now();
     signed_in.require(Capability::Credentials)?;
     signed_in.require_step_up(now)?;
-    admits_new_credential(&state, now).await?;
     let input = NewCredential {
         id: body.id,
         kind: body.kind,
@@ -200,18 +199,6 @@ pub async fn create(
     .await?;
     let view = CredentialView::of(row, &signed_in.session.credential_id);
     Ok(HttpResponse::Created().json(view))
-}
-
-/// Refuses a new credential (or a new key for one) in `window` mode while no window is open:
-/// 403 `enrollment-window-closed`.
-pub async fn admits_new_credential(state: &AppState, now: i64) -> Result<(), Problem> {
-    state
-        .enrollment
-        .state(&state.store, now)
-        .await
-        .map_err(|e| Problem::internal(&e))?
-        .admits_new_credential()?;
-    Ok(())
 }
 
 /// A present-but-null member reads as `Some(None)`, a missing one as `None`.
@@ -310,7 +297,6 @@ pub async fn reset(
     let now = state.clock.now();
     signed_in.require(Capability::Credentials)?;
     signed_in.require_step_up(now)?;
-    admits_new_credential(&state, now).await?;
     let changed = credential_changes::reset(
         &state.store,
         &state.credentials,

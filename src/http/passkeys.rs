@@ -101,7 +101,6 @@ pub async fn register(
     signed_in.require(Capability::Credentials)?;
     signed_in.require_step_up(now)?;
     refuse_prf_output(&body.credential)?;
-    super::credentials::admits_new_credential(&state, now).await?;
     let input = NewPasskey {
         registration_id: body.registration_id,
         answer: body.credential,
